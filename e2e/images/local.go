@@ -1,0 +1,535 @@
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/internal/gobuild"
+	"github.com/meshconform/meshconform/e2e/internal/oci"
+	"github.com/meshconform/meshconform/e2e/internal/rootfs"
+	"github.com/meshconform/meshconform/e2e/report"
+)
+
+// Module versions of the programs the local source builds besides Kubernetes.
+const (
+	DistributionVersion = "v3.1.2"
+	kindNodeRepo        = "meshconform/node"
+	registryImageRepo   = "meshconform/registry"
+	// recipeVersion is bumped when how images are assembled changes, so no
+	// image assembled the old way is taken from the cache.
+	recipeVersion = "1"
+)
+
+// Local builds every image on this machine and serves it from a local
+// registry. Images are cached by a digest of their inputs: the registry keeps
+// each image under a tag made of that digest as well as its usual tag.
+type Local struct {
+	Release  KubeRelease
+	CacheDir string
+	// RegistryPort is the registry's port on 127.0.0.1.
+	RegistryPort int
+	Run          *report.Run
+	// BuildLog receives the output of go, debootstrap and gcc.
+	BuildLog io.Writer
+
+	once  sync.Map // name → *lazy
+	goBld *gobuild.Builder
+}
+
+// NewLocal returns the local source for release, caching under cacheDir.
+func NewLocal(release KubeRelease, cacheDir string, port int, run *report.Run, buildLog io.Writer) *Local {
+	return &Local{Release: release, CacheDir: cacheDir, RegistryPort: port, Run: run, BuildLog: buildLog,
+		goBld: &gobuild.Builder{CacheDir: cacheDir, Log: buildLog}}
+}
+
+// Name implements Source.
+func (l *Local) Name() string { return SourceLocal }
+
+// Check implements Source: everything a build needs, before anything runs.
+func (l *Local) Check(ctx context.Context) error {
+	if err := docker.Ping(ctx); err != nil {
+		return err
+	}
+	for _, tool := range []string{"go", "gcc", "debootstrap", "tar", "chroot"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("local image source needs %s on PATH (make setup installs what is missing)", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("local image source needs root (debootstrap builds the node's root filesystem)")
+	}
+	// A registry of ours holding the port is fine: it is reused or replaced.
+	if ok, _ := docker.Exists(ctx, "container", RegistryContainer); !ok {
+		return PortFree(l.RegistryPort)
+	}
+	return nil
+}
+
+// Prepare implements Source.
+func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, error) {
+	var regImage string
+	err := l.Run.Time("local registry", func() error {
+		var err error
+		if regImage, err = l.registryImage(ctx); err != nil {
+			return err
+		}
+		return startRegistry(ctx, regImage, network, filepath.Join(l.CacheDir, "registry"), l.RegistryPort)
+	})
+	if err != nil {
+		return ClusterImages{}, err
+	}
+	reg := oci.Registry{Host: fmt.Sprintf("127.0.0.1:%d", l.RegistryPort)}
+
+	var node string
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		node, err = l.nodeImage(gctx)
+		return err
+	})
+	for _, r := range l.clusterRecipes() {
+		g.Go(func() error { return l.ensure(gctx, reg, r) })
+	}
+	if err := g.Wait(); err != nil {
+		return ClusterImages{}, err
+	}
+	l.Run.Figure("image_cache_bytes", dirSize(l.CacheDir))
+	return ClusterImages{Node: node, ContainerdConfigPatches: []string{MirrorPatch(RegistryEndpoint())}}, nil
+}
+
+// recipe is one image for the registry: its usual name, the inputs that
+// determine it, and how to build it.
+type recipe struct {
+	ref    string
+	inputs []string
+	build  func(ctx context.Context) (v1.Image, error)
+}
+
+func (r recipe) key() string {
+	h := sha256.New()
+	json.NewEncoder(h).Encode(append([]string{recipeVersion, r.ref}, r.inputs...))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// repoTag strips the registry host: the mirror serves registry.k8s.io/x:t
+// as x:t.
+func (r recipe) repoTag() (repo, tag string) {
+	ref := r.ref
+	if i := strings.Index(ref, "/"); i > 0 && strings.ContainsAny(ref[:i], ".:") {
+		ref = ref[i+1:]
+	}
+	i := strings.LastIndex(ref, ":")
+	return ref[:i], ref[i+1:]
+}
+
+// ensure makes the registry serve r: from the cache tag when an image with
+// the same inputs was built before, else by building it now.
+func (l *Local) ensure(ctx context.Context, reg oci.Registry, r recipe) error {
+	repo, tag := r.repoTag()
+	cacheTag := repo + ":mc-" + r.key()
+	_, err := l.Run.TimeNote("image "+r.ref, func() (string, error) {
+		cached, err := reg.Digest(ctx, cacheTag)
+		if err != nil {
+			return "", err
+		}
+		if cached != "" {
+			current, err := reg.Digest(ctx, repo+":"+tag)
+			if err != nil {
+				return "", err
+			}
+			if current != cached {
+				return "cached, retagged", reg.Tag(ctx, cacheTag, repo+":"+tag)
+			}
+			return "cached", nil
+		}
+		img, err := r.build(ctx)
+		if err != nil {
+			return "", err
+		}
+		return "built", reg.Push(ctx, img, cacheTag, repo+":"+tag)
+	})
+	if err != nil {
+		return fmt.Errorf("image %s: %w", r.ref, err)
+	}
+	return nil
+}
+
+// lazy runs an expensive shared step (a Go build, a debootstrap) at most
+// once, however many images need it.
+type lazy struct {
+	once sync.Once
+	val  any
+	err  error
+}
+
+func (l *Local) do(name string, fn func() (any, error)) (any, error) {
+	v, _ := l.once.LoadOrStore(name, &lazy{})
+	lz := v.(*lazy)
+	lz.once.Do(func() {
+		_, lz.err = l.Run.TimeNote(name, func() (string, error) {
+			var err error
+			lz.val, err = fn()
+			if c, ok := lz.val.(interface{ cachedNote() string }); ok && err == nil {
+				return c.cachedNote(), nil
+			}
+			return "", err
+		})
+	})
+	return lz.val, lz.err
+}
+
+type goResult struct{ gobuild.Result }
+
+func (r goResult) cachedNote() string {
+	if r.Cached {
+		return "cached"
+	}
+	return "built"
+}
+
+type rootfsResult struct {
+	path   string
+	cached bool
+}
+
+func (r rootfsResult) cachedNote() string {
+	if r.cached {
+		return "cached"
+	}
+	return "built"
+}
+
+func (l *Local) goBuild(ctx context.Context, m gobuild.Module) (gobuild.Result, error) {
+	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, error) {
+		r, err := l.goBld.Build(ctx, m)
+		return goResult{r}, err
+	})
+	if err != nil {
+		return gobuild.Result{}, err
+	}
+	return v.(goResult).Result, nil
+}
+
+func (l *Local) rootfs(ctx context.Context, spec rootfs.Spec) (string, error) {
+	v, err := l.do("root filesystem "+spec.Name, func() (any, error) {
+		p, cached, err := rootfs.Build(ctx, l.CacheDir, spec, l.BuildLog)
+		return rootfsResult{p, cached}, err
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(rootfsResult).path, nil
+}
+
+// kubeModule is Kubernetes' server programs at the release, version-stamped
+// as the release scripts stamp them (kubeadm parses the version it reports).
+func (l *Local) kubeModule() gobuild.Module {
+	v := l.Release.Version
+	var ld []string
+	for _, p := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		ld = append(ld, "-X "+p+".gitVersion="+v, "-X "+p+".gitMajor=1", "-X "+p+".gitMinor="+l.Release.minor(),
+			"-X "+p+".gitTreeState=clean", "-X "+p+".buildDate=1970-01-01T00:00:00Z")
+	}
+	var pkgs []string
+	for _, c := range []string{"kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"} {
+		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+c)
+	}
+	return gobuild.Module{
+		Name: "kubernetes", Path: "k8s.io/kubernetes", Version: v, Packages: pkgs,
+		LDFlags: append([]string{"-s", "-w"}, ld...), Tags: []string{"selinux", "notest"},
+	}
+}
+
+func (l *Local) kubeBinaries(ctx context.Context) (gobuild.Result, error) {
+	m := l.kubeModule()
+	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, error) {
+		// Kubernetes replaces its staging modules with directories of its own
+		// tree; built as a dependency, each is pinned to its published v0.x.y.
+		staging := "v0" + strings.TrimPrefix(l.Release.Version, "v1")
+		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", staging)
+		if err != nil {
+			return nil, err
+		}
+		m.Replace = repl
+		r, err := l.goBld.Build(ctx, m)
+		return goResult{r}, err
+	})
+	if err != nil {
+		return gobuild.Result{}, err
+	}
+	return v.(goResult).Result, nil
+}
+
+func (l *Local) etcdModule() gobuild.Module {
+	return gobuild.Module{
+		Name: "etcd", Path: "go.etcd.io/etcd/server/v3", Version: l.Release.EtcdModule,
+		Packages: []string{"go.etcd.io/etcd/server/v3"}, Rename: map[string]string{"go.etcd.io/etcd/server/v3": "etcd"},
+		LDFlags: []string{"-s", "-w"},
+	}
+}
+
+func (l *Local) corednsModule() gobuild.Module {
+	return gobuild.Module{
+		Name: "coredns", Path: "github.com/coredns/coredns", Version: l.Release.CoreDNSTag,
+		Packages: []string{"github.com/coredns/coredns"}, LDFlags: []string{"-s", "-w"},
+	}
+}
+
+func registryModule() gobuild.Module {
+	return gobuild.Module{
+		Name: "distribution", Path: "github.com/distribution/distribution/v3", Version: DistributionVersion,
+		Packages: []string{"github.com/distribution/distribution/v3/cmd/registry"}, LDFlags: []string{"-s", "-w"},
+	}
+}
+
+// binaryImage is an image of one or more static programs in
+// /usr/local/bin, like the distroless images Kubernetes publishes.
+func (l *Local) binaryImage(ctx context.Context, name string, cfg oci.Config, files ...oci.File) (v1.Image, error) {
+	layer, err := oci.FilesLayer(l.layerPath(name), files)
+	if err != nil {
+		return nil, err
+	}
+	return oci.NewImage(cfg, layer)
+}
+
+func (l *Local) layerPath(name string) string {
+	dir := filepath.Join(l.CacheDir, "layers")
+	_ = os.MkdirAll(dir, 0o755)
+	return filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
+}
+
+func (l *Local) clusterRecipes() []recipe {
+	r := l.Release
+	kube := l.kubeModule()
+	var recipes []recipe
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		recipes = append(recipes, recipe{
+			ref: "registry.k8s.io/" + c + ":" + r.Version, inputs: []string{kube.Key()},
+			build: func(ctx context.Context) (v1.Image, error) {
+				bins, err := l.kubeBinaries(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return l.binaryImage(ctx, c, oci.Config{Entrypoint: []string{"/usr/local/bin/" + c}},
+					oci.File{Path: "/usr/local/bin/" + c, Mode: 0o755, Src: bins.Binary(c)})
+			},
+		})
+	}
+	proxySpec := rootfs.Spec{Name: "kube-proxy", Suite: "bookworm", Variant: "minbase", Include: kubeProxyPackages}
+	recipes = append(recipes, recipe{
+		ref: "registry.k8s.io/kube-proxy:" + r.Version, inputs: []string{kube.Key(), proxySpec.Key()},
+		build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.kubeBinaries(ctx)
+			if err != nil {
+				return nil, err
+			}
+			base, err := l.rootfs(ctx, proxySpec)
+			if err != nil {
+				return nil, err
+			}
+			baseLayer, err := oci.LayerFromTar(base)
+			if err != nil {
+				return nil, err
+			}
+			bin, err := oci.FilesLayer(l.layerPath("kube-proxy"), []oci.File{{Path: "/usr/local/bin/kube-proxy", Mode: 0o755, Src: bins.Binary("kube-proxy")}})
+			if err != nil {
+				return nil, err
+			}
+			return oci.NewImage(oci.Config{Entrypoint: []string{"/usr/local/bin/kube-proxy"}}, baseLayer, bin)
+		},
+	})
+	etcd := l.etcdModule()
+	recipes = append(recipes, recipe{
+		ref: "registry.k8s.io/etcd:" + r.EtcdTag, inputs: []string{etcd.Key()},
+		build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, etcd)
+			if err != nil {
+				return nil, err
+			}
+			return l.binaryImage(ctx, "etcd", oci.Config{Entrypoint: []string{"/usr/local/bin/etcd"}},
+				oci.File{Path: "/usr/local/bin/etcd", Mode: 0o755, Src: bins.Binary("etcd")})
+		},
+	})
+	coredns := l.corednsModule()
+	recipes = append(recipes, recipe{
+		ref: "registry.k8s.io/coredns/coredns:" + r.CoreDNSTag, inputs: []string{coredns.Key()},
+		build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, coredns)
+			if err != nil {
+				return nil, err
+			}
+			return l.binaryImage(ctx, "coredns", oci.Config{Entrypoint: []string{"/coredns"}},
+				oci.File{Path: "/coredns", Mode: 0o755, Src: bins.Binary("coredns")},
+				oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"})
+		},
+	})
+	recipes = append(recipes, recipe{
+		ref: "registry.k8s.io/pause:" + r.PauseTag, inputs: []string{r.Version, r.PauseTag, gccVersion()},
+		build: func(ctx context.Context) (v1.Image, error) {
+			pause, err := l.pauseBinary(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return l.binaryImage(ctx, "pause", oci.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
+				oci.File{Path: "/pause", Mode: 0o755, Src: pause})
+		},
+	})
+	return recipes
+}
+
+// pauseBinary compiles pause.c from the Kubernetes module, statically, as
+// Kubernetes' own build/pause Makefile does.
+func (l *Local) pauseBinary(ctx context.Context) (string, error) {
+	v, err := l.do("gcc pause "+l.Release.PauseTag, func() (any, error) {
+		out := filepath.Join(l.CacheDir, "bin", "pause-"+l.Release.PauseTag+"-"+l.Release.Version, "pause")
+		if _, err := os.Stat(out); err == nil {
+			return out, nil
+		}
+		dl, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "k8s.io/kubernetes@"+l.Release.Version).Output()
+		if err != nil {
+			return nil, fmt.Errorf("download k8s.io/kubernetes@%s: %w", l.Release.Version, err)
+		}
+		var info struct{ Dir string }
+		if err := json.Unmarshal(dl, &info); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, "gcc", "-Os", "-Wall", "-Werror", "-static",
+			fmt.Sprintf("-DVERSION=v%s-meshconform", l.Release.PauseTag),
+			"-o", out+".tmp", filepath.Join(info.Dir, "build/pause/linux/pause.c"))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("gcc pause.c: %w: %s", err, b)
+		}
+		return out, os.Rename(out+".tmp", out)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func gccVersion() string {
+	out, _ := exec.Command("gcc", "-dumpfullversion").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// registryImage builds the registry's own image (distribution, built from its
+// module) and loads it into Docker, which runs it.
+func (l *Local) registryImage(ctx context.Context) (string, error) {
+	m := registryModule()
+	tag := fmt.Sprintf("%s:%s-%s", registryImageRepo, DistributionVersion, shortHash(recipeVersion, m.Key(), registryConfig))
+	if _, err := docker.Run(ctx, "image", "inspect", tag); err == nil {
+		return tag, nil
+	}
+	bins, err := l.goBuild(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	img, err := l.binaryImage(ctx, "registry", oci.Config{
+		Entrypoint: []string{"/usr/local/bin/registry"}, Cmd: []string{"serve", "/etc/distribution/config.yml"},
+		Labels: map[string]string{OwnerLabel: "true"},
+	},
+		oci.File{Path: "/usr/local/bin/registry", Mode: 0o755, Src: bins.Binary("registry")},
+		oci.File{Path: "/etc/distribution/config.yml", Data: []byte(registryConfig)})
+	if err != nil {
+		return "", err
+	}
+	return tag, oci.DockerLoad(ctx, img, tag)
+}
+
+// nodeImage builds the kind node image and loads it into Docker (kind starts
+// node containers from the Docker image store).
+func (l *Local) nodeImage(ctx context.Context) (string, error) {
+	spec, err := nodeRootfsSpec(ctx, l.BuildLog)
+	if err != nil {
+		return "", err
+	}
+	kube := l.kubeModule()
+	pause := "registry.k8s.io/pause:" + l.Release.PauseTag
+	config := nodeContainerdConfig(pause)
+	tag := fmt.Sprintf("%s:%s-%s", kindNodeRepo, l.Release.Version, shortHash(recipeVersion, spec.Key(), kube.Key(), config))
+	_, err = l.Run.TimeNote("image "+tag, func() (string, error) {
+		if _, err := docker.Run(ctx, "image", "inspect", tag); err == nil {
+			return "cached", nil
+		}
+		base, err := l.rootfs(ctx, spec)
+		if err != nil {
+			return "", err
+		}
+		bins, err := l.kubeBinaries(ctx)
+		if err != nil {
+			return "", err
+		}
+		baseLayer, err := oci.LayerFromTar(base)
+		if err != nil {
+			return "", err
+		}
+		files := []oci.File{
+			{Path: "/kind/version", Data: []byte(l.Release.Version + "\n")},
+			{Path: "/etc/containerd/config.toml", Data: []byte(config)},
+		}
+		for _, b := range []string{"kubelet", "kubeadm", "kubectl"} {
+			files = append(files, oci.File{Path: "/usr/bin/" + b, Mode: 0o755, Src: bins.Binary(b)})
+		}
+		k8sLayer, err := oci.FilesLayer(l.layerPath("node-kubernetes"), files)
+		if err != nil {
+			return "", err
+		}
+		img, err := oci.NewImage(oci.Config{
+			Entrypoint: []string{"/usr/local/bin/entrypoint", "/sbin/init"},
+			Env:        []string{"container=docker"},
+			StopSignal: "SIGRTMIN+3",
+			Labels:     map[string]string{OwnerLabel: "true"},
+		}, baseLayer, k8sLayer)
+		if err != nil {
+			return "", err
+		}
+		return "built", oci.DockerLoad(ctx, img, tag)
+	})
+	return tag, err
+}
+
+func shortHash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// dirSize is the bytes of regular files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}

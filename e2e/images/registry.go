@@ -1,0 +1,142 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshconform/meshconform/e2e/internal/docker"
+)
+
+// Names and labels of what the local source creates in Docker.
+const (
+	// RegistryContainer is the local registry's container; on the clusters'
+	// Docker network it answers as RegistryContainer:5000.
+	RegistryContainer = "meshconform-registry"
+	// OwnerLabel marks every Docker object meshconform creates, so a
+	// teardown or a later run can tell its own objects from a user's.
+	OwnerLabel = "dev.meshconform.owned"
+	// DefaultRegistryPort is the host port (on 127.0.0.1) of the registry.
+	DefaultRegistryPort = 5001
+)
+
+// RegistryEndpoint is the registry's address as the nodes see it.
+func RegistryEndpoint() string { return "http://" + RegistryContainer + ":5000" }
+
+// registryConfig is distribution's configuration: filesystem storage on a
+// volume the cache keeps, so a later run finds every image it pushed before.
+const registryConfig = `version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+`
+
+// startRegistry runs the registry container on network, publishing it on
+// 127.0.0.1:port, with its storage in dataDir. A registry container of ours
+// that already runs the same image on the same network is kept.
+func startRegistry(ctx context.Context, image, network, dataDir string, port int) error {
+	if ok, err := registryRunning(ctx, image, network); err != nil {
+		return err
+	} else if ok {
+		return waitRegistry(ctx, port)
+	}
+	if err := RemoveRegistry(ctx); err != nil {
+		return err
+	}
+	if err := PortFree(port); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	_, err := docker.Run(ctx, "run", "-d", "--name", RegistryContainer, "--label", OwnerLabel+"=true",
+		"--network", network, "-p", fmt.Sprintf("127.0.0.1:%d:5000", port),
+		"-v", dataDir+":/var/lib/registry", "--restart=no", image)
+	if err != nil {
+		return fmt.Errorf("start local registry: %w", err)
+	}
+	return waitRegistry(ctx, port)
+}
+
+func registryRunning(ctx context.Context, image, network string) (bool, error) {
+	exists, err := docker.Exists(ctx, "container", RegistryContainer)
+	if err != nil || !exists {
+		return false, err
+	}
+	out, err := docker.Run(ctx, "inspect", "--format",
+		`{{.State.Running}} {{.Config.Image}} {{index .Config.Labels "`+OwnerLabel+`"}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}},{{end}}`, RegistryContainer)
+	if err != nil {
+		return false, err
+	}
+	f := strings.Fields(out)
+	if len(f) < 3 || f[2] != "true" {
+		return false, fmt.Errorf("a container named %s exists and is not meshconform's: remove or rename it", RegistryContainer)
+	}
+	return f[0] == "true" && f[1] == image && len(f) == 4 && strings.Contains(","+f[3], ","+network+","), nil
+}
+
+// RemoveRegistry removes the registry container if it exists; its storage
+// stays in the cache.
+func RemoveRegistry(ctx context.Context) error {
+	exists, err := docker.Exists(ctx, "container", RegistryContainer)
+	if err != nil || !exists {
+		return err
+	}
+	label, err := docker.Run(ctx, "inspect", "--format", `{{index .Config.Labels "`+OwnerLabel+`"}}`, RegistryContainer)
+	if err != nil {
+		return err
+	}
+	if label != "true" {
+		return fmt.Errorf("a container named %s exists and is not meshconform's: remove or rename it", RegistryContainer)
+	}
+	_, err = docker.Run(ctx, "rm", "-f", "-v", RegistryContainer)
+	return err
+}
+
+// PortFree returns an error naming the port when something on this machine
+// already listens on 127.0.0.1:port.
+func PortFree(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("port 127.0.0.1:%d, wanted for the local registry, is in use (set MESHCONFORM_REGISTRY_PORT to another port): %w", port, err)
+	}
+	return l.Close()
+}
+
+func waitRegistry(ctx context.Context, port int) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/v2/", port)
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return errors.Join(fmt.Errorf("local registry at %s did not answer within 30s", url), last)
+}

@@ -1,0 +1,95 @@
+package images
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+func TestMirrorPatchIsValidTOMLForEveryRegistry(t *testing.T) {
+	patch := MirrorPatch(RegistryEndpoint())
+	var doc map[string]any
+	if _, err := toml.Decode(patch, &doc); err != nil {
+		t.Fatalf("patch is not TOML: %v\n%s", err, patch)
+	}
+	mirrors := doc["plugins"].(map[string]any)["io.containerd.grpc.v1.cri"].(map[string]any)["registry"].(map[string]any)["mirrors"].(map[string]any)
+	for _, r := range MirroredRegistries {
+		m, ok := mirrors[r].(map[string]any)
+		if !ok {
+			t.Fatalf("no mirror for %s in\n%s", r, patch)
+		}
+		ep := m["endpoint"].([]any)
+		if len(ep) != 1 || ep[0] != "http://meshconform-registry:5000" {
+			t.Errorf("%s endpoint = %v", r, ep)
+		}
+	}
+}
+
+func TestLookupKubeRelease(t *testing.T) {
+	r, err := LookupKubeRelease("1.33.13")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.minor() != "33" {
+		t.Errorf("minor = %q", r.minor())
+	}
+	want := []string{"registry.k8s.io/kube-apiserver:v1.33.13", "registry.k8s.io/etcd:3.5.24-0", "registry.k8s.io/pause:3.10"}
+	got := strings.Join(r.ControlPlaneImages(), " ")
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("images %s lack %s", got, w)
+		}
+	}
+	_, err = LookupKubeRelease("v1.99.0")
+	if err == nil || !strings.Contains(err.Error(), "unknown Kubernetes version") || !strings.Contains(err.Error(), "v1.33.13") {
+		t.Errorf("want an error listing known versions, got %v", err)
+	}
+}
+
+func TestRecipeRepoTagStripsRegistryHost(t *testing.T) {
+	cases := map[string][2]string{
+		"registry.k8s.io/coredns/coredns:v1.12.0": {"coredns/coredns", "v1.12.0"},
+		"docker.io/istio/pilot:1.29.2":            {"istio/pilot", "1.29.2"},
+		"localhost:5000/x:y":                      {"x", "y"},
+		"meshconform/app:v1":                      {"meshconform/app", "v1"},
+	}
+	for ref, want := range cases {
+		repo, tag := recipe{ref: ref}.repoTag()
+		if repo != want[0] || tag != want[1] {
+			t.Errorf("%s → %s %s, want %v", ref, repo, tag, want)
+		}
+	}
+}
+
+func TestRecipeKeyDependsOnInputs(t *testing.T) {
+	a := recipe{ref: "registry.k8s.io/pause:3.10", inputs: []string{"gcc 12"}}
+	b := recipe{ref: "registry.k8s.io/pause:3.10", inputs: []string{"gcc 13"}}
+	if a.key() == b.key() {
+		t.Error("inputs do not change the key")
+	}
+}
+
+func TestNodeContainerdConfigRestrictsOOMScoreAdj(t *testing.T) {
+	cfg := nodeContainerdConfig("registry.k8s.io/pause:3.10")
+	var doc map[string]any
+	if _, err := toml.Decode(cfg, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cri := doc["plugins"].(map[string]any)["io.containerd.grpc.v1.cri"].(map[string]any)
+	if cri["restrict_oom_score_adj"] != true || cri["sandbox_image"] != "registry.k8s.io/pause:3.10" {
+		t.Errorf("cri = %v", cri)
+	}
+}
+
+func TestUpstreamPrepareUsesKindNodeImageWithoutPatches(t *testing.T) {
+	r, _ := LookupKubeRelease(DefaultKubernetesVersion)
+	got, err := (&Upstream{Release: r}).Prepare(context.Background(), "meshconform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.Node, "kindest/node:v1.33.") || len(got.ContainerdConfigPatches) != 0 {
+		t.Errorf("upstream images = %+v", got)
+	}
+}

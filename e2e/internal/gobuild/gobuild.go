@@ -1,0 +1,248 @@
+// Package gobuild builds programs from Go modules at exact versions, the way
+// this machine can get any upstream program: through the Go module proxy.
+//
+// Each build gets a small generated module that requires the upstream module
+// (plus any replaces it needs) and builds its main packages. Results are kept
+// in a directory named by a digest of everything that determines them, so a
+// second build with the same inputs does nothing.
+package gobuild
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"golang.org/x/mod/modfile"
+)
+
+// Module says what to build.
+type Module struct {
+	// Name is a short label for directories and logs, e.g. "kubernetes".
+	Name string
+	// Path and Version of the module whose programs are built.
+	Path    string
+	Version string
+	// Require pins further modules (path → version), for dependencies the
+	// upstream module's own pins cannot be fetched at.
+	Require map[string]string
+	// Replace maps a module path to the version it is replaced with.
+	Replace map[string]string
+	// Packages are the main packages to build; each binary is named after
+	// the last element of its package path unless Rename says otherwise.
+	Packages []string
+	Rename   map[string]string
+	LDFlags  []string
+	Tags     []string
+	// NoSumDB lists module path patterns the checksum database cannot vouch
+	// for (GONOSUMDB); they are still pinned in the generated go.sum.
+	NoSumDB []string
+}
+
+// Builder runs builds and keeps their results under CacheDir.
+type Builder struct {
+	CacheDir string
+	// Log receives the go command's output; nil discards it.
+	Log io.Writer
+}
+
+// Result is where the binaries of one build are.
+type Result struct {
+	Dir string
+	// Cached is true when nothing had to be compiled.
+	Cached bool
+}
+
+// Binary returns the path of the named binary.
+func (r Result) Binary(name string) string { return filepath.Join(r.Dir, name) }
+
+// Key is the digest of everything that determines the build's output.
+func (m Module) Key() string {
+	h := sha256.New()
+	enc, _ := json.Marshal(struct {
+		M          Module
+		Go, OS, Ar string
+		Recipe     int
+	}{m, runtime.Version(), runtime.GOOS, runtime.GOARCH, 1})
+	h.Write(enc)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Build builds m's packages, or returns the binaries an earlier identical
+// build left.
+func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
+	id := fmt.Sprintf("%s-%s-%s", m.Name, m.Version, m.Key())
+	out := filepath.Join(b.CacheDir, "bin", id)
+	done := filepath.Join(out, ".complete")
+	if _, err := os.Stat(done); err == nil {
+		return Result{Dir: out, Cached: true}, nil
+	}
+	src := filepath.Join(b.CacheDir, "src", id)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return Result{}, err
+	}
+	if err := b.writeModule(src, m); err != nil {
+		return Result{}, fmt.Errorf("build %s %s: %w", m.Name, m.Version, err)
+	}
+	tmp := out + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return Result{}, err
+	}
+	args := []string{"build", "-trimpath", "-o", tmp + "/"}
+	if len(m.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(m.Tags, ","))
+	}
+	if len(m.LDFlags) > 0 {
+		args = append(args, "-ldflags", strings.Join(m.LDFlags, " "))
+	}
+	args = append(args, m.Packages...)
+	if err := b.goCmd(ctx, src, m, args...); err != nil {
+		return Result{}, fmt.Errorf("build %s %s: %w", m.Name, m.Version, err)
+	}
+	for pkg, name := range m.Rename {
+		if err := os.Rename(filepath.Join(tmp, path.Base(pkg)), filepath.Join(tmp, name)); err != nil {
+			return Result{}, fmt.Errorf("build %s: rename %s: %w", m.Name, pkg, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		return Result{}, err
+	}
+	_ = os.RemoveAll(out)
+	if err := os.Rename(tmp, out); err != nil {
+		return Result{}, err
+	}
+	return Result{Dir: out}, nil
+}
+
+// RenderGoMod returns the generated go.mod for m.
+func RenderGoMod(m Module) string {
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "module meshconform.build/%s\n\ngo 1.24\n\nrequire %s %s\n", m.Name, m.Path, m.Version)
+	for _, p := range sortedKeys(m.Require) {
+		fmt.Fprintf(&buf, "require %s %s\n", p, m.Require[p])
+	}
+	for _, p := range sortedKeys(m.Replace) {
+		fmt.Fprintf(&buf, "replace %s => %s %s\n", p, p, m.Replace[p])
+	}
+	return buf.String()
+}
+
+func (b *Builder) writeModule(dir string, m Module) error {
+	gomod := filepath.Join(dir, "go.mod")
+	// Keep a go.mod (and go.sum) that an earlier, interrupted build already
+	// resolved: it holds the same inputs, and resolving again costs minutes.
+	if _, err := os.Stat(gomod); err == nil {
+		return nil
+	}
+	if err := os.WriteFile(gomod, []byte(RenderGoMod(m)), 0o644); err != nil {
+		return err
+	}
+	// A tools file imports the main packages so module resolution sees them.
+	var tools bytes.Buffer
+	tools.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
+	for _, p := range m.Packages {
+		fmt.Fprintf(&tools, "\t_ %q\n", p)
+	}
+	tools.WriteString(")\n")
+	return os.WriteFile(filepath.Join(dir, "tools.go"), tools.Bytes(), 0o644)
+}
+
+func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod", "GOOS=linux", "GOARCH=amd64")
+	if len(m.NoSumDB) > 0 {
+		env = append(env, "GONOSUMDB="+strings.Join(m.NoSumDB, ","))
+	}
+	cmd.Env = env
+	var tail tailBuffer
+	w := io.Writer(&tail)
+	if b.Log != nil {
+		w = io.MultiWriter(&tail, b.Log)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args[:1], " "), dir, err, tail.String())
+	}
+	return nil
+}
+
+// ModuleReplaces reads the go.mod of path@version from the module cache and
+// returns its replaces that point into the module's own tree ("./staging/...")
+// mapped to version: how Kubernetes' staging modules are pinned when it is
+// built as a dependency rather than from its own repository.
+func ModuleReplaces(ctx context.Context, modPath, version, localPrefix, replaceVersion string) (map[string]string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", modPath+"@"+version)
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	cmd.Dir = os.TempDir()
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("download %s@%s: %w %s", modPath, version, err, stderrOf(err))
+	}
+	var info struct{ GoMod, Error string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		return nil, err
+	}
+	if info.Error != "" {
+		return nil, fmt.Errorf("download %s@%s: %s", modPath, version, info.Error)
+	}
+	raw, err := os.ReadFile(info.GoMod)
+	if err != nil {
+		return nil, err
+	}
+	return localReplaces(raw, localPrefix, replaceVersion)
+}
+
+func localReplaces(gomod []byte, localPrefix, version string) (map[string]string, error) {
+	f, err := modfile.Parse("go.mod", gomod, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range f.Replace {
+		if strings.HasPrefix(r.New.Path, localPrefix) {
+			out[r.Old.Path] = version
+		}
+	}
+	return out, nil
+}
+
+func stderrOf(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return strings.TrimSpace(string(ee.Stderr))
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// tailBuffer keeps the last 4 KiB written, for error messages.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 4096 {
+		t.b = t.b[len(t.b)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }

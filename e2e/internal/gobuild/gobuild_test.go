@@ -1,0 +1,58 @@
+package gobuild
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRenderGoModPinsReplacesInOrder(t *testing.T) {
+	m := Module{
+		Name: "kubernetes", Path: "k8s.io/kubernetes", Version: "v1.33.13",
+		Replace: map[string]string{"k8s.io/client-go": "v0.33.13", "k8s.io/api": "v0.33.13"},
+		Require: map[string]string{"istio.io/api": "v1.29.2"},
+	}
+	got := RenderGoMod(m)
+	want := "module meshconform.build/kubernetes\n\ngo 1.24\n\nrequire k8s.io/kubernetes v1.33.13\n" +
+		"require istio.io/api v1.29.2\n" +
+		"replace k8s.io/api => k8s.io/api v0.33.13\n" +
+		"replace k8s.io/client-go => k8s.io/client-go v0.33.13\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestKeyChangesWithInputs(t *testing.T) {
+	a := Module{Name: "etcd", Path: "go.etcd.io/etcd/server/v3", Version: "v3.5.24"}
+	b := a
+	b.LDFlags = []string{"-s"}
+	if a.Key() == b.Key() {
+		t.Error("different ldflags gave the same key")
+	}
+	if a.Key() != (Module{Name: "etcd", Path: "go.etcd.io/etcd/server/v3", Version: "v3.5.24"}).Key() {
+		t.Error("same inputs gave different keys")
+	}
+}
+
+func TestLocalReplaces(t *testing.T) {
+	gomod := `module k8s.io/kubernetes
+go 1.24
+require k8s.io/api v0.0.0
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/client-go => ./staging/src/k8s.io/client-go
+	github.com/other/thing => github.com/fork/thing v1.0.0
+)
+`
+	got, err := localReplaces([]byte(gomod), "./staging/", "v0.33.13")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"k8s.io/api": "v0.33.13", "k8s.io/client-go": "v0.33.13"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v want %v", got, want)
+	}
+	if _, err := localReplaces([]byte("module x\nreplace ((("), "./", "v"); err == nil || !strings.Contains(err.Error(), "go.mod") {
+		t.Errorf("want parse error, got %v", err)
+	}
+}

@@ -1,0 +1,121 @@
+// Package report records how long each phase of a run took, prints each
+// phase as it starts and ends, and writes the run's figures as JSON for CI
+// and for benchmarks to compare.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Phase is one timed step of a run.
+type Phase struct {
+	Name    string    `json:"name"`
+	Start   time.Time `json:"start"`
+	Seconds float64   `json:"seconds"`
+	OK      bool      `json:"ok"`
+	Note    string    `json:"note,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Run collects the phases and figures of one run. Safe for concurrent use:
+// independent phases (two clusters, several image builds) run side by side.
+type Run struct {
+	mu      sync.Mutex
+	out     io.Writer
+	phases  []Phase
+	figures map[string]any
+	now     func() time.Time
+}
+
+// NewRun prints phase lines to out.
+func NewRun(out io.Writer) *Run {
+	return &Run{out: out, figures: map[string]any{}, now: time.Now}
+}
+
+// Time runs fn as the phase name, printing a start line and an ok/fail line
+// with its duration, in the style of kind's status lines.
+func (r *Run) Time(name string, fn func() error) error {
+	_, err := r.TimeNote(name, func() (string, error) { return "", fn() })
+	return err
+}
+
+// TimeNote is Time for a phase that reports a short note (e.g. "cached").
+func (r *Run) TimeNote(name string, fn func() (string, error)) (string, error) {
+	start := r.now()
+	r.printf(" • %s ...\n", name)
+	note, err := fn()
+	p := Phase{Name: name, Start: start, Seconds: r.now().Sub(start).Seconds(), OK: err == nil, Note: note}
+	if err != nil {
+		p.Error = err.Error()
+	}
+	r.mu.Lock()
+	r.phases = append(r.phases, p)
+	r.mu.Unlock()
+	suffix := ""
+	if note != "" {
+		suffix = ", " + note
+	}
+	if err != nil {
+		r.printf(" ✗ %s (%.1fs%s): %v\n", name, p.Seconds, suffix, err)
+	} else {
+		r.printf(" ✓ %s (%.1fs%s)\n", name, p.Seconds, suffix)
+	}
+	return note, err
+}
+
+// Figure records a measured value (sizes, counts) for the report.
+func (r *Run) Figure(name string, v any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.figures[name] = v
+}
+
+// Phases returns the recorded phases in start order.
+func (r *Run) Phases() []Phase {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := append([]Phase(nil), r.phases...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+func (r *Run) printf(format string, args ...any) {
+	if r.out == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.out, format, args...)
+}
+
+// Document is what WriteJSON writes.
+type Document struct {
+	Phases  []Phase        `json:"phases"`
+	Figures map[string]any `json:"figures"`
+}
+
+// WriteJSON writes the phases and figures to path, creating its directory.
+func (r *Run) WriteJSON(path string) error {
+	r.mu.Lock()
+	figs := make(map[string]any, len(r.figures))
+	for k, v := range r.figures {
+		figs[k] = v
+	}
+	r.mu.Unlock()
+	doc := Document{Phases: r.Phases(), Figures: figs}
+	raw, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o644)
+}

@@ -1,0 +1,105 @@
+package topology
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadRepositoryTopology(t *testing.T) {
+	topo, err := Load("../../kindconfigs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Clusters) != 2 {
+		t.Fatalf("want 2 clusters, got %d", len(topo.Clusters))
+	}
+	p := topo.Primary()
+	if p.Name != "cluster1" || p.Region != "us-east-1" || p.MeshNetwork != "network1" {
+		t.Errorf("primary = %+v", p)
+	}
+	c2, err := topo.Cluster("cluster2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Region != "us-west-2" || c2.Zone != "us-west-2a" || c2.PodSubnet.String() != "10.20.0.0/16" {
+		t.Errorf("cluster2 = %+v", c2)
+	}
+}
+
+func writeTopology(t *testing.T, topo string, kinds map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "topology.yaml"), []byte(topo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range kinds {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const kindTmpl = `kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: NAME
+networking:
+  podSubnet: POD
+  serviceSubnet: SVC
+nodes:
+- role: control-plane
+`
+
+func kindConfig(name, pod, svc string) string {
+	return strings.NewReplacer("NAME", name, "POD", pod, "SVC", svc).Replace(kindTmpl)
+}
+
+func TestValidateRejects(t *testing.T) {
+	cases := map[string]struct {
+		topo  string
+		kinds map[string]string
+		want  string
+	}{
+		"overlapping pod CIDRs": {
+			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n- {config: b.yaml}\n",
+			kinds: map[string]string{
+				"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
+				"b.yaml": kindConfig("b", "10.10.128.0/17", "10.255.20.0/24"),
+			},
+			want: `cluster "a" pod subnet 10.10.0.0/16 overlaps cluster "b" pod subnet 10.10.128.0/17`,
+		},
+		"service CIDR inside docker network": {
+			topo:  "network: {name: net, subnet: 10.0.0.0/8}\nclusters:\n- {config: a.yaml, primary: true}\n",
+			kinds: map[string]string{"a.yaml": kindConfig("a", "192.168.0.0/16", "10.255.10.0/24")},
+			want:  "docker network net 10.0.0.0/8 overlaps cluster \"a\" service subnet",
+		},
+		"two primaries": {
+			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n- {config: b.yaml, primary: true}\n",
+			kinds: map[string]string{
+				"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
+				"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
+			},
+			want: "exactly one primary",
+		},
+		"typo in kind config": {
+			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n",
+			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24") + "nodez: []\n"},
+			want:  "parse kind config",
+		},
+		"bad CIDR": {
+			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n",
+			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/33", "10.255.10.0/24")},
+			want:  "podSubnet",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(writeTopology(t, tc.topo, tc.kinds))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
