@@ -111,7 +111,7 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 		return Result{}, fmt.Errorf("build %s %s: %w", m.Name, m.Version, err)
 	}
 	for pkg, name := range m.Rename {
-		if err := os.Rename(filepath.Join(tmp, path.Base(pkg)), filepath.Join(tmp, name)); err != nil {
+		if err := os.Rename(filepath.Join(tmp, BinaryName(pkg)), filepath.Join(tmp, name)); err != nil {
 			return Result{}, fmt.Errorf("build %s: rename %s: %w", m.Name, pkg, err)
 		}
 	}
@@ -123,6 +123,16 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Dir: out}, nil
+}
+
+// BinaryName is the file name `go build -o dir/` gives a main package: its
+// last path element, or the one before a major-version suffix (".../v3").
+func BinaryName(pkg string) string {
+	base := path.Base(pkg)
+	if len(base) > 1 && base[0] == 'v' && strings.Trim(base[1:], "0123456789") == "" {
+		return path.Base(path.Dir(pkg))
+	}
+	return base
 }
 
 // RenderGoMod returns the generated go.mod for m.

@@ -56,3 +56,17 @@ replace (
 		t.Errorf("want parse error, got %v", err)
 	}
 }
+
+func TestBinaryName(t *testing.T) {
+	for pkg, want := range map[string]string{
+		"go.etcd.io/etcd/server/v3":                            "server",
+		"k8s.io/kubernetes/cmd/kubelet":                        "kubelet",
+		"github.com/distribution/distribution/v3/cmd/registry": "registry",
+		"github.com/coredns/coredns":                           "coredns",
+		"example.com/tools/v":                                  "v",
+	} {
+		if got := BinaryName(pkg); got != want {
+			t.Errorf("%s: got %s want %s", pkg, got, want)
+		}
+	}
+}

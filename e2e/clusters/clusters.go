@@ -1,0 +1,309 @@
+// Package clusters creates, readies, exports and deletes the kind clusters of
+// a topology with kind's Go library, on a Docker network of meshconform's own.
+package clusters
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"github.com/meshconform/meshconform/e2e/cni"
+	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/topology"
+)
+
+// Manager runs the lifecycle of the topology's clusters.
+type Manager struct {
+	Network       topology.Network
+	KubeconfigDir string
+	provider      *cluster.Provider
+	logger        kindlog.Logger
+}
+
+// NewManager returns a manager writing kubeconfigs (one file per cluster,
+// never the user's ~/.kube/config) to kubeconfigDir.
+func NewManager(network topology.Network, kubeconfigDir string, logger kindlog.Logger) *Manager {
+	return &Manager{
+		Network: network, KubeconfigDir: kubeconfigDir, logger: logger,
+		provider: cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(logger)),
+	}
+}
+
+// Cluster is a created cluster.
+type Cluster struct {
+	topology.Cluster
+	// Kubeconfig is a file whose server is the control-plane container's
+	// address on the Docker network: it works from this machine and from
+	// inside the other clusters.
+	Kubeconfig string
+	Client     klient.Client
+}
+
+// KubeconfigPath is where the cluster's kubeconfig is written.
+func (m *Manager) KubeconfigPath(name string) string {
+	return filepath.Join(m.KubeconfigDir, name+".kubeconfig")
+}
+
+// Context is the kubeconfig context kind names after the cluster.
+func Context(name string) string { return "kind-" + name }
+
+// Exists reports whether a kind cluster of that name exists, and if so
+// whether it is ours (its nodes are on our network).
+func (m *Manager) Exists(ctx context.Context, name string) (exists, ours bool, err error) {
+	list, err := m.provider.List()
+	if err != nil {
+		return false, false, fmt.Errorf("list kind clusters: %w", err)
+	}
+	if !slices.Contains(list, name) {
+		return false, false, nil
+	}
+	ns, err := m.provider.ListNodes(name)
+	if err != nil {
+		return true, false, err
+	}
+	for _, n := range ns {
+		nets, err := docker.Run(ctx, "inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", n.String())
+		if err != nil {
+			return true, false, err
+		}
+		if !slices.Contains(strings.Fields(nets), m.Network.Name) {
+			return true, false, nil
+		}
+	}
+	return true, true, nil
+}
+
+// CheckName fails when the name is taken by a kind cluster that is not ours.
+func (m *Manager) CheckName(ctx context.Context, name string) error {
+	exists, ours, err := m.Exists(ctx, name)
+	if err != nil {
+		return err
+	}
+	if exists && !ours {
+		return fmt.Errorf("a kind cluster named %q exists and is not meshconform's (its nodes are not on docker network %s): delete it or rename the cluster in kindconfigs/", name, m.Network.Name)
+	}
+	return nil
+}
+
+// Create creates c from imgs, replacing a stale cluster of ours with the same
+// name (left by a killed run), then gives its pods a network.
+func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.ClusterImages) (*Cluster, error) {
+	if err := m.CheckName(ctx, c.Name); err != nil {
+		return nil, err
+	}
+	if exists, _, _ := m.Exists(ctx, c.Name); exists {
+		m.logger.Warnf("cluster %s: replacing a stale cluster of an earlier run", c.Name)
+		if err := m.Delete(ctx, c.Name); err != nil {
+			return nil, fmt.Errorf("replace stale cluster %s: %w", c.Name, err)
+		}
+	}
+	cfg := c.Kind.DeepCopy()
+	cfg.ContainerdConfigPatches = append(cfg.ContainerdConfigPatches, imgs.ContainerdConfigPatches...)
+	// meshconform gives pods their network itself (package cni).
+	cfg.Networking.DisableDefaultCNI = true
+	if err := os.MkdirAll(m.KubeconfigDir, 0o700); err != nil {
+		return nil, err
+	}
+	// kind takes its Docker network from the environment only.
+	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", m.Network.Name)
+	kc := m.KubeconfigPath(c.Name)
+	err := m.provider.Create(c.Name,
+		cluster.CreateWithV1Alpha4Config(cfg),
+		cluster.CreateWithNodeImage(imgs.Node),
+		cluster.CreateWithKubeconfigPath(kc),
+		cluster.CreateWithWaitForReady(0),
+		cluster.CreateWithDisplayUsage(false),
+		cluster.CreateWithDisplaySalutation(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster %s: %w", c.Name, err)
+	}
+	if err := m.writeInternalKubeconfig(c.Name, kc); err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	client, err := klient.NewWithKubeConfigFile(kc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: client: %w", c.Name, err)
+	}
+	cl := &Cluster{Cluster: c, Kubeconfig: kc, Client: client}
+	if err := m.installPodNetwork(ctx, cl); err != nil {
+		return nil, fmt.Errorf("cluster %s: pod network: %w", c.Name, err)
+	}
+	return cl, nil
+}
+
+// writeInternalKubeconfig replaces the kubeconfig kind wrote (server on a
+// random host port of 127.0.0.1) with one whose server is the control-plane
+// container's IP, as Istio's multicluster CI does, so the same file serves
+// this machine and istiod in another cluster.
+func (m *Manager) writeInternalKubeconfig(name, path string) error {
+	raw, err := m.provider.KubeConfig(name, true)
+	if err != nil {
+		return fmt.Errorf("internal kubeconfig: %w", err)
+	}
+	ip, err := m.controlPlaneIP(name)
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.Load([]byte(raw))
+	if err != nil {
+		return err
+	}
+	for _, cl := range cfg.Clusters {
+		cl.Server = strings.Replace(cl.Server, name+"-control-plane", ip.String(), 1)
+	}
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+func (m *Manager) controlPlaneIP(name string) (netip.Addr, error) {
+	ns, err := m.provider.ListNodes(name)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	cp, err := nodeutils.ControlPlaneNodes(ns)
+	if err != nil || len(cp) == 0 {
+		return netip.Addr{}, fmt.Errorf("no control-plane node: %v", err)
+	}
+	return nodeIP(cp[0])
+}
+
+func nodeIP(n nodes.Node) (netip.Addr, error) {
+	v4, _, err := n.IP()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("node %s address: %w", n, err)
+	}
+	return netip.ParseAddr(v4)
+}
+
+// Nodes returns routing facts of every node of the cluster: name, address on
+// the Docker network and podCIDR (waiting, bounded, for the controller
+// manager to allocate one).
+func (m *Manager) Nodes(ctx context.Context, cl *Cluster) ([]cni.NodeInfo, error) {
+	kindNodes, err := m.provider.ListInternalNodes(cl.Name)
+	if err != nil {
+		return nil, err
+	}
+	var infos []cni.NodeInfo
+	for _, kn := range kindNodes {
+		ip, err := nodeIP(kn)
+		if err != nil {
+			return nil, err
+		}
+		var node corev1.Node
+		var cidr netip.Prefix
+		err = poll(ctx, 2*time.Minute, func() error {
+			if err := cl.Client.Resources().Get(ctx, kn.String(), "", &node); err != nil {
+				return err
+			}
+			if node.Spec.PodCIDR == "" {
+				return fmt.Errorf("node %s has no podCIDR yet", kn)
+			}
+			cidr, err = netip.ParsePrefix(node.Spec.PodCIDR)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, cni.NodeInfo{Name: kn.String(), IP: ip, PodCIDR: cidr})
+	}
+	return infos, nil
+}
+
+// installPodNetwork writes each node's CNI config and routes each node's
+// pod CIDR to the node that owns it.
+func (m *Manager) installPodNetwork(ctx context.Context, cl *Cluster) error {
+	infos, err := m.Nodes(ctx, cl)
+	if err != nil {
+		return err
+	}
+	kindNodes, err := m.provider.ListInternalNodes(cl.Name)
+	if err != nil {
+		return err
+	}
+	for _, kn := range kindNodes {
+		var self cni.NodeInfo
+		for _, i := range infos {
+			if i.Name == kn.String() {
+				self = i
+			}
+		}
+		conf, err := cni.RenderConflist(self.PodCIDR, 1500)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", kn, err)
+		}
+		if err := nodeutils.WriteFile(kn, cni.ConfigPath, string(conf)); err != nil {
+			return fmt.Errorf("node %s: write %s: %w", kn, cni.ConfigPath, err)
+		}
+		if err := AddRoutes(ctx, kn, cni.RoutesFor(self, infos)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddRoutes installs routes on a node (idempotent: `ip route replace`).
+func AddRoutes(ctx context.Context, n nodes.Node, routes []cni.Route) error {
+	for _, r := range routes {
+		if err := n.CommandContext(ctx, "ip", "route", "replace", r.Dst.String(), "via", r.Via.String()).Run(); err != nil {
+			return fmt.Errorf("node %s: route %s via %s: %w", n, r.Dst, r.Via, err)
+		}
+	}
+	return nil
+}
+
+// KindNodes returns the cluster's node containers.
+func (m *Manager) KindNodes(name string) ([]nodes.Node, error) {
+	return m.provider.ListInternalNodes(name)
+}
+
+// ExportLogs writes kind's log bundle for the cluster (journal, kubelet and
+// containerd logs, container logs, docker inspect) under dir/name.
+func (m *Manager) ExportLogs(name, dir string) error {
+	return m.provider.CollectLogs(name, filepath.Join(dir, name))
+}
+
+// Delete deletes the cluster, its kubeconfig file and its context.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	kc := m.KubeconfigPath(name)
+	if err := m.provider.Delete(name, kc); err != nil {
+		return fmt.Errorf("delete cluster %s: %w", name, err)
+	}
+	if err := os.Remove(kc); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// poll calls fn until it succeeds, ctx ends, or timeout passes; the error
+// says how often it tried and what it saw last.
+func poll(ctx context.Context, timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for attempt := 1; ; attempt++ {
+		if last = fn(); last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gave up after %d attempts in %s: %w", attempt, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(time.Second):
+		}
+	}
+}

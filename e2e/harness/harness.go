@@ -1,0 +1,228 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/report"
+	"github.com/meshconform/meshconform/e2e/topology"
+)
+
+// Harness is one run: its settings, topology, images and clusters.
+type Harness struct {
+	Config   Config
+	Topology *topology.Topology
+	Release  images.KubeRelease
+	Run      *report.Run
+	Source   images.Source
+	Clusters *clusters.Manager
+	Images   images.ClusterImages
+
+	out      io.Writer
+	buildLog *os.File
+	mu       sync.Mutex
+	created  map[string]*clusters.Cluster
+}
+
+// New validates everything that needs no Docker (settings, topology,
+// versions) and returns the run. Nothing is created yet.
+func New(cfg Config, out io.Writer) (*Harness, error) {
+	topo, err := topology.Load(filepath.Join(cfg.RepoRoot, "kindconfigs"))
+	if err != nil {
+		return nil, err
+	}
+	release, err := images.LookupKubeRelease(cfg.KubernetesVersion)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.ArtifactsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("artifacts directory: %w", err)
+	}
+	buildLog, err := os.Create(filepath.Join(cfg.ArtifactsDir, "build.log"))
+	if err != nil {
+		return nil, err
+	}
+	h := &Harness{
+		Config: cfg, Topology: topo, Release: release, Run: report.NewRun(out),
+		out: out, buildLog: buildLog, created: map[string]*clusters.Cluster{},
+	}
+	if cfg.Source == images.SourceLocal {
+		h.Source = images.NewLocal(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
+	} else {
+		h.Source = &images.Upstream{Release: release}
+	}
+	logger := clusters.NewWriterLogger(out, "   kind: ", 0)
+	h.Clusters = clusters.NewManager(topo.Network, filepath.Join(cfg.ArtifactsDir, "kubeconfig"), logger)
+	h.Run.Figure("image_source", cfg.Source)
+	h.Run.Figure("kubernetes_version", release.Version)
+	return h, nil
+}
+
+// Preflight checks what must hold before anything is created: a Docker
+// daemon, the source's tools, the network, and that no cluster name is
+// taken by something not ours.
+func (h *Harness) Preflight(ctx context.Context) error {
+	return h.Run.Time("preflight", func() error {
+		if err := h.Source.Check(ctx); err != nil {
+			return err
+		}
+		if err := clusters.CheckNetwork(ctx, h.Topology.Network); err != nil {
+			return err
+		}
+		for _, c := range h.Topology.Clusters {
+			if err := h.Clusters.CheckName(ctx, c.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PrepareImages creates the network and makes every cluster image available.
+func (h *Harness) PrepareImages(ctx context.Context) error {
+	if err := h.Run.Time("docker network "+h.Topology.Network.Name, func() error {
+		return clusters.EnsureNetwork(ctx, h.Topology.Network)
+	}); err != nil {
+		return err
+	}
+	return h.Run.Time("images", func() error {
+		var err error
+		h.Images, err = h.Source.Prepare(ctx, h.Topology.Network.Name)
+		return err
+	})
+}
+
+// CreateClusters creates the named clusters of the topology in parallel and
+// waits until each is ready.
+func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clusters.Cluster, error) {
+	out := make([]*clusters.Cluster, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, name := range names {
+		c, err := h.Topology.Cluster(name)
+		if err != nil {
+			return nil, err
+		}
+		g.Go(func() error {
+			var cl *clusters.Cluster
+			err := h.Run.Time("create cluster "+name, func() error {
+				var err error
+				cl, err = h.Clusters.Create(gctx, c, h.Images)
+				if cl != nil || err == nil {
+					h.mu.Lock()
+					h.created[name] = cl
+					h.mu.Unlock()
+				} else {
+					// kind deletes a cluster whose creation failed, but
+					// remember the name so teardown double-checks.
+					h.mu.Lock()
+					h.created[name] = nil
+					h.mu.Unlock()
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if err := h.Run.Time("cluster "+name+" ready", func() error {
+				return clusters.WaitReady(gctx, cl, 4*time.Minute)
+			}); err != nil {
+				return err
+			}
+			out[i] = cl
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// App returns the image reference of a sample app in fixtures/apps.
+func (h *Harness) App(ctx context.Context, name string) (string, error) {
+	local, ok := h.Source.(*images.Local)
+	if !ok {
+		return "", fmt.Errorf("sample app images are only built for the local image source so far")
+	}
+	var ref string
+	err := h.Run.Time("app image "+name, func() error {
+		var err error
+		ref, err = local.App(ctx, h.Config.RepoRoot, name)
+		return err
+	})
+	return ref, err
+}
+
+// DeleteCluster deletes one cluster of the run.
+func (h *Harness) DeleteCluster(ctx context.Context, name string) error {
+	err := h.Run.Time("delete cluster "+name, func() error { return h.Clusters.Delete(ctx, name) })
+	if err == nil {
+		h.mu.Lock()
+		delete(h.created, name)
+		h.mu.Unlock()
+	}
+	return err
+}
+
+// ExportLogs writes kind's log bundle of every cluster of the run to
+// artifacts/logs. kind's bundle lacks images.log (no crictl in the node
+// image); the rest is written whatever fails.
+func (h *Harness) ExportLogs(ctx context.Context) {
+	h.mu.Lock()
+	names := make([]string, 0, len(h.created))
+	for n := range h.created {
+		names = append(names, n)
+	}
+	h.mu.Unlock()
+	for _, n := range names {
+		dir := filepath.Join(h.Config.ArtifactsDir, "logs")
+		if err := h.Clusters.ExportLogs(n, dir); err != nil {
+			fmt.Fprintf(h.out, "   export logs of %s (partial): %v\n", n, err)
+		}
+	}
+}
+
+// Teardown removes everything the run created — clusters, the registry
+// container, the Docker network — unless KeepClusters is set. With failed,
+// it first exports the clusters' logs to the artifacts directory.
+func (h *Harness) Teardown(ctx context.Context, failed bool) error {
+	if failed {
+		_ = h.Run.Time("export logs", func() error { h.ExportLogs(ctx); return nil })
+	}
+	if h.Config.KeepClusters {
+		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)
+		return nil
+	}
+	var errs []error
+	for _, c := range h.Topology.Clusters {
+		exists, ours, err := h.Clusters.Exists(ctx, c.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if exists && ours {
+			errs = append(errs, h.DeleteCluster(ctx, c.Name))
+		}
+	}
+	errs = append(errs, h.Run.Time("remove local registry", func() error { return images.RemoveRegistry(ctx) }))
+	errs = append(errs, h.Run.Time("remove docker network", func() error { return clusters.RemoveNetwork(ctx, h.Topology.Network) }))
+	return errors.Join(errs...)
+}
+
+// Close writes the run's report and closes its logs.
+func (h *Harness) Close() error {
+	err := h.Run.WriteJSON(filepath.Join(h.Config.ArtifactsDir, "phases.json"))
+	h.buildLog.Close()
+	return err
+}
+
+// Docker runs a docker command (for specs that inspect what exists).
+func Docker(ctx context.Context, args ...string) ([]string, error) { return docker.Lines(ctx, args...) }

@@ -1,0 +1,81 @@
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/meshconform/meshconform/e2e/internal/oci"
+)
+
+// AppsDir is where the sample apps' main packages live, relative to the
+// repository root.
+const AppsDir = "fixtures/apps"
+
+// App returns the image of the sample app in fixtures/apps/<name>, built from
+// this repository's source and served by the local registry as
+// docker.io/meshconform/<name>:<digest of its inputs>.
+func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) {
+	key, err := appKey(repoRoot, name)
+	if err != nil {
+		return "", err
+	}
+	ref := fmt.Sprintf("docker.io/meshconform/%s:%s", name, key)
+	reg := oci.Registry{Host: fmt.Sprintf("127.0.0.1:%d", l.RegistryPort)}
+	err = l.ensure(ctx, reg, recipe{ref: ref, inputs: []string{key}, build: func(ctx context.Context) (v1.Image, error) {
+		bin, err := l.buildApp(ctx, repoRoot, name, key)
+		if err != nil {
+			return nil, err
+		}
+		return l.binaryImage(ctx, "app-"+name, oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"},
+			oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755, Src: bin})
+	}})
+	return ref, err
+}
+
+func (l *Local) buildApp(ctx context.Context, repoRoot, name, key string) (string, error) {
+	out := filepath.Join(l.CacheDir, "bin", "app-"+name+"-"+key, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./"+AppsDir+"/"+name)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build app %s: %w: %s", name, err, b)
+	}
+	return out, nil
+}
+
+// appKey digests what the app's binary is made of: its package's files, the
+// module's go.mod and go.sum, and the Go toolchain.
+func appKey(repoRoot, name string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(repoRoot, AppsDir, name, "*.go"))
+	if err != nil || len(files) == 0 {
+		return "", fmt.Errorf("app %s: no Go files in %s", name, filepath.Join(AppsDir, name))
+	}
+	files = append(files, filepath.Join(repoRoot, "go.mod"), filepath.Join(repoRoot, "go.sum"))
+	sort.Strings(files)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", runtime.Version())
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return "", err
+		}
+		rel, _ := filepath.Rel(repoRoot, f)
+		fmt.Fprintf(h, "%s\x00", rel)
+		_, err = io.Copy(h, fh)
+		fh.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}

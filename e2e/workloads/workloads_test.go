@@ -1,0 +1,48 @@
+package workloads
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestSetImagesReplacesFixtureNames(t *testing.T) {
+	d := &appsv1.Deployment{}
+	d.Name = "echo"
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "a", Image: "meshconform/probe"}, {Name: "b", Image: "registry.k8s.io/pause:3.10"}}
+	if err := SetImages(d, Images{"meshconform/probe": "docker.io/meshconform/probe:abc"}); err != nil {
+		t.Fatal(err)
+	}
+	cs := d.Spec.Template.Spec.Containers
+	if cs[0].Image != "docker.io/meshconform/probe:abc" || cs[1].Image != "registry.k8s.io/pause:3.10" {
+		t.Errorf("images = %s, %s", cs[0].Image, cs[1].Image)
+	}
+}
+
+func TestSetImagesRejectsUnbuiltFixtureImage(t *testing.T) {
+	p := &corev1.Pod{}
+	p.Name = "client"
+	p.Spec.Containers = []corev1.Container{{Image: "meshconform/other"}}
+	err := SetImages(p, Images{})
+	if err == nil || !strings.Contains(err.Error(), "no image built for meshconform/other") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestManifestsDecode(t *testing.T) {
+	// The platform fixtures must decode into typed objects with fixture images.
+	objs, err := decodeDir("../../fixtures/platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) < 3 {
+		t.Fatalf("got %d objects", len(objs))
+	}
+	for _, o := range objs {
+		if err := SetImages(o, Images{"meshconform/probe": "x"}); err != nil {
+			t.Error(err)
+		}
+	}
+}
