@@ -307,3 +307,55 @@ func poll(ctx context.Context, timeout time.Duration, fn func() error) error {
 		}
 	}
 }
+
+// JoinFlat makes the clusters' networks one flat network, as Istio's
+// multicluster CI does for kind: on every node, each other cluster's pod
+// CIDRs are routed to the nodes that own them, and its service CIDR to its
+// first control-plane node (whose kube-proxy implements those Services).
+func (m *Manager) JoinFlat(ctx context.Context, all []*Cluster) error {
+	type clusterNodes struct {
+		cl    *Cluster
+		infos []cni.NodeInfo
+		kind  []nodes.Node
+	}
+	var cs []clusterNodes
+	for _, cl := range all {
+		infos, err := m.Nodes(ctx, cl)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		kn, err := m.provider.ListInternalNodes(cl.Name)
+		if err != nil {
+			return err
+		}
+		cs = append(cs, clusterNodes{cl, infos, kn})
+	}
+	for _, self := range cs {
+		var routes []cni.Route
+		for _, other := range cs {
+			if other.cl.Name == self.cl.Name {
+				continue
+			}
+			routes = append(routes, CrossClusterRoutes(other.cl.ServiceSubnet, other.infos)...)
+		}
+		for _, n := range self.kind {
+			if err := AddRoutes(ctx, n, routes); err != nil {
+				return fmt.Errorf("cluster %s: %w", self.cl.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// CrossClusterRoutes are the routes into another cluster: each of its nodes'
+// pod CIDRs via that node, and its service CIDR via its first node.
+func CrossClusterRoutes(serviceCIDR netip.Prefix, nodes []cni.NodeInfo) []cni.Route {
+	var routes []cni.Route
+	for _, n := range nodes {
+		routes = append(routes, cni.Route{Dst: n.PodCIDR, Via: n.IP})
+	}
+	if len(nodes) > 0 {
+		routes = append(routes, cni.Route{Dst: serviceCIDR, Via: nodes[0].IP})
+	}
+	return routes
+}

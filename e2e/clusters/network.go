@@ -12,13 +12,6 @@ import (
 	"github.com/meshconform/meshconform/e2e/topology"
 )
 
-// NodeIPRange is the part of the Docker network Docker assigns container
-// addresses from: the lower half. The upper half stays free for addresses
-// the run hands out itself (MetalLB pools).
-func NodeIPRange(subnet netip.Prefix) netip.Prefix {
-	return netip.PrefixFrom(subnet.Masked().Addr(), subnet.Bits()+1)
-}
-
 // CheckNetwork says whether the topology's Docker network can be used: it is
 // ours already, or its name is free and its subnet overlaps no route on this
 // machine and no other Docker network. Nothing is created.
@@ -91,7 +84,7 @@ func EnsureNetwork(ctx context.Context, n topology.Network) error {
 		return err
 	}
 	_, err := docker.Run(ctx, "network", "create", "--driver", "bridge",
-		"--subnet", n.Subnet.String(), "--ip-range", NodeIPRange(n.Subnet).String(),
+		"--subnet", n.Subnet.String(), "--ip-range", n.NodeRange().String(),
 		"--label", images.OwnerLabel+"=true",
 		"-o", "com.docker.network.bridge.enable_ip_masquerade=true", n.Name)
 	if err != nil {

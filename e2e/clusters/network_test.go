@@ -2,14 +2,11 @@ package clusters
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
-)
 
-func TestNodeIPRangeIsLowerHalf(t *testing.T) {
-	if got := NodeIPRange(netip.MustParsePrefix("172.30.0.0/16")); got.String() != "172.30.0.0/17" {
-		t.Errorf("got %s", got)
-	}
-}
+	"github.com/meshconform/meshconform/e2e/cni"
+)
 
 func TestOverlappingRoute(t *testing.T) {
 	routes := `default via 10.0.2.2 dev eth0
@@ -27,5 +24,21 @@ func TestOverlappingRoute(t *testing.T) {
 		if got := overlappingRoute(routes, netip.MustParsePrefix(subnet)); got != want {
 			t.Errorf("%s: got %q want %q", subnet, got, want)
 		}
+	}
+}
+
+func TestCrossClusterRoutes(t *testing.T) {
+	nodes := []cni.NodeInfo{
+		{Name: "c2-control-plane", IP: netip.MustParseAddr("172.30.0.3"), PodCIDR: netip.MustParsePrefix("10.20.0.0/24")},
+		{Name: "c2-worker", IP: netip.MustParseAddr("172.30.0.4"), PodCIDR: netip.MustParsePrefix("10.20.1.0/24")},
+	}
+	got := CrossClusterRoutes(netip.MustParsePrefix("10.255.20.0/24"), nodes)
+	want := []cni.Route{
+		{Dst: netip.MustParsePrefix("10.20.0.0/24"), Via: netip.MustParseAddr("172.30.0.3")},
+		{Dst: netip.MustParsePrefix("10.20.1.0/24"), Via: netip.MustParseAddr("172.30.0.4")},
+		{Dst: netip.MustParsePrefix("10.255.20.0/24"), Via: netip.MustParseAddr("172.30.0.3")},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/metallb"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
 )
@@ -33,6 +34,7 @@ type Harness struct {
 	buildLog *os.File
 	mu       sync.Mutex
 	created  map[string]*clusters.Cluster
+	tornDown bool
 }
 
 // New validates everything that needs no Docker (settings, topology,
@@ -146,6 +148,40 @@ func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clust
 	return out, g.Wait()
 }
 
+// SetUpPlatform brings up what every suite stands on: images, all clusters
+// of the topology (in parallel), the flat network between them, and MetalLB
+// with each cluster's pool.
+func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error) {
+	if err := h.Preflight(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.PrepareImages(ctx); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range h.Topology.Clusters {
+		names = append(names, c.Name)
+	}
+	cls, err := h.CreateClusters(ctx, names...)
+	if err != nil {
+		return nil, err
+	}
+	if len(cls) > 1 {
+		if err := h.Run.Time("flat network between clusters", func() error { return h.Clusters.JoinFlat(ctx, cls) }); err != nil {
+			return nil, err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, cl := range cls {
+		g.Go(func() error {
+			return h.Run.Time("metallb "+metallb.Version+" on "+cl.Name+" (pool "+cl.LoadBalancerPool.String()+")", func() error {
+				return metallb.Install(gctx, cl.Client, cl.LoadBalancerPool)
+			})
+		})
+	}
+	return cls, g.Wait()
+}
+
 // App returns the image reference of a sample app in fixtures/apps.
 func (h *Harness) App(ctx context.Context, name string) (string, error) {
 	local, ok := h.Source.(*images.Local)
@@ -196,6 +232,13 @@ func (h *Harness) ExportLogs(ctx context.Context) {
 func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 	if failed {
 		_ = h.Run.Time("export logs", func() error { h.ExportLogs(ctx); return nil })
+	}
+	h.mu.Lock()
+	done := h.tornDown
+	h.tornDown = true
+	h.mu.Unlock()
+	if done {
+		return nil
 	}
 	if h.Config.KeepClusters {
 		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)

@@ -36,7 +36,7 @@ func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) 
 		if err != nil {
 			return nil, err
 		}
-		return l.binaryImage(ctx, "app-"+name, oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"},
+		return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"},
 			oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755, Src: bin})
 	}})
 	return ref, err

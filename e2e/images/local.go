@@ -289,6 +289,19 @@ func (l *Local) corednsModule() gobuild.Module {
 	}
 }
 
+// MetalLBVersion is the MetalLB release whose controller and speaker are
+// built (it matches e2e/metallb.Version; images cannot import that package
+// without a cycle).
+const MetalLBVersion = "v0.15.2"
+
+func metallbModule() gobuild.Module {
+	return gobuild.Module{
+		Name: "metallb", Path: "go.universe.tf/metallb", Version: MetalLBVersion,
+		Packages: []string{"go.universe.tf/metallb/controller", "go.universe.tf/metallb/speaker"},
+		LDFlags:  []string{"-s", "-w", "-X go.universe.tf/metallb/internal/version.gitBranch=" + MetalLBVersion},
+	}
+}
+
 func registryModule() gobuild.Module {
 	return gobuild.Module{
 		Name: "distribution", Path: "github.com/distribution/distribution/v3", Version: DistributionVersion,
@@ -298,18 +311,12 @@ func registryModule() gobuild.Module {
 
 // binaryImage is an image of one or more static programs in
 // /usr/local/bin, like the distroless images Kubernetes publishes.
-func (l *Local) binaryImage(ctx context.Context, name string, cfg oci.Config, files ...oci.File) (v1.Image, error) {
-	layer, err := oci.FilesLayer(l.layerPath(name), files)
+func binaryImage(cfg oci.Config, files ...oci.File) (v1.Image, error) {
+	layer, err := oci.FilesLayer(files)
 	if err != nil {
 		return nil, err
 	}
 	return oci.NewImage(cfg, layer)
-}
-
-func (l *Local) layerPath(name string) string {
-	dir := filepath.Join(l.CacheDir, "layers")
-	_ = os.MkdirAll(dir, 0o755)
-	return filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
 }
 
 func (l *Local) clusterRecipes() []recipe {
@@ -324,7 +331,7 @@ func (l *Local) clusterRecipes() []recipe {
 				if err != nil {
 					return nil, err
 				}
-				return l.binaryImage(ctx, c, oci.Config{Entrypoint: []string{"/usr/local/bin/" + c}},
+				return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/" + c}},
 					oci.File{Path: "/usr/local/bin/" + c, Mode: 0o755, Src: bins.Binary(c)})
 			},
 		})
@@ -333,19 +340,20 @@ func (l *Local) clusterRecipes() []recipe {
 	recipes = append(recipes, recipe{
 		ref: "registry.k8s.io/kube-proxy:" + r.Version, inputs: []string{kube.Key(), proxySpec.Key()},
 		build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.kubeBinaries(ctx)
-			if err != nil {
-				return nil, err
-			}
-			base, err := l.rootfs(ctx, proxySpec)
-			if err != nil {
+			// The Debian tree and the binaries are independent: make both at once.
+			var bins gobuild.Result
+			var base string
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() (err error) { bins, err = l.kubeBinaries(gctx); return err })
+			g.Go(func() (err error) { base, err = l.rootfs(gctx, proxySpec); return err })
+			if err := g.Wait(); err != nil {
 				return nil, err
 			}
 			baseLayer, err := oci.LayerFromTar(base)
 			if err != nil {
 				return nil, err
 			}
-			bin, err := oci.FilesLayer(l.layerPath("kube-proxy"), []oci.File{{Path: "/usr/local/bin/kube-proxy", Mode: 0o755, Src: bins.Binary("kube-proxy")}})
+			bin, err := oci.FilesLayer([]oci.File{{Path: "/usr/local/bin/kube-proxy", Mode: 0o755, Src: bins.Binary("kube-proxy")}})
 			if err != nil {
 				return nil, err
 			}
@@ -360,7 +368,7 @@ func (l *Local) clusterRecipes() []recipe {
 			if err != nil {
 				return nil, err
 			}
-			return l.binaryImage(ctx, "etcd", oci.Config{Entrypoint: []string{"/usr/local/bin/etcd"}},
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/etcd"}},
 				oci.File{Path: "/usr/local/bin/etcd", Mode: 0o755, Src: bins.Binary("etcd")})
 		},
 	})
@@ -372,11 +380,26 @@ func (l *Local) clusterRecipes() []recipe {
 			if err != nil {
 				return nil, err
 			}
-			return l.binaryImage(ctx, "coredns", oci.Config{Entrypoint: []string{"/coredns"}},
+			return binaryImage(oci.Config{Entrypoint: []string{"/coredns"}},
 				oci.File{Path: "/coredns", Mode: 0o755, Src: bins.Binary("coredns")},
 				oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"})
 		},
 	})
+	mlb := metallbModule()
+	for _, c := range []string{"controller", "speaker"} {
+		recipes = append(recipes, recipe{
+			ref: "quay.io/metallb/" + c + ":" + MetalLBVersion, inputs: []string{mlb.Key()},
+			build: func(ctx context.Context) (v1.Image, error) {
+				bins, err := l.goBuild(ctx, mlb)
+				if err != nil {
+					return nil, err
+				}
+				// As MetalLB's own images: the binary at the root, run as is.
+				return binaryImage(oci.Config{Entrypoint: []string{"/" + c}},
+					oci.File{Path: "/" + c, Mode: 0o755, Src: bins.Binary(c)})
+			},
+		})
+	}
 	recipes = append(recipes, recipe{
 		ref: "registry.k8s.io/pause:" + r.PauseTag, inputs: []string{r.Version, r.PauseTag, gccVersion()},
 		build: func(ctx context.Context) (v1.Image, error) {
@@ -384,7 +407,7 @@ func (l *Local) clusterRecipes() []recipe {
 			if err != nil {
 				return nil, err
 			}
-			return l.binaryImage(ctx, "pause", oci.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
+			return binaryImage(oci.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
 				oci.File{Path: "/pause", Mode: 0o755, Src: pause})
 		},
 	})
@@ -441,7 +464,7 @@ func (l *Local) registryImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	img, err := l.binaryImage(ctx, "registry", oci.Config{
+	img, err := binaryImage(oci.Config{
 		Entrypoint: []string{"/usr/local/bin/registry"}, Cmd: []string{"serve", "/etc/distribution/config.yml"},
 		Labels: map[string]string{OwnerLabel: "true"},
 	},
@@ -487,7 +510,7 @@ func (l *Local) nodeImage(ctx context.Context) (string, error) {
 		for _, b := range []string{"kubelet", "kubeadm", "kubectl"} {
 			files = append(files, oci.File{Path: "/usr/bin/" + b, Mode: 0o755, Src: bins.Binary(b)})
 		}
-		k8sLayer, err := oci.FilesLayer(l.layerPath("node-kubernetes"), files)
+		k8sLayer, err := oci.FilesLayer(files)
 		if err != nil {
 			return "", err
 		}

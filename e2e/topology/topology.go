@@ -42,6 +42,9 @@ type Cluster struct {
 	ServiceSubnet netip.Prefix
 	Region        string
 	Zone          string
+	// LoadBalancerPool is the cluster's MetalLB address pool, inside the
+	// Docker network's upper half.
+	LoadBalancerPool AddrRange
 	// Kind is the parsed kind config the cluster is created from.
 	Kind *v1alpha4.Cluster
 }
@@ -53,9 +56,10 @@ type file struct {
 		Subnet string `json:"subnet"`
 	} `json:"network"`
 	Clusters []struct {
-		Config      string `json:"config"`
-		Primary     bool   `json:"primary"`
-		MeshNetwork string `json:"meshNetwork"`
+		Config           string `json:"config"`
+		Primary          bool   `json:"primary"`
+		MeshNetwork      string `json:"meshNetwork"`
+		LoadBalancerPool string `json:"loadBalancerPool"`
 	} `json:"clusters"`
 }
 
@@ -86,7 +90,15 @@ func Load(dir string) (*Topology, error) {
 			return nil, fmt.Errorf("%s: %w", kindPath, err)
 		}
 		c.Primary, c.MeshNetwork = fc.Primary, fc.MeshNetwork
+		if fc.LoadBalancerPool != "" {
+			if c.LoadBalancerPool, err = ParseAddrRange(fc.LoadBalancerPool); err != nil {
+				return nil, fmt.Errorf("%s: cluster %q: loadBalancerPool: %w", path, c.Name, err)
+			}
+		}
 		t.Clusters = append(t.Clusters, c)
+	}
+	if err := t.defaultPools(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -166,7 +178,81 @@ func (t *Topology) Validate() error {
 	if primaries != 1 {
 		return fmt.Errorf("want exactly one primary cluster, have %d", primaries)
 	}
-	return checkDisjoint(ranges)
+	if err := checkDisjoint(ranges); err != nil {
+		return err
+	}
+	return t.validatePools()
+}
+
+// DefaultPoolSize is how many addresses a cluster's pool has when
+// topology.yaml names none.
+const DefaultPoolSize = 50
+
+// defaultPools gives every cluster without a pool one carved from the end of
+// the network, skipping what explicit pools already hold.
+func (t *Topology) defaultPools() error {
+	missing := 0
+	for _, c := range t.Clusters {
+		if !c.LoadBalancerPool.First.IsValid() {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	candidates, err := t.Network.DefaultPools(len(t.Clusters)+missing, DefaultPoolSize)
+	if err != nil {
+		return err
+	}
+	for i := range t.Clusters {
+		if t.Clusters[i].LoadBalancerPool.First.IsValid() {
+			continue
+		}
+		for len(candidates) > 0 {
+			p := candidates[0]
+			candidates = candidates[1:]
+			if !t.poolTaken(p) {
+				t.Clusters[i].LoadBalancerPool = p
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Topology) poolTaken(p AddrRange) bool {
+	for _, c := range t.Clusters {
+		if c.LoadBalancerPool.First.IsValid() && c.LoadBalancerPool.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// validatePools checks each pool fits the Docker network outside the range
+// Docker gives containers, and that no two pools share an address.
+func (t *Topology) validatePools() error {
+	whole := PrefixRange(t.Network.Subnet)
+	usable := AddrRange{whole.First.Next(), whole.Last.Prev()}
+	nodes := PrefixRange(t.Network.NodeRange())
+	for i, c := range t.Clusters {
+		p := c.LoadBalancerPool
+		if !p.First.IsValid() {
+			return fmt.Errorf("cluster %q has no load balancer pool", c.Name)
+		}
+		if !p.Within(usable) {
+			return fmt.Errorf("cluster %q: load balancer pool %s does not fit docker network %s %s", c.Name, p, t.Network.Name, t.Network.Subnet)
+		}
+		if p.Overlaps(nodes) {
+			return fmt.Errorf("cluster %q: load balancer pool %s overlaps %s, where Docker assigns node addresses; use the upper half of %s", c.Name, p, t.Network.NodeRange(), t.Network.Subnet)
+		}
+		for _, o := range t.Clusters[i+1:] {
+			if p.Overlaps(o.LoadBalancerPool) {
+				return fmt.Errorf("load balancer pools of clusters %q (%s) and %q (%s) overlap", c.Name, p, o.Name, o.LoadBalancerPool)
+			}
+		}
+	}
+	return nil
 }
 
 type namedPrefix struct {

@@ -23,6 +23,9 @@ func TestLoadRepositoryTopology(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if p.LoadBalancerPool.Overlaps(c2.LoadBalancerPool) || p.LoadBalancerPool.Size() != 50 {
+		t.Errorf("pools %s and %s", p.LoadBalancerPool, c2.LoadBalancerPool)
+	}
 	if c2.Region != "us-west-2" || c2.Zone != "us-west-2a" || c2.PodSubnet.String() != "10.20.0.0/16" {
 		t.Errorf("cluster2 = %+v", c2)
 	}
@@ -88,6 +91,24 @@ func TestValidateRejects(t *testing.T) {
 			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24") + "nodez: []\n"},
 			want:  "parse kind config",
 		},
+		"pool outside the network": {
+			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true, loadBalancerPool: 172.31.0.10-172.31.0.20}\n",
+			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24")},
+			want:  "does not fit docker network net 172.30.0.0/16",
+		},
+		"pool in the node range": {
+			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true, loadBalancerPool: 172.30.0.10-172.30.0.20}\n",
+			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24")},
+			want:  "where Docker assigns node addresses",
+		},
+		"overlapping pools": {
+			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true, loadBalancerPool: 172.30.200.10-172.30.200.20}\n- {config: b.yaml, loadBalancerPool: 172.30.200.20-172.30.200.30}\n",
+			kinds: map[string]string{
+				"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
+				"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
+			},
+			want: "pools of clusters \"a\" (172.30.200.10-172.30.200.20) and \"b\" (172.30.200.20-172.30.200.30) overlap",
+		},
 		"bad CIDR": {
 			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n",
 			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/33", "10.255.10.0/24")},
@@ -101,5 +122,21 @@ func TestValidateRejects(t *testing.T) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
 		})
+	}
+}
+
+func TestDefaultPoolsAvoidExplicitOnes(t *testing.T) {
+	dir := writeTopology(t,
+		"network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true, loadBalancerPool: 172.30.255.205-172.30.255.254}\n- {config: b.yaml}\n",
+		map[string]string{
+			"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
+			"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
+		})
+	topo, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.Clusters[1].LoadBalancerPool.String(); got != "172.30.255.155-172.30.255.204" {
+		t.Errorf("default pool of b = %s", got)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
@@ -85,4 +87,24 @@ func Exec(ctx context.Context, c klient.Client, ns, pod, container string, cmd .
 		return stdout.String(), fmt.Errorf("exec %q in %s/%s: %w: %s", strings.Join(cmd, " "), ns, pod, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// ApplyFile creates every object of a manifest file, each in the namespace
+// its manifest names; objects that already exist are left as they are, so
+// a repeated install is harmless.
+func ApplyFile(ctx context.Context, c klient.Client, path string) error {
+	err := decoder.DecodeEachFile(ctx, os.DirFS(filepath.Dir(path)), filepath.Base(path),
+		decoder.CreateIgnoreAlreadyExists(c.Resources()))
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", path, err)
+	}
+	return nil
+}
+
+// CreateIfMissing creates obj unless it exists.
+func CreateIfMissing(ctx context.Context, c klient.Client, obj k8s.Object) error {
+	if err := c.Resources().Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s %s/%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
 }

@@ -2,9 +2,10 @@ package platform
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,17 +18,56 @@ import (
 	"github.com/meshconform/meshconform/suites/internal/labels"
 )
 
-// The platform suite brings up one cluster of the topology (the primary)
-// from the configured image source and checks what every later suite relies
-// on: a Ready node, a healthy kube-system, DNS, Services, and a teardown that
-// leaves nothing behind.
-var _ = Describe("Platform: one kind cluster", Ordered, Label(labels.Platform), func() {
+// The platform suite brings up every cluster of the topology (primary and
+// remote) from the configured image source and checks what every later
+// suite relies on: Ready nodes, a healthy kube-system, DNS, Services,
+// LoadBalancer addresses from each cluster's own pool, a flat network
+// between the clusters, and a teardown that leaves nothing behind.
+var _ = Describe("Platform: kind clusters on one Docker network", Ordered, Label(labels.Platform), func() {
 	const ns = "platform-check"
 	var (
 		h      *harness.Harness
-		cl     *clusters.Cluster
+		all    []*clusters.Cluster
+		before harness.Inventory
 		failed bool
 	)
+
+	// other returns the cluster that is not cl (the topology has two).
+	other := func(cl *clusters.Cluster) *clusters.Cluster {
+		for _, o := range all {
+			if o.Name != cl.Name {
+				return o
+			}
+		}
+		Fail("the topology has one cluster only")
+		return nil
+	}
+	podsOf := func(ctx SpecContext, cl *clusters.Cluster, app string) []corev1.Pod {
+		var pods corev1.PodList
+		Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
+		var out []corev1.Pod
+		for _, p := range pods.Items {
+			if p.Labels["app"] == app {
+				out = append(out, p)
+			}
+		}
+		Expect(out).NotTo(BeEmpty(), "no %s pod in %s", app, cl.Name)
+		return out
+	}
+	// fromClient runs the probe in cl's client pod.
+	fromClient := func(ctx SpecContext, cl *clusters.Cluster, args ...string) func() (string, error) {
+		return func() (string, error) {
+			return workloads.Exec(ctx, cl.Client, ns, "client", "client", append([]string{"probe"}, args...)...)
+		}
+	}
+	lbAddress := func(ctx SpecContext, cl *clusters.Cluster) netip.Addr {
+		var svc corev1.Service
+		Expect(cl.Client.Resources(ns).Get(ctx, "echo-lb", ns, &svc)).To(Succeed())
+		Expect(svc.Status.LoadBalancer.Ingress).NotTo(BeEmpty(), "echo-lb in %s has no address", cl.Name)
+		ip, err := netip.ParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+		Expect(err).NotTo(HaveOccurred())
+		return ip
+	}
 
 	BeforeAll(func(ctx SpecContext) {
 		cfg, err := harness.ConfigFromEnv()
@@ -36,19 +76,35 @@ var _ = Describe("Platform: one kind cluster", Ordered, Label(labels.Platform), 
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) {
 			Expect(h.Teardown(ctx, failed)).To(Succeed())
-			Expect(h.Close()).To(Succeed())
 			AddReportEntry("phases", h.Run.Phases())
+			Expect(h.Close()).To(Succeed())
 		}, NodeTimeout(5*time.Minute))
 
-		By("checking the machine before creating anything")
-		Expect(h.Preflight(ctx)).To(Succeed())
-		By(fmt.Sprintf("preparing %s images for Kubernetes %s", cfg.Source, h.Release.Version))
-		Expect(h.PrepareImages(ctx)).To(Succeed())
-		By("creating the primary cluster " + h.Topology.Primary().Name)
-		created, err := h.CreateClusters(ctx, h.Topology.Primary().Name)
+		before, err = h.Snapshot(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		cl = created[0]
-	}, NodeTimeout(50*time.Minute))
+		By(fmt.Sprintf("bringing up %d clusters from %s images (Kubernetes %s)", len(h.Topology.Clusters), cfg.Source, h.Release.Version))
+		all, err = h.SetUpPlatform(ctx)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("deploying a server (ClusterIP and LoadBalancer Services) and a client pod in every cluster")
+		probe, err := h.App(ctx, "probe")
+		Expect(err).NotTo(HaveOccurred())
+		for _, cl := range all {
+			Expect(workloads.CreateNamespace(ctx, cl.Client, ns, nil)).To(Succeed())
+			Expect(workloads.Apply(ctx, cl.Client, filepath.Join(h.Config.RepoRoot, "fixtures", "platform"), "*.yaml", ns,
+				workloads.Images{"meshconform/probe": probe})).To(Succeed())
+		}
+		for _, cl := range all {
+			Eventually(func(g Gomega) {
+				var pods corev1.PodList
+				g.Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
+				g.Expect(pods.Items).To(HaveLen(2))
+				for _, p := range pods.Items {
+					g.Expect(p.Status.ContainerStatuses).To(HaveEach(HaveField("Ready", true)), "pod %s/%s", cl.Name, p.Name)
+				}
+			}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Succeed(), "workloads in %s", cl.Name)
+		}
+	}, NodeTimeout(60*time.Minute))
 
 	AfterEach(func() {
 		if CurrentSpecReport().Failed() {
@@ -56,93 +112,145 @@ var _ = Describe("Platform: one kind cluster", Ordered, Label(labels.Platform), 
 		}
 	})
 
-	It("has every node Ready, running the Kubernetes version asked for", func(ctx SpecContext) {
-		var nodes corev1.NodeList
-		Expect(cl.Client.Resources().List(ctx, &nodes)).To(Succeed())
-		Expect(nodes.Items).NotTo(BeEmpty())
-		for _, n := range nodes.Items {
-			Expect(n.Status.Conditions).To(ContainElement(And(
-				HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))), "node %s", n.Name)
-			Expect(n.Status.NodeInfo.KubeletVersion).To(Equal(h.Release.Version), "kubelet of node %s", n.Name)
-			Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/region", cl.Region), "node %s", n.Name)
+	It("has every node Ready at the Kubernetes version asked for, labelled with its cluster's locality", func(ctx SpecContext) {
+		for _, cl := range all {
+			var nodes corev1.NodeList
+			Expect(cl.Client.Resources().List(ctx, &nodes)).To(Succeed())
+			Expect(nodes.Items).NotTo(BeEmpty(), "cluster %s", cl.Name)
+			for _, n := range nodes.Items {
+				Expect(n.Status.Conditions).To(ContainElement(And(
+					HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))), "node %s", n.Name)
+				Expect(n.Status.NodeInfo.KubeletVersion).To(Equal(h.Release.Version), "kubelet of node %s", n.Name)
+				Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/region", cl.Region), "node %s", n.Name)
+				Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/zone", cl.Zone), "node %s", n.Name)
+			}
 		}
 	}, NodeTimeout(time.Minute))
 
-	It("runs every kube-system pod", func(ctx SpecContext) {
-		var pods corev1.PodList
-		Expect(cl.Client.Resources("kube-system").List(ctx, &pods)).To(Succeed())
-		names := map[string]bool{}
-		for _, p := range pods.Items {
-			Expect(p.Status.Phase).To(Equal(corev1.PodRunning), "pod %s", p.Name)
-			names[strings.SplitN(p.Name, "-", 2)[0]] = true
-		}
-		// The control plane, kube-proxy and CoreDNS are all there.
-		for _, want := range []string{"etcd", "kube", "coredns"} {
-			Expect(names).To(HaveKey(want))
-		}
-	}, NodeTimeout(time.Minute))
-
-	Context("with a server and a client pod", Label(labels.Networking), func() {
-		BeforeAll(func(ctx SpecContext) {
-			probe, err := h.App(ctx, "probe")
-			Expect(err).NotTo(HaveOccurred())
-			Expect(workloads.CreateNamespace(ctx, cl.Client, ns, nil)).To(Succeed())
-			Expect(workloads.Apply(ctx, cl.Client, filepath.Join(h.Config.RepoRoot, "fixtures", "platform"), "*.yaml", ns,
-				workloads.Images{"meshconform/probe": probe})).To(Succeed())
-			Eventually(func(g Gomega) {
+	It("runs every kube-system and metallb-system pod", func(ctx SpecContext) {
+		for _, cl := range all {
+			for _, system := range []string{"kube-system", "metallb-system"} {
 				var pods corev1.PodList
-				g.Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
-				g.Expect(pods.Items).To(HaveLen(2))
+				Expect(cl.Client.Resources(system).List(ctx, &pods)).To(Succeed())
+				Expect(pods.Items).NotTo(BeEmpty(), "%s in %s", system, cl.Name)
 				for _, p := range pods.Items {
-					g.Expect(p.Status.PodIP).NotTo(BeEmpty(), "pod %s has no IP", p.Name)
-					g.Expect(p.Status.ContainerStatuses).To(HaveEach(HaveField("Ready", true)), "pod %s", p.Name)
+					Expect(p.Status.Phase).To(Equal(corev1.PodRunning), "pod %s/%s/%s", cl.Name, system, p.Name)
 				}
-			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
-		}, NodeTimeout(5*time.Minute))
+			}
+		}
+	}, NodeTimeout(time.Minute))
 
-		It("gives pods addresses from the node's pod CIDR", func(ctx SpecContext) {
-			var pods corev1.PodList
-			Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
-			for _, p := range pods.Items {
-				ip, err := netip.ParseAddr(p.Status.PodIP)
-				Expect(err).NotTo(HaveOccurred())
-				Expect(cl.PodSubnet.Contains(ip)).To(BeTrue(), "pod %s IP %s outside %s", p.Name, ip, cl.PodSubnet)
+	Context("inside each cluster", Label(labels.Networking), func() {
+		It("gives pods addresses from their node's pod CIDR", func(ctx SpecContext) {
+			for _, cl := range all {
+				for _, app := range []string{"echo", "client"} {
+					for _, p := range podsOf(ctx, cl, app) {
+						ip, err := netip.ParseAddr(p.Status.PodIP)
+						Expect(err).NotTo(HaveOccurred(), "pod %s/%s", cl.Name, p.Name)
+						Expect(cl.PodSubnet.Contains(ip)).To(BeTrue(), "pod %s/%s IP %s outside %s", cl.Name, p.Name, ip, cl.PodSubnet)
+					}
+				}
 			}
 		}, NodeTimeout(time.Minute))
 
 		It("resolves kubernetes.default through CoreDNS", func(ctx SpecContext) {
-			var svc corev1.Service
-			Expect(cl.Client.Resources().Get(ctx, "kubernetes", "default", &svc)).To(Succeed())
-			Eventually(func() (string, error) {
-				return workloads.Exec(ctx, cl.Client, ns, "client", "client", "probe", "dns", "kubernetes.default")
-			}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).
-				Should(ContainSubstring(svc.Spec.ClusterIP))
-		}, NodeTimeout(2*time.Minute))
+			for _, cl := range all {
+				var svc corev1.Service
+				Expect(cl.Client.Resources().Get(ctx, "kubernetes", "default", &svc)).To(Succeed())
+				Eventually(fromClient(ctx, cl, "dns", "kubernetes.default")).WithContext(ctx).
+					WithTimeout(time.Minute).WithPolling(2*time.Second).
+					Should(ContainSubstring(svc.Spec.ClusterIP), "in cluster %s", cl.Name)
+			}
+		}, NodeTimeout(3*time.Minute))
 
 		It("answers HTTP through a ClusterIP Service from another pod", func(ctx SpecContext) {
-			var pods corev1.PodList
-			Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
-			var server string
-			for _, p := range pods.Items {
-				if p.Labels["app"] == "echo" {
-					server = p.Name
-				}
+			for _, cl := range all {
+				server := podsOf(ctx, cl, "echo")[0].Name
+				Eventually(fromClient(ctx, cl, "get", "http://echo."+ns+".svc.cluster.local/")).WithContext(ctx).
+					WithTimeout(time.Minute).WithPolling(2*time.Second).
+					Should(HavePrefix("pod="+server+" "), "in cluster %s", cl.Name)
 			}
-			Expect(server).NotTo(BeEmpty())
-			Eventually(func() (string, error) {
-				return workloads.Exec(ctx, cl.Client, ns, "client", "client", "probe", "get", "http://echo."+ns+".svc.cluster.local/")
-			}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).
-				Should(HavePrefix("pod=" + server + " "))
-		}, NodeTimeout(2*time.Minute))
+		}, NodeTimeout(3*time.Minute))
 	})
 
-	It("deletes the cluster and leaves nothing of it behind", Label(labels.Teardown), func(ctx SpecContext) {
-		if h.Config.KeepClusters {
-			Skip("MESHCONFORM_KEEP_CLUSTERS=1: the cluster is kept for debugging")
+	Context("LoadBalancer Services", Label(labels.LoadBalancer), func() {
+		It("get an address from their own cluster's MetalLB pool", func(ctx SpecContext) {
+			for _, cl := range all {
+				var ip netip.Addr
+				Eventually(func(g Gomega) {
+					var svc corev1.Service
+					g.Expect(cl.Client.Resources(ns).Get(ctx, "echo-lb", ns, &svc)).To(Succeed())
+					g.Expect(svc.Status.LoadBalancer.Ingress).NotTo(BeEmpty())
+					ip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+				}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "echo-lb in %s", cl.Name)
+				Expect(cl.LoadBalancerPool.Contains(ip)).To(BeTrue(), "echo-lb in %s got %s, outside its pool %s", cl.Name, ip, cl.LoadBalancerPool)
+				Expect(other(cl).LoadBalancerPool.Contains(ip)).To(BeFalse())
+			}
+		}, NodeTimeout(2*time.Minute))
+
+		It("answer from this machine", func(ctx SpecContext) {
+			client := &http.Client{Timeout: 5 * time.Second}
+			for _, cl := range all {
+				url := "http://" + lbAddress(ctx, cl).String() + "/"
+				server := podsOf(ctx, cl, "echo")[0].Name
+				Eventually(func() (string, error) {
+					resp, err := client.Get(url)
+					if err != nil {
+						return "", err
+					}
+					defer resp.Body.Close()
+					body, err := io.ReadAll(resp.Body)
+					return string(body), err
+				}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2*time.Second).
+					Should(HavePrefix("pod="+server+" "), "GET %s (cluster %s)", url, cl.Name)
+			}
+		}, NodeTimeout(3*time.Minute))
+
+		It("answer from a pod in the other cluster", Label(labels.FlatNetwork), func(ctx SpecContext) {
+			for _, cl := range all {
+				url := "http://" + lbAddress(ctx, cl).String() + "/"
+				server := podsOf(ctx, cl, "echo")[0].Name
+				Eventually(fromClient(ctx, other(cl), "get", url)).WithContext(ctx).
+					WithTimeout(time.Minute).WithPolling(2*time.Second).
+					Should(HavePrefix("pod="+server+" "), "GET %s from %s", url, other(cl).Name)
+			}
+		}, NodeTimeout(3*time.Minute))
+	})
+
+	It("routes pod to pod across clusters, both ways, without address translation", Label(labels.FlatNetwork), func(ctx SpecContext) {
+		for _, cl := range all {
+			server := podsOf(ctx, cl, "echo")[0]
+			caller := podsOf(ctx, other(cl), "client")[0]
+			url := "http://" + server.Status.PodIP + ":8080/"
+			By(fmt.Sprintf("%s/%s → %s/%s at %s", other(cl).Name, caller.Name, cl.Name, server.Name, server.Status.PodIP))
+			// The server reports the caller's address as it saw it: the
+			// caller's own pod IP, so nothing masqueraded on the way.
+			Eventually(fromClient(ctx, other(cl), "get", url)).WithContext(ctx).
+				WithTimeout(time.Minute).WithPolling(2*time.Second).
+				Should(And(HavePrefix("pod="+server.Name+" "), ContainSubstring("remote="+caller.Status.PodIP+":")))
 		}
-		Expect(h.Teardown(ctx, false)).To(Succeed())
-		left, err := h.Leftovers(ctx, cl.Name)
+	}, NodeTimeout(3*time.Minute))
+
+	It("tears down everything the run created, and the audit finds nothing left", Label(labels.Teardown), func(ctx SpecContext) {
+		if h.Config.KeepClusters {
+			Skip("MESHCONFORM_KEEP_CLUSTERS=1: the clusters are kept for debugging")
+		}
+		during, err := h.Snapshot(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(left).To(BeEmpty(), "left behind after teardown")
+		Expect(h.Teardown(ctx, false)).To(Succeed())
+		after, err := h.Snapshot(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("teardown audit", fmt.Sprintf("before the run: %s; during: %s; after teardown: %s", before, during, after))
+		h.Run.Figure("audit_before", before)
+		h.Run.Figure("audit_during", during)
+		h.Run.Figure("audit_after", after)
+		Expect(after.NewSince(before)).To(BeEmpty(), "created by the run and still present")
+		var names []string
+		for _, cl := range all {
+			names = append(names, cl.Name)
+		}
+		left, err := h.Leftovers(ctx, names...)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(left).To(BeEmpty(), "meshconform's objects still present")
 	}, NodeTimeout(5*time.Minute))
 })

@@ -5,6 +5,7 @@ package oci
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -38,13 +39,17 @@ type File struct {
 	Link string
 }
 
-// FilesLayer writes files (and their parent directories) into an
-// uncompressed layer tar at tarPath and returns the layer.
-func FilesLayer(tarPath string, files []File) (v1.Layer, error) {
-	if err := writeFilesTar(tarPath, files); err != nil {
-		return nil, fmt.Errorf("write layer %s: %w", tarPath, err)
+// FilesLayer makes a layer of files (and their parent directories). The
+// layer is held in memory: nothing is left on disk once it is pushed.
+func FilesLayer(files []File) (v1.Layer, error) {
+	var buf bytes.Buffer
+	if err := writeFilesTar(&buf, files); err != nil {
+		return nil, fmt.Errorf("write layer: %w", err)
 	}
-	return LayerFromTar(tarPath)
+	raw := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(raw)), nil
+	}, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
 }
 
 // LayerFromTar makes a layer of an uncompressed tar file. Compression is
@@ -53,13 +58,8 @@ func LayerFromTar(tarPath string) (v1.Layer, error) {
 	return tarball.LayerFromFile(tarPath, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
 }
 
-func writeFilesTar(tarPath string, files []File) error {
-	f, err := os.Create(tarPath)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
+func writeFilesTar(w io.Writer, files []File) error {
+	tw := tar.NewWriter(w)
 	sorted := append([]File(nil), files...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
 	dirs := map[string]bool{}
@@ -81,6 +81,7 @@ func writeFilesTar(tarPath string, files []File) error {
 			continue
 		}
 		data := file.Data
+		var err error
 		if file.Src != "" {
 			if data, err = os.ReadFile(file.Src); err != nil {
 				return err
@@ -97,10 +98,7 @@ func writeFilesTar(tarPath string, files []File) error {
 			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return f.Close()
+	return tw.Close()
 }
 
 // parents lists the directories above p, outermost first: "a/b/c" → a, a/b.

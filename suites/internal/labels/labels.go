@@ -3,10 +3,14 @@
 package labels
 
 const (
-	// Platform: clusters, their networking and their teardown.
+	// Platform: clusters and what they stand on.
 	Platform = "platform"
 	// Networking: pod network, Services and DNS inside a cluster.
 	Networking = "networking"
+	// LoadBalancer: MetalLB addresses for LoadBalancer Services.
+	LoadBalancer = "loadbalancer"
+	// FlatNetwork: pods and Services of one cluster reachable from the other.
+	FlatNetwork = "flat-network"
 	// Teardown: nothing of a run remains after it.
 	Teardown = "teardown"
 )

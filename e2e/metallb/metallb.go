@@ -1,0 +1,103 @@
+// Package metallb installs MetalLB in L2 mode in a cluster, from the
+// manifest MetalLB publishes for its release, and gives the cluster its
+// address pool, so LoadBalancer Services get addresses on the Docker network.
+package metallb
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	metallbv1beta1 "go.universe.tf/metallb/api/v1beta1"
+
+	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/workloads"
+)
+
+const (
+	// Version is the MetalLB release installed (and, for the local image
+	// source, built from go.universe.tf/metallb at the version go.mod pins).
+	Version = images.MetalLBVersion
+	// Namespace is where MetalLB runs.
+	Namespace = "metallb-system"
+	// PoolName names the IPAddressPool and L2Advertisement meshconform makes.
+	PoolName = "meshconform"
+)
+
+// Images are the images MetalLB's native manifest runs.
+func Images() []string {
+	return []string{"quay.io/metallb/controller:" + Version, "quay.io/metallb/speaker:" + Version}
+}
+
+// ManifestPath is MetalLB's native (L2, no FRR) manifest inside its module,
+// which this module requires at Version.
+func ManifestPath(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "go.universe.tf/metallb").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the metallb module (go list -m go.universe.tf/metallb): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "manifests", "metallb-native.yaml"), nil
+}
+
+// Install applies MetalLB, waits for its controller and speakers, and gives
+// it pool as an L2 pool.
+func Install(ctx context.Context, c klient.Client, pool topology.AddrRange) error {
+	manifest, err := ManifestPath(ctx)
+	if err != nil {
+		return err
+	}
+	if err := workloads.ApplyFile(ctx, c, manifest); err != nil {
+		return fmt.Errorf("metallb: %w", err)
+	}
+	res := c.Resources(Namespace)
+	if err := wait.For(func(ctx context.Context) (bool, error) {
+		var d appsv1.Deployment
+		var ds appsv1.DaemonSet
+		if err := res.Get(ctx, "controller", Namespace, &d); err != nil {
+			return false, nil
+		}
+		if err := res.Get(ctx, "speaker", Namespace, &ds); err != nil {
+			return false, nil
+		}
+		return d.Status.AvailableReplicas >= 1 && ds.Status.DesiredNumberScheduled > 0 &&
+			ds.Status.NumberReady == ds.Status.DesiredNumberScheduled, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(3*time.Minute), wait.WithInterval(2*time.Second)); err != nil {
+		return fmt.Errorf("metallb: controller and speakers not ready within 3m: %w", err)
+	}
+	if err := metallbv1beta1.AddToScheme(res.GetScheme()); err != nil {
+		return err
+	}
+	ipPool := &metallbv1beta1.IPAddressPool{
+		ObjectMeta: metav1.ObjectMeta{Name: PoolName, Namespace: Namespace},
+		Spec:       metallbv1beta1.IPAddressPoolSpec{Addresses: []string{pool.String()}},
+	}
+	l2 := &metallbv1beta1.L2Advertisement{
+		ObjectMeta: metav1.ObjectMeta{Name: PoolName, Namespace: Namespace},
+		Spec:       metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{PoolName}},
+	}
+	// MetalLB's validating webhook answers only once the controller has
+	// written its certificate: retry creation until it does.
+	var last error
+	err = wait.For(func(ctx context.Context) (bool, error) {
+		if last = workloads.CreateIfMissing(ctx, c, ipPool); last != nil {
+			return false, nil
+		}
+		if last = workloads.CreateIfMissing(ctx, c, l2); last != nil {
+			return false, nil
+		}
+		return true, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(2*time.Minute), wait.WithInterval(2*time.Second), wait.WithImmediate())
+	if err != nil {
+		return fmt.Errorf("metallb: create pool %s: %v (last: %v)", pool, err, last)
+	}
+	return nil
+}
