@@ -5,8 +5,9 @@ SHELL := /bin/bash
 GO ?= go
 ARTIFACTS ?= $(CURDIR)/artifacts
 export MESHCONFORM_ARTIFACTS := $(ARTIFACTS)
-# Suites run in this order on one machine; later issues add install and conformance.
-E2E_SUITES ?= platform
+# suites/e2e runs platform → install → uninstall → teardown on one pair of clusters;
+# E2E_SUITES="platform install" runs the suites one by one instead.
+E2E_SUITES ?= e2e
 E2E_TIMEOUT ?= 80m
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
@@ -21,6 +22,7 @@ setup:
 
 # Each suite writes JUnit and Ginkgo JSON under artifacts/<suite>/.
 e2e: setup
+	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
 	@rc=0; for s in $(E2E_SUITES); do \
 	  mkdir -p $(ARTIFACTS)/$$s; \
 	  echo "== suite $$s"; \

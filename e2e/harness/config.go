@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/meshconform/meshconform/e2e/images"
 )
@@ -30,6 +32,13 @@ type Config struct {
 	KeepClusters bool // MESHCONFORM_KEEP_CLUSTERS=1
 	// RegistryPort is the local registry's port on 127.0.0.1.
 	RegistryPort int // MESHCONFORM_REGISTRY_PORT
+	// IstioVersion is the Istio release installed.
+	IstioVersion string // MESHCONFORM_ISTIO_VERSION
+	// IstioRevision installs Istio under a revision name ("" = none).
+	IstioRevision string // MESHCONFORM_ISTIO_REVISION
+	// Istioctl is an istioctl binary to use instead of building one (for
+	// the upstream source with versions this machine cannot build).
+	Istioctl string // MESHCONFORM_ISTIOCTL
 }
 
 // ConfigFromEnv reads the settings, with defaults, and rejects bad values.
@@ -46,6 +55,9 @@ func ConfigFromEnv() (Config, error) {
 		CacheDir:          envOr("MESHCONFORM_CACHE", defaultCacheDir()),
 		KeepClusters:      os.Getenv("MESHCONFORM_KEEP_CLUSTERS") == "1",
 		RegistryPort:      images.DefaultRegistryPort,
+		IstioVersion:      strings.TrimPrefix(envOr("MESHCONFORM_ISTIO_VERSION", images.DefaultIstioVersion), "v"),
+		IstioRevision:     os.Getenv("MESHCONFORM_ISTIO_REVISION"),
+		Istioctl:          os.Getenv("MESHCONFORM_ISTIOCTL"),
 	}
 	if p := os.Getenv("MESHCONFORM_REGISTRY_PORT"); p != "" {
 		if c.RegistryPort, err = strconv.Atoi(p); err != nil || c.RegistryPort < 1 || c.RegistryPort > 65535 {
@@ -58,6 +70,12 @@ func ConfigFromEnv() (Config, error) {
 	if _, err := images.LookupKubeRelease(c.KubernetesVersion); err != nil {
 		return c, fmt.Errorf("MESHCONFORM_KUBERNETES_VERSION: %w", err)
 	}
+	if _, err := images.LookupIstioRelease(c.IstioVersion); err != nil && (c.Source == images.SourceLocal || c.Istioctl == "") {
+		return c, fmt.Errorf("MESHCONFORM_ISTIO_VERSION: %w", err)
+	}
+	if c.IstioRevision != "" && !revisionName.MatchString(c.IstioRevision) {
+		return c, fmt.Errorf("MESHCONFORM_ISTIO_REVISION=%q: a revision is a DNS label (lower-case letters, digits, '-')", c.IstioRevision)
+	}
 	for _, d := range []*string{&c.ArtifactsDir, &c.CacheDir} {
 		if *d, err = filepath.Abs(*d); err != nil {
 			return c, err
@@ -65,6 +83,8 @@ func ConfigFromEnv() (Config, error) {
 	}
 	return c, nil
 }
+
+var revisionName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {

@@ -30,8 +30,7 @@ func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) 
 		return "", err
 	}
 	ref := fmt.Sprintf("docker.io/meshconform/%s:%s", name, key)
-	reg := oci.Registry{Host: fmt.Sprintf("127.0.0.1:%d", l.RegistryPort)}
-	err = l.ensure(ctx, reg, recipe{ref: ref, inputs: []string{key}, build: func(ctx context.Context) (v1.Image, error) {
+	err = l.ensure(ctx, l.registry(), recipe{ref: ref, inputs: []string{key}, build: func(ctx context.Context) (v1.Image, error) {
 		bin, err := l.buildApp(ctx, repoRoot, name, key)
 		if err != nil {
 			return nil, err

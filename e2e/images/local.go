@@ -92,7 +92,7 @@ func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, err
 	if err != nil {
 		return ClusterImages{}, err
 	}
-	reg := oci.Registry{Host: fmt.Sprintf("127.0.0.1:%d", l.RegistryPort)}
+	reg := l.registry()
 
 	var node string
 	g, gctx := errgroup.WithContext(ctx)
@@ -109,6 +109,10 @@ func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, err
 	}
 	l.Run.Figure("image_cache_bytes", dirSize(l.CacheDir))
 	return ClusterImages{Node: node, ContainerdConfigPatches: []string{MirrorPatch(RegistryEndpoint())}}, nil
+}
+
+func (l *Local) registry() oci.Registry {
+	return oci.Registry{Host: fmt.Sprintf("127.0.0.1:%d", l.RegistryPort)}
 }
 
 // recipe is one image for the registry: its usual name, the inputs that

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,19 +20,31 @@ import (
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/klient/wait"
 )
 
 // Images maps an image name used in fixtures (e.g. "meshconform/probe") to
 // the reference this run built or chose for it.
 type Images map[string]string
 
+// Overrides are what a run fills into fixtures: the images it built and
+// environment variables for every container (a cluster's name and
+// locality, which a pod cannot read for itself).
+type Overrides struct {
+	Images Images
+	Env    map[string]string
+}
+
 // Apply creates every object of the manifests matching pattern in dir, in
-// namespace ns, with fixture image names replaced per imgs.
-func Apply(ctx context.Context, c klient.Client, dir, pattern, ns string, imgs Images) error {
+// namespace ns, with o applied.
+func Apply(ctx context.Context, c klient.Client, dir, pattern, ns string, o Overrides) error {
 	err := decoder.DecodeEachFile(ctx, os.DirFS(dir), pattern,
 		decoder.CreateHandler(c.Resources(ns)),
 		decoder.MutateNamespace(ns),
-		decoder.MutateOption(func(obj k8s.Object) error { return SetImages(obj, imgs) }))
+		decoder.MutateOption(func(obj k8s.Object) error {
+			SetEnv(obj, o.Env)
+			return SetImages(obj, o.Images)
+		}))
 	if err != nil {
 		return fmt.Errorf("apply %s/%s to namespace %s: %w", dir, pattern, ns, err)
 	}
@@ -52,6 +66,40 @@ func SetImages(obj k8s.Object, imgs Images) error {
 				return fmt.Errorf("%s %s: no image built for %s", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), cs[i].Image)
 			}
 		}
+	}
+	return nil
+}
+
+// SetEnv adds env to every container of a workload, before the variables
+// its manifest sets (so a manifest can still refer to them).
+func SetEnv(obj k8s.Object, env map[string]string) {
+	spec := podSpec(obj)
+	if spec == nil || len(env) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var add []corev1.EnvVar
+	for _, k := range keys {
+		add = append(add, corev1.EnvVar{Name: k, Value: env[k]})
+	}
+	for i := range spec.Containers {
+		spec.Containers[i].Env = append(append([]corev1.EnvVar(nil), add...), spec.Containers[i].Env...)
+	}
+}
+
+// Scale sets a Deployment's replicas.
+func Scale(ctx context.Context, c klient.Client, ns, name string, replicas int32) error {
+	var d appsv1.Deployment
+	if err := c.Resources(ns).Get(ctx, name, ns, &d); err != nil {
+		return fmt.Errorf("get deployment %s/%s: %w", ns, name, err)
+	}
+	d.Spec.Replicas = &replicas
+	if err := c.Resources(ns).Update(ctx, &d); err != nil {
+		return fmt.Errorf("scale deployment %s/%s to %d: %w", ns, name, replicas, err)
 	}
 	return nil
 }
@@ -105,6 +153,22 @@ func ApplyFile(ctx context.Context, c klient.Client, path string) error {
 func CreateIfMissing(ctx context.Context, c klient.Client, obj k8s.Object) error {
 	if err := c.Resources().Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create %s %s/%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// DeleteNamespace deletes ns and waits until it is gone.
+func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	if err := c.Resources().Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete namespace %s: %w", ns, err)
+	}
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		err := c.Resources().Get(ctx, ns, "", &corev1.Namespace{})
+		return apierrors.IsNotFound(err), nil
+	}, wait.WithContext(ctx), wait.WithTimeout(3*time.Minute), wait.WithInterval(time.Second))
+	if err != nil {
+		return fmt.Errorf("namespace %s still exists after 3m: %w", ns, err)
 	}
 	return nil
 }

@@ -46,3 +46,16 @@ func TestManifestsDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestSetEnvPrependsToEveryContainer(t *testing.T) {
+	d := &appsv1.Deployment{}
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Env: []corev1.EnvVar{{Name: "POD_NAME"}}}, {Name: "b"}}
+	SetEnv(d, map[string]string{"ZONE": "us-east-1a", "CLUSTER": "cluster1"})
+	got := d.Spec.Template.Spec.Containers[0].Env
+	if len(got) != 3 || got[0].Name != "CLUSTER" || got[1].Name != "ZONE" || got[2].Name != "POD_NAME" {
+		t.Errorf("env = %+v", got)
+	}
+	if len(d.Spec.Template.Spec.Containers[1].Env) != 2 {
+		t.Error("second container not given env")
+	}
+}

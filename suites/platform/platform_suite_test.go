@@ -1,3 +1,6 @@
+// Package platform is the platform suite on its own: clusters, networking,
+// MetalLB, flat network, teardown. `go test ./suites/platform` or
+// `ginkgo ./suites/platform`.
 package platform
 
 import (
@@ -5,11 +8,18 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/specs"
 )
 
-// TestPlatform runs the platform suite: `go test ./suites/platform` or
-// `ginkgo ./suites/platform`.
 func TestPlatform(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Platform Suite")
 }
+
+var _ = Describe("meshconform platform", Ordered, func() {
+	env.Setup()
+	specs.Platform()
+	specs.Teardown()
+})

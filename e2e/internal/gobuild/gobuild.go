@@ -47,6 +47,16 @@ type Module struct {
 	// NoSumDB lists module path patterns the checksum database cannot vouch
 	// for (GONOSUMDB); they are still pinned in the generated go.sum.
 	NoSumDB []string
+	// SeedSum starts the generated go.sum from the upstream module's own
+	// go.sum (and takes its go directive), so every dependency it pins is
+	// verified against what upstream recorded, including those the
+	// checksum database cannot answer for.
+	SeedSum bool
+	// SeedProbe is a package of the module with few dependencies, listed to
+	// fetch the module before its go.sum is known (default: Packages[0]).
+	// Listing a package whose imports reach a module the checksum database
+	// cannot vouch for would fail before the seeded go.sum could help.
+	SeedProbe string
 }
 
 // Builder runs builds and keeps their results under CacheDir.
@@ -93,6 +103,11 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 	}
 	if err := b.writeModule(src, m); err != nil {
 		return Result{}, fmt.Errorf("build %s %s: %w", m.Name, m.Version, err)
+	}
+	if m.SeedSum {
+		if err := b.seedSum(ctx, src, m); err != nil {
+			return Result{}, fmt.Errorf("build %s %s: seed go.sum: %w", m.Name, m.Version, err)
+		}
 	}
 	tmp := out + ".tmp"
 	_ = os.RemoveAll(tmp)
@@ -166,6 +181,67 @@ func (b *Builder) writeModule(dir string, m Module) error {
 	}
 	tools.WriteString(")\n")
 	return os.WriteFile(filepath.Join(dir, "tools.go"), tools.Bytes(), 0o644)
+}
+
+// seedSum fetches the upstream module (listing a package of it downloads
+// the module's zip, which works even where the proxy withholds a pseudo-
+// version's .info), then merges its go.sum into ours and adopts its go
+// directive.
+func (b *Builder) seedSum(ctx context.Context, dir string, m Module) error {
+	marker := filepath.Join(dir, ".seeded")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	var out bytes.Buffer
+	probe := m.SeedProbe
+	if probe == "" {
+		probe = m.Packages[0]
+	}
+	cmd := exec.CommandContext(ctx, "go", "list", "-f", "{{.Module.Dir}}", probe)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	cmd.Stdout = &out
+	var errOut tailBuffer
+	cmd.Stderr = &errOut
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("fetch %s@%s: %w: %s", m.Path, m.Version, err, errOut.String())
+	}
+	modDir := strings.TrimSpace(out.String())
+	upstreamSum, err := os.ReadFile(filepath.Join(modDir, "go.sum"))
+	if err != nil {
+		return err
+	}
+	ours, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), MergeSums(ours, upstreamSum), 0o644); err != nil {
+		return err
+	}
+	upstreamMod, err := os.ReadFile(filepath.Join(modDir, "go.mod"))
+	if err != nil {
+		return err
+	}
+	if f, err := modfile.ParseLax("go.mod", upstreamMod, nil); err == nil && f.Go != nil {
+		edit := exec.CommandContext(ctx, "go", "mod", "edit", "-go="+f.Go.Version)
+		edit.Dir = dir
+		edit.Env = append(os.Environ(), "GOWORK=off")
+		if b, err := edit.CombinedOutput(); err != nil {
+			return fmt.Errorf("go mod edit -go=%s: %w: %s", f.Go.Version, err, b)
+		}
+	}
+	return os.WriteFile(marker, nil, 0o644)
+}
+
+// MergeSums returns the union of two go.sum files' lines, sorted.
+func MergeSums(a, b []byte) []byte {
+	seen := map[string]bool{}
+	var lines []string
+	for _, l := range strings.Split(string(a)+"\n"+string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !seen[l] {
+			seen[l] = true
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
 func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...string) error {

@@ -70,3 +70,12 @@ func TestBinaryName(t *testing.T) {
 		}
 	}
 }
+
+func TestMergeSums(t *testing.T) {
+	a := []byte("b.io/x v1.0.0 h1:aaa=\na.io/y v1.0.0/go.mod h1:bbb=\n")
+	b := []byte("a.io/y v1.0.0/go.mod h1:bbb=\nc.io/z v2.0.0 h1:ccc=\n\n")
+	want := "a.io/y v1.0.0/go.mod h1:bbb=\nb.io/x v1.0.0 h1:aaa=\nc.io/z v2.0.0 h1:ccc=\n"
+	if got := string(MergeSums(a, b)); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -30,13 +30,15 @@ import (
 var epoch = time.Unix(0, 0).UTC()
 
 // File is one file of a layer: its content comes from Data, or from the file
-// at Src on this machine. A Link makes a symlink instead.
+// at Src on this machine. A Link makes a symlink instead, Dir an empty
+// directory (with Mode, default 0755).
 type File struct {
 	Path string
 	Mode int64
 	Data []byte
 	Src  string
 	Link string
+	Dir  bool
 }
 
 // FilesLayer makes a layer of files (and their parent directories). The
@@ -73,6 +75,17 @@ func writeFilesTar(w io.Writer, files []File) error {
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: epoch}); err != nil {
 				return err
 			}
+		}
+		if file.Dir {
+			mode := file.Mode
+			if mode == 0 {
+				mode = 0o755
+			}
+			dirs[p] = true
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: mode, ModTime: epoch}); err != nil {
+				return err
+			}
+			continue
 		}
 		if file.Link != "" {
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: file.Link, Mode: 0o777, ModTime: epoch}); err != nil {

@@ -14,3 +14,6 @@ const (
 	// Teardown: nothing of a run remains after it.
 	Teardown = "teardown"
 )
+
+// Install: the primary-remote install steps and their effects.
+const Install = "install"

@@ -1,0 +1,95 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/dump"
+	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/mesh"
+)
+
+// Mesh is an installed primary-remote mesh.
+type Mesh struct {
+	Installer *mesh.Installer
+	Istioctl  mesh.Istioctl
+	Version   string
+	Revision  string
+	// Discovery is the address the remote reaches istiod at.
+	Discovery netip.Addr
+	// EchoImage is Istio's echo app of the same version, for proxyless
+	// workloads (local source).
+	EchoImage string
+}
+
+// PrepareIstio builds (local source) the Istio images and istioctl, and
+// returns an installer set up for the topology; nothing is installed yet.
+func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
+	m := &Mesh{Version: h.Config.IstioVersion, Revision: h.Config.IstioRevision}
+	_, _, m.EchoImage = images.IstioImages(m.Version)
+	istioctl := h.Config.Istioctl
+	if local, ok := h.Source.(*images.Local); ok {
+		rel, err := images.LookupIstioRelease(m.Version)
+		if err != nil {
+			return nil, err
+		}
+		err = h.Run.Time("istio "+m.Version+" images and istioctl", func() error {
+			built, err := local.Istio(ctx, rel)
+			if istioctl == "" {
+				istioctl = built
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if istioctl == "" {
+		return nil, fmt.Errorf("no istioctl for Istio %s: set MESHCONFORM_ISTIOCTL", m.Version)
+	}
+	m.Istioctl = mesh.Istioctl{Path: istioctl}
+	profile, exposure := "minimal", mesh.ExposeLoadBalancer
+	if h.Config.Source == images.SourceUpstream {
+		profile, exposure = "default", mesh.ExposeEastWest
+	}
+	primary := h.Topology.Primary()
+	m.Installer = &mesh.Installer{
+		Istioctl:     m.Istioctl,
+		FixturesDir:  filepath.Join(h.Config.RepoRoot, "fixtures", "istio"),
+		ManifestsDir: filepath.Join(h.Config.ArtifactsDir, "istio", "manifests"),
+		Values: mesh.Values{
+			Hub: "docker.io/istio", Tag: m.Version, Profile: profile,
+			MeshID: "mesh1", Network: primary.MeshNetwork, Revision: m.Revision,
+		},
+		Exposure: exposure,
+		Run:      h.Run,
+	}
+	return m, nil
+}
+
+// Install runs the primary-remote install on the topology's primary and
+// remote clusters.
+func (m *Mesh) Install(ctx context.Context, primary, remote *clusters.Cluster) error {
+	var err error
+	m.Discovery, err = m.Installer.Install(ctx, primary, remote)
+	return err
+}
+
+// DumpState writes, for a failed run, each cluster's pods, events and logs
+// and, when a mesh is installed, its control plane's view, to the artifacts.
+func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Mesh, primary *clusters.Cluster) {
+	dir := filepath.Join(h.Config.ArtifactsDir, "dump")
+	for _, cl := range cls {
+		if err := dump.Cluster(ctx, filepath.Join(dir, cl.Name), cl.Client); err != nil {
+			fmt.Fprintf(h.out, "   dump %s (partial): %v\n", cl.Name, err)
+		}
+	}
+	if m != nil && primary != nil {
+		if err := mesh.DumpMesh(ctx, filepath.Join(dir, "mesh"), m.Istioctl, m.Revision, primary); err != nil {
+			fmt.Fprintf(h.out, "   dump mesh (partial): %v\n", err)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/meshconform/meshconform/e2e/internal/gobuild"
+	"github.com/meshconform/meshconform/e2e/internal/oci"
+)
+
+// IstioRelease is an Istio release the local source can build: its tag, the
+// module version the tag resolves to on the Go module proxy, and the pins
+// that make the module's exact dependency set resolvable there.
+type IstioRelease struct {
+	Version string
+	// Module is the pseudo-version of istio.io/istio at the release tag.
+	Module string
+	// Commit is the release commit, stamped into the binaries.
+	Commit string
+	// Require pins modules the proxy cannot serve at the release's own
+	// pseudo-versions to tags at the very same commits.
+	Require map[string]string
+	// NoSumDB: modules the checksum database has no line for (their content
+	// was compared with the release tag's tree when the release was added).
+	NoSumDB []string
+	// AgentTags are the release Makefile's AGENT_TAGS.
+	AgentTags []string
+}
+
+// istioReleases are the releases whose exact dependency sets the module
+// proxy can supply (see ../shared/PLATFORM.md).
+// The proxy serves these pseudo-versions' .mod and .zip but not every
+// .info, so tags do not resolve there: versions are written out.
+var istioReleases = map[string]IstioRelease{
+	"1.29.2": {
+		Version: "1.29.2", Module: "v0.0.0-20260409200358-0c774325b938", Commit: "0c774325b938c4dbda4ea4ad4fb6156e80a12de8",
+		Require:   map[string]string{"istio.io/api": "v1.29.2", "istio.io/client-go": "v1.29.2"},
+		AgentTags: []string{"agent", "disable_pgv", "grpcnotrace", "retrynotrace"},
+	},
+	"1.27.0": {
+		Version: "1.27.0", Module: "v0.0.0-20250808040725-7359d8be2504", Commit: "7359d8be2504f2b191f7d94156af08e6590d2d1c",
+		NoSumDB:   []string{"istio.io/istio"},
+		AgentTags: []string{"agent", "disable_pgv", "grpcnotrace", "retrynotrace"},
+	},
+	"1.26.0": {
+		Version: "1.26.0", Module: "v0.0.0-20250506181944-c2e9871f340c", Commit: "c2e9871f340c0e0b114bcd1b73208284f1d17c9e",
+		AgentTags: []string{"agent", "disable_pgv"},
+	},
+}
+
+// DefaultIstioVersion is what a run installs unless told otherwise.
+const DefaultIstioVersion = "1.29.2"
+
+// LookupIstioRelease returns the release, or an error that lists those that
+// can be built.
+func LookupIstioRelease(version string) (IstioRelease, error) {
+	r, ok := istioReleases[strings.TrimPrefix(version, "v")]
+	if !ok {
+		return IstioRelease{}, fmt.Errorf("unknown Istio version %q for the local image source: buildable versions are %s (the upstream source takes any released version)", version, strings.Join(IstioVersions(), ", "))
+	}
+	return r, nil
+}
+
+// IstioVersions lists the buildable Istio versions.
+func IstioVersions() []string {
+	var vs []string
+	for v := range istioReleases {
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+// istioStandardTags are STANDARD_TAGS of Istio's Makefile.core.mk (the same
+// in every buildable release).
+var istioStandardTags = []string{"vtprotobuf", "disable_pgv"}
+
+// istioLDFlags stamp the release as Istio's release build does, so every
+// binary and proxy-status report the real version.
+func istioLDFlags(r IstioRelease) []string {
+	v := "istio.io/istio/pkg/version."
+	return []string{"-s", "-w",
+		"-X " + v + "buildVersion=" + r.Version, "-X " + v + "buildGitRevision=" + r.Commit,
+		"-X " + v + "buildStatus=Clean", "-X " + v + "buildTag=" + r.Version,
+		"-X " + v + "buildHub=docker.io/istio", "-X " + v + "buildOS=linux", "-X " + v + "buildArch=amd64"}
+}
+
+func istioModule(r IstioRelease, name string, tags []string, pkgs ...string) gobuild.Module {
+	return gobuild.Module{
+		Name: name, Path: "istio.io/istio", Version: r.Module, Require: r.Require, NoSumDB: r.NoSumDB,
+		Packages: pkgs, Tags: tags, LDFlags: istioLDFlags(r), SeedSum: true, SeedProbe: "istio.io/istio/pkg/version",
+	}
+}
+
+// istioStandard builds istiod, istioctl and Istio's echo test app; the agent
+// has its own tag set and is built apart.
+func istioStandard(r IstioRelease) gobuild.Module {
+	return istioModule(r, "istio-"+r.Version, istioStandardTags,
+		"istio.io/istio/pilot/cmd/pilot-discovery", "istio.io/istio/istioctl/cmd/istioctl",
+		"istio.io/istio/pkg/test/echo/cmd/server", "istio.io/istio/pkg/test/echo/cmd/client")
+}
+
+func istioAgent(r IstioRelease) gobuild.Module {
+	return istioModule(r, "istio-agent-"+r.Version, r.AgentTags, "istio.io/istio/pilot/cmd/pilot-agent")
+}
+
+// IstioImages are the image references an Istio install with the default hub
+// pulls, plus the echo app this harness runs as a proxyless workload.
+func IstioImages(version string) (pilot, proxy, echo string) {
+	return "docker.io/istio/pilot:" + version, "docker.io/istio/proxyv2:" + version, "docker.io/meshconform/istio-echo:" + version
+}
+
+// Istio builds the release's images into the local registry and returns the
+// path of its istioctl.
+func (l *Local) Istio(ctx context.Context, r IstioRelease) (istioctl string, err error) {
+	reg := l.registry()
+	std, agent := istioStandard(r), istioAgent(r)
+	pilot, proxy, echo := IstioImages(r.Version)
+	certs := oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"}
+	recipes := []recipe{
+		{ref: pilot, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, std)
+			if err != nil {
+				return nil, err
+			}
+			// As Istio's pilot image: the binary as entrypoint, run as 1337.
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-discovery"}, User: "1337:1337"},
+				oci.File{Path: "/usr/local/bin/pilot-discovery", Mode: 0o755, Src: bins.Binary("pilot-discovery")}, certs)
+		}},
+		{ref: proxy, inputs: []string{agent.Key()}, build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, agent)
+			if err != nil {
+				return nil, err
+			}
+			// The agent without Envoy: the grpc-agent injection template gives
+			// only args, and its postStart hook runs `pilot-agent wait`.
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-agent"}, WorkingDir: "/"},
+				oci.File{Path: "/usr/local/bin/pilot-agent", Mode: 0o755, Src: bins.Binary("pilot-agent")}, certs,
+				oci.File{Path: "/etc/istio/proxy", Dir: true, Mode: 0o777}, oci.File{Path: "/var/lib/istio/data", Dir: true, Mode: 0o777})
+		}},
+		{ref: echo, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, std)
+			if err != nil {
+				return nil, err
+			}
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/server"}, User: "1338:1338"},
+				oci.File{Path: "/usr/local/bin/server", Mode: 0o755, Src: bins.Binary("server")},
+				oci.File{Path: "/usr/local/bin/client", Mode: 0o755, Src: bins.Binary("client")}, certs)
+		}},
+	}
+	errs := make(chan error, len(recipes))
+	for _, rc := range recipes {
+		go func() { errs <- l.ensure(ctx, reg, rc) }()
+	}
+	for range recipes {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	// istioctl runs on this machine; the build is cached, so this is a
+	// lookup when the images were cached too.
+	bins, err := l.goBuild(ctx, std)
+	if err != nil {
+		return "", err
+	}
+	return bins.Binary("istioctl"), nil
+}

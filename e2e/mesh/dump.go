@@ -1,0 +1,34 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+)
+
+// DumpMesh writes the control plane's view of the mesh to dir: proxy-status
+// as istioctl prints it, and istiod's debug endpoints clusterz, syncz and
+// configz. Rendered manifests are already in the installer's ManifestsDir.
+func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision string, primary *clusters.Cluster) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	_, out, err := istioctl.ProxyStatus(ctx, primary.Kubeconfig, revision)
+	if err != nil {
+		out += "\n" + err.Error()
+	}
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "proxy-status.txt"), []byte(out), 0o644))
+	for _, ep := range []string{"clusterz", "syncz", "configz", "registryz"} {
+		raw, err := IstiodDebug(ctx, primary.Client, revision, "/debug/"+ep)
+		if err != nil {
+			raw = []byte(err.Error())
+			errs = append(errs, err)
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, "istiod-"+ep+".json"), raw, 0o644))
+	}
+	return errors.Join(errs...)
+}

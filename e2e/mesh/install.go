@@ -1,0 +1,281 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/e2e-framework/klient/decoder"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh/cacerts"
+	"github.com/meshconform/meshconform/e2e/report"
+)
+
+// Namespace is Istio's namespace in every cluster.
+const Namespace = "istio-system"
+
+// Annotations and labels the guide puts on the remote's istio-system.
+const (
+	ControlPlaneClustersAnnotation = "topology.istio.io/controlPlaneClusters"
+	NetworkLabel                   = "topology.istio.io/network"
+)
+
+// Exposure says how istiod is reached from the remote cluster.
+type Exposure string
+
+const (
+	// ExposeLoadBalancer: a LoadBalancer Service on 15012/15017 (local
+	// source: no Envoy for a gateway).
+	ExposeLoadBalancer Exposure = "loadbalancer"
+	// ExposeEastWest: the east-west gateway and expose-istiod, as the guide.
+	ExposeEastWest Exposure = "eastwest"
+)
+
+// Installer installs one primary-remote mesh.
+type Installer struct {
+	Istioctl    Istioctl
+	FixturesDir string
+	// ManifestsDir receives every manifest the installer renders and
+	// applies (not secrets), for the run's artifacts.
+	ManifestsDir string
+	// Values are the mesh-wide values (hub, tag, profile, meshID, network,
+	// revision); the cluster fields are filled per step.
+	Values   Values
+	Exposure Exposure
+	Run      *report.Run
+}
+
+// Step names, as the guide's headings.
+const (
+	StepTrust   = "configure trust (cacerts)"
+	StepPrimary = "configure the primary"
+	StepExpose  = "expose istiod to the remote"
+	StepRemote  = "configure the remote"
+	StepSecret  = "attach the remote (remote secret)"
+)
+
+// StepError says which step failed on which cluster.
+type StepError struct {
+	Step, Cluster string
+	Err           error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("install step %q on cluster %s: %v", e.Step, e.Cluster, e.Err)
+}
+func (e *StepError) Unwrap() error { return e.Err }
+
+func (in *Installer) step(name, cluster string, fn func() error) error {
+	err := in.Run.Time("istio "+in.Values.Tag+": "+name+" ("+cluster+")", fn)
+	if err != nil {
+		return &StepError{Step: name, Cluster: cluster, Err: err}
+	}
+	return nil
+}
+
+// Install runs the guide's steps in order and returns the discovery address
+// the remote uses to reach istiod.
+func (in *Installer) Install(ctx context.Context, primary, remote *clusters.Cluster) (netip.Addr, error) {
+	if err := os.MkdirAll(in.ManifestsDir, 0o755); err != nil {
+		return netip.Addr{}, err
+	}
+	if err := in.step(StepTrust, primary.Name+","+remote.Name, func() error {
+		return in.configureTrust(ctx, primary, remote)
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	if err := in.step(StepPrimary, primary.Name, func() error {
+		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.clusterValues(primary), "primary")
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	var discovery netip.Addr
+	if err := in.step(StepExpose+" ("+string(in.Exposure)+")", primary.Name, func() error {
+		var err error
+		discovery, err = in.exposeIstiod(ctx, primary)
+		return err
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	in.Run.Figure("istio_discovery_address", discovery.String())
+	if err := in.step(StepRemote, remote.Name, func() error {
+		v := in.clusterValues(remote)
+		v.RemotePilotAddress = discovery.String()
+		return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote")
+	}); err != nil {
+		return discovery, err
+	}
+	if err := in.step(StepSecret, remote.Name+" → "+primary.Name, func() error {
+		return in.attachRemote(ctx, primary, remote)
+	}); err != nil {
+		return discovery, err
+	}
+	return discovery, nil
+}
+
+func (in *Installer) clusterValues(cl *clusters.Cluster) Values {
+	v := in.Values
+	v.Cluster = cl.Name
+	return v
+}
+
+// configureTrust makes one root CA and an intermediate per cluster, and
+// creates istio-system with each cluster's `cacerts` secret before istiod
+// starts, as "Plug in CA Certificates" does. The remote's namespace carries
+// the annotation that makes the primary's istiod manage it.
+func (in *Installer) configureTrust(ctx context.Context, primary, remote *clusters.Cluster) error {
+	root, err := cacerts.NewRoot()
+	if err != nil {
+		return err
+	}
+	for _, cl := range []*clusters.Cluster{primary, remote} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name:   Namespace,
+			Labels: map[string]string{NetworkLabel: in.Values.Network},
+		}}
+		if cl != primary {
+			ns.Annotations = map[string]string{ControlPlaneClustersAnnotation: primary.Name}
+		}
+		if err := createOrUpdate(ctx, cl.Client, ns); err != nil {
+			return fmt.Errorf("cluster %s: namespace %s: %w", cl.Name, Namespace, err)
+		}
+		bundle, err := root.Intermediate(cl.Name)
+		if err != nil {
+			return err
+		}
+		if err := createOrUpdate(ctx, cl.Client, bundle.Secret(Namespace)); err != nil {
+			return fmt.Errorf("cluster %s: secret %s: %w", cl.Name, cacerts.SecretName, err)
+		}
+	}
+	return nil
+}
+
+func (in *Installer) istioctlInstall(ctx context.Context, cl *clusters.Cluster, tmpl string, v Values, role string) error {
+	path, err := in.renderToFile(tmpl, v, fmt.Sprintf("%s-%s.yaml", cl.Name, role))
+	if err != nil {
+		return err
+	}
+	_, err = in.Istioctl.Run(ctx, cl.Kubeconfig, "install", "-y", "-f", path)
+	return err
+}
+
+func (in *Installer) renderToFile(tmpl string, v Values, name string) (string, error) {
+	raw, err := Render(in.FixturesDir, tmpl, v)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(in.ManifestsDir, name)
+	return path, os.WriteFile(path, raw, 0o644)
+}
+
+// exposeIstiod makes istiod reachable from the remote and returns the
+// address it is reached at (the guide's DISCOVERY_ADDRESS).
+func (in *Installer) exposeIstiod(ctx context.Context, primary *clusters.Cluster) (netip.Addr, error) {
+	v := in.clusterValues(primary)
+	var svcName string
+	switch in.Exposure {
+	case ExposeLoadBalancer:
+		path, err := in.renderToFile(IstiodLBTemplate, v, primary.Name+"-istiod-lb.yaml")
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if err := applyFile(ctx, primary.Client, path); err != nil {
+			return netip.Addr{}, err
+		}
+		svcName = v.IstiodService() + "-remote"
+	case ExposeEastWest:
+		if err := in.istioctlInstall(ctx, primary, EastWestTemplate, v, "eastwest"); err != nil {
+			return netip.Addr{}, err
+		}
+		path, err := in.renderToFile(ExposeIstiodTemplate, v, primary.Name+"-expose-istiod.yaml")
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if err := applyFile(ctx, primary.Client, path); err != nil {
+			return netip.Addr{}, err
+		}
+		svcName = "istio-eastwestgateway"
+	default:
+		return netip.Addr{}, fmt.Errorf("unknown exposure %q", in.Exposure)
+	}
+	return LoadBalancerAddress(ctx, primary.Client, Namespace, svcName, 2*time.Minute)
+}
+
+// LoadBalancerAddress waits for the Service's load balancer address.
+func LoadBalancerAddress(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration) (netip.Addr, error) {
+	var addr netip.Addr
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		var svc corev1.Service
+		if err := c.Resources(ns).Get(ctx, name, ns, &svc); err != nil {
+			return false, nil
+		}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err == nil {
+				addr = a
+				return true, nil
+			}
+		}
+		return false, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second), wait.WithImmediate())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("service %s/%s got no load balancer address within %s: %w", ns, name, timeout, err)
+	}
+	return addr, nil
+}
+
+// attachRemote runs `istioctl create-remote-secret` on the remote and
+// applies its output to the primary. The secret holds a token: it goes from
+// istioctl's stdout straight to the API, never to a file or a log.
+func (in *Installer) attachRemote(ctx context.Context, primary, remote *clusters.Cluster) error {
+	out, err := in.Istioctl.Run(ctx, remote.Kubeconfig, "create-remote-secret", "--name", remote.Name, "-i", Namespace)
+	if err != nil {
+		return err
+	}
+	n := 0
+	err = decoder.DecodeEach(ctx, strings.NewReader(out), func(ctx context.Context, obj k8sObject) error {
+		n++
+		return createOrUpdate(ctx, primary.Client, obj)
+	})
+	if err != nil {
+		return fmt.Errorf("apply the remote secret of %s to %s: %w", remote.Name, primary.Name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("istioctl create-remote-secret printed no object")
+	}
+	return nil
+}
+
+func applyFile(ctx context.Context, c klient.Client, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return decoder.DecodeEach(ctx, bytes.NewReader(raw), func(ctx context.Context, obj k8sObject) error {
+		return createOrUpdate(ctx, c, obj)
+	})
+}
+
+// createOrUpdate creates obj, or replaces the existing object's content.
+func createOrUpdate(ctx context.Context, c klient.Client, obj k8sObject) error {
+	err := c.Resources().Create(ctx, obj)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := obj.DeepCopyObject().(k8sObject)
+	if err := c.Resources().Get(ctx, obj.GetName(), obj.GetNamespace(), existing); err != nil {
+		return err
+	}
+	obj.SetResourceVersion(existing.GetResourceVersion())
+	return c.Resources().Update(ctx, obj)
+}

@@ -1,0 +1,34 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Istioctl runs the istioctl binary of the Istio version under test. It is a
+// binary, not a library: one harness drives several Istio versions, and a Go
+// module can link only one.
+type Istioctl struct {
+	Path string
+}
+
+// Run runs istioctl against the cluster of kubeconfig and returns stdout.
+// The error names the command and carries stderr's tail; stdout is never put
+// into an error, since some commands print secrets.
+func (i Istioctl) Run(ctx context.Context, kubeconfig string, args ...string) (string, error) {
+	full := append([]string{"--kubeconfig", kubeconfig}, args...)
+	cmd := exec.CommandContext(ctx, i.Path, full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		tail := strings.TrimSpace(stderr.String())
+		if len(tail) > 3000 {
+			tail = "…" + tail[len(tail)-3000:]
+		}
+		return stdout.String(), fmt.Errorf("istioctl %s: %w: %s", strings.Join(args, " "), err, tail)
+	}
+	return stdout.String(), nil
+}

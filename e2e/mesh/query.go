@@ -1,0 +1,80 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+
+	"github.com/meshconform/meshconform/e2e/workloads"
+)
+
+// IstiodSelector selects the istiod pods of a revision ("" = default).
+func IstiodSelector(revision string) string {
+	if revision == "" {
+		revision = "default"
+	}
+	return "app=istiod,istio.io/rev=" + revision
+}
+
+// IstiodPods lists the running istiod pods of the revision.
+func IstiodPods(ctx context.Context, c klient.Client, revision string) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := c.Resources(Namespace).List(ctx, &pods, resources.WithLabelSelector(IstiodSelector(revision))); err != nil {
+		return nil, fmt.Errorf("list istiod pods: %w", err)
+	}
+	var running []corev1.Pod
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			running = append(running, p)
+		}
+	}
+	sort.Slice(running, func(i, j int) bool { return running[i].Name < running[j].Name })
+	return running, nil
+}
+
+// IstiodDebug asks an istiod pod for one of its debug endpoints
+// (debug/clusterz, debug/syncz, debug/configz…) with `pilot-discovery
+// request`, which calls istiod's own 15014 port from inside the pod, where
+// debug endpoints need no authentication.
+func IstiodDebug(ctx context.Context, c klient.Client, revision, path string) ([]byte, error) {
+	pods, err := IstiodPods(ctx, c, revision)
+	if err != nil {
+		return nil, err
+	}
+	if len(pods) == 0 {
+		return nil, fmt.Errorf("no running istiod pod (%s)", IstiodSelector(revision))
+	}
+	out, err := workloads.Exec(ctx, c, Namespace, pods[0].Name, "discovery", "pilot-discovery", "request", "GET", path)
+	if err != nil {
+		return nil, fmt.Errorf("istiod %s: %w", path, err)
+	}
+	return []byte(strings.TrimSpace(out)), nil
+}
+
+// RemoteClusters is istiod's list of clusters and their sync status.
+func RemoteClusters(ctx context.Context, c klient.Client, revision string) ([]RemoteCluster, error) {
+	raw, err := IstiodDebug(ctx, c, revision, "/debug/clusterz")
+	if err != nil {
+		return nil, err
+	}
+	return ParseClusterz(raw)
+}
+
+// ProxyStatus runs `istioctl proxy-status` against the primary.
+func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string) ([]ProxyStatus, string, error) {
+	args := []string{"proxy-status"}
+	if revision != "" {
+		args = append(args, "--revision", revision)
+	}
+	out, err := i.Run(ctx, kubeconfig, args...)
+	if err != nil {
+		return nil, out, err
+	}
+	rows, err := ParseProxyStatus(out)
+	return rows, out, err
+}

@@ -1,0 +1,78 @@
+package mesh
+
+import (
+	"reflect"
+	"testing"
+)
+
+// Layout of Istio 1.27 and 1.29 (istioctl/pkg/writer/pilot/status.go).
+const proxyStatus129 = `NAME                                  CLUSTER      ISTIOD                      VERSION     SUBSCRIBED TYPES
+backend-6d9f7c9b5-x2x9l.production    cluster2     istiod-7b9c8d6f4d-abcde     1.29.2      1 (LDS)
+frontend-5c7d8b9f6-q8w7e.production   cluster1     istiod-7b9c8d6f4d-abcde     1.29.2      4 (CDS,LDS,EDS,RDS)
+`
+
+// Layout of Istio 1.26 (one column per type).
+const proxyStatus126 = `NAME                                  CLUSTER      CDS                LDS                EDS                RDS                ECDS        ISTIOD                      VERSION
+backend-6d9f7c9b5-x2x9l.production    cluster2     IGNORED            SYNCED (2m1s)      IGNORED            IGNORED            IGNORED     istiod-7b9c8d6f4d-abcde     1.26.0
+frontend-5c7d8b9f6-q8w7e.production   cluster1     SYNCED (40s)       SYNCED (40s)       NOT SENT           SYNCED (40s)       IGNORED     istiod-7b9c8d6f4d-abcde     1.26.0
+`
+
+func TestParseProxyStatus129(t *testing.T) {
+	rows, err := ParseProxyStatus(proxyStatus129)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("rows = %+v", rows)
+	}
+	b := rows[0]
+	if b.Pod != "backend-6d9f7c9b5-x2x9l" || b.Namespace != "production" || b.Cluster != "cluster2" || b.Version != "1.29.2" || b.Istiod != "istiod-7b9c8d6f4d-abcde" {
+		t.Errorf("backend = %+v", b)
+	}
+	if !reflect.DeepEqual(b.Subscribed, []string{"LDS"}) || !reflect.DeepEqual(rows[1].Subscribed, []string{"CDS", "LDS", "EDS", "RDS"}) {
+		t.Errorf("subscribed = %v, %v", b.Subscribed, rows[1].Subscribed)
+	}
+}
+
+func TestParseProxyStatus126(t *testing.T) {
+	rows, err := ParseProxyStatus(proxyStatus126)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"CDS": "SYNCED", "LDS": "SYNCED", "EDS": "NOT SENT", "RDS": "SYNCED", "ECDS": "IGNORED"}
+	if !reflect.DeepEqual(rows[1].Types, want) || rows[1].Cluster != "cluster1" || rows[1].Version != "1.26.0" {
+		t.Errorf("frontend = %+v", rows[1])
+	}
+	if rows[0].Types["LDS"] != "SYNCED" || rows[0].Types["CDS"] != "IGNORED" {
+		t.Errorf("backend = %+v", rows[0])
+	}
+}
+
+func TestParseProxyStatusEmptyAndBad(t *testing.T) {
+	if rows, err := ParseProxyStatus("NAME  CLUSTER  ISTIOD  VERSION  SUBSCRIBED TYPES\n"); err != nil || len(rows) != 0 {
+		t.Errorf("empty table: %v %v", rows, err)
+	}
+	if _, err := ParseProxyStatus("Error: no proxies found (checked 1 istiods)\n"); err == nil {
+		t.Error("an error message parsed as a table")
+	}
+}
+
+func TestParseClusterzAndSyncz(t *testing.T) {
+	cs, err := ParseClusterz([]byte(`[{"id":"cluster2","secretName":"istio-system/istio-remote-secret-cluster2","syncStatus":"synced"},{"id":"cluster1","secretName":"","syncStatus":"synced"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs[0].ID != "cluster1" || cs[1].SyncStatus != "synced" || cs[1].SecretName != "istio-system/istio-remote-secret-cluster2" {
+		t.Errorf("clusterz = %+v", cs)
+	}
+	if _, err := ParseClusterz([]byte("404 page not found")); err == nil {
+		t.Error("non-JSON accepted")
+	}
+	ss, err := ParseSyncz([]byte(`[{"cluster_id":"cluster2","proxy":"backend-1.production","proxy_type":"sidecar","istio_version":"1.29.2","resources":{"type.googleapis.com/envoy.config.listener.v3.Listener":{"sent":"a","acked":"a"},"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"b","acked":""}}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ss[0].Unsynced(); !reflect.DeepEqual(got, []string{"CDS"}) {
+		t.Errorf("unsynced = %v", got)
+	}
+}

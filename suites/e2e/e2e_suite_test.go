@@ -1,0 +1,27 @@
+// Package e2e is what `make e2e` runs: every suite in order on one pair of
+// clusters — platform, then the Istio install (done once, shared), then its
+// uninstall and the teardown audit.
+package e2e
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/specs"
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "meshconform e2e")
+}
+
+var _ = Describe("meshconform", Ordered, func() {
+	env.Setup()
+	specs.Platform()
+	specs.Install()
+	specs.Uninstall()
+	specs.Teardown()
+})

@@ -1,0 +1,154 @@
+package specs
+
+import (
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+
+	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/labels"
+)
+
+// Namespaces the install specs create in the remote cluster.
+const (
+	rootCertNS  = "install-rootcert"
+	injectionNS = "install-injection"
+)
+
+// Install declares the specs of Istio's "Install Primary-Remote" guide: the
+// install runs once (shared with later suites), then one spec per effect
+// the guide's steps should have had. Call inside an Ordered container after
+// env.Setup.
+func Install() {
+	var m *harness.Mesh
+	r := func() *env.Run { return env.Get() }
+
+	Context("Install Primary-Remote", Ordered, Label(labels.Install), func() {
+		BeforeAll(func(ctx SpecContext) {
+			var err error
+			m, err = r().Mesh(ctx)
+			Expect(err).NotTo(HaveOccurred(), "install Istio primary-remote")
+		}, NodeTimeout(30*time.Minute))
+
+		It("runs istiod on the primary, Ready, at the version asked for", func(ctx SpecContext) {
+			primary := r().Primary()
+			name := "istiod"
+			if m.Revision != "" {
+				name += "-" + m.Revision
+			}
+			Eventually(func(g Gomega) {
+				var d appsv1.Deployment
+				g.Expect(primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &d)).To(Succeed())
+				g.Expect(d.Status.ReadyReplicas).To(BeNumerically(">=", 1), "deployment %s ready replicas", name)
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+			pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(pods).NotTo(BeEmpty())
+			Expect(pods[0].Spec.Containers[0].Image).To(HaveSuffix(":"+m.Version), "istiod image")
+		}, NodeTimeout(3*time.Minute))
+
+		It("lists the remote as a synced cluster of istiod (remote secret applied)", func(ctx SpecContext) {
+			remote := r().Remote()
+			Eventually(func() ([]mesh.RemoteCluster, error) {
+				return mesh.RemoteClusters(ctx, r().Primary().Client, m.Revision)
+			}).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).Should(ContainElement(And(
+				HaveField("ID", remote.Name),
+				HaveField("SecretName", mesh.Namespace+"/istio-remote-secret-"+remote.Name),
+				HaveField("SyncStatus", "synced"))), "istiod debug/clusterz")
+		}, NodeTimeout(3*time.Minute))
+
+		It("gives the remote's injection webhooks istiod's caBundle", func(ctx SpecContext) {
+			remote := r().Remote()
+			rev := m.Revision
+			if rev == "" {
+				rev = "default"
+			}
+			Eventually(func(g Gomega) {
+				var list admissionv1.MutatingWebhookConfigurationList
+				g.Expect(remote.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+rev))).To(Succeed())
+				g.Expect(list.Items).NotTo(BeEmpty(), "no injection webhook for revision %s in %s", rev, remote.Name)
+				for _, mwc := range list.Items {
+					for _, wh := range mwc.Webhooks {
+						g.Expect(wh.ClientConfig.CABundle).NotTo(BeEmpty(), "webhook %s/%s has no caBundle", mwc.Name, wh.Name)
+						if wh.ClientConfig.Service != nil {
+							g.Expect(*wh.ClientConfig.Service.Path).To(Equal("/inject/cluster/"+remote.Name+"/net/"+remote.MeshNetwork),
+								"webhook %s/%s injection path", mwc.Name, wh.Name)
+						}
+					}
+				}
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+		}, NodeTimeout(3*time.Minute))
+
+		It("writes istio-ca-root-cert into a namespace created in the remote", func(ctx SpecContext) {
+			remote := r().Remote()
+			Expect(workloads.CreateNamespace(ctx, remote.Client, rootCertNS, nil)).To(Succeed())
+			DeferCleanup(workloads.DeleteNamespace, remote.Client, rootCertNS)
+			Eventually(func(g Gomega) {
+				var cm corev1.ConfigMap
+				g.Expect(remote.Client.Resources(rootCertNS).Get(ctx, "istio-ca-root-cert", rootCertNS, &cm)).To(Succeed())
+				g.Expect(cm.Data).To(HaveKeyWithValue("root-cert.pem", ContainSubstring("BEGIN CERTIFICATE")))
+			}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
+		}, NodeTimeout(4*time.Minute))
+
+		It("injects the agent into a pod of the remote, which connects to istiod on the primary", func(ctx SpecContext) {
+			remote, primary := r().Remote(), r().Primary()
+			nsLabels := map[string]string{"istio-injection": "enabled"}
+			if m.Revision != "" {
+				nsLabels = map[string]string{"istio.io/rev": m.Revision}
+			}
+			Expect(workloads.CreateNamespace(ctx, remote.Client, injectionNS, nsLabels)).To(Succeed())
+			DeferCleanup(workloads.DeleteNamespace, remote.Client, injectionNS)
+			start := time.Now()
+			Expect(workloads.Apply(ctx, remote.Client, filepath.Join(r().H.Config.RepoRoot, "fixtures", "install"), "echo.yaml", injectionNS,
+				workloads.Overrides{Images: workloads.Images{"meshconform/istio-echo": m.EchoImage}})).To(Succeed())
+
+			By("the webhook adds the istio-proxy container (grpc-agent template)")
+			var pod corev1.Pod
+			Eventually(func(g Gomega) {
+				var pods corev1.PodList
+				g.Expect(remote.Client.Resources(injectionNS).List(ctx, &pods, resources.WithLabelSelector("app=echo"))).To(Succeed())
+				g.Expect(pods.Items).To(HaveLen(1))
+				pod = pods.Items[0]
+				g.Expect(pod.Spec.Containers).To(ContainElement(HaveField("Name", "istio-proxy")))
+				g.Expect(pod.Status.ContainerStatuses).To(HaveEach(HaveField("Ready", true)), "pod %s", pod.Name)
+			}).WithContext(ctx).WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+
+			By("the agent's proxy shows in istioctl proxy-status on the primary, with cluster " + remote.Name)
+			Eventually(func() ([]mesh.ProxyStatus, error) {
+				rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision)
+				return rows, err
+			}).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).Should(ContainElement(And(
+				HaveField("Pod", pod.Name), HaveField("Namespace", injectionNS),
+				HaveField("Cluster", remote.Name), HaveField("Version", m.Version))))
+			r().H.Run.Figure("seconds_to_first_remote_proxy", time.Since(start).Seconds())
+		}, NodeTimeout(6*time.Minute))
+	})
+}
+
+// Uninstall declares the guide's cleanup and checks nothing of Istio
+// remains in either cluster.
+func Uninstall() {
+	It("uninstalls Istio as the guide's cleanup does, leaving no CRD, webhook, namespace or cluster role", Label(labels.Install), func(ctx SpecContext) {
+		run := env.Get()
+		m := run.InstalledMesh()
+		if m == nil {
+			Skip("Istio was not installed in this run")
+		}
+		Expect(m.Installer.Uninstall(ctx, run.Primary(), run.Remote())).To(Succeed())
+		run.ForgetMesh()
+		for _, cl := range run.Clusters {
+			left, err := mesh.Remains(ctx, cl.Client)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(left).To(BeEmpty(), "Istio left in %s", cl.Name)
+		}
+	}, NodeTimeout(10*time.Minute))
+}

@@ -1,0 +1,208 @@
+package specs
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/labels"
+)
+
+// platformNS is where the platform specs run their server and client.
+const platformNS = "platform-check"
+
+// Platform declares the platform specs: what every later suite relies on —
+// Ready nodes, a healthy kube-system, DNS, Services, LoadBalancer addresses
+// from each cluster's own pool, and a flat network between the clusters.
+// Call it inside an Ordered container after env.Setup.
+func Platform() {
+	const ns = platformNS
+	var all []*clusters.Cluster
+	var h = func() *env.Run { return env.Get() }
+	other := func(cl *clusters.Cluster) *clusters.Cluster { return h().Other(cl) }
+	podsOf := func(ctx SpecContext, cl *clusters.Cluster, app string) []corev1.Pod {
+		var pods corev1.PodList
+		Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
+		var out []corev1.Pod
+		for _, p := range pods.Items {
+			if p.Labels["app"] == app {
+				out = append(out, p)
+			}
+		}
+		Expect(out).NotTo(BeEmpty(), "no %s pod in %s", app, cl.Name)
+		return out
+	}
+	// fromClient runs the probe in cl's client pod.
+	fromClient := func(ctx SpecContext, cl *clusters.Cluster, args ...string) func() (string, error) {
+		return func() (string, error) {
+			return workloads.Exec(ctx, cl.Client, ns, "client", "client", append([]string{"probe"}, args...)...)
+		}
+	}
+	lbAddress := func(ctx SpecContext, cl *clusters.Cluster) netip.Addr {
+		var svc corev1.Service
+		Expect(cl.Client.Resources(ns).Get(ctx, "echo-lb", ns, &svc)).To(Succeed())
+		Expect(svc.Status.LoadBalancer.Ingress).NotTo(BeEmpty(), "echo-lb in %s has no address", cl.Name)
+		ip, err := netip.ParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+		Expect(err).NotTo(HaveOccurred())
+		return ip
+	}
+
+	Context("Platform: kind clusters on one Docker network", Ordered, Label(labels.Platform), func() {
+		BeforeAll(func(ctx SpecContext) {
+			all = h().Clusters
+			By("deploying a server (ClusterIP and LoadBalancer Services) and a client pod in every cluster")
+			probe, err := h().H.App(ctx, "probe")
+			Expect(err).NotTo(HaveOccurred())
+			for _, cl := range all {
+				Expect(workloads.CreateNamespace(ctx, cl.Client, ns, nil)).To(Succeed())
+				Expect(workloads.Apply(ctx, cl.Client, filepath.Join(h().H.Config.RepoRoot, "fixtures", "platform"), "*.yaml", ns,
+					workloads.Overrides{Images: workloads.Images{"meshconform/probe": probe}})).To(Succeed())
+			}
+			for _, cl := range all {
+				Eventually(func(g Gomega) {
+					var pods corev1.PodList
+					g.Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
+					g.Expect(pods.Items).To(HaveLen(2))
+					for _, p := range pods.Items {
+						g.Expect(p.Status.ContainerStatuses).To(HaveEach(HaveField("Ready", true)), "pod %s/%s", cl.Name, p.Name)
+					}
+				}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Succeed(), "workloads in %s", cl.Name)
+			}
+		}, NodeTimeout(5*time.Minute))
+
+		It("has every node Ready at the Kubernetes version asked for, labelled with its cluster's locality", func(ctx SpecContext) {
+			for _, cl := range all {
+				var nodes corev1.NodeList
+				Expect(cl.Client.Resources().List(ctx, &nodes)).To(Succeed())
+				Expect(nodes.Items).NotTo(BeEmpty(), "cluster %s", cl.Name)
+				for _, n := range nodes.Items {
+					Expect(n.Status.Conditions).To(ContainElement(And(
+						HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))), "node %s", n.Name)
+					Expect(n.Status.NodeInfo.KubeletVersion).To(Equal(h().H.Release.Version), "kubelet of node %s", n.Name)
+					Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/region", cl.Region), "node %s", n.Name)
+					Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/zone", cl.Zone), "node %s", n.Name)
+				}
+			}
+		}, NodeTimeout(time.Minute))
+
+		It("runs every kube-system and metallb-system pod", func(ctx SpecContext) {
+			for _, cl := range all {
+				for _, system := range []string{"kube-system", "metallb-system"} {
+					var pods corev1.PodList
+					Expect(cl.Client.Resources(system).List(ctx, &pods)).To(Succeed())
+					Expect(pods.Items).NotTo(BeEmpty(), "%s in %s", system, cl.Name)
+					for _, p := range pods.Items {
+						Expect(p.Status.Phase).To(Equal(corev1.PodRunning), "pod %s/%s/%s", cl.Name, system, p.Name)
+					}
+				}
+			}
+		}, NodeTimeout(time.Minute))
+
+		Context("inside each cluster", Label(labels.Networking), func() {
+			It("gives pods addresses from their node's pod CIDR", func(ctx SpecContext) {
+				for _, cl := range all {
+					for _, app := range []string{"echo", "client"} {
+						for _, p := range podsOf(ctx, cl, app) {
+							ip, err := netip.ParseAddr(p.Status.PodIP)
+							Expect(err).NotTo(HaveOccurred(), "pod %s/%s", cl.Name, p.Name)
+							Expect(cl.PodSubnet.Contains(ip)).To(BeTrue(), "pod %s/%s IP %s outside %s", cl.Name, p.Name, ip, cl.PodSubnet)
+						}
+					}
+				}
+			}, NodeTimeout(time.Minute))
+
+			It("resolves kubernetes.default through CoreDNS", func(ctx SpecContext) {
+				for _, cl := range all {
+					var svc corev1.Service
+					Expect(cl.Client.Resources().Get(ctx, "kubernetes", "default", &svc)).To(Succeed())
+					Eventually(fromClient(ctx, cl, "dns", "kubernetes.default")).WithContext(ctx).
+						WithTimeout(time.Minute).WithPolling(2*time.Second).
+						Should(ContainSubstring(svc.Spec.ClusterIP), "in cluster %s", cl.Name)
+				}
+			}, NodeTimeout(3*time.Minute))
+
+			It("answers HTTP through a ClusterIP Service from another pod", func(ctx SpecContext) {
+				for _, cl := range all {
+					server := podsOf(ctx, cl, "echo")[0].Name
+					Eventually(fromClient(ctx, cl, "get", "http://echo."+ns+".svc.cluster.local/")).WithContext(ctx).
+						WithTimeout(time.Minute).WithPolling(2*time.Second).
+						Should(HavePrefix("pod="+server+" "), "in cluster %s", cl.Name)
+				}
+			}, NodeTimeout(3*time.Minute))
+		})
+
+		Context("LoadBalancer Services", Label(labels.LoadBalancer), func() {
+			It("get an address from their own cluster's MetalLB pool", func(ctx SpecContext) {
+				for _, cl := range all {
+					var ip netip.Addr
+					Eventually(func(g Gomega) {
+						var svc corev1.Service
+						g.Expect(cl.Client.Resources(ns).Get(ctx, "echo-lb", ns, &svc)).To(Succeed())
+						g.Expect(svc.Status.LoadBalancer.Ingress).NotTo(BeEmpty())
+						ip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+					}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "echo-lb in %s", cl.Name)
+					Expect(cl.LoadBalancerPool.Contains(ip)).To(BeTrue(), "echo-lb in %s got %s, outside its pool %s", cl.Name, ip, cl.LoadBalancerPool)
+					Expect(other(cl).LoadBalancerPool.Contains(ip)).To(BeFalse())
+				}
+			}, NodeTimeout(2*time.Minute))
+
+			It("answer from this machine", func(ctx SpecContext) {
+				client := &http.Client{Timeout: 5 * time.Second}
+				for _, cl := range all {
+					url := "http://" + lbAddress(ctx, cl).String() + "/"
+					server := podsOf(ctx, cl, "echo")[0].Name
+					Eventually(func() (string, error) {
+						resp, err := client.Get(url)
+						if err != nil {
+							return "", err
+						}
+						defer resp.Body.Close()
+						body, err := io.ReadAll(resp.Body)
+						return string(body), err
+					}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2*time.Second).
+						Should(HavePrefix("pod="+server+" "), "GET %s (cluster %s)", url, cl.Name)
+				}
+			}, NodeTimeout(3*time.Minute))
+
+			It("answer from a pod in the other cluster", Label(labels.FlatNetwork), func(ctx SpecContext) {
+				for _, cl := range all {
+					url := "http://" + lbAddress(ctx, cl).String() + "/"
+					server := podsOf(ctx, cl, "echo")[0].Name
+					Eventually(fromClient(ctx, other(cl), "get", url)).WithContext(ctx).
+						WithTimeout(time.Minute).WithPolling(2*time.Second).
+						Should(HavePrefix("pod="+server+" "), "GET %s from %s", url, other(cl).Name)
+				}
+			}, NodeTimeout(3*time.Minute))
+		})
+
+		It("routes pod to pod across clusters, both ways, without address translation", Label(labels.FlatNetwork), func(ctx SpecContext) {
+			for _, cl := range all {
+				server := podsOf(ctx, cl, "echo")[0]
+				caller := podsOf(ctx, other(cl), "client")[0]
+				url := "http://" + server.Status.PodIP + ":8080/"
+				By(fmt.Sprintf("%s/%s → %s/%s at %s", other(cl).Name, caller.Name, cl.Name, server.Name, server.Status.PodIP))
+				// The server reports the caller's address as it saw it: the
+				// caller's own pod IP, so nothing masqueraded on the way.
+				Eventually(fromClient(ctx, other(cl), "get", url)).WithContext(ctx).
+					WithTimeout(time.Minute).WithPolling(2 * time.Second).
+					Should(And(HavePrefix("pod="+server.Name+" "), ContainSubstring("remote="+caller.Status.PodIP+":")))
+			}
+		}, NodeTimeout(3*time.Minute))
+
+		AfterAll(func(ctx SpecContext) {
+			for _, cl := range all {
+				Expect(workloads.DeleteNamespace(ctx, cl.Client, ns)).To(Succeed())
+			}
+		}, NodeTimeout(3*time.Minute))
+	})
+}
