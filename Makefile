@@ -11,7 +11,7 @@ E2E_SUITES ?= e2e
 E2E_TIMEOUT ?= 80m
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test e2e setup clean
+.PHONY: test e2e bench setup clean
 
 test:
 	$(GO) vet ./...
@@ -29,6 +29,11 @@ e2e: setup
 	  $(GO) test -v ./suites/$$s -count=1 -timeout=$(E2E_TIMEOUT) -args $(GINKGO_FLAGS) \
 	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
 	done; exit $$rc
+
+# The main job, then its timings and figures as a benchmark record
+# (artifacts/bench/<istio>-<time>.json) to compare between versions.
+bench: e2e
+	$(GO) run ./cmd/meshconform bench
 
 # Removes whatever a killed run left: clusters, registry, network (not the cache).
 clean:

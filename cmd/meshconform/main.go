@@ -3,6 +3,9 @@
 //	meshconform clean   remove what a killed run left: the topology's clusters
 //	                    (only ours), the local registry container, the network.
 //	                    The image cache stays.
+//	meshconform bench   write the last run's timings and figures (time to
+//	                    SYNCED, failover time, failed requests) as a benchmark
+//	                    record under artifacts/bench/, to compare versions.
 //	meshconform leftovers
 //	                    list what of meshconform exists on this machine; exit 1
 //	                    if anything does.
@@ -20,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers")
+		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -35,6 +38,9 @@ func run(ctx context.Context, cmd string) error {
 	cfg, err := harness.ConfigFromEnv()
 	if err != nil {
 		return err
+	}
+	if cmd == "bench" {
+		return bench(cfg.ArtifactsDir, cfg.IstioVersion)
 	}
 	// Its own report directory: a cleanup must not overwrite a run's report.
 	cfg.ArtifactsDir = filepath.Join(cfg.ArtifactsDir, "meshconform-"+cmd)
@@ -65,5 +71,5 @@ func run(ctx context.Context, cmd string) error {
 		fmt.Println("nothing left")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want clean or leftovers)", cmd)
+	return fmt.Errorf("unknown command %q (want clean, leftovers or bench)", cmd)
 }

@@ -5,6 +5,7 @@ package clusters
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -32,15 +33,25 @@ type Manager struct {
 	KubeconfigDir string
 	provider      *cluster.Provider
 	logger        kindlog.Logger
+	logOut        io.Writer
 }
 
 // NewManager returns a manager writing kubeconfigs (one file per cluster,
-// never the user's ~/.kube/config) to kubeconfigDir.
-func NewManager(network topology.Network, kubeconfigDir string, logger kindlog.Logger) *Manager {
+// never the user's ~/.kube/config) to kubeconfigDir, and kind's status lines
+// to logOut.
+func NewManager(network topology.Network, kubeconfigDir string, logOut io.Writer) *Manager {
+	logger := NewWriterLogger(logOut, "   kind: ", 0)
 	return &Manager{
-		Network: network, KubeconfigDir: kubeconfigDir, logger: logger,
+		Network: network, KubeconfigDir: kubeconfigDir, logger: logger, logOut: logOut,
 		provider: cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(logger)),
 	}
+}
+
+// creator is a provider whose status lines name the cluster, since clusters
+// are created side by side.
+func (m *Manager) creator(name string) *cluster.Provider {
+	return cluster.NewProvider(cluster.ProviderWithDocker(),
+		cluster.ProviderWithLogger(NewWriterLogger(m.logOut, "   kind "+name+": ", 0)))
 }
 
 // Cluster is a created cluster.
@@ -121,7 +132,7 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 	// kind takes its Docker network from the environment only.
 	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", m.Network.Name)
 	kc := m.KubeconfigPath(c.Name)
-	err := m.provider.Create(c.Name,
+	err := m.creator(c.Name).Create(c.Name,
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithNodeImage(imgs.Node),
 		cluster.CreateWithKubeconfigPath(kc),

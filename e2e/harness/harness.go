@@ -64,8 +64,7 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 	} else {
 		h.Source = &images.Upstream{Release: release}
 	}
-	logger := clusters.NewWriterLogger(out, "   kind: ", 0)
-	h.Clusters = clusters.NewManager(topo.Network, filepath.Join(cfg.ArtifactsDir, "kubeconfig"), logger)
+	h.Clusters = clusters.NewManager(topo.Network, filepath.Join(cfg.ArtifactsDir, "kubeconfig"), out)
 	h.Run.Figure("image_source", cfg.Source)
 	h.Run.Figure("kubernetes_version", release.Version)
 	return h, nil

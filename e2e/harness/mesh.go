@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/dump"
@@ -92,4 +93,12 @@ func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Mes
 			fmt.Fprintf(h.out, "   dump mesh (partial): %v\n", err)
 		}
 	}
+}
+
+// ProxyStatus is `istioctl proxy-status` against the primary, with one
+// column per xDS type whatever the version.
+func (m *Mesh) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]mesh.ProxyStatus, error) {
+	perType := !strings.HasPrefix(m.Version, "1.26.")
+	rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision, perType)
+	return rows, err
 }

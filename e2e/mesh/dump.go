@@ -17,7 +17,7 @@ func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision strin
 		return err
 	}
 	var errs []error
-	_, out, err := istioctl.ProxyStatus(ctx, primary.Kubeconfig, revision)
+	_, out, err := istioctl.ProxyStatus(ctx, primary.Kubeconfig, revision, false)
 	if err != nil {
 		out += "\n" + err.Error()
 	}

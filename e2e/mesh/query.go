@@ -65,9 +65,14 @@ func RemoteClusters(ctx context.Context, c klient.Client, revision string) ([]Re
 	return ParseClusterz(raw)
 }
 
-// ProxyStatus runs `istioctl proxy-status` against the primary.
-func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string) ([]ProxyStatus, string, error) {
+// ProxyStatus runs `istioctl proxy-status` against the primary. perType
+// asks for one column per xDS type (`-v 1`, Istio 1.27 and later; 1.26
+// always prints them and has no such flag).
+func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, perType bool) ([]ProxyStatus, string, error) {
 	args := []string{"proxy-status"}
+	if perType {
+		args = append(args, "-v", "1")
+	}
 	if revision != "" {
 		args = append(args, "--revision", revision)
 	}

@@ -184,3 +184,35 @@ func ParseSyncz(raw []byte) ([]SyncStatus, error) {
 	}
 	return ss, nil
 }
+
+// CheckSynced checks every wanted pod is listed with its cluster and that
+// every xDS type it subscribes to is SYNCED (IGNORED = not subscribed).
+func CheckSynced(rows []ProxyStatus, want map[string]string) error {
+	seen := map[string]ProxyStatus{}
+	for _, row := range rows {
+		seen[row.Pod] = row
+	}
+	for pod, cluster := range want {
+		row, ok := seen[pod]
+		if !ok {
+			return fmt.Errorf("pod %s (%s) not in proxy-status (%d rows)", pod, cluster, len(rows))
+		}
+		if row.Cluster != cluster {
+			return fmt.Errorf("pod %s listed in cluster %q, runs in %s", pod, row.Cluster, cluster)
+		}
+		synced := 0
+		for t, st := range row.Types {
+			switch st {
+			case "SYNCED":
+				synced++
+			case "IGNORED":
+			default:
+				return fmt.Errorf("pod %s: %s is %s", pod, t, st)
+			}
+		}
+		if synced == 0 {
+			return fmt.Errorf("pod %s: no type SYNCED (%v)", pod, row.Types)
+		}
+	}
+	return nil
+}

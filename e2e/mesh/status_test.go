@@ -76,3 +76,21 @@ func TestParseClusterzAndSyncz(t *testing.T) {
 		t.Errorf("unsynced = %v", got)
 	}
 }
+
+func TestCheckSynced(t *testing.T) {
+	rows, _ := ParseProxyStatus(proxyStatus126)
+	want := map[string]string{"backend-6d9f7c9b5-x2x9l": "cluster2"}
+	if err := CheckSynced(rows, want); err != nil {
+		t.Errorf("synced backend rejected: %v", err)
+	}
+	want["frontend-5c7d8b9f6-q8w7e"] = "cluster1"
+	if err := CheckSynced(rows, want); err == nil || err.Error() != "pod frontend-5c7d8b9f6-q8w7e: EDS is NOT SENT" {
+		t.Errorf("got %v", err)
+	}
+	if err := CheckSynced(rows, map[string]string{"backend-6d9f7c9b5-x2x9l": "cluster1"}); err == nil {
+		t.Error("wrong cluster accepted")
+	}
+	if err := CheckSynced(rows, map[string]string{"missing": "cluster1"}); err == nil {
+		t.Error("missing pod accepted")
+	}
+}

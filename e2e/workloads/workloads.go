@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 )
 
@@ -36,10 +37,10 @@ type Overrides struct {
 }
 
 // Apply creates every object of the manifests matching pattern in dir, in
-// namespace ns, with o applied.
+// namespace ns, with o applied; objects that exist already are kept.
 func Apply(ctx context.Context, c klient.Client, dir, pattern, ns string, o Overrides) error {
 	err := decoder.DecodeEachFile(ctx, os.DirFS(dir), pattern,
-		decoder.CreateHandler(c.Resources(ns)),
+		decoder.CreateIgnoreAlreadyExists(c.Resources(ns)),
 		decoder.MutateNamespace(ns),
 		decoder.MutateOption(func(obj k8s.Object) error {
 			SetEnv(obj, o.Env)
@@ -171,4 +172,60 @@ func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
 		return fmt.Errorf("namespace %s still exists after 3m: %w", ns, err)
 	}
 	return nil
+}
+
+// DeleteFile deletes every object of a manifest file from namespace ns;
+// objects already gone are fine.
+func DeleteFile(ctx context.Context, c klient.Client, path, ns string) error {
+	err := decoder.DecodeEachFile(ctx, os.DirFS(filepath.Dir(path)), filepath.Base(path),
+		decoder.DeleteIgnoreNotFound(c.Resources(ns)), decoder.MutateNamespace(ns))
+	if err != nil {
+		return fmt.Errorf("delete %s from %s: %w", path, ns, err)
+	}
+	return nil
+}
+
+// ApplyObjects creates every object of the manifest file in ns (typed or
+// not: Istio's CRDs decode as unstructured), replacing existing ones.
+func ApplyObjects(ctx context.Context, c klient.Client, path, ns string) error {
+	err := decoder.DecodeEachFile(ctx, os.DirFS(filepath.Dir(path)), filepath.Base(path),
+		decoder.CreateIgnoreAlreadyExists(c.Resources(ns)), decoder.MutateNamespace(ns))
+	if err != nil {
+		return fmt.Errorf("apply %s to %s: %w", path, ns, err)
+	}
+	return nil
+}
+
+// WaitReady waits until every pod of ns matching selector is Ready and
+// there are want of them.
+func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want int, timeout time.Duration) error {
+	var last string
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		var pods corev1.PodList
+		if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && podReady(p) {
+				ready++
+			}
+		}
+		last = fmt.Sprintf("%d of %d pods ready (%d wanted)", ready, len(pods.Items), want)
+		return ready == want && len(pods.Items) == want, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second), wait.WithImmediate())
+	if err != nil {
+		return fmt.Errorf("pods %s in %s: %s after %s: %w", selector, ns, last, timeout, err)
+	}
+	return nil
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

@@ -1,6 +1,6 @@
 // Package e2e is what `make e2e` runs: every suite in order on one pair of
-// clusters — platform, then the Istio install (done once, shared), then its
-// uninstall and the teardown audit.
+// clusters — platform, then the Istio install (done once, shared by the
+// install and conformance specs), then its uninstall and the teardown audit.
 package e2e
 
 import (
@@ -22,6 +22,7 @@ var _ = Describe("meshconform", Ordered, func() {
 	env.Setup()
 	specs.Platform()
 	specs.Install()
+	specs.Conformance()
 	specs.Uninstall()
 	specs.Teardown()
 })

@@ -29,34 +29,34 @@ import (
 // Module says what to build.
 type Module struct {
 	// Name is a short label for directories and logs, e.g. "kubernetes".
-	Name string
+	Name string `json:",omitempty"`
 	// Path and Version of the module whose programs are built.
 	Path    string
 	Version string
 	// Require pins further modules (path → version), for dependencies the
 	// upstream module's own pins cannot be fetched at.
-	Require map[string]string
+	Require map[string]string `json:",omitempty"`
 	// Replace maps a module path to the version it is replaced with.
-	Replace map[string]string
+	Replace map[string]string `json:",omitempty"`
 	// Packages are the main packages to build; each binary is named after
 	// the last element of its package path unless Rename says otherwise.
 	Packages []string
-	Rename   map[string]string
-	LDFlags  []string
-	Tags     []string
+	Rename   map[string]string `json:",omitempty"`
+	LDFlags  []string          `json:",omitempty"`
+	Tags     []string          `json:",omitempty"`
 	// NoSumDB lists module path patterns the checksum database cannot vouch
 	// for (GONOSUMDB); they are still pinned in the generated go.sum.
-	NoSumDB []string
+	NoSumDB []string `json:",omitempty"`
 	// SeedSum starts the generated go.sum from the upstream module's own
 	// go.sum (and takes its go directive), so every dependency it pins is
 	// verified against what upstream recorded, including those the
 	// checksum database cannot answer for.
-	SeedSum bool
+	SeedSum bool `json:",omitempty"`
 	// SeedProbe is a package of the module with few dependencies, listed to
 	// fetch the module before its go.sum is known (default: Packages[0]).
 	// Listing a package whose imports reach a module the checksum database
 	// cannot vouch for would fail before the seeded go.sum could help.
-	SeedProbe string
+	SeedProbe string `json:",omitempty"`
 }
 
 // Builder runs builds and keeps their results under CacheDir.
@@ -77,6 +77,8 @@ type Result struct {
 func (r Result) Binary(name string) string { return filepath.Join(r.Dir, name) }
 
 // Key is the digest of everything that determines the build's output.
+// Empty optional fields are left out, so adding a field to Module does not
+// invalidate the cache of builds that do not use it.
 func (m Module) Key() string {
 	h := sha256.New()
 	enc, _ := json.Marshal(struct {

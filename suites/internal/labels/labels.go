@@ -17,3 +17,14 @@ const (
 
 // Install: the primary-remote install steps and their effects.
 const Install = "install"
+
+// Conformance capabilities: what users run meshconform for.
+const (
+	Conformance  = "conformance"
+	CrossCluster = "cross-cluster"
+	ReachAll     = "reach-all-clusters"
+	ProxyStatus  = "proxy-status"
+	TrafficRules = "traffic-rules"
+	MTLS         = "mtls"
+	Failover     = "locality-failover"
+)

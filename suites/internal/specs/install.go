@@ -124,9 +124,9 @@ func Install() {
 
 			By("the agent's proxy shows in istioctl proxy-status on the primary, with cluster " + remote.Name)
 			Eventually(func() ([]mesh.ProxyStatus, error) {
-				rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision)
+				rows, err := m.ProxyStatus(ctx, primary)
 				return rows, err
-			}).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).Should(ContainElement(And(
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(ContainElement(And(
 				HaveField("Pod", pod.Name), HaveField("Namespace", injectionNS),
 				HaveField("Cluster", remote.Name), HaveField("Version", m.Version))))
 			r().H.Run.Figure("seconds_to_first_remote_proxy", time.Since(start).Seconds())
