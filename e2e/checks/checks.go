@@ -15,27 +15,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
 )
 
-// Result is one backend answer as the frontend reports it.
-type Result struct {
-	Cluster        string `json:"cluster,omitempty"`
-	Pod            string `json:"pod,omitempty"`
-	Version        string `json:"version,omitempty"`
-	Locality       string `json:"locality,omitempty"`
-	PeerIdentity   string `json:"peerIdentity,omitempty"`
-	CallerIdentity string `json:"callerIdentity,omitempty"`
-	Error          string `json:"error,omitempty"`
-}
-
-// Response is the frontend's /call answer.
-type Response struct {
-	Frontend struct {
-		Cluster, Pod, Version, Locality string
-	} `json:"frontend"`
-	Target  string   `json:"target"`
-	Results []Result `json:"results"`
-}
+// Result and Response are the frontend's answer (its wire contract).
+type (
+	Result   = api.Result
+	Response = api.Response
+)
 
 // Call asks the frontend at base (http://addr) for n backend calls, each
 // with the given request headers ("key:value").

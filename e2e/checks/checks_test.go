@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
 )
 
 func results(spec map[string]int, mk func(k string) Result) []Result {
@@ -17,7 +19,7 @@ func results(spec map[string]int, mk func(k string) Result) []Result {
 }
 
 func byVersion(spec map[string]int) Response {
-	return Response{Results: results(spec, func(v string) Result { return Result{Version: v, Cluster: "cluster2"} })}
+	return Response{Results: results(spec, func(v string) Result { return Result{Identity: api.Identity{Version: v, Cluster: "cluster2"}} })}
 }
 
 func TestZForMatchesTables(t *testing.T) {
@@ -49,7 +51,7 @@ func TestSplitAcceptsChanceAndRejectsBias(t *testing.T) {
 }
 
 func TestClusterChecksShowCounts(t *testing.T) {
-	r := Response{Results: results(map[string]int{"cluster1": 10}, func(c string) Result { return Result{Cluster: c} })}
+	r := Response{Results: results(map[string]int{"cluster1": 10}, func(c string) Result { return Result{Identity: api.Identity{Cluster: c}} })}
 	err := ReachedClusters("cluster1", "cluster2")(r)
 	if err == nil || err.Error() != "did not reach all of [cluster1 cluster2], got map[cluster1:10]" {
 		t.Errorf("got %v", err)
@@ -63,7 +65,7 @@ func TestClusterChecksShowCounts(t *testing.T) {
 }
 
 func TestNoFailuresAndIdentities(t *testing.T) {
-	r := Response{Results: []Result{{Cluster: "c", PeerIdentity: "spiffe://cluster.local/ns/production/sa/default", CallerIdentity: "spiffe://cluster.local/ns/production/sa/default"}, {Error: "rpc error: code = Unavailable"}}}
+	r := Response{Results: []Result{{Identity: api.Identity{Cluster: "c"}, PeerIdentity: "spiffe://cluster.local/ns/production/sa/default", CallerIdentity: "spiffe://cluster.local/ns/production/sa/default"}, {Error: "rpc error: code = Unavailable"}}}
 	if err := NoFailures()(r); err == nil || !strings.Contains(err.Error(), "1 of 2 calls failed") {
 		t.Errorf("got %v", err)
 	}

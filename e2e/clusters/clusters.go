@@ -143,6 +143,9 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 	if err != nil {
 		return nil, fmt.Errorf("create cluster %s: %w", c.Name, err)
 	}
+	if err := m.writeNodeFiles(c.Name, imgs.NodeFiles); err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
 	if err := m.writeInternalKubeconfig(c.Name, kc); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
@@ -155,6 +158,27 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 		return nil, fmt.Errorf("cluster %s: pod network: %w", c.Name, err)
 	}
 	return cl, nil
+}
+
+func (m *Manager) writeNodeFiles(name string, files map[string]string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	ns, err := m.provider.ListNodes(name)
+	if err != nil {
+		return err
+	}
+	for _, n := range ns {
+		for path, content := range files {
+			if err := n.Command("mkdir", "-p", filepath.Dir(path)).Run(); err != nil {
+				return fmt.Errorf("node %s: mkdir for %s: %w", n, path, err)
+			}
+			if err := nodeutils.WriteFile(n, path, content); err != nil {
+				return fmt.Errorf("node %s: write %s: %w", n, path, err)
+			}
+		}
+	}
+	return nil
 }
 
 // writeInternalKubeconfig replaces the kubeconfig kind wrote (server on a

@@ -62,7 +62,7 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 	if cfg.Source == images.SourceLocal {
 		h.Source = images.NewLocal(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
 	} else {
-		h.Source = &images.Upstream{Release: release}
+		h.Source = images.NewUpstream(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
 	}
 	h.Clusters = clusters.NewManager(topo.Network, filepath.Join(cfg.ArtifactsDir, "kubeconfig"), out)
 	h.Run.Figure("image_source", cfg.Source)
@@ -183,14 +183,10 @@ func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error
 
 // App returns the image reference of a sample app in fixtures/apps.
 func (h *Harness) App(ctx context.Context, name string) (string, error) {
-	local, ok := h.Source.(*images.Local)
-	if !ok {
-		return "", fmt.Errorf("sample app images are only built for the local image source so far")
-	}
 	var ref string
 	err := h.Run.Time("app image "+name, func() error {
 		var err error
-		ref, err = local.App(ctx, h.Config.RepoRoot, name)
+		ref, err = h.Source.App(ctx, h.Config.RepoRoot, name)
 		return err
 	})
 	return ref, err

@@ -79,17 +79,20 @@ func (l *Local) Check(ctx context.Context) error {
 	return nil
 }
 
-// Prepare implements Source.
-func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, error) {
-	var regImage string
-	err := l.Run.Time("local registry", func() error {
-		var err error
-		if regImage, err = l.registryImage(ctx); err != nil {
+// StartRegistry builds the registry's image (once) and runs it on network.
+func (l *Local) StartRegistry(ctx context.Context, network string) error {
+	return l.Run.Time("local registry", func() error {
+		regImage, err := l.registryImage(ctx)
+		if err != nil {
 			return err
 		}
 		return startRegistry(ctx, regImage, network, filepath.Join(l.CacheDir, "registry"), l.RegistryPort)
 	})
-	if err != nil {
+}
+
+// Prepare implements Source.
+func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, error) {
+	if err := l.StartRegistry(ctx, network); err != nil {
 		return ClusterImages{}, err
 	}
 	reg := l.registry()

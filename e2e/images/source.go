@@ -26,6 +26,9 @@ type ClusterImages struct {
 	Node string
 	// ContainerdConfigPatches go into each kind config, e.g. registry mirrors.
 	ContainerdConfigPatches []string
+	// NodeFiles are written into every node right after it is created
+	// (path → content), before anything of the run is pulled.
+	NodeFiles map[string]string
 }
 
 // Source prepares images for clusters of one Kubernetes release.
@@ -36,11 +39,28 @@ type Source interface {
 	// Prepare makes every image available and says how clusters get them.
 	// network is the Docker network the clusters' nodes join.
 	Prepare(ctx context.Context, network string) (ClusterImages, error)
+	// App returns the image of a sample app of fixtures/apps, built from
+	// this repository (no registry publishes them) and served to the nodes.
+	App(ctx context.Context, repoRoot, name string) (string, error)
 }
 
 // MirroredRegistries are the public registries whose pulls a local source
 // serves; every image a cluster pulls comes from one of them.
 var MirroredRegistries = []string{"registry.k8s.io", "docker.io", "quay.io", "gcr.io", "ghcr.io"}
+
+// HostsConfigPatch points containerd's CRI registry config at hosts.toml
+// files (the layout kind's local-registry guide uses, for containerd 1.7
+// and 2.x node images).
+const HostsConfigPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "/etc/containerd/certs.d"
+`
+
+// HostsTOML makes containerd try endpoint first for registry (then the
+// registry itself): images the local registry lacks fall through to it.
+func HostsTOML(registry, server, endpoint string) (path, content string) {
+	return "/etc/containerd/certs.d/" + registry + "/hosts.toml",
+		fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", server, endpoint)
+}
 
 // MirrorPatch renders the containerd (config version 2, containerd 1.6 and
 // later) patch that sends pulls from the public registries to endpoint, a

@@ -1,7 +1,6 @@
 package images
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -83,13 +82,31 @@ func TestNodeContainerdConfigRestrictsOOMScoreAdj(t *testing.T) {
 	}
 }
 
-func TestUpstreamPrepareUsesKindNodeImageWithoutPatches(t *testing.T) {
+func TestUpstreamUsesKindNodeImageAndMirrorsOnlyDockerHubForApps(t *testing.T) {
 	r, _ := LookupKubeRelease(DefaultKubernetesVersion)
-	got, err := (&Upstream{Release: r}).Prepare(context.Background(), "meshconform")
-	if err != nil {
+	got := (&Upstream{Release: r}).clusterImages()
+	if !strings.HasPrefix(got.Node, "kindest/node:v1.33.") {
+		t.Errorf("node image %s", got.Node)
+	}
+	var cfg map[string]any
+	if len(got.ContainerdConfigPatches) != 1 {
+		t.Fatalf("patches = %v", got.ContainerdConfigPatches)
+	}
+	if _, err := toml.Decode(got.ContainerdConfigPatches[0], &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(got.Node, "kindest/node:v1.33.") || len(got.ContainerdConfigPatches) != 0 {
-		t.Errorf("upstream images = %+v", got)
+	if len(got.NodeFiles) != 1 {
+		t.Fatalf("node files = %v", got.NodeFiles)
+	}
+	hosts := got.NodeFiles["/etc/containerd/certs.d/docker.io/hosts.toml"]
+	var h struct {
+		Server string
+		Host   map[string]struct{ Capabilities []string }
+	}
+	if _, err := toml.Decode(hosts, &h); err != nil {
+		t.Fatalf("hosts.toml: %v\n%s", err, hosts)
+	}
+	if h.Server != "https://registry-1.docker.io" || len(h.Host["http://meshconform-registry:5000"].Capabilities) != 2 {
+		t.Errorf("hosts.toml = %+v", h)
 	}
 }

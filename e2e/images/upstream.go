@@ -3,15 +3,32 @@ package images
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/report"
 )
 
 // Upstream uses kind's published node image, which carries the control-plane
-// images preloaded; everything else a cluster runs is pulled from the public
-// registries by the nodes themselves.
+// images preloaded; Istio and MetalLB images are pulled from the public
+// registries by the nodes themselves. Only the sample apps, which no
+// registry publishes, are built here and served by the local registry,
+// which the nodes try first for docker.io and fall through from.
 type Upstream struct {
 	Release KubeRelease
+	// apps builds the sample apps and runs the local registry.
+	apps *Local
+}
+
+// NewUpstream returns the upstream source; apps and the registry are built
+// and cached as the local source does.
+func NewUpstream(release KubeRelease, cacheDir string, port int, run *report.Run, buildLog io.Writer) *Upstream {
+	return &Upstream{Release: release, apps: NewLocal(release, cacheDir, port, run, buildLog)}
+}
+
+// App implements Source.
+func (u *Upstream) App(ctx context.Context, repoRoot, name string) (string, error) {
+	return u.apps.App(ctx, repoRoot, name)
 }
 
 // Name implements Source.
@@ -34,5 +51,17 @@ func (u *Upstream) Check(ctx context.Context) error {
 
 // Prepare implements Source.
 func (u *Upstream) Prepare(ctx context.Context, network string) (ClusterImages, error) {
-	return ClusterImages{Node: u.Release.UpstreamNode}, nil
+	if err := u.apps.StartRegistry(ctx, network); err != nil {
+		return ClusterImages{}, err
+	}
+	return u.clusterImages(), nil
+}
+
+func (u *Upstream) clusterImages() ClusterImages {
+	path, hosts := HostsTOML("docker.io", "https://registry-1.docker.io", RegistryEndpoint())
+	return ClusterImages{
+		Node:                    u.Release.UpstreamNode,
+		ContainerdConfigPatches: []string{HostsConfigPatch},
+		NodeFiles:               map[string]string{path: hosts},
+	}
 }

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
@@ -92,14 +93,18 @@ func SetEnv(obj k8s.Object, env map[string]string) {
 	}
 }
 
-// Scale sets a Deployment's replicas.
+// Scale sets a Deployment's replicas, retrying when the controller updated
+// the Deployment in between (a conflict is expected right after a scale).
 func Scale(ctx context.Context, c klient.Client, ns, name string, replicas int32) error {
-	var d appsv1.Deployment
-	if err := c.Resources(ns).Get(ctx, name, ns, &d); err != nil {
-		return fmt.Errorf("get deployment %s/%s: %w", ns, name, err)
-	}
-	d.Spec.Replicas = &replicas
-	if err := c.Resources(ns).Update(ctx, &d); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var d appsv1.Deployment
+		if err := c.Resources(ns).Get(ctx, name, ns, &d); err != nil {
+			return err
+		}
+		d.Spec.Replicas = &replicas
+		return c.Resources(ns).Update(ctx, &d)
+	})
+	if err != nil {
 		return fmt.Errorf("scale deployment %s/%s to %d: %w", ns, name, replicas, err)
 	}
 	return nil

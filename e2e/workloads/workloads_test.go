@@ -59,3 +59,35 @@ func TestSetEnvPrependsToEveryContainer(t *testing.T) {
 		t.Error("second container not given env")
 	}
 }
+
+// The sample apps learn who they are from their environment: every
+// meshapp container must declare POD_NAME and VERSION.
+func TestConformanceFixturesDeclareIdentity(t *testing.T) {
+	objs, err := decodeDir("../../fixtures/conformance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, o := range objs {
+		d, ok := o.(*appsv1.Deployment)
+		if !ok {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			names := map[string]bool{}
+			for _, e := range c.Env {
+				names[e.Name] = true
+			}
+			if !names["POD_NAME"] || !names["VERSION"] {
+				t.Errorf("deployment %s container %s env %v lacks POD_NAME or VERSION", d.Name, c.Name, names)
+			}
+			seen++
+		}
+		if d.Spec.Template.Annotations["inject.istio.io/templates"] != "grpc-agent" {
+			t.Errorf("deployment %s is not injected with the grpc-agent template", d.Name)
+		}
+	}
+	if seen < 3 {
+		t.Errorf("only %d containers checked", seen)
+	}
+}

@@ -75,11 +75,14 @@ func Get() *Run {
 	return current
 }
 
-// MarkFailed records that a spec failed, so teardown dumps state first.
-func (r *Run) MarkFailed() {
+// MarkFailed records that a spec failed; it reports whether this is the
+// first failure (whose state is then dumped).
+func (r *Run) MarkFailed() (first bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	first = !r.failed
 	r.failed = true
-	r.mu.Unlock()
+	return first
 }
 
 // Failed reports whether any spec failed.
@@ -124,7 +127,7 @@ func Setup() {
 			if current == nil {
 				return
 			}
-			if err != nil || current.Failed() {
+			if err != nil && current.MarkFailed() {
 				current.DumpState(ctx)
 			}
 			if terr := current.H.Teardown(ctx, err != nil || current.Failed()); terr != nil {
@@ -138,11 +141,13 @@ func Setup() {
 		}
 		GinkgoWriter.Printf("clusters up: %d; kubeconfigs in %s\n", len(r.Clusters), r.H.Clusters.KubeconfigDir)
 	}, NodeTimeout(60*time.Minute))
-	AfterEach(func() {
-		if CurrentSpecReport().Failed() && current != nil {
-			current.MarkFailed()
+	// Dump at the first failure, before inner AfterAlls clean up the
+	// workloads a person would want to see.
+	AfterEach(func(ctx SpecContext) {
+		if CurrentSpecReport().Failed() && current != nil && current.MarkFailed() {
+			current.DumpState(ctx)
 		}
-	})
+	}, NodeTimeout(5*time.Minute))
 }
 
 // Mesh installs Istio primary-remote the first time it is called (the
