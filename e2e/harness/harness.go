@@ -78,6 +78,7 @@ func (h *Harness) Preflight(ctx context.Context) error {
 		if err := h.Source.Check(ctx); err != nil {
 			return err
 		}
+		h.removeStaleTemp()
 		if err := clusters.CheckNetwork(ctx, h.Topology.Network); err != nil {
 			return err
 		}
@@ -88,6 +89,20 @@ func (h *Harness) Preflight(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// removeStaleTemp deletes what builds of an earlier, killed run left half
+// done in the cache (unfinished build directories and root filesystem
+// trees): they are never reused, only in the way.
+func (h *Harness) removeStaleTemp() {
+	for _, pattern := range []string{"*/*.tmp", "*/*.tree"} {
+		matches, _ := filepath.Glob(filepath.Join(h.Config.CacheDir, pattern))
+		for _, m := range matches {
+			if err := os.RemoveAll(m); err == nil {
+				fmt.Fprintf(h.out, "   removed %s, left by an interrupted build\n", m)
+			}
+		}
+	}
 }
 
 // PrepareImages creates the network and makes every cluster image available.
