@@ -14,7 +14,6 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
-	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/metallb"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
@@ -276,6 +275,3 @@ func (h *Harness) Close() error {
 	h.buildLog.Close()
 	return err
 }
-
-// Docker runs a docker command (for specs that inspect what exists).
-func Docker(ctx context.Context, args ...string) ([]string, error) { return docker.Lines(ctx, args...) }

@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/e2e-framework/klient"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // Uninstall removes Istio from each cluster as the guide's cleanup does:
@@ -25,27 +22,11 @@ func (in *Installer) Uninstall(ctx context.Context, cls ...*clusters.Cluster) er
 			if _, err := in.Istioctl.Run(ctx, cl.Kubeconfig, "uninstall", "--purge", "-y"); err != nil {
 				return err
 			}
-			return deleteNamespace(ctx, cl.Client, Namespace, 3*time.Minute)
+			return workloads.DeleteNamespace(ctx, cl.Client, Namespace)
 		})
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func deleteNamespace(ctx context.Context, c klient.Client, name string, timeout time.Duration) error {
-	ns := &corev1.Namespace{}
-	ns.Name = name
-	if err := c.Resources().Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete namespace %s: %w", name, err)
-	}
-	err := wait.For(func(ctx context.Context) (bool, error) {
-		err := c.Resources().Get(ctx, name, "", &corev1.Namespace{})
-		return apierrors.IsNotFound(err), nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
-	if err != nil {
-		return fmt.Errorf("namespace %s still exists after %s: %w", name, timeout, err)
 	}
 	return nil
 }
