@@ -24,9 +24,11 @@ type IstioRelease struct {
 	// Require pins modules the proxy cannot serve at the release's own
 	// pseudo-versions to tags at the very same commits.
 	Require map[string]string
-	// NoSumDB: modules the checksum database has no line for (their content
-	// was compared with the release tag's tree when the release was added).
+	// NoSumDB: modules the checksum database has no line for; Sums pins
+	// their hashes instead (recorded when the release was added, after its
+	// content was compared with the release tag's tree).
 	NoSumDB []string
+	Sums    []string
 	// AgentTags are the release Makefile's AGENT_TAGS.
 	AgentTags []string
 }
@@ -43,7 +45,11 @@ var istioReleases = map[string]IstioRelease{
 	},
 	"1.27.0": {
 		Version: "1.27.0", Module: "v0.0.0-20250808040725-7359d8be2504", Commit: "7359d8be2504f2b191f7d94156af08e6590d2d1c",
-		NoSumDB:   []string{"istio.io/istio"},
+		NoSumDB: []string{"istio.io/istio"},
+		Sums: []string{
+			"istio.io/istio v0.0.0-20250808040725-7359d8be2504 h1:tblfA2CTj3NWnw5XBlP3Lr0NxmXiCJ1TulQ8PZrKHcA=",
+			"istio.io/istio v0.0.0-20250808040725-7359d8be2504/go.mod h1:lCFDnjdmMaziwcb7xhi4cj5o3nWJF++tcYNCy2hOpFA=",
+		},
 		AgentTags: []string{"agent", "disable_pgv", "grpcnotrace", "retrynotrace"},
 	},
 	"1.26.0": {
@@ -91,7 +97,7 @@ func istioLDFlags(r IstioRelease) []string {
 
 func istioModule(r IstioRelease, name string, tags []string, pkgs ...string) gobuild.Module {
 	return gobuild.Module{
-		Name: name, Path: "istio.io/istio", Version: r.Module, Require: r.Require, NoSumDB: r.NoSumDB,
+		Name: name, Path: "istio.io/istio", Version: r.Module, Require: r.Require, NoSumDB: r.NoSumDB, Sums: r.Sums,
 		Packages: pkgs, Tags: tags, LDFlags: istioLDFlags(r), SeedSum: true, SeedProbe: "istio.io/istio/pkg/version",
 	}
 }

@@ -52,6 +52,9 @@ type Module struct {
 	// verified against what upstream recorded, including those the
 	// checksum database cannot answer for.
 	SeedSum bool `json:",omitempty"`
+	// Sums are go.sum lines pinned by the recipe: for modules listed in
+	// NoSumDB they are what the download is verified against.
+	Sums []string `json:",omitempty"`
 	// SeedProbe is a package of the module with few dependencies, listed to
 	// fetch the module before its go.sum is known (default: Packages[0]).
 	// Listing a package whose imports reach a module the checksum database
@@ -175,6 +178,11 @@ func (b *Builder) writeModule(dir string, m Module) error {
 	if err := os.WriteFile(gomod, []byte(RenderGoMod(m)), 0o644); err != nil {
 		return err
 	}
+	if len(m.Sums) > 0 {
+		if err := os.WriteFile(filepath.Join(dir, "go.sum"), MergeSums(nil, []byte(strings.Join(m.Sums, "\n"))), 0o644); err != nil {
+			return err
+		}
+	}
 	// A tools file imports the main packages so module resolution sees them.
 	var tools bytes.Buffer
 	tools.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
@@ -201,7 +209,7 @@ func (b *Builder) seedSum(ctx context.Context, dir string, m Module) error {
 	}
 	cmd := exec.CommandContext(ctx, "go", "list", "-f", "{{.Module.Dir}}", probe)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	cmd.Env = goEnv(m)
 	cmd.Stdout = &out
 	var errOut tailBuffer
 	cmd.Stderr = &errOut
@@ -249,11 +257,7 @@ func MergeSums(a, b []byte) []byte {
 func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod", "GOOS=linux", "GOARCH=amd64")
-	if len(m.NoSumDB) > 0 {
-		env = append(env, "GONOSUMDB="+strings.Join(m.NoSumDB, ","))
-	}
-	cmd.Env = env
+	cmd.Env = goEnv(m)
 	var tail tailBuffer
 	w := io.Writer(&tail)
 	if b.Log != nil {
@@ -264,6 +268,16 @@ func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...strin
 		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args[:1], " "), dir, err, tail.String())
 	}
 	return nil
+}
+
+// goEnv is the environment of every go command of a build: static linux
+// binaries, the generated module alone, and the recipe's sumdb exceptions.
+func goEnv(m Module) []string {
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod", "GOOS=linux", "GOARCH=amd64")
+	if len(m.NoSumDB) > 0 {
+		env = append(env, "GONOSUMDB="+strings.Join(m.NoSumDB, ","))
+	}
+	return env
 }
 
 // ModuleReplaces reads the go.mod of path@version from the module cache and

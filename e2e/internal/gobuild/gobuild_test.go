@@ -1,6 +1,8 @@
 package gobuild
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -77,5 +79,25 @@ func TestMergeSums(t *testing.T) {
 	want := "a.io/y v1.0.0/go.mod h1:bbb=\nb.io/x v1.0.0 h1:aaa=\nc.io/z v2.0.0 h1:ccc=\n"
 	if got := string(MergeSums(a, b)); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestWriteModulePinsSums(t *testing.T) {
+	dir := t.TempDir()
+	m := Module{Name: "x", Path: "example.com/x", Version: "v1.0.0", Packages: []string{"example.com/x/cmd/x"},
+		Sums: []string{"example.com/x v1.0.0 h1:abc=", "example.com/x v1.0.0/go.mod h1:def="}}
+	if err := (&Builder{}).writeModule(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sum) != "example.com/x v1.0.0 h1:abc=\nexample.com/x v1.0.0/go.mod h1:def=\n" {
+		t.Errorf("go.sum = %q", sum)
+	}
+	tools, _ := os.ReadFile(filepath.Join(dir, "tools.go"))
+	if !strings.Contains(string(tools), `_ "example.com/x/cmd/x"`) {
+		t.Errorf("tools.go = %s", tools)
 	}
 }
