@@ -55,7 +55,6 @@ fi
 
 changed_config=false
 if ! has_sys_resource; then
-  say "host lacks CAP_SYS_RESOURCE: installing $WRAPPER as Docker's default runtime"
   install -d "$(dirname "$WRAPPER")"
   cat > "$WRAPPER.tmp" <<'WRAP'
 #!/bin/sh
@@ -82,7 +81,12 @@ drop() { # $1 file, $2 jq path of the capabilities object
 [ -n "$process" ] && drop "$process" '.capabilities'
 exec /usr/sbin/runc "$@"
 WRAP
-  chmod 0755 "$WRAPPER.tmp" && mv "$WRAPPER.tmp" "$WRAPPER"
+  if cmp -s "$WRAPPER.tmp" "$WRAPPER" && [ -x "$WRAPPER" ]; then
+    rm -f "$WRAPPER.tmp"
+  else
+    say "host lacks CAP_SYS_RESOURCE: installing $WRAPPER as Docker's default runtime"
+    chmod 0755 "$WRAPPER.tmp" && mv "$WRAPPER.tmp" "$WRAPPER"
+  fi
   mkdir -p /etc/docker
   current='{}'
   [ -s "$DAEMON_JSON" ] && current=$(cat "$DAEMON_JSON")
