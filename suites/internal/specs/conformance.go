@@ -52,10 +52,7 @@ func Conformance() {
 
 	deploy := func(ctx context.Context, cl *clusters.Cluster, file string) {
 		GinkgoHelper()
-		Expect(workloads.Apply(ctx, cl.Client, conformanceDir, file, appNS, workloads.Overrides{
-			Images: workloads.Images{"meshconform/meshapp": app},
-			Env:    map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
-		})).To(Succeed(), "deploy %s to %s", file, cl.Name)
+		deployTo(ctx, cl, conformanceDir, file, appNS, app)
 	}
 	// onlyService creates the backend Service without its pods, as the
 	// guide does for clusters that only call it.
@@ -287,10 +284,12 @@ func backendAddress(ctx context.Context, cl *clusters.Cluster) string {
 	return ""
 }
 
+// deployTo applies a fixture of the sample app to cl, telling the app which
+// cluster and locality it runs in (a pod cannot read its node's labels).
 func deployTo(ctx context.Context, cl *clusters.Cluster, dir, file, ns, app string) {
 	GinkgoHelper()
 	Expect(workloads.Apply(ctx, cl.Client, dir, file, ns, workloads.Overrides{
 		Images: workloads.Images{"meshconform/meshapp": app},
 		Env:    map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
-	})).To(Succeed())
+	})).To(Succeed(), "deploy %s to %s/%s", file, cl.Name, ns)
 }

@@ -28,8 +28,8 @@ const platformNS = "platform-check"
 func Platform() {
 	const ns = platformNS
 	var all []*clusters.Cluster
-	var h = func() *env.Run { return env.Get() }
-	other := func(cl *clusters.Cluster) *clusters.Cluster { return h().Other(cl) }
+	run := func() *env.Run { return env.Get() }
+	other := func(cl *clusters.Cluster) *clusters.Cluster { return run().Other(cl) }
 	podsOf := func(ctx SpecContext, cl *clusters.Cluster, app string) []corev1.Pod {
 		var pods corev1.PodList
 		Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
@@ -59,13 +59,13 @@ func Platform() {
 
 	Context("Platform: kind clusters on one Docker network", Ordered, Label(labels.Platform), func() {
 		BeforeAll(func(ctx SpecContext) {
-			all = h().Clusters
+			all = run().Clusters
 			By("deploying a server (ClusterIP and LoadBalancer Services) and a client pod in every cluster")
-			probe, err := h().H.App(ctx, "probe")
+			probe, err := run().H.App(ctx, "probe")
 			Expect(err).NotTo(HaveOccurred())
 			for _, cl := range all {
 				Expect(workloads.CreateNamespace(ctx, cl.Client, ns, nil)).To(Succeed())
-				Expect(workloads.Apply(ctx, cl.Client, filepath.Join(h().H.Config.RepoRoot, "fixtures", "platform"), "*.yaml", ns,
+				Expect(workloads.Apply(ctx, cl.Client, filepath.Join(run().H.Config.RepoRoot, "fixtures", "platform"), "*.yaml", ns,
 					workloads.Overrides{Images: workloads.Images{"meshconform/probe": probe}})).To(Succeed())
 			}
 			for _, cl := range all {
@@ -88,7 +88,7 @@ func Platform() {
 				for _, n := range nodes.Items {
 					Expect(n.Status.Conditions).To(ContainElement(And(
 						HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))), "node %s", n.Name)
-					Expect(n.Status.NodeInfo.KubeletVersion).To(Equal(h().H.Release.Version), "kubelet of node %s", n.Name)
+					Expect(n.Status.NodeInfo.KubeletVersion).To(Equal(run().H.Release.Version), "kubelet of node %s", n.Name)
 					Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/region", cl.Region), "node %s", n.Name)
 					Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/zone", cl.Zone), "node %s", n.Name)
 				}
