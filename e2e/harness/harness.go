@@ -133,17 +133,11 @@ func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clust
 			err := h.Run.Time("create cluster "+name, func() error {
 				var err error
 				cl, err = h.Clusters.Create(gctx, c, h.Images)
-				if cl != nil || err == nil {
-					h.mu.Lock()
-					h.created[name] = cl
-					h.mu.Unlock()
-				} else {
-					// kind deletes a cluster whose creation failed, but
-					// remember the name so teardown double-checks.
-					h.mu.Lock()
-					h.created[name] = nil
-					h.mu.Unlock()
-				}
+				// Remember the name even when creation failed (cl is nil):
+				// kind may have left nodes whose logs are worth exporting.
+				h.mu.Lock()
+				h.created[name] = cl
+				h.mu.Unlock()
 				return err
 			})
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meshconform/meshconform/e2e/internal/gobuild"
 	"github.com/meshconform/meshconform/e2e/internal/oci"
@@ -158,16 +159,11 @@ func (l *Local) Istio(ctx context.Context, r IstioRelease) (istioctl string, err
 				oci.File{Path: "/usr/local/bin/client", Mode: 0o755, Src: bins.Binary("client")}, certs)
 		}},
 	}
-	errs := make(chan error, len(recipes))
+	g, gctx := errgroup.WithContext(ctx)
 	for _, rc := range recipes {
-		go func() { errs <- l.ensure(ctx, reg, rc) }()
+		g.Go(func() error { return l.ensure(gctx, reg, rc) })
 	}
-	for range recipes {
-		if e := <-errs; e != nil && err == nil {
-			err = e
-		}
-	}
-	if err != nil {
+	if err := g.Wait(); err != nil {
 		return "", err
 	}
 	// istioctl runs on this machine; the build is cached, so this is a

@@ -183,63 +183,44 @@ type lazy struct {
 	err  error
 }
 
-func (l *Local) do(name string, fn func() (any, error)) (any, error) {
+// do runs fn as the timed phase name once per Local; fn says whether its
+// result came from the cache, which the phase line reports.
+func (l *Local) do(name string, fn func() (val any, cached bool, err error)) (any, error) {
 	v, _ := l.once.LoadOrStore(name, &lazy{})
 	lz := v.(*lazy)
 	lz.once.Do(func() {
 		_, lz.err = l.Run.TimeNote(name, func() (string, error) {
+			var cached bool
 			var err error
-			lz.val, err = fn()
-			if c, ok := lz.val.(interface{ cachedNote() string }); ok && err == nil {
-				return c.cachedNote(), nil
+			lz.val, cached, err = fn()
+			if cached {
+				return "cached", err
 			}
-			return "", err
+			return "built", err
 		})
 	})
 	return lz.val, lz.err
 }
 
-type goResult struct{ gobuild.Result }
-
-func (r goResult) cachedNote() string {
-	if r.Cached {
-		return "cached"
-	}
-	return "built"
-}
-
-type rootfsResult struct {
-	path   string
-	cached bool
-}
-
-func (r rootfsResult) cachedNote() string {
-	if r.cached {
-		return "cached"
-	}
-	return "built"
-}
-
 func (l *Local) goBuild(ctx context.Context, m gobuild.Module) (gobuild.Result, error) {
-	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, error) {
+	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, bool, error) {
 		r, err := l.goBld.Build(ctx, m)
-		return goResult{r}, err
+		return r, r.Cached, err
 	})
 	if err != nil {
 		return gobuild.Result{}, err
 	}
-	return v.(goResult).Result, nil
+	return v.(gobuild.Result), nil
 }
 
 func (l *Local) rootfs(ctx context.Context, spec rootfs.Spec) (string, error) {
-	v, err := l.do("root filesystem "+spec.Name, func() (any, error) {
-		p, cached, err := rootfs.Build(ctx, l.CacheDir, spec, l.BuildLog)
-		return rootfsResult{p, cached}, err
+	v, err := l.do("root filesystem "+spec.Name, func() (any, bool, error) {
+		return rootfs.Build(ctx, l.CacheDir, spec, l.BuildLog)
 	})
 	if err != nil {
 		return "", err
 	}
-	return v.(rootfsResult).path, nil
+	return v.(string), nil
 }
 
 // kubeModule is Kubernetes' server programs at the release, version-stamped
@@ -263,22 +244,22 @@ func (l *Local) kubeModule() gobuild.Module {
 
 func (l *Local) kubeBinaries(ctx context.Context) (gobuild.Result, error) {
 	m := l.kubeModule()
-	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, error) {
+	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, bool, error) {
 		// Kubernetes replaces its staging modules with directories of its own
 		// tree; built as a dependency, each is pinned to its published v0.x.y.
 		staging := "v0" + strings.TrimPrefix(l.Release.Version, "v1")
 		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", staging)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		m.Replace = repl
 		r, err := l.goBld.Build(ctx, m)
-		return goResult{r}, err
+		return r, r.Cached, err
 	})
 	if err != nil {
 		return gobuild.Result{}, err
 	}
-	return v.(goResult).Result, nil
+	return v.(gobuild.Result), nil
 }
 
 func (l *Local) etcdModule() gobuild.Module {
@@ -424,29 +405,29 @@ func (l *Local) clusterRecipes() []recipe {
 // pauseBinary compiles pause.c from the Kubernetes module, statically, as
 // Kubernetes' own build/pause Makefile does.
 func (l *Local) pauseBinary(ctx context.Context) (string, error) {
-	v, err := l.do("gcc pause "+l.Release.PauseTag, func() (any, error) {
+	v, err := l.do("gcc pause "+l.Release.PauseTag, func() (any, bool, error) {
 		out := filepath.Join(l.CacheDir, "bin", "pause-"+l.Release.PauseTag+"-"+l.Release.Version, "pause")
 		if _, err := os.Stat(out); err == nil {
-			return out, nil
+			return out, true, nil
 		}
 		dl, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "k8s.io/kubernetes@"+l.Release.Version).Output()
 		if err != nil {
-			return nil, fmt.Errorf("download k8s.io/kubernetes@%s: %w", l.Release.Version, err)
+			return nil, false, fmt.Errorf("download k8s.io/kubernetes@%s: %w", l.Release.Version, err)
 		}
 		var info struct{ Dir string }
 		if err := json.Unmarshal(dl, &info); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		cmd := exec.CommandContext(ctx, "gcc", "-Os", "-Wall", "-Werror", "-static",
 			fmt.Sprintf("-DVERSION=v%s-meshconform", l.Release.PauseTag),
 			"-o", out+".tmp", filepath.Join(info.Dir, "build/pause/linux/pause.c"))
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("gcc pause.c: %w: %s", err, b)
+			return nil, false, fmt.Errorf("gcc pause.c: %w: %s", err, b)
 		}
-		return out, os.Rename(out+".tmp", out)
+		return out, false, os.Rename(out+".tmp", out)
 	})
 	if err != nil {
 		return "", err
