@@ -1,6 +1,14 @@
-// Package checks calls the sample frontend and judges its answers: small
-// composable checks whose failures say what was counted, in the manner of
-// Istio's echo checkers (pkg/test/framework/components/echo/check).
+// Package checks judges what the mesh did: plain functions from data (the
+// sample frontend's answers, pod lists, istiod's views) to an error that
+// names what was wrong, in the manner of Istio's echo checkers
+// (pkg/test/framework/components/echo/check). Nothing here talks to a
+// cluster, so every judge is unit-tested against the broken meshes it must
+// reject; package verify gathers the data from real clusters.
+//
+// Rules every judge keeps:
+//   - no verdict on nothing: a batch with fewer answers than calls asked
+//     for, or none, fails (see Complete);
+//   - each judge states, in its comment, the broken mesh it rejects.
 package checks
 
 import (
@@ -9,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -25,9 +32,18 @@ type (
 	Response = api.Response
 )
 
+// Calls is one batch: how many calls the suite asked the frontend for, and
+// what came back. Asked is set by the caller of the frontend, not by the
+// frontend, so a frontend that drops calls cannot hide it.
+type Calls struct {
+	Asked int
+	Response
+}
+
 // Call asks the frontend at base (http://addr) for n backend calls, each
-// with the given request headers ("key:value").
-func Call(ctx context.Context, base string, n int, headers ...string) (Response, error) {
+// with the given request headers ("key:value"). A frontend that cannot be
+// reached or answers badly is an error; the answers are judged by Checkers.
+func Call(ctx context.Context, base string, n int, headers ...string) (Calls, error) {
 	q := url.Values{"n": {fmt.Sprint(n)}}
 	for _, h := range headers {
 		q.Add("h", h)
@@ -36,41 +52,58 @@ func Call(ctx context.Context, base string, n int, headers ...string) (Response,
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/call?"+q.Encode(), nil)
 	if err != nil {
-		return Response{}, err
+		return Calls{Asked: n}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return Response{}, fmt.Errorf("call frontend %s: %w", base, err)
+		return Calls{Asked: n}, fmt.Errorf("call frontend %s: %w", base, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return Response{}, err
+		return Calls{Asked: n}, fmt.Errorf("frontend %s: read answer: %w", base, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Response{}, fmt.Errorf("frontend %s: %s: %s", base, resp.Status, strings.TrimSpace(string(body)))
+		return Calls{Asked: n}, fmt.Errorf("frontend %s: %s: %s", base, resp.Status, strings.TrimSpace(string(body)))
 	}
 	var r Response
 	if err := json.Unmarshal(body, &r); err != nil {
-		return Response{}, fmt.Errorf("frontend %s: %w", base, err)
+		return Calls{Asked: n}, fmt.Errorf("frontend %s: %w", base, err)
 	}
-	return r, nil
+	return Calls{Asked: n, Response: r}, nil
 }
 
-// Checker judges a response.
-type Checker func(Response) error
+// Checker judges a batch of calls.
+type Checker func(Calls) error
 
-// And passes when every checker passes.
+// And passes when every checker passes, and always checks the batch is
+// complete first: no checker passes on fewer answers than calls asked for.
 func And(cs ...Checker) Checker {
-	return func(r Response) error {
+	return func(c Calls) error {
+		if err := Complete(c); err != nil {
+			return err
+		}
 		var errs []error
-		for _, c := range cs {
-			if err := c(r); err != nil {
+		for _, ch := range cs {
+			if err := ch(c); err != nil {
 				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
 	}
+}
+
+// Complete rejects a batch that asked for nothing or got fewer (or more)
+// answers than calls asked for: a frontend that lost calls, or a suite that
+// would otherwise pass on zero results.
+func Complete(c Calls) error {
+	if c.Asked <= 0 {
+		return fmt.Errorf("no calls were asked for: nothing to judge")
+	}
+	if len(c.Results) != c.Asked {
+		return fmt.Errorf("asked for %d calls, got %d answers", c.Asked, len(c.Results))
+	}
+	return nil
 }
 
 // Counts tallies results by a field.
@@ -82,7 +115,8 @@ func Counts(rs []Result, field func(Result) string) map[string]int {
 	return m
 }
 
-// ByCluster, ByVersion and ByError select fields for Counts.
+// ByCluster and ByVersion select fields for Counts. ByCluster is what the
+// backend says of itself; ServedFrom proves it.
 func ByCluster(r Result) string { return r.Cluster }
 func ByVersion(r Result) string { return r.Version }
 
@@ -97,106 +131,114 @@ func Failures(rs []Result) map[string]int {
 	return m
 }
 
-// NoFailures passes when every call succeeded.
+// NoFailures rejects a mesh that drops or refuses calls: any failed call.
 func NoFailures() Checker {
-	return func(r Response) error {
-		if f := Failures(r.Results); len(f) > 0 {
-			return fmt.Errorf("%d of %d calls failed: %v", sum(f), len(r.Results), f)
+	return func(c Calls) error {
+		if err := Complete(c); err != nil {
+			return err
+		}
+		if f := Failures(c.Results); len(f) > 0 {
+			return fmt.Errorf("%d of %d calls failed: %v", sum(f), len(c.Results), f)
 		}
 		return nil
 	}
 }
 
-// ReachedClusters passes when answers came from every one of want.
+// ReachedClusters rejects a mesh that does not spread calls over every one
+// of want (a cluster's endpoints missing from the mesh): it passes only
+// when answers came from each.
 func ReachedClusters(want ...string) Checker {
-	return func(r Response) error {
-		got := Counts(r.Results, ByCluster)
+	return func(c Calls) error {
+		if err := Complete(c); err != nil {
+			return err
+		}
+		got := Counts(answered(c.Results), ByCluster)
 		for _, w := range want {
 			if got[w] == 0 {
-				return fmt.Errorf("did not reach all of %v, got %v", want, got)
+				return fmt.Errorf("no answer from cluster %s: want answers from each of %v, got %v of %d calls", w, want, got, c.Asked)
 			}
 		}
 		return nil
 	}
 }
 
-// OnlyClusters passes when every answer came from one of want.
+// OnlyClusters rejects a mesh that sends any call elsewhere than want (a
+// leak across localities, or to a cluster that should not serve): every
+// answer must come from one of want. Over n calls it catches a mesh leaking
+// a share q of calls with probability 1-(1-q)^n (see LeakCaught).
 func OnlyClusters(want ...string) Checker {
-	return func(r Response) error {
-		got := Counts(r.Results, ByCluster)
-		for c, n := range got {
-			if !contains(want, c) {
-				return fmt.Errorf("want answers only from %v, got %v (%d from %q)", want, got, n, c)
+	return func(c Calls) error {
+		if err := Complete(c); err != nil {
+			return err
+		}
+		got := Counts(answered(c.Results), ByCluster)
+		var stray []string
+		for _, cl := range sortedKeys(got) {
+			if !contains(want, cl) {
+				stray = append(stray, fmt.Sprintf("%d from %s", got[cl], cl))
 			}
+		}
+		if len(stray) > 0 {
+			return fmt.Errorf("want every answer from %v, got %s (of %d calls: %v)", want, strings.Join(stray, ", "), c.Asked, got)
 		}
 		return nil
 	}
 }
 
-// OnlyVersion passes when every answer came from version v.
+// OnlyVersion rejects a mesh whose route for a request goes to another
+// subset than v (a header match ignored, subsets selecting the wrong pods):
+// every answer must come from version v.
 func OnlyVersion(v string) Checker {
-	return func(r Response) error {
-		got := Counts(r.Results, ByVersion)
+	return func(c Calls) error {
+		if err := Complete(c); err != nil {
+			return err
+		}
+		got := Counts(answered(c.Results), ByVersion)
 		if len(got) != 1 || got[v] == 0 {
-			return fmt.Errorf("want every answer from version %s, got %v", v, got)
+			return fmt.Errorf("want every answer from version %s, got %v of %d calls", v, got, c.Asked)
 		}
 		return nil
 	}
 }
 
-// Split passes when the share of answers from each version is within what
-// chance allows around its weight: a two-sided binomial test at
-// significance alpha (normal approximation; n·p·(1-p) should be ≥ 10).
-func Split(weights map[string]float64, alpha float64) Checker {
-	return func(r Response) error {
-		n := len(r.Results)
-		got := Counts(r.Results, ByVersion)
-		z := zFor(alpha)
-		var bad []string
-		for _, v := range sortedKeys(weights) {
-			p := weights[v]
-			mean := float64(n) * p
-			tol := z * math.Sqrt(float64(n)*p*(1-p))
-			if d := math.Abs(float64(got[v]) - mean); d > tol {
-				bad = append(bad, fmt.Sprintf("%s: %d of %d (expected %.0f ± %.1f at α=%g)", v, got[v], n, mean, tol, alpha))
-			}
+// PeerIdentities rejects a mesh whose calls are not mutually authenticated
+// as the two workloads they are: every answer must carry exactly the
+// backend's SPIFFE ID (the certificate the frontend saw) and the frontend's
+// (the certificate the backend saw). A plaintext call carries neither; a
+// certificate of another workload or trust domain carries the wrong one.
+func PeerIdentities(backend, frontend string) Checker {
+	return func(c Calls) error {
+		if err := Complete(c); err != nil {
+			return err
 		}
-		for v := range got {
-			if _, ok := weights[v]; !ok {
-				bad = append(bad, fmt.Sprintf("%d answers from unexpected version %q", got[v], v))
+		bad := map[string]int{}
+		for _, r := range answered(c.Results) {
+			if r.PeerIdentity != backend || r.CallerIdentity != frontend {
+				bad[fmt.Sprintf("backend %q, frontend %q", r.PeerIdentity, r.CallerIdentity)]++
 			}
 		}
 		if len(bad) > 0 {
-			return fmt.Errorf("split off: %s", strings.Join(bad, "; "))
+			return fmt.Errorf("want backend %s and frontend %s on every call, got %v (of %d calls)", backend, frontend, bad, c.Asked)
 		}
 		return nil
 	}
 }
 
-// SplitTolerance is the half-width of Split's acceptance interval for
-// weight p over n calls, for reports.
-func SplitTolerance(n int, p, alpha float64) float64 {
-	return zFor(alpha) * math.Sqrt(float64(n)*p*(1-p))
+// SpiffeID is the identity Istio gives a workload of a service account.
+func SpiffeID(trustDomain, namespace, serviceAccount string) string {
+	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
 }
 
-// zFor is the two-sided standard normal quantile for alpha.
-func zFor(alpha float64) float64 {
-	return math.Sqrt2 * math.Erfinv(1-alpha)
-}
-
-// PeerIdentities passes when every answer carries mTLS identities: the
-// backend's (as the frontend saw it) and the frontend's (as the backend
-// saw it), both SPIFFE IDs of the mesh's trust domain.
-func PeerIdentities(trustDomain string) Checker {
-	prefix := "spiffe://" + trustDomain + "/"
-	return func(r Response) error {
-		for i, res := range r.Results {
-			if !strings.HasPrefix(res.PeerIdentity, prefix) || !strings.HasPrefix(res.CallerIdentity, prefix) {
-				return fmt.Errorf("call %d of %d: peer identity %q, caller identity %q: want both under %s", i+1, len(r.Results), res.PeerIdentity, res.CallerIdentity, prefix)
-			}
+// answered keeps the results that carry an answer (failed calls are judged
+// by NoFailures, not counted as some cluster's or version's).
+func answered(rs []Result) []Result {
+	out := make([]Result, 0, len(rs))
+	for _, r := range rs {
+		if r.Error == "" {
+			out = append(out, r)
 		}
-		return nil
 	}
+	return out
 }
 
 func sum(m map[string]int) int {

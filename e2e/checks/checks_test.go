@@ -1,81 +1,182 @@
 package checks
 
 import (
-	"math"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
 )
 
-func results(spec map[string]int, mk func(k string) Result) []Result {
+// batch makes a complete batch: spec maps a key to how many answers mk
+// builds from it.
+func batch(spec map[string]int, mk func(k string, i int) Result) Calls {
 	var rs []Result
 	for _, k := range sortedKeys(spec) {
 		for i := 0; i < spec[k]; i++ {
-			rs = append(rs, mk(k))
+			rs = append(rs, mk(k, i))
 		}
 	}
-	return rs
+	return Calls{Asked: len(rs), Response: Response{Results: rs}}
 }
 
-func byVersion(spec map[string]int) Response {
-	return Response{Results: results(spec, func(v string) Result { return Result{Identity: api.Identity{Version: v, Cluster: "cluster2"}} })}
+func byVersion(spec map[string]int) Calls {
+	return batch(spec, func(v string, _ int) Result { return Result{Identity: api.Identity{Version: v, Cluster: "cluster2"}} })
 }
 
-func TestZForMatchesTables(t *testing.T) {
-	for alpha, want := range map[float64]float64{0.05: 1.95996, 0.001: 3.29053} {
-		if got := zFor(alpha); math.Abs(got-want) > 1e-4 {
-			t.Errorf("z(%g) = %g, want %g", alpha, got, want)
+func byCluster(spec map[string]int) Calls {
+	return batch(spec, func(c string, _ int) Result { return Result{Identity: api.Identity{Cluster: c}} })
+}
+
+func wantErr(t *testing.T, err error, substrings ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want an error containing %q", substrings)
+	}
+	for _, s := range substrings {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not contain %q", err, s)
 		}
 	}
 }
 
-func TestSplitAcceptsChanceAndRejectsBias(t *testing.T) {
-	w := map[string]float64{"v1": 0.8, "v2": 0.2}
-	// 500 calls at 80/20: sd of the v2 count is sqrt(500*0.16)=8.94; at
-	// α=0.001 the interval is 100 ± 29.4.
-	if err := Split(w, 0.001)(byVersion(map[string]int{"v1": 385, "v2": 115})); err != nil {
-		t.Errorf("115/500 rejected: %v", err)
+// Every judge refuses a verdict on zero answers and on fewer answers than
+// calls asked for: the broken mesh (or frontend) that drops calls.
+func TestEveryCheckerRejectsMissingAnswers(t *testing.T) {
+	pl := NewPlacement(map[string]netip.Prefix{"cluster2": netip.MustParsePrefix("10.20.0.0/16")})
+	checkers := map[string]Checker{
+		"NoFailures":      NoFailures(),
+		"ReachedClusters": ReachedClusters("cluster2"),
+		"OnlyClusters":    OnlyClusters("cluster2"),
+		"OnlyVersion":     OnlyVersion("v1"),
+		"Split":           Split(map[string]float64{"v1": 1}, 0.001),
+		"PeerIdentities":  PeerIdentities("a", "b"),
+		"ServedFrom":      ServedFrom(pl),
+		"And()":           And(),
 	}
-	if err := Split(w, 0.001)(byVersion(map[string]int{"v1": 360, "v2": 140})); err == nil {
-		t.Error("140/500 accepted")
-	} else if !strings.Contains(err.Error(), "v2: 140 of 500 (expected 100 ± 29.4") {
-		t.Errorf("message: %v", err)
-	}
-	if err := Split(w, 0.001)(byVersion(map[string]int{"v1": 400, "v2": 90, "v3": 10})); err == nil || !strings.Contains(err.Error(), `unexpected version "v3"`) {
-		t.Errorf("v3 not flagged: %v", err)
-	}
-	if got := SplitTolerance(500, 0.2, 0.001); math.Abs(got-29.43) > 0.01 {
-		t.Errorf("tolerance %g", got)
+	one := Result{Identity: api.Identity{Cluster: "cluster2", Version: "v1", Pod: "p"}, PeerIdentity: "a", CallerIdentity: "b", PeerAddr: "10.20.0.5:7070"}
+	pl.Add(Pod{Cluster: "cluster2", Name: "p", IP: netip.MustParseAddr("10.20.0.5")})
+	for name, c := range checkers {
+		t.Run(name, func(t *testing.T) {
+			wantErr(t, c(Calls{}), "no calls were asked for")
+			wantErr(t, c(Calls{Asked: 10}), "asked for 10 calls, got 0 answers")
+			wantErr(t, c(Calls{Asked: 2, Response: Response{Results: []Result{one}}}), "asked for 2 calls, got 1 answers")
+			if err := c(Calls{Asked: 1, Response: Response{Results: []Result{one}}}); err != nil {
+				t.Errorf("a complete, correct batch rejected: %v", err)
+			}
+		})
 	}
 }
 
 func TestClusterChecksShowCounts(t *testing.T) {
-	r := Response{Results: results(map[string]int{"cluster1": 10}, func(c string) Result { return Result{Identity: api.Identity{Cluster: c}} })}
-	err := ReachedClusters("cluster1", "cluster2")(r)
-	if err == nil || err.Error() != "did not reach all of [cluster1 cluster2], got map[cluster1:10]" {
-		t.Errorf("got %v", err)
-	}
+	r := byCluster(map[string]int{"cluster1": 10})
+	wantErr(t, ReachedClusters("cluster1", "cluster2")(r), "no answer from cluster cluster2", "map[cluster1:10]")
 	if err := OnlyClusters("cluster1")(r); err != nil {
 		t.Error(err)
 	}
-	if err := OnlyClusters("cluster2")(r); err == nil {
-		t.Error("cluster1 answers accepted as cluster2's")
+	// A locality leak of one call in 1000 is named with its count.
+	leak := byCluster(map[string]int{"cluster1": 999, "cluster2": 1})
+	wantErr(t, OnlyClusters("cluster1")(leak), "1 from cluster2", "of 1000 calls")
+}
+
+func TestFailedCallsAreNeverCountedAsAnswers(t *testing.T) {
+	r := byCluster(map[string]int{"cluster1": 5})
+	r.Results = append(r.Results, Result{Error: "rpc error: code = Unavailable"})
+	r.Asked++
+	wantErr(t, NoFailures()(r), "1 of 6 calls failed")
+	// The failed call has no cluster: it is not an answer from "".
+	if err := OnlyClusters("cluster1")(r); err != nil {
+		t.Errorf("failed call counted as a stray cluster: %v", err)
+	}
+	// All calls failed: nobody reached, the check says so.
+	all := Calls{Asked: 2, Response: Response{Results: []Result{{Error: "x"}, {Error: "x"}}}}
+	wantErr(t, ReachedClusters("cluster1")(all), "no answer from cluster cluster1")
+	wantErr(t, OnlyVersion("v2")(all), "want every answer from version v2")
+}
+
+func TestPeerIdentitiesAreExact(t *testing.T) {
+	backend := SpiffeID("cluster.local", "production", "backend")
+	frontend := SpiffeID("cluster.local", "production", "frontend")
+	ok := Result{PeerIdentity: backend, CallerIdentity: frontend}
+	mk := func(rs ...Result) Calls { return Calls{Asked: len(rs), Response: Response{Results: rs}} }
+	if err := PeerIdentities(backend, frontend)(mk(ok, ok)); err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string]Result{
+		"plaintext (no identities)":         {},
+		"ends swapped":                      {PeerIdentity: frontend, CallerIdentity: backend},
+		"another service account, same TD":  {PeerIdentity: SpiffeID("cluster.local", "production", "default"), CallerIdentity: frontend},
+		"another namespace":                 {PeerIdentity: SpiffeID("cluster.local", "other", "backend"), CallerIdentity: frontend},
+		"another trust domain":              {PeerIdentity: SpiffeID("evil.local", "production", "backend"), CallerIdentity: frontend},
+		"caller seen without a certificate": {PeerIdentity: backend},
+	} {
+		t.Run(name, func(t *testing.T) {
+			wantErr(t, PeerIdentities(backend, frontend)(mk(ok, bad)), "want backend "+backend)
+		})
 	}
 }
 
-func TestNoFailuresAndIdentities(t *testing.T) {
-	r := Response{Results: []Result{{Identity: api.Identity{Cluster: "c"}, PeerIdentity: "spiffe://cluster.local/ns/production/sa/default", CallerIdentity: "spiffe://cluster.local/ns/production/sa/default"}, {Error: "rpc error: code = Unavailable"}}}
-	if err := NoFailures()(r); err == nil || !strings.Contains(err.Error(), "1 of 2 calls failed") {
-		t.Errorf("got %v", err)
+func TestServedFromProvesTheClusterIndependently(t *testing.T) {
+	pl := NewPlacement(map[string]netip.Prefix{
+		"cluster1": netip.MustParsePrefix("10.10.0.0/16"),
+		"cluster2": netip.MustParsePrefix("10.20.0.0/16"),
+	})
+	pl.Add(Pod{"cluster1", "backend-a", netip.MustParseAddr("10.10.0.7")},
+		Pod{"cluster2", "backend-b", netip.MustParseAddr("10.20.0.9")})
+	ans := func(cluster, pod, addr string) Calls {
+		return Calls{Asked: 1, Response: Response{Results: []Result{{Identity: api.Identity{Cluster: cluster, Pod: pod}, PeerAddr: addr}}}}
 	}
-	if err := PeerIdentities("cluster.local")(Response{Results: r.Results[:1]}); err != nil {
-		t.Error(err)
+	if err := ServedFrom(pl)(ans("cluster2", "backend-b", "10.20.0.9:7070")); err != nil {
+		t.Fatal(err)
 	}
-	if err := PeerIdentities("cluster.local")(r); err == nil {
-		t.Error("a call without identities passed")
+	for name, c := range map[string]struct {
+		calls Calls
+		want  string
+	}{
+		"a pod told the wrong cluster":        {ans("cluster2", "backend-a", "10.10.0.7:7070"), `claims cluster "cluster2" but runs in cluster1`},
+		"an answer relayed from another pod":  {ans("cluster2", "backend-b", "10.10.0.7:7070"), "claims pod backend-b but came from 10.10.0.7"},
+		"an address outside every pod CIDR":   {ans("cluster2", "backend-b", "172.30.0.3:7070"), "inside no cluster's pod CIDR"},
+		"an address no API server lists":      {ans("cluster2", "backend-b", "10.20.0.99:7070"), "lists for no pod"},
+		"no peer address (old app, no proof)": {ans("cluster2", "backend-b", ""), "has no peer address"},
+	} {
+		t.Run(name, func(t *testing.T) { wantErr(t, ServedFrom(pl)(c.calls), c.want) })
 	}
-	if err := And(NoFailures(), OnlyVersion("v1"))(r); err == nil || !strings.Contains(err.Error(), "calls failed") || !strings.Contains(err.Error(), "version v1") {
-		t.Errorf("And lost an error: %v", err)
+}
+
+func TestPlaintextRefusedByMTLS(t *testing.T) {
+	id := SpiffeID("cluster.local", "production", "backend")
+	strict := PlaintextOutcome{Addr: "10.20.0.9:7070", TCPConnected: true, Code: "Unavailable", Error: "connection closed before server preface received", TLSServerIdentity: id}
+	if err := PlaintextRefusedByMTLS(strict, id); err != nil {
+		t.Fatal(err)
 	}
+	for name, c := range map[string]struct {
+		o    PlaintextOutcome
+		want string
+	}{
+		"PERMISSIVE: plaintext answered":   {PlaintextOutcome{Addr: "a", TCPConnected: true, Answered: true, AnsweredBy: "backend-b"}, "was answered (by pod backend-b)"},
+		"stale pod IP: nothing listens":    {PlaintextOutcome{Addr: "a", Code: "Unavailable", Error: "connection refused"}, "nothing accepted a TCP connection"},
+		"an app error, not a handshake":    {PlaintextOutcome{Addr: "a", TCPConnected: true, Code: "Unimplemented"}, "failed with Unimplemented"},
+		"no TLS there at all":              {PlaintextOutcome{Addr: "a", TCPConnected: true, Code: "Unavailable", TLSError: "first record does not look like a TLS handshake"}, `showed identity ""`},
+		"TLS with another workload's cert": {PlaintextOutcome{Addr: "a", TCPConnected: true, Code: "Unavailable", TLSServerIdentity: SpiffeID("cluster.local", "production", "frontend")}, "sa/frontend"},
+	} {
+		t.Run(name, func(t *testing.T) { wantErr(t, PlaintextRefusedByMTLS(c.o, id), c.want) })
+	}
+}
+
+func TestBudget(t *testing.T) {
+	b := Budget{MaxTime: 10e9, MaxFailed: 0}
+	if err := b.Within("failover", Transition{Reached: true, Elapsed: 2e9, Asked: 40}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, b.Within("failover", Transition{Reached: true, Elapsed: 2e9, Asked: 40, Failed: 3}), "3 of 40 calls failed, budget 0")
+	wantErr(t, b.Within("failover", Transition{Reached: true, Elapsed: 11e9, Asked: 40}), "took 11s, budget 10s")
+	wantErr(t, b.Within("failover", Transition{Elapsed: 90e9, Asked: 400, Last: map[string]int{"cluster1": 5}}), "not reached within 1m30s")
+	wantErr(t, b.Within("failover", Transition{Reached: true}), "no calls were made")
+}
+
+func ExampleSplit() {
+	err := Split(map[string]float64{"v1": 0.3, "v2": 0.7}, 0.001)(byVersion(map[string]int{"v1": 750, "v2": 250}))
+	fmt.Println(err)
+	// Output: split does not follow the weights: v1: 750 of 1000, want 253..348 (weight 0.3, α=0.001); v2: 250 of 1000, want 652..747 (weight 0.7, α=0.001)
 }

@@ -186,8 +186,14 @@ func ParseSyncz(raw []byte) ([]SyncStatus, error) {
 }
 
 // CheckSynced checks every wanted pod is listed with its cluster and that
-// every xDS type it subscribes to is SYNCED (IGNORED = not subscribed).
+// every xDS type it subscribes to is SYNCED (IGNORED = not subscribed). It
+// rejects a proxy unknown to istiod, listed in another cluster (a wrong
+// ISTIO_META_CLUSTER_ID), or behind on configuration, and refuses to pass
+// when no pod is wanted.
 func CheckSynced(rows []ProxyStatus, want map[string]string) error {
+	if len(want) == 0 {
+		return fmt.Errorf("no proxies to look for: nothing to judge")
+	}
 	seen := map[string]ProxyStatus{}
 	for _, row := range rows {
 		seen[row.Pod] = row
