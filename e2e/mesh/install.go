@@ -110,18 +110,24 @@ func (in *Installer) Install(ctx context.Context, primary, remote *clusters.Clus
 	}
 	in.Run.Figure("istio_discovery_address", discovery.String())
 	if err := in.step(StepRemote, remote.Name, func() error {
-		v := in.clusterValues(remote)
-		v.RemotePilotAddress = discovery.String()
-		return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote")
+		return in.ConfigureRemote(ctx, remote, discovery)
 	}); err != nil {
 		return discovery, err
 	}
 	if err := in.step(StepSecret, remote.Name+" → "+primary.Name, func() error {
-		return in.attachRemote(ctx, primary, remote)
+		return in.AttachRemote(ctx, primary, remote)
 	}); err != nil {
 		return discovery, err
 	}
 	return discovery, nil
+}
+
+// ConfigureRemote installs (or reinstalls) the remote profile on remote,
+// pointed at istiod by the address discovery (remotePilotAddress).
+func (in *Installer) ConfigureRemote(ctx context.Context, remote *clusters.Cluster, discovery netip.Addr) error {
+	v := in.clusterValues(remote)
+	v.RemotePilotAddress = discovery.String()
+	return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote")
 }
 
 func (in *Installer) clusterValues(cl *clusters.Cluster) Values {
@@ -234,10 +240,10 @@ func LoadBalancerAddress(ctx context.Context, c klient.Client, ns, name string, 
 	return addr, nil
 }
 
-// attachRemote runs `istioctl create-remote-secret` on the remote and
+// AttachRemote runs `istioctl create-remote-secret` on the remote and
 // applies its output to the primary. The secret holds a token: it goes from
 // istioctl's stdout straight to the API, never to a file or a log.
-func (in *Installer) attachRemote(ctx context.Context, primary, remote *clusters.Cluster) error {
+func (in *Installer) AttachRemote(ctx context.Context, primary, remote *clusters.Cluster) error {
 	out, err := in.Istioctl.Run(ctx, remote.Kubeconfig, "create-remote-secret", "--name", remote.Name, "-i", Namespace)
 	if err != nil {
 		return err

@@ -234,3 +234,85 @@ func podReady(p corev1.Pod) bool {
 	}
 	return false
 }
+
+// Replace creates obj, or replaces the existing object's content with it
+// (Istio's CRDs too, as unstructured objects).
+func Replace(ctx context.Context, c klient.Client, obj k8s.Object) error {
+	err := c.Resources().Create(ctx, obj)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		existing := obj.DeepCopyObject().(k8s.Object)
+		if err := c.Resources().Get(ctx, obj.GetName(), obj.GetNamespace(), existing); err != nil {
+			return err
+		}
+		obj.SetResourceVersion(existing.GetResourceVersion())
+		return c.Resources().Update(ctx, obj)
+	})
+}
+
+// RestartDeployment restarts a Deployment's pods the way `kubectl rollout
+// restart` does, and waits until the rollout is complete.
+func RestartDeployment(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration) error {
+	return UpdateDeployment(ctx, c, ns, name, timeout, func(d *appsv1.Deployment) {
+		if d.Spec.Template.Annotations == nil {
+			d.Spec.Template.Annotations = map[string]string{}
+		}
+		d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339Nano)
+	})
+}
+
+// UpdateDeployment changes a Deployment with mutate (retrying on
+// conflicts) and waits until the rollout is complete: every replica
+// updated and available, and no old pod left.
+func UpdateDeployment(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration, mutate func(*appsv1.Deployment)) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var d appsv1.Deployment
+		if err := c.Resources(ns).Get(ctx, name, ns, &d); err != nil {
+			return err
+		}
+		mutate(&d)
+		return c.Resources(ns).Update(ctx, &d)
+	})
+	if err != nil {
+		return fmt.Errorf("update deployment %s/%s: %w", ns, name, err)
+	}
+	var last string
+	err = wait.For(func(ctx context.Context) (bool, error) {
+		var d appsv1.Deployment
+		if err := c.Resources(ns).Get(ctx, name, ns, &d); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		s := d.Status
+		last = fmt.Sprintf("%d updated, %d available, %d total of %d", s.UpdatedReplicas, s.AvailableReplicas, s.Replicas, want)
+		return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	if err != nil {
+		return fmt.Errorf("rollout of %s/%s: %s after %s: %w", ns, name, last, timeout, err)
+	}
+	return nil
+}
+
+// SetContainerEnv sets one environment variable of a container of the
+// Deployment's pods.
+func SetContainerEnv(d *appsv1.Deployment, container, name, value string) {
+	for i := range d.Spec.Template.Spec.Containers {
+		c := &d.Spec.Template.Spec.Containers[i]
+		if c.Name != container {
+			continue
+		}
+		for j := range c.Env {
+			if c.Env[j].Name == name {
+				c.Env[j] = corev1.EnvVar{Name: name, Value: value}
+				return
+			}
+		}
+		c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+	}
+}

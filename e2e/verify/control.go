@@ -1,0 +1,229 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/install"
+)
+
+// Namespaces the control-plane checks create in the remote (and delete).
+const (
+	rootCertNSPrefix = "verify-rootcert-"
+	// InjectionNamespace holds the pods the injection check creates.
+	InjectionNamespace = "verify-injection"
+)
+
+// RootCertWait is how long a new remote namespace may wait for istiod to
+// write istio-ca-root-cert into it (it takes about a second).
+const RootCertWait = 30 * time.Second
+
+// RemoteSynced rejects a mesh whose istiod does not watch the remote (the
+// remote secret missing, or pointing where istiod cannot reach): istiod's
+// debug/clusterz must list the remote, through its remote secret, synced.
+func (m *Mesh) RemoteSynced(ctx context.Context) error {
+	cs, err := mesh.RemoteClusters(ctx, m.Primary.Client, m.Istio.Revision)
+	if err != nil {
+		return err
+	}
+	secret := mesh.Namespace + "/istio-remote-secret-" + m.Remote.Name
+	var found *mesh.RemoteCluster
+	for i := range cs {
+		if cs[i].ID == m.Remote.Name {
+			found = &cs[i]
+		}
+	}
+	switch {
+	case found == nil:
+		err = fmt.Errorf("istiod on %s does not list cluster %s in debug/clusterz (lists %v)", m.Primary.Name, m.Remote.Name, cs)
+	case found.SecretName != secret:
+		err = fmt.Errorf("istiod lists %s through %q, want the remote secret %s", m.Remote.Name, found.SecretName, secret)
+	case found.SyncStatus != "synced":
+		err = fmt.Errorf("istiod lists cluster %s as %q, want synced", m.Remote.Name, found.SyncStatus)
+	}
+	return withDiagnosis(err, func() string { return m.describeRemoteSecrets(ctx) })
+}
+
+// RootCertDistributed rejects a mesh whose istiod does not manage the
+// remote (no topology.istio.io/controlPlaneClusters annotation on the
+// remote's istio-system, or istiod without EXTERNAL_ISTIOD): a namespace
+// created in the remote must get istio-ca-root-cert within RootCertWait.
+// Without it, no injected pod can start in a new namespace of the remote.
+func (m *Mesh) RootCertDistributed(ctx context.Context) error {
+	ns := fmt.Sprintf("%s%d", rootCertNSPrefix, time.Now().UnixNano())
+	if err := workloads.CreateNamespace(ctx, m.Remote.Client, ns, nil); err != nil {
+		return err
+	}
+	defer func() {
+		// Not waited for: namespaces go with the clusters, and the check
+		// stays fast.
+		_ = m.Remote.Client.Resources().Delete(context.WithoutCancel(ctx), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}()
+	err := poll(ctx, RootCertWait, time.Second, func() error {
+		var cm corev1.ConfigMap
+		if err := m.Remote.Client.Resources(ns).Get(ctx, "istio-ca-root-cert", ns, &cm); err != nil {
+			return err
+		}
+		if !strings.Contains(cm.Data["root-cert.pem"], "BEGIN CERTIFICATE") {
+			return fmt.Errorf("istio-ca-root-cert has no certificate")
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("namespace %s created in %s got no istio-ca-root-cert within %s: istiod on %s does not manage %s (%v)", ns, m.Remote.Name, RootCertWait, m.Primary.Name, m.Remote.Name, err)
+	}
+	return withDiagnosis(err, func() string { return m.describeLeadership(ctx) })
+}
+
+// RemoteInjection rejects a remote whose pods do not join the mesh (the
+// injection webhook unreachable, the agent unable to reach istiod — a wrong
+// remotePilotAddress): a pod created in an injection-enabled namespace of
+// the remote gets the istio-proxy container, becomes Ready, and shows in
+// proxy-status on the primary with the remote's cluster and the mesh's
+// version. The pod is deleted afterwards.
+func (m *Mesh) RemoteInjection(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	err := m.remoteInjection(ctx, timeout)
+	return time.Since(start), withDiagnosis(err, func() string { return m.describeDiscovery(ctx) })
+}
+
+func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error {
+	if err := m.ensureInjectionNamespace(ctx); err != nil {
+		return err
+	}
+	pod, err := install.EchoPod(InjectionNamespace, m.Istio.EchoImage)
+	if err != nil {
+		return err
+	}
+	if err := m.Remote.Client.Resources().Create(ctx, pod); err != nil {
+		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Remote.Name, InjectionNamespace, err)
+	}
+	defer func() { _ = m.Remote.Client.Resources().Delete(context.WithoutCancel(ctx), pod) }()
+	hasProxy := false
+	for _, c := range pod.Spec.Containers {
+		hasProxy = hasProxy || c.Name == "istio-proxy"
+	}
+	if !hasProxy {
+		return fmt.Errorf("pod %s/%s in %s was not injected (no istio-proxy container)", InjectionNamespace, pod.Name, m.Remote.Name)
+	}
+	if err := poll(ctx, timeout, time.Second, func() error {
+		var p corev1.Pod
+		if err := m.Remote.Client.Resources(InjectionNamespace).Get(ctx, pod.Name, InjectionNamespace, &p); err != nil {
+			return err
+		}
+		if !ready(p) {
+			return fmt.Errorf("not Ready (phase %s)", p.Status.Phase)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("injected pod %s in %s after %s: %w", pod.Name, m.Remote.Name, timeout, err)
+	}
+	return poll(ctx, timeout, 2*time.Second, func() error {
+		rows, err := m.Istio.ProxyStatus(ctx, m.Primary)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.Pod == pod.Name && r.Namespace == InjectionNamespace {
+				if r.Cluster != m.Remote.Name || r.Version != m.Istio.Version {
+					return fmt.Errorf("pod %s is in proxy-status with cluster %q and version %q, want %s and %s", pod.Name, r.Cluster, r.Version, m.Remote.Name, m.Istio.Version)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("pod %s (%s) is Ready but not in proxy-status (%d rows)", pod.Name, m.Remote.Name, len(rows))
+	})
+}
+
+func (m *Mesh) ensureInjectionNamespace(ctx context.Context) error {
+	labels := map[string]string{"istio-injection": "enabled"}
+	if m.Istio.Revision != "" {
+		labels = map[string]string{"istio.io/rev": m.Istio.Revision}
+	}
+	err := workloads.CreateNamespace(ctx, m.Remote.Client, InjectionNamespace, labels)
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// AppProxies maps every sample-app pod of every cluster to its cluster.
+func (m *Mesh) AppProxies(ctx context.Context) (map[string]string, error) {
+	want := map[string]string{}
+	for _, cl := range m.Clusters {
+		var pods corev1.PodList
+		if err := cl.Client.Resources(AppNamespace).List(ctx, &pods, resources.WithLabelSelector("app in (frontend,backend)")); err != nil {
+			return nil, fmt.Errorf("list app pods in %s: %w", cl.Name, err)
+		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil {
+				want[p.Name] = cl.Name
+			}
+		}
+	}
+	return want, nil
+}
+
+// AllSynced rejects a mesh in which a proxy is unknown to istiod, listed
+// in the wrong cluster, or behind on configuration: every pod of want
+// (pod → cluster) is in proxy-status on the primary with its cluster and
+// every type it subscribes to SYNCED. An empty want is an error.
+func (m *Mesh) AllSynced(ctx context.Context, want map[string]string) error {
+	rows, err := m.Istio.ProxyStatus(ctx, m.Primary)
+	if err != nil {
+		return err
+	}
+	return mesh.CheckSynced(rows, want)
+}
+
+// NodeLocality rejects a cluster whose nodes do not carry its locality
+// (region and zone labels), from which istiod derives every endpoint's
+// locality: each node of each cluster is labelled with its cluster's
+// region and zone from the topology.
+func NodeLocality(ctx context.Context, cls []*clusters.Cluster) error {
+	for _, cl := range cls {
+		var nodes corev1.NodeList
+		if err := cl.Client.Resources().List(ctx, &nodes); err != nil {
+			return fmt.Errorf("list nodes of %s: %w", cl.Name, err)
+		}
+		if len(nodes.Items) == 0 {
+			return fmt.Errorf("cluster %s has no nodes", cl.Name)
+		}
+		for _, n := range nodes.Items {
+			if r, z := n.Labels[topology.RegionLabel], n.Labels[topology.ZoneLabel]; r != cl.Region || z != cl.Zone {
+				return fmt.Errorf("node %s of %s is labelled %s/%s, want %s/%s", n.Name, cl.Name, r, z, cl.Region, cl.Zone)
+			}
+		}
+	}
+	return nil
+}
+
+// SystemPodsHealthy rejects a platform whose system pods fail while their
+// phase says Running: every pod of the namespaces in each cluster is
+// Ready with no container restarted (checks.PodsHealthy).
+func SystemPodsHealthy(ctx context.Context, cls []*clusters.Cluster, namespaces ...string) error {
+	for _, cl := range cls {
+		for _, ns := range namespaces {
+			var pods corev1.PodList
+			if err := cl.Client.Resources(ns).List(ctx, &pods); err != nil {
+				return fmt.Errorf("list pods of %s in %s: %w", ns, cl.Name, err)
+			}
+			if err := checks.PodsHealthy(ns+" in "+cl.Name, pods.Items); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

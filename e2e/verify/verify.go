@@ -1,0 +1,134 @@
+// Package verify holds the mesh's checks as values: plain functions that
+// look at real clusters (API servers, istiod, traffic through the sample
+// apps), judge what they see with package checks, and return an error that
+// names what was wrong and, where it can tell, why. The conformance specs
+// are compositions of them; the seeded-fault suite runs the very same
+// functions against a mesh it broke on purpose, to prove they fail.
+//
+// Every check states the broken mesh it rejects and how often a correct
+// mesh fails it; the figures behind those statements (window sizes,
+// significance, budgets) are constants here, and their arithmetic is in
+// this package's unit tests.
+package verify
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
+)
+
+// The sample apps' namespaces and identities.
+const (
+	// AppNamespace is the guide's namespace for the sample apps, injection on.
+	AppNamespace = "production"
+	// OutsideNamespace holds a client outside the mesh (no injection).
+	OutsideNamespace = "outside"
+	// TrustDomain is Istio's default.
+	TrustDomain = "cluster.local"
+	// BackendHost is the backend Service every rule is written for.
+	BackendHost = "backend." + AppNamespace + ".svc.cluster.local"
+)
+
+// The figures the traffic verdicts rest on.
+const (
+	// SplitCalls and SplitAlpha: the weighted split is judged over this
+	// many calls per caller by an exact two-sided binomial test; a correct
+	// mesh fails it with probability SplitAlpha.
+	SplitCalls = 1000
+	SplitAlpha = 0.001
+	// LocalWindow: "stays local" means every one of this many consecutive
+	// calls is answered in the caller's cluster. It catches a mesh that
+	// leaks 1 % of calls across regions with probability 1-0.99^1000 =
+	// 99.996 %; a correct mesh (locality priorities) sends none away.
+	LocalWindow = 1000
+	// CrossClusterCalls: calls from the primary's frontend that must all
+	// be answered by the remote's backend.
+	CrossClusterCalls = 100
+	// ReachCalls: calls that must reach every cluster. Round robin over
+	// 8 endpoints in 2 clusters cannot miss one in 40 calls.
+	ReachCalls = 40
+	// HeaderCalls: calls with a version header that must all reach that
+	// subset.
+	HeaderCalls = 100
+	// SettleCalls: the small batch polled while configuration reaches
+	// the proxies, before a measured batch is judged.
+	SettleCalls = 20
+)
+
+// Budgets for traffic moving between localities. Scaling a cluster's
+// backends to zero is graceful (the server drains), so no call may fail;
+// the new locality must take over within the failover budget.
+var (
+	FailoverBudget = checks.Budget{MaxTime: 15 * time.Second, MaxFailed: 0}
+	FailbackBudget = checks.Budget{MaxTime: 30 * time.Second, MaxFailed: 0}
+)
+
+// Mesh is what the checks look at.
+type Mesh struct {
+	Primary  *clusters.Cluster
+	Remote   *clusters.Cluster
+	Clusters []*clusters.Cluster
+	Istio    *harness.Mesh
+	// Frontends maps a cluster to its frontend's base URL, for clusters
+	// where the frontend runs.
+	Frontends map[string]string
+	// Settle is how long a check waits for configuration to reach the
+	// proxies before judging; zero means DefaultSettle.
+	Settle time.Duration
+
+	mu        sync.Mutex
+	placement *checks.Placement
+}
+
+// DefaultSettle is how long configuration may take to reach every proxy.
+const DefaultSettle = 2 * time.Minute
+
+func (m *Mesh) settle() time.Duration {
+	if m.Settle > 0 {
+		return m.Settle
+	}
+	return DefaultSettle
+}
+
+// Cluster returns the mesh's cluster of that name.
+func (m *Mesh) Cluster(name string) (*clusters.Cluster, error) {
+	for _, c := range m.Clusters {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no cluster %q in the mesh", name)
+}
+
+// poll runs fn every interval until it returns nil or timeout passes, and
+// returns its last error. Bounded in time; it stops by itself.
+func poll(ctx context.Context, timeout, interval time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// withDiagnosis appends what diagnose finds to a failed check's error.
+func withDiagnosis(err error, diagnose func() string) error {
+	if err == nil {
+		return nil
+	}
+	if d := diagnose(); d != "" {
+		return fmt.Errorf("%w\n  diagnosis: %s", err, d)
+	}
+	return err
+}
