@@ -1,10 +1,12 @@
 // Package e2e is what `make e2e` runs: every suite in order on one pair of
 // clusters — platform, then the Istio install (done once, shared by the
-// install and conformance specs), then its uninstall and the teardown audit.
+// install, conformance and seeded-fault specs), then its uninstall and the
+// teardown audit.
 package e2e
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -23,6 +25,10 @@ var _ = Describe("meshconform", Ordered, func() {
 	specs.Platform()
 	specs.Install()
 	specs.Conformance()
+	specs.Faults()
 	specs.Uninstall()
-	specs.Teardown()
 })
+
+// Teardown and its audit run after every spec, even after a failure or an
+// interrupt, and report as a testcase of their own.
+var _ = AfterSuite(env.TeardownAndAudit, NodeTimeout(10*time.Minute))

@@ -4,6 +4,7 @@ package install
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -21,5 +22,8 @@ var _ = Describe("meshconform install", Ordered, func() {
 	env.Setup()
 	specs.Install()
 	specs.Uninstall()
-	specs.Teardown()
 })
+
+// Teardown and its audit run after every spec, even after a failure or an
+// interrupt, and report as a testcase of their own.
+var _ = AfterSuite(env.TeardownAndAudit, NodeTimeout(10*time.Minute))

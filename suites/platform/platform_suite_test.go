@@ -5,6 +5,7 @@ package platform
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -21,5 +22,8 @@ func TestPlatform(t *testing.T) {
 var _ = Describe("meshconform platform", Ordered, func() {
 	env.Setup()
 	specs.Platform()
-	specs.Teardown()
 })
+
+// Teardown and its audit run after every spec, even after a failure or an
+// interrupt, and report as a testcase of their own.
+var _ = AfterSuite(env.TeardownAndAudit, NodeTimeout(10*time.Minute))

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/verify"
 )
 
 // Run is the shared state of one suite process.
@@ -118,25 +120,17 @@ func (r *Run) Other(cl *clusters.Cluster) *clusters.Cluster {
 }
 
 // Setup is what every suite's top-level Ordered container calls first: it
-// starts the run, registers its teardown, and marks the run failed when a
-// spec fails.
+// starts the run and marks the run failed when a spec fails, dumping the
+// state at the first failure. Teardown and its audit are not here but in
+// TeardownAndAudit, an AfterSuite, so they run after success, after a
+// failure and after an interrupt alike.
 func Setup() {
 	BeforeAll(func(ctx SpecContext) {
 		r, err := Start(ctx)
-		DeferCleanup(func(ctx SpecContext) {
-			if current == nil {
-				return
-			}
-			if err != nil && current.MarkFailed() {
+		if err != nil {
+			if current != nil && current.MarkFailed() {
 				current.DumpState(ctx)
 			}
-			if terr := current.H.Teardown(ctx, err != nil || current.Failed()); terr != nil {
-				Fail(terr.Error())
-			}
-			AddReportEntry("phases", current.H.Run.Phases())
-			_ = current.H.Close()
-		}, NodeTimeout(10*time.Minute))
-		if err != nil {
 			Fail("bring up the platform: " + err.Error())
 		}
 		GinkgoWriter.Printf("clusters up: %d; kubeconfigs in %s\n", len(r.Clusters), r.H.Clusters.KubeconfigDir)
@@ -148,6 +142,49 @@ func Setup() {
 			current.DumpState(ctx)
 		}
 	}, NodeTimeout(5*time.Minute))
+}
+
+// TeardownAndAudit is every suite's AfterSuite: it removes everything the
+// run created (clusters, registry, network; logs exported first when the
+// run failed), then audits the machine against the inventory taken before
+// the run and fails, naming each leftover, when anything remains. As an
+// AfterSuite it runs after an interrupt too, and its outcome is a testcase
+// of its own in the JUnit report ("[AfterSuite] …").
+func TeardownAndAudit(ctx SpecContext) {
+	r := current
+	if r == nil {
+		AddReportEntry("teardown audit", "the run created nothing (it stopped before its harness existed)")
+		return
+	}
+	defer func() {
+		AddReportEntry("phases", r.H.Run.Phases())
+		_ = r.H.Close()
+	}()
+	failed := r.Failed() || CurrentSpecReport().Failed()
+	if r.H.Config.KeepClusters {
+		_ = r.H.Teardown(ctx, failed)
+		AddReportEntry("teardown audit", "not run: MESHCONFORM_KEEP_CLUSTERS=1 keeps the clusters")
+		return
+	}
+	during, err := r.H.Snapshot(ctx)
+	Expect(err).NotTo(HaveOccurred(), "inventory before teardown")
+	terr := r.H.Teardown(ctx, failed)
+	after, err := r.H.Snapshot(ctx)
+	Expect(err).NotTo(HaveOccurred(), "inventory after teardown")
+	AddReportEntry("teardown audit", fmt.Sprintf("before the run: %s; during: %s; after teardown: %s", r.Before, during, after))
+	r.H.Run.Figure("audit_before", r.Before)
+	r.H.Run.Figure("audit_during", during)
+	r.H.Run.Figure("audit_after", after)
+	var names []string
+	for _, c := range r.H.Topology.Clusters {
+		names = append(names, c.Name)
+	}
+	left, lerr := r.H.Leftovers(ctx, names...)
+	r.H.Run.Figure("audit_leftovers", len(after.NewSince(r.Before))+len(left))
+	Expect(terr).NotTo(HaveOccurred(), "teardown")
+	Expect(lerr).NotTo(HaveOccurred(), "list meshconform's objects")
+	Expect(after.NewSince(r.Before)).To(BeEmpty(), "created by the run and still present")
+	Expect(left).To(BeEmpty(), "meshconform's objects still present")
 }
 
 // Mesh installs Istio primary-remote the first time it is called (the
@@ -167,6 +204,12 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
 	}
 	r.mesh.err = err
 	return r.mesh.m, err
+}
+
+// Verify describes the installed mesh m to the checks of package verify
+// (no sample apps: their frontends are added by whoever deploys them).
+func (r *Run) Verify(m *harness.Mesh) *verify.Mesh {
+	return &verify.Mesh{Primary: r.Primary(), Remote: r.Remote(), Clusters: r.Clusters, Istio: m, Frontends: map[string]string{}}
 }
 
 // InstalledMesh returns the mesh if Mesh ran, else nil.

@@ -28,3 +28,7 @@ const (
 	MTLS         = "mtls"
 	Failover     = "locality-failover"
 )
+
+// Faults: the seeded-fault self-test, every check shown to catch the
+// broken mesh it is meant for.
+const Faults = "seeded-faults"

@@ -1,27 +1,19 @@
 package specs
 
 import (
-	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
-	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/suites/internal/env"
 	"github.com/meshconform/meshconform/suites/internal/labels"
-)
-
-// Namespaces the install specs create in the remote cluster.
-const (
-	rootCertNS  = "install-rootcert"
-	injectionNS = "install-injection"
 )
 
 // Install declares the specs of Istio's "Install Primary-Remote" guide: the
@@ -31,6 +23,7 @@ const (
 func Install() {
 	var m *harness.Mesh
 	r := func() *env.Run { return env.Get() }
+	vm := func() *verify.Mesh { return r().Verify(m) }
 
 	Context("Install Primary-Remote", Ordered, Label(labels.Install), func() {
 		BeforeAll(func(ctx SpecContext) {
@@ -57,13 +50,7 @@ func Install() {
 		}, NodeTimeout(3*time.Minute))
 
 		It("lists the remote as a synced cluster of istiod (remote secret applied)", func(ctx SpecContext) {
-			remote := r().Remote()
-			Eventually(func() ([]mesh.RemoteCluster, error) {
-				return mesh.RemoteClusters(ctx, r().Primary().Client, m.Revision)
-			}).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).Should(ContainElement(And(
-				HaveField("ID", remote.Name),
-				HaveField("SecretName", mesh.Namespace+"/istio-remote-secret-"+remote.Name),
-				HaveField("SyncStatus", "synced"))), "istiod debug/clusterz")
+			Eventually(func() error { return vm().RemoteSynced(ctx) }).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 		}, NodeTimeout(3*time.Minute))
 
 		It("gives the remote's injection webhooks istiod's caBundle", func(ctx SpecContext) {
@@ -89,48 +76,14 @@ func Install() {
 		}, NodeTimeout(3*time.Minute))
 
 		It("writes istio-ca-root-cert into a namespace created in the remote", func(ctx SpecContext) {
-			remote := r().Remote()
-			Expect(workloads.CreateNamespace(ctx, remote.Client, rootCertNS, nil)).To(Succeed())
-			DeferCleanup(workloads.DeleteNamespace, remote.Client, rootCertNS)
-			Eventually(func(g Gomega) {
-				var cm corev1.ConfigMap
-				g.Expect(remote.Client.Resources(rootCertNS).Get(ctx, "istio-ca-root-cert", rootCertNS, &cm)).To(Succeed())
-				g.Expect(cm.Data).To(HaveKeyWithValue("root-cert.pem", ContainSubstring("BEGIN CERTIFICATE")))
-			}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
-		}, NodeTimeout(4*time.Minute))
+			Expect(vm().RootCertDistributed(ctx)).To(Succeed())
+		}, NodeTimeout(2*time.Minute))
 
 		It("injects the agent into a pod of the remote, which connects to istiod on the primary", func(ctx SpecContext) {
-			remote, primary := r().Remote(), r().Primary()
-			nsLabels := map[string]string{"istio-injection": "enabled"}
-			if m.Revision != "" {
-				nsLabels = map[string]string{"istio.io/rev": m.Revision}
-			}
-			Expect(workloads.CreateNamespace(ctx, remote.Client, injectionNS, nsLabels)).To(Succeed())
-			DeferCleanup(workloads.DeleteNamespace, remote.Client, injectionNS)
-			start := time.Now()
-			Expect(workloads.Apply(ctx, remote.Client, filepath.Join(r().H.Config.RepoRoot, "fixtures", "install"), "echo.yaml", injectionNS,
-				workloads.Overrides{Images: workloads.Images{"meshconform/istio-echo": m.EchoImage}})).To(Succeed())
-
-			By("the webhook adds the istio-proxy container (grpc-agent template)")
-			var pod corev1.Pod
-			Eventually(func(g Gomega) {
-				var pods corev1.PodList
-				g.Expect(remote.Client.Resources(injectionNS).List(ctx, &pods, resources.WithLabelSelector("app=echo"))).To(Succeed())
-				g.Expect(pods.Items).To(HaveLen(1))
-				pod = pods.Items[0]
-				g.Expect(pod.Spec.Containers).To(ContainElement(HaveField("Name", "istio-proxy")))
-				g.Expect(pod.Status.ContainerStatuses).To(HaveEach(HaveField("Ready", true)), "pod %s", pod.Name)
-			}).WithContext(ctx).WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-
-			By("the agent's proxy shows in istioctl proxy-status on the primary, with cluster " + remote.Name)
-			Eventually(func() ([]mesh.ProxyStatus, error) {
-				rows, err := m.ProxyStatus(ctx, primary)
-				return rows, err
-			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(ContainElement(And(
-				HaveField("Pod", pod.Name), HaveField("Namespace", injectionNS),
-				HaveField("Cluster", remote.Name), HaveField("Version", m.Version))))
-			r().H.Run.Figure("seconds_to_first_remote_proxy", time.Since(start).Seconds())
-		}, NodeTimeout(6*time.Minute))
+			took, err := vm().RemoteInjection(ctx, 3*time.Minute)
+			Expect(err).NotTo(HaveOccurred())
+			r().H.Run.Figure("seconds_to_first_remote_proxy", took.Seconds())
+		}, NodeTimeout(8*time.Minute))
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/e2e/workloads"
 	"github.com/meshconform/meshconform/suites/internal/env"
 	"github.com/meshconform/meshconform/suites/internal/labels"
@@ -89,23 +90,15 @@ func Platform() {
 					Expect(n.Status.Conditions).To(ContainElement(And(
 						HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))), "node %s", n.Name)
 					Expect(n.Status.NodeInfo.KubeletVersion).To(Equal(run().H.Release.Version), "kubelet of node %s", n.Name)
-					Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/region", cl.Region), "node %s", n.Name)
-					Expect(n.Labels).To(HaveKeyWithValue("topology.kubernetes.io/zone", cl.Zone), "node %s", n.Name)
 				}
 			}
+			Expect(verify.NodeLocality(ctx, all)).To(Succeed())
 		}, NodeTimeout(time.Minute))
 
-		It("runs every kube-system and metallb-system pod", func(ctx SpecContext) {
-			for _, cl := range all {
-				for _, system := range []string{"kube-system", "metallb-system"} {
-					var pods corev1.PodList
-					Expect(cl.Client.Resources(system).List(ctx, &pods)).To(Succeed())
-					Expect(pods.Items).NotTo(BeEmpty(), "%s in %s", system, cl.Name)
-					for _, p := range pods.Items {
-						Expect(p.Status.Phase).To(Equal(corev1.PodRunning), "pod %s/%s/%s", cl.Name, system, p.Name)
-					}
-				}
-			}
+		// A CrashLoopBackOff pod keeps phase Running: Ready and no restarts
+		// is what healthy means.
+		It("runs every kube-system and metallb-system pod Ready, with no container restarted", func(ctx SpecContext) {
+			Expect(verify.SystemPodsHealthy(ctx, all, "kube-system", "metallb-system")).To(Succeed())
 		}, NodeTimeout(time.Minute))
 
 		Context("inside each cluster", Label(labels.Networking), func() {

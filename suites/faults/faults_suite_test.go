@@ -1,0 +1,30 @@
+// Package faults is the seeded-fault self-test on its own: the platform,
+// the mesh (installed once), each fault seeded, caught and repaired in
+// turn, then uninstall and the teardown audit.
+package faults
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/specs"
+)
+
+func TestFaults(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Seeded Faults Suite")
+}
+
+var _ = Describe("meshconform seeded faults", Ordered, func() {
+	env.Setup()
+	specs.Faults()
+	specs.Uninstall()
+})
+
+// Teardown and its audit run after every spec, even after a failure or an
+// interrupt, and report as a testcase of their own.
+var _ = AfterSuite(env.TeardownAndAudit, NodeTimeout(10*time.Minute))

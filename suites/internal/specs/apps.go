@@ -1,0 +1,158 @@
+package specs
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/suites/internal/env"
+)
+
+// sampleApps deploys the sample apps of fixtures/conformance to the run's
+// clusters and describes where they are to the checks (a verify.Mesh).
+type sampleApps struct {
+	dir, image string
+	mesh       *verify.Mesh
+}
+
+// deploySampleApps installs the mesh if needed, builds the app image and
+// creates the apps' namespace, injection on, in every cluster.
+func deploySampleApps(ctx context.Context) *sampleApps {
+	GinkgoHelper()
+	r := env.Get()
+	m, err := r.Mesh(ctx)
+	Expect(err).NotTo(HaveOccurred(), "install Istio primary-remote")
+	image, err := r.H.App(ctx, "meshapp")
+	Expect(err).NotTo(HaveOccurred())
+	a := &sampleApps{
+		dir:   filepath.Join(r.H.Config.RepoRoot, "fixtures", "conformance"),
+		image: image,
+		mesh:  r.Verify(m),
+	}
+	for _, cl := range r.Clusters {
+		Expect(workloads.CreateNamespace(ctx, cl.Client, verify.AppNamespace, injectionLabels(m))).To(Succeed())
+	}
+	return a
+}
+
+func injectionLabels(m *harness.Mesh) map[string]string {
+	if m.Revision != "" {
+		return map[string]string{"istio.io/rev": m.Revision}
+	}
+	return map[string]string{"istio-injection": "enabled"}
+}
+
+// apply applies a fixture to cl, telling the app which cluster and
+// locality it runs in (a pod cannot read its node's labels; the checks
+// never trust this, see checks.ServedFrom).
+func (a *sampleApps) apply(ctx context.Context, cl *clusters.Cluster, file, ns string) {
+	GinkgoHelper()
+	Expect(workloads.Apply(ctx, cl.Client, a.dir, file, ns, workloads.Overrides{
+		Images: workloads.Images{"meshconform/meshapp": a.image},
+		Env:    map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
+	})).To(Succeed(), "deploy %s to %s/%s", file, cl.Name, ns)
+}
+
+// backend deploys the backend (every version) to cl and waits for it.
+func (a *sampleApps) backend(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	a.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+	a.waitBackend(ctx, cl)
+}
+
+func (a *sampleApps) waitBackend(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	replicas, err := conformance.BackendReplicas()
+	Expect(err).NotTo(HaveOccurred())
+	n := 0
+	for _, r := range replicas {
+		n += r
+	}
+	Expect(workloads.WaitReady(ctx, cl.Client, verify.AppNamespace, "app=backend", n, 3*time.Minute)).To(Succeed())
+}
+
+// serviceOnly creates the backend Service without pods, as the guide does
+// for clusters that only call it.
+func (a *sampleApps) serviceOnly(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	a.apply(ctx, cl, conformance.BackendServiceFile, verify.AppNamespace)
+}
+
+// frontendApplied deploys the frontend to cl without waiting.
+func (a *sampleApps) frontendApplied(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	a.apply(ctx, cl, conformance.FrontendFile, verify.AppNamespace)
+}
+
+// frontendReady waits for cl's frontend and records its address.
+func (a *sampleApps) frontendReady(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	n, err := conformance.FrontendReplicas()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(workloads.WaitReady(ctx, cl.Client, verify.AppNamespace, "app=frontend", n, 3*time.Minute)).To(Succeed())
+	ip, err := mesh.LoadBalancerAddress(ctx, cl.Client, verify.AppNamespace, "frontend", 2*time.Minute)
+	Expect(err).NotTo(HaveOccurred())
+	a.mesh.Frontends[cl.Name] = "http://" + ip.String()
+}
+
+// outsider runs a client outside the mesh in cl (its namespace has no
+// injection), for plaintext calls.
+func (a *sampleApps) outsider(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	Expect(workloads.CreateNamespace(ctx, cl.Client, verify.OutsideNamespace, nil)).To(Succeed())
+	a.apply(ctx, cl, conformance.OutsiderFile, verify.OutsideNamespace)
+	Expect(workloads.WaitReady(ctx, cl.Client, verify.OutsideNamespace, "app=outsider", 1, 2*time.Minute)).To(Succeed())
+}
+
+// applyRules applies an Istio config fixture on the primary and removes
+// it when the spec ends.
+func (a *sampleApps) applyRules(ctx context.Context, file string) {
+	GinkgoHelper()
+	path := filepath.Join(a.dir, file)
+	Expect(workloads.ApplyObjects(ctx, a.mesh.Primary.Client, path, verify.AppNamespace)).To(Succeed())
+	DeferCleanup(workloads.DeleteFile, a.mesh.Primary.Client, path, verify.AppNamespace)
+}
+
+// scaleBackend scales every backend deployment of cl to its fixture's
+// replicas times factor (0 or 1).
+func (a *sampleApps) scaleBackend(ctx context.Context, cl *clusters.Cluster, factor int32) {
+	GinkgoHelper()
+	ds, err := conformance.BackendDeployments()
+	Expect(err).NotTo(HaveOccurred())
+	for name, replicas := range ds {
+		Expect(workloads.Scale(ctx, cl.Client, verify.AppNamespace, name, replicas*factor)).To(Succeed())
+	}
+}
+
+// remove deletes the apps' namespaces from every cluster.
+func (a *sampleApps) remove(ctx context.Context) {
+	GinkgoHelper()
+	for _, cl := range a.mesh.Clusters {
+		Expect(workloads.DeleteNamespace(ctx, cl.Client, verify.AppNamespace)).To(Succeed())
+		Expect(workloads.DeleteNamespace(ctx, cl.Client, verify.OutsideNamespace)).To(Succeed())
+	}
+}
+
+// expectedProxies is how many app proxies run with the backend and the
+// frontend in every cluster.
+func expectedProxies(clusterCount int) int {
+	GinkgoHelper()
+	replicas, err := conformance.BackendReplicas()
+	Expect(err).NotTo(HaveOccurred())
+	f, err := conformance.FrontendReplicas()
+	Expect(err).NotTo(HaveOccurred())
+	n := f
+	for _, r := range replicas {
+		n += r
+	}
+	return n * clusterCount
+}

@@ -1,0 +1,457 @@
+package specs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/labels"
+)
+
+// seededFault is a misconfiguration users have hit, seeded into a healthy
+// mesh to prove that the conformance check meant to catch it does.
+type seededFault struct {
+	name string
+	// ref is where users hit it.
+	ref string
+	// spec is the conformance spec whose check catches it.
+	spec string
+	// rules are the Istio config fixtures the check needs on the primary.
+	rules []string
+	check func(context.Context, *faultEnv) error
+	// cause is what the check's error must say: the symptom and its cause.
+	cause func(*faultEnv) *regexp.Regexp
+	seed  func(context.Context, *faultEnv) error
+	// repair restores the healthy mesh.
+	repair func(context.Context, *faultEnv) error
+}
+
+// faultEnv is what seeding and checking need at run time.
+type faultEnv struct {
+	apps *sampleApps
+	// vm is the apps' mesh with a short settle: a fault shows in seconds,
+	// and the detection loop polls anyway.
+	vm *verify.Mesh
+	m  *harness.Mesh
+}
+
+// Timing of one fault.
+const (
+	faultSettle  = 20 * time.Second
+	faultDetect  = 3 * time.Minute
+	faultRecover = 4 * time.Minute
+	rolloutWait  = 3 * time.Minute
+)
+
+// faults are the seeded faults, in the order they run.
+var faults = []seededFault{
+	{
+		name: "remote secret whose server address is 127.0.0.1",
+		ref:  "istio/istio#31081", spec: "install: the remote is a synced cluster of istiod",
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
+		cause: re(`want synced[\s\S]*server https://127\.0\.0\.1:\d+ — a loopback address`),
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return pointRemoteSecretAt(ctx, e, "https://127.0.0.1:6443")
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.AttachRemote(ctx, e.vm.Primary, e.vm.Remote)
+		},
+	},
+	{
+		name: "remote secret deleted",
+		ref:  "Install Primary-Remote: Attach cluster2 as a remote", spec: "install: the remote is a synced cluster of istiod",
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
+		cause: re(`does not list cluster \S+ in debug/clusterz[\s\S]*no remote secret`),
+		seed: func(ctx context.Context, e *faultEnv) error {
+			s := &corev1.Secret{}
+			s.Name, s.Namespace = "istio-remote-secret-"+e.vm.Remote.Name, mesh.Namespace
+			return e.vm.Primary.Client.Resources().Delete(ctx, s)
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.AttachRemote(ctx, e.vm.Primary, e.vm.Remote)
+		},
+	},
+	{
+		name: "remote istio-system without the topology.istio.io/controlPlaneClusters annotation",
+		ref:  "istio/istio#47552; Install Primary-Remote: Configure cluster2 as a remote", spec: "install: istio-ca-root-cert in a new remote namespace",
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
+		cause: re(`got no istio-ca-root-cert[\s\S]*has no topology\.istio\.io/controlPlaneClusters annotation`),
+		// istiod reads the annotation when it adds the remote, so the
+		// fault is the state after a restart (as after a fresh install).
+		seed: func(ctx context.Context, e *faultEnv) error {
+			if err := annotateRemoteIstioSystem(ctx, e, ""); err != nil {
+				return err
+			}
+			return restartIstiod(ctx, e)
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			if err := annotateRemoteIstioSystem(ctx, e, e.vm.Primary.Name); err != nil {
+				return err
+			}
+			return restartIstiod(ctx, e)
+		},
+	},
+	{
+		name: "primary without EXTERNAL_ISTIOD",
+		ref:  "Install Primary-Remote: values.global.externalIstiod", spec: "install: istio-ca-root-cert in a new remote namespace",
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
+		cause: re(`got no istio-ca-root-cert[\s\S]*EXTERNAL_ISTIOD="false"`),
+		seed:  func(ctx context.Context, e *faultEnv) error { return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "false") },
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "true")
+		},
+	},
+	{
+		name: "remote installed with a wrong remotePilotAddress",
+		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
+		check: func(ctx context.Context, e *faultEnv) error {
+			_, err := e.vm.RemoteInjection(ctx, time.Minute)
+			return err
+		},
+		cause: re(`remotePilotAddress is wrong`),
+		// An address of the run's own Docker network that nothing holds:
+		// the last of the primary's MetalLB pool.
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Remote, e.vm.Primary.LoadBalancerPool.Last)
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Remote, e.m.Discovery)
+		},
+	},
+	{
+		name: "VirtualService without the weights (plain balancing over pods)",
+		ref:  "Traffic Management: weighted routing", spec: "traffic-rules",
+		rules: []string{conformance.TrafficRulesFile},
+		check: trafficRulesFromPrimary,
+		cause: re(`split does not follow the weights[\s\S]*default route is no weighted split of subsets`),
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.TrafficRulesFile, "VirtualService", func(u *unstructured.Unstructured) {
+				http, _, _ := unstructured.NestedSlice(u.Object, "spec", "http")
+				last := len(http) - 1
+				http[last] = map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": verify.BackendHost}}}}
+				_ = unstructured.SetNestedSlice(u.Object, http, "spec", "http")
+			})
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.TrafficRulesFile, "VirtualService", nil)
+		},
+	},
+	{
+		name: "DestinationRule subsets swapped (v1 selects version: v2)",
+		ref:  "Traffic Management: subsets", spec: "traffic-rules",
+		rules: []string{conformance.TrafficRulesFile},
+		check: trafficRulesFromPrimary,
+		cause: re(`want every answer from version v1[\s\S]*subset v1 selects version=v2`),
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.TrafficRulesFile, "DestinationRule", func(u *unstructured.Unstructured) {
+				subsets, _, _ := unstructured.NestedSlice(u.Object, "spec", "subsets")
+				a, b := subsets[0].(map[string]any), subsets[1].(map[string]any)
+				a["labels"], b["labels"] = b["labels"], a["labels"]
+				_ = unstructured.SetNestedSlice(u.Object, subsets, "spec", "subsets")
+			})
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.TrafficRulesFile, "DestinationRule", nil)
+		},
+	},
+	{
+		name: "DestinationRule without outlierDetection (locality priorities off)",
+		ref:  "Locality failover: outlierDetection is required", spec: "locality-failover",
+		rules: []string{conformance.FailoverFile},
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocal(ctx, e.vm.Primary.Name) },
+		cause: re(`want every answer from \[[^\]]+\], got \d+ from [\s\S]*has no outlierDetection, so locality priorities are off`),
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.FailoverFile, "DestinationRule", func(u *unstructured.Unstructured) {
+				unstructured.RemoveNestedField(u.Object, "spec", "trafficPolicy", "outlierDetection")
+			})
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.FailoverFile, "DestinationRule", nil)
+		},
+	},
+	{
+		name: "PeerAuthentication PERMISSIVE where STRICT is asserted",
+		ref:  "Security: mutual TLS migration", spec: "mtls",
+		rules: []string{conformance.MTLSFile},
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.MTLSStrict(ctx) },
+		cause: re(`was answered \(by pod \S+\): mTLS is not enforced[\s\S]*mTLS mode PERMISSIVE, not STRICT`),
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.MTLSFile, "PeerAuthentication", func(u *unstructured.Unstructured) {
+				_ = unstructured.SetNestedField(u.Object, "PERMISSIVE", "spec", "mtls", "mode")
+			})
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return replaceFixture(ctx, e, conformance.MTLSFile, "PeerAuthentication", nil)
+		},
+	},
+	{
+		// Region and zone both: with the zone left alone, cluster2's
+		// endpoints would be "same region, other zone" to cluster1's
+		// callers, still a lower priority than their own zone, and traffic
+		// would stay local — the fault would break nothing.
+		name: "cluster2's nodes labelled with cluster1's region and zone",
+		ref:  "Locality Load Balancing: localities come from node labels", spec: "locality-failover",
+		rules: []string{conformance.FailoverFile},
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocal(ctx, e.vm.Primary.Name) },
+		cause: func(e *faultEnv) *regexp.Regexp {
+			p, r := e.vm.Primary, e.vm.Remote
+			return regexp.MustCompile(`got \d+ from ` + regexp.QuoteMeta(r.Name) + `[\s\S]*` +
+				regexp.QuoteMeta(fmt.Sprintf("labelled %s/%s but %s is %s/%s", p.Region, p.Zone, r.Name, r.Region, r.Zone)))
+		},
+		// istiod reads a pod's locality from its node when it builds the
+		// endpoint, so the backends are restarted to pick the labels up.
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return relabelRemoteNodes(ctx, e, e.vm.Primary.Region, e.vm.Primary.Zone)
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return relabelRemoteNodes(ctx, e, e.vm.Remote.Region, e.vm.Remote.Zone)
+		},
+	},
+}
+
+func re(s string) func(*faultEnv) *regexp.Regexp {
+	r := regexp.MustCompile(s)
+	return func(*faultEnv) *regexp.Regexp { return r }
+}
+
+// faultOutcome is one fault's line in the report.
+type faultOutcome struct {
+	Fault    string `json:"fault"`
+	Ref      string `json:"ref"`
+	CaughtBy string `json:"caught_by"`
+	Caught   bool   `json:"caught"`
+	Error    string `json:"error"`
+}
+
+// Faults declares the seeded-fault self-test: on a healthy mesh with the
+// sample apps in both clusters, each fault is seeded in turn; the check
+// of the conformance spec meant to catch it must pass before, fail with an
+// error naming the cause while the fault is in place, and pass again once
+// it is repaired. It is the suite's positive control: proof, on the user's
+// own platform, that the checks can fail. Call inside an Ordered container
+// after env.Setup.
+func Faults() {
+	e := &faultEnv{}
+	var outcomes []faultOutcome
+
+	Context("Seeded faults: every check catches the broken mesh it is meant for", Ordered, Label(labels.Faults), func() {
+		BeforeAll(func(ctx SpecContext) {
+			e.apps = deploySampleApps(ctx)
+			e.m = e.apps.mesh.Istio
+			e.vm = e.apps.mesh
+			e.vm.Settle = faultSettle
+			for _, cl := range e.vm.Clusters {
+				e.apps.frontendApplied(ctx, cl)
+				e.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+			}
+			for _, cl := range e.vm.Clusters {
+				e.apps.waitBackend(ctx, cl)
+				e.apps.frontendReady(ctx, cl)
+			}
+			e.apps.outsider(ctx, e.vm.Remote)
+		}, NodeTimeout(40*time.Minute))
+
+		AfterAll(func(ctx SpecContext) {
+			caught := 0
+			for _, o := range outcomes {
+				if o.Caught {
+					caught++
+				}
+			}
+			r := env.Get()
+			r.H.Run.Figure("faults_seeded", len(faults))
+			r.H.Run.Figure("faults_caught", caught)
+			r.H.Run.Figure("faults", outcomes)
+			AddReportEntry("seeded faults caught", fmt.Sprintf("%d of %d", caught, len(faults)))
+			e.apps.remove(ctx)
+		}, NodeTimeout(5*time.Minute))
+
+		for _, f := range faults {
+			It(fmt.Sprintf("catches: %s (by %s)", f.name, f.spec), func(ctx SpecContext) {
+				outcome := faultOutcome{Fault: f.name, Ref: f.ref, CaughtBy: f.spec}
+				defer func() { outcomes = append(outcomes, outcome) }()
+				for _, file := range f.rules {
+					e.apps.applyRules(ctx, file)
+				}
+				check := func() error { return f.check(ctx, e) }
+
+				By("the check passes on the healthy mesh")
+				Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2 * time.Second).Should(Succeed())
+
+				By("seeding the fault")
+				repaired := false
+				DeferCleanup(func(ctx SpecContext) {
+					if !repaired {
+						_ = f.repair(ctx, e)
+					}
+				}, NodeTimeout(rolloutWait+time.Minute))
+				Expect(f.seed(ctx, e)).To(Succeed(), "seed %s", f.name)
+
+				By("the check fails, naming the cause")
+				text, caught := detect(ctx, check, f.cause(e))
+				outcome.Caught, outcome.Error = caught, text
+				if !caught {
+					Fail(fmt.Sprintf("fault %q not caught by %s within %s: %s", f.name, f.spec, faultDetect, text))
+				}
+				AddReportEntry("caught by "+f.spec, text)
+
+				By("repairing: the check passes again")
+				Expect(f.repair(ctx, e)).To(Succeed(), "repair %s", f.name)
+				repaired = true
+				Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2*time.Second).Should(Succeed(), "the mesh healthy again after repairing %s", f.name)
+			}, NodeTimeout(15*time.Minute))
+		}
+	})
+}
+
+// detect runs check until it fails with an error matching cause (caught),
+// or faultDetect passes, and returns the error text. A pass means the
+// fault has not taken effect yet; an error naming another cause is
+// remembered and retried.
+func detect(ctx context.Context, check func() error, cause *regexp.Regexp) (text string, caught bool) {
+	deadline := time.Now().Add(faultDetect)
+	last := "the check kept passing"
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := check(); err != nil {
+			if cause.MatchString(err.Error()) {
+				return err.Error(), true
+			}
+			last = "failed without naming the cause /" + cause.String() + "/: " + err.Error()
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return last, false
+}
+
+func trafficRulesFromPrimary(ctx context.Context, e *faultEnv) error {
+	w, err := conformance.SplitWeights()
+	if err != nil {
+		return err
+	}
+	_, err = e.vm.TrafficRules(ctx, e.vm.Primary.Name, w)
+	return err
+}
+
+// replaceFixture replaces the object of kind in a conformance fixture on
+// the primary with the fixture's own, changed by mutate (nil: as written).
+func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate func(*unstructured.Unstructured)) error {
+	raw, err := conformance.Manifests.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
+		var obj map[string]any
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		if u.GetKind() != kind {
+			continue
+		}
+		u.SetNamespace(verify.AppNamespace)
+		if mutate != nil {
+			mutate(u)
+		}
+		return workloads.Replace(ctx, e.vm.Primary.Client, u)
+	}
+	return fmt.Errorf("%s has no %s", file, kind)
+}
+
+// pointRemoteSecretAt rewrites the API server address of the remote
+// secret's kubeconfig. The kubeconfig's credentials never leave this
+// function.
+func pointRemoteSecretAt(ctx context.Context, e *faultEnv, server string) error {
+	var s corev1.Secret
+	name := "istio-remote-secret-" + e.vm.Remote.Name
+	if err := e.vm.Primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &s); err != nil {
+		return err
+	}
+	for key, raw := range s.Data {
+		cfg, err := clientcmd.Load(raw)
+		if err != nil {
+			return fmt.Errorf("remote secret %s: unreadable kubeconfig for %s", name, key)
+		}
+		for _, c := range cfg.Clusters {
+			c.Server = server
+		}
+		if s.Data[key], err = clientcmd.Write(*cfg); err != nil {
+			return fmt.Errorf("remote secret %s: %v", name, key)
+		}
+	}
+	return workloads.Replace(ctx, e.vm.Primary.Client, &s)
+}
+
+// annotateRemoteIstioSystem sets (or, with "", removes) the remote
+// istio-system's controlPlaneClusters annotation.
+func annotateRemoteIstioSystem(ctx context.Context, e *faultEnv, value string) error {
+	var ns corev1.Namespace
+	if err := e.vm.Remote.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
+		return err
+	}
+	if value == "" {
+		delete(ns.Annotations, mesh.ControlPlaneClustersAnnotation)
+	} else {
+		if ns.Annotations == nil {
+			ns.Annotations = map[string]string{}
+		}
+		ns.Annotations[mesh.ControlPlaneClustersAnnotation] = value
+	}
+	return e.vm.Remote.Client.Resources().Update(ctx, &ns)
+}
+
+func istiodDeployment(e *faultEnv) string {
+	return mesh.Values{Revision: e.m.Revision}.IstiodService()
+}
+
+func restartIstiod(ctx context.Context, e *faultEnv) error {
+	return workloads.RestartDeployment(ctx, e.vm.Primary.Client, mesh.Namespace, istiodDeployment(e), rolloutWait)
+}
+
+func setIstiodEnv(ctx context.Context, e *faultEnv, name, value string) error {
+	return workloads.UpdateDeployment(ctx, e.vm.Primary.Client, mesh.Namespace, istiodDeployment(e), rolloutWait, func(d *appsv1.Deployment) {
+		workloads.SetContainerEnv(d, "discovery", name, value)
+	})
+}
+
+// relabelRemoteNodes gives the remote's nodes a locality and restarts its
+// backends, whose endpoints then carry it.
+func relabelRemoteNodes(ctx context.Context, e *faultEnv, region, zone string) error {
+	var nodes corev1.NodeList
+	if err := e.vm.Remote.Client.Resources().List(ctx, &nodes); err != nil {
+		return err
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		n.Labels[topology.RegionLabel], n.Labels[topology.ZoneLabel] = region, zone
+		if err := e.vm.Remote.Client.Resources().Update(ctx, n); err != nil {
+			return fmt.Errorf("label node %s: %w", n.Name, err)
+		}
+	}
+	ds, err := conformance.BackendDeployments()
+	if err != nil {
+		return err
+	}
+	for name := range ds {
+		if err := workloads.RestartDeployment(ctx, e.vm.Remote.Client, verify.AppNamespace, name, rolloutWait); err != nil {
+			return err
+		}
+	}
+	return nil
+}
