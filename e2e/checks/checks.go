@@ -54,7 +54,7 @@ func Call(ctx context.Context, base string, n int, headers ...string) (Calls, er
 	if err != nil {
 		return Calls{Asked: n}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := frontendClient.Do(req)
 	if err != nil {
 		return Calls{Asked: n}, fmt.Errorf("call frontend %s: %w", base, err)
 	}
@@ -72,6 +72,11 @@ func Call(ctx context.Context, base string, n int, headers ...string) (Calls, er
 	}
 	return Calls{Asked: n, Response: r}, nil
 }
+
+// frontendClient opens a connection per batch: a kept-alive connection
+// would pin every batch to the one frontend replica it first reached, and
+// the other replica's calls would never be judged.
+var frontendClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 // Checker judges a batch of calls.
 type Checker func(Calls) error
@@ -152,6 +157,9 @@ func ReachedClusters(want ...string) Checker {
 		if err := Complete(c); err != nil {
 			return err
 		}
+		if len(want) == 0 {
+			return fmt.Errorf("no cluster to reach: nothing to judge")
+		}
 		got := Counts(answered(c.Results), ByCluster)
 		for _, w := range want {
 			if got[w] == 0 {
@@ -168,7 +176,7 @@ func ReachedClusters(want ...string) Checker {
 // a share q of calls with probability 1-(1-q)^n (see LeakCaught).
 func OnlyClusters(want ...string) Checker {
 	return func(c Calls) error {
-		if err := Complete(c); err != nil {
+		if err := someAnswered(c); err != nil {
 			return err
 		}
 		got := Counts(answered(c.Results), ByCluster)
@@ -190,7 +198,7 @@ func OnlyClusters(want ...string) Checker {
 // every answer must come from version v.
 func OnlyVersion(v string) Checker {
 	return func(c Calls) error {
-		if err := Complete(c); err != nil {
+		if err := someAnswered(c); err != nil {
 			return err
 		}
 		got := Counts(answered(c.Results), ByVersion)
@@ -208,7 +216,7 @@ func OnlyVersion(v string) Checker {
 // certificate of another workload or trust domain carries the wrong one.
 func PeerIdentities(backend, frontend string) Checker {
 	return func(c Calls) error {
-		if err := Complete(c); err != nil {
+		if err := someAnswered(c); err != nil {
 			return err
 		}
 		bad := map[string]int{}
@@ -227,6 +235,18 @@ func PeerIdentities(backend, frontend string) Checker {
 // SpiffeID is the identity Istio gives a workload of a service account.
 func SpiffeID(trustDomain, namespace, serviceAccount string) string {
 	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
+}
+
+// someAnswered rejects a batch in which no call was answered: judges of
+// answers never pass on none (failed calls are NoFailures' business).
+func someAnswered(c Calls) error {
+	if err := Complete(c); err != nil {
+		return err
+	}
+	if len(answered(c.Results)) == 0 {
+		return fmt.Errorf("none of %d calls was answered: %v", c.Asked, Failures(c.Results))
+	}
+	return nil
 }
 
 // answered keeps the results that carry an answer (failed calls are judged

@@ -89,10 +89,23 @@ func TestFailedCallsAreNeverCountedAsAnswers(t *testing.T) {
 	if err := OnlyClusters("cluster1")(r); err != nil {
 		t.Errorf("failed call counted as a stray cluster: %v", err)
 	}
-	// All calls failed: nobody reached, the check says so.
+	// All calls failed: no judge of answers passes on none.
 	all := Calls{Asked: 2, Response: Response{Results: []Result{{Error: "x"}, {Error: "x"}}}}
 	wantErr(t, ReachedClusters("cluster1")(all), "no answer from cluster cluster1")
-	wantErr(t, OnlyVersion("v2")(all), "want every answer from version v2")
+	for name, c := range map[string]Checker{
+		"OnlyClusters":   OnlyClusters("cluster1"),
+		"OnlyVersion":    OnlyVersion("v2"),
+		"PeerIdentities": PeerIdentities("a", "b"),
+		"Split":          Split(map[string]float64{"v1": 1}, 0.001),
+		"ServedFrom":     ServedFrom(NewPlacement(nil)),
+	} {
+		if err := c(all); err == nil || !strings.Contains(err.Error(), "none of 2 calls was answered") {
+			t.Errorf("%s on all-failed calls: %v", name, err)
+		}
+	}
+	wantErr(t, ReachedClusters()(r), "no cluster to reach")
+	// A route that mixes versions where one is asked for.
+	wantErr(t, OnlyVersion("v2")(byVersion(map[string]int{"v1": 3, "v2": 97})), "want every answer from version v2, got map[v1:3 v2:97]")
 }
 
 func TestPeerIdentitiesAreExact(t *testing.T) {
@@ -146,8 +159,13 @@ func TestServedFromProvesTheClusterIndependently(t *testing.T) {
 
 func TestPlaintextRefusedByMTLS(t *testing.T) {
 	id := SpiffeID("cluster.local", "production", "backend")
-	strict := PlaintextOutcome{Addr: "10.20.0.9:7070", TCPConnected: true, Code: "Unavailable", Error: "connection closed before server preface received", TLSServerIdentity: id}
+	strict := PlaintextOutcome{Addr: "10.20.0.9:7070", TCPConnected: true, Code: "Unavailable", Error: "connection closed before server preface received", TLSServerIdentity: id, TLSError: "remote error: tls: certificate required"}
 	if err := PlaintextRefusedByMTLS(strict, id); err != nil {
+		t.Fatal(err)
+	}
+	tls12 := strict
+	tls12.TLSError = "remote error: tls: bad certificate"
+	if err := PlaintextRefusedByMTLS(tls12, id); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]struct {

@@ -8,17 +8,19 @@ import (
 
 // Split rejects a mesh that ignores a VirtualService's weights: the share
 // of answers from each version must lie in the acceptance band around its
-// weight (Band: a two-sided binomial test at significance alpha, so a
-// correct mesh fails it with probability ≤ alpha). Whether a given broken
+// weight (Band: an exact two-sided binomial test at significance alpha).
+// With two versions the two bands are one event, so a correct mesh fails
+// it with probability ≤ alpha; with k versions, ≤ k·alpha. Whether a given broken
 // mesh — one balancing over pods, or evenly over subsets — is rejected
 // depends on the weights and n; AcceptProbability computes it, and the
 // suite's unit tests hold the fixture's weights to it.
 func Split(weights map[string]float64, alpha float64) Checker {
 	return func(c Calls) error {
-		if err := Complete(c); err != nil {
+		if err := someAnswered(c); err != nil {
 			return err
 		}
-		n := len(c.Results)
+		// Failed calls are no one's answers (NoFailures judges them).
+		n := len(answered(c.Results))
 		got := Counts(answered(c.Results), ByVersion)
 		var bad []string
 		for _, v := range sortedKeys(weights) {

@@ -106,6 +106,9 @@ func (m *Mesh) CrossCluster(ctx context.Context, from, to string) error {
 // every cluster. A correct mesh (round robin over every endpoint) cannot
 // miss one.
 func (m *Mesh) ReachesAll(ctx context.Context, from string) error {
+	if len(m.Clusters) < 2 {
+		return fmt.Errorf("reaching every cluster needs two, the mesh has %d", len(m.Clusters))
+	}
 	var names []string
 	for _, cl := range m.Clusters {
 		names = append(names, cl.Name)
@@ -119,6 +122,9 @@ func (m *Mesh) ReachesAll(ctx context.Context, from string) error {
 // version, HeaderCalls calls with header "version: <v>" are all answered
 // by that version.
 func (m *Mesh) HeaderRoutes(ctx context.Context, from string, versions ...string) error {
+	if len(versions) == 0 {
+		return fmt.Errorf("no version to route to: nothing to judge")
+	}
 	for _, v := range versions {
 		if _, err := m.Settled(ctx, from, HeaderCalls, checks.And(checks.NoFailures(), checks.OnlyVersion(v)), "version:"+v); err != nil {
 			return withDiagnosis(err, func() string { return m.describeRouting(ctx) })
@@ -182,7 +188,7 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 			t.Failed += batch
 		} else {
 			// Calls the frontend did not answer for count as failed too.
-			t.Failed += batch - len(calls.Results) + failedCount(calls.Results)
+			t.Failed += max(0, batch-len(calls.Results)) + failedCount(calls.Results)
 			t.Last = checks.Counts(calls.Results, checks.ByCluster)
 			pl, perr := m.Placement(ctx)
 			if perr == nil && checks.And(checks.ServedFrom(pl), checks.NoFailures(), checks.OnlyClusters(want))(calls) == nil {

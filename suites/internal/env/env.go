@@ -26,8 +26,9 @@ type Run struct {
 	H        *harness.Harness
 	Clusters []*clusters.Cluster
 	// Before is the machine's inventory before the run created anything,
-	// for the teardown audit.
-	Before harness.Inventory
+	// for the teardown audit; BeforeTaken says it was taken.
+	Before      harness.Inventory
+	BeforeTaken bool
 
 	mu     sync.Mutex
 	failed bool
@@ -65,6 +66,7 @@ func start(ctx context.Context) error {
 	if r.Before, err = h.Snapshot(ctx); err != nil {
 		return err
 	}
+	r.BeforeTaken = true
 	r.Clusters, err = h.SetUpPlatform(ctx)
 	return err
 }
@@ -142,6 +144,13 @@ func Setup() {
 			current.DumpState(ctx)
 		}
 	}, NodeTimeout(5*time.Minute))
+	// A spec's report includes failures of the AfterAll nodes that ran
+	// after it, which AfterEach cannot see: the teardown must know.
+	ReportAfterEach(func(rep SpecReport) {
+		if rep.Failed() && current != nil {
+			current.MarkFailed()
+		}
+	})
 }
 
 // TeardownAndAudit is every suite's AfterSuite: it removes everything the
@@ -160,17 +169,22 @@ func TeardownAndAudit(ctx SpecContext) {
 		AddReportEntry("phases", r.H.Run.Phases())
 		_ = r.H.Close()
 	}()
-	failed := r.Failed() || CurrentSpecReport().Failed()
 	if r.H.Config.KeepClusters {
-		_ = r.H.Teardown(ctx, failed)
+		_ = r.H.Teardown(ctx, r.Failed())
 		AddReportEntry("teardown audit", "not run: MESHCONFORM_KEEP_CLUSTERS=1 keeps the clusters")
 		return
 	}
-	during, err := r.H.Snapshot(ctx)
-	Expect(err).NotTo(HaveOccurred(), "inventory before teardown")
-	terr := r.H.Teardown(ctx, failed)
-	after, err := r.H.Snapshot(ctx)
-	Expect(err).NotTo(HaveOccurred(), "inventory after teardown")
+	// Teardown comes first whatever else fails: an inventory that cannot
+	// be taken must not leave clusters behind.
+	during, derr := r.H.Snapshot(ctx)
+	terr := r.H.Teardown(ctx, r.Failed())
+	after, aerr := r.H.Snapshot(ctx)
+	Expect(terr).NotTo(HaveOccurred(), "teardown")
+	Expect(derr).NotTo(HaveOccurred(), "inventory before teardown")
+	Expect(aerr).NotTo(HaveOccurred(), "inventory after teardown")
+	if !r.BeforeTaken {
+		Fail("no inventory was taken before the run: nothing to audit against")
+	}
 	AddReportEntry("teardown audit", fmt.Sprintf("before the run: %s; during: %s; after teardown: %s", r.Before, during, after))
 	r.H.Run.Figure("audit_before", r.Before)
 	r.H.Run.Figure("audit_during", during)
@@ -181,7 +195,6 @@ func TeardownAndAudit(ctx SpecContext) {
 	}
 	left, lerr := r.H.Leftovers(ctx, names...)
 	r.H.Run.Figure("audit_leftovers", len(after.NewSince(r.Before))+len(left))
-	Expect(terr).NotTo(HaveOccurred(), "teardown")
 	Expect(lerr).NotTo(HaveOccurred(), "list meshconform's objects")
 	Expect(after.NewSince(r.Before)).To(BeEmpty(), "created by the run and still present")
 	Expect(left).To(BeEmpty(), "meshconform's objects still present")

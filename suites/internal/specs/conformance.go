@@ -38,7 +38,11 @@ func Conformance() {
 			apps.frontendReady(ctx, primary)
 		}, NodeTimeout(40*time.Minute))
 
-		AfterAll(func(ctx SpecContext) { apps.remove(ctx) }, NodeTimeout(5*time.Minute))
+		AfterAll(func(ctx SpecContext) {
+			if apps != nil {
+				apps.remove(ctx)
+			}
+		}, NodeTimeout(5*time.Minute))
 
 		It("cross-cluster call: every request from the frontend in the primary reaches the backend in the remote", Label(labels.CrossCluster), func(ctx SpecContext) {
 			Expect(vm().CrossCluster(ctx, vm().Primary.Name, vm().Remote.Name)).To(Succeed())
@@ -124,10 +128,11 @@ func Conformance() {
 
 				By("scaling them back: traffic returns to " + primary.Name + " and stays there")
 				apps.scaleBackend(ctx, primary, 1)
-				apps.waitBackend(ctx, primary)
-				failback := vm().Transition(ctx, primary.Name, primary.Name, 90*time.Second)
+				// Timed from the scale-up: the pods' start is part of failback.
+				failback := vm().Transition(ctx, primary.Name, primary.Name, 3*time.Minute)
 				reportTransition("failback", failback)
 				Expect(verify.FailbackBudget.Within("failback to "+primary.Name, failback)).To(Succeed())
+				apps.waitBackend(ctx, primary)
 				Expect(vm().StaysLocal(ctx, primary.Name)).To(Succeed())
 			}, NodeTimeout(10*time.Minute))
 		})
