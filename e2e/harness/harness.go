@@ -263,9 +263,15 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 	return errors.Join(errs...)
 }
 
-// Close writes the run's report and closes its logs.
+// Close writes the run's report (phases.json and its Gantt chart,
+// phases.svg) and closes its logs.
 func (h *Harness) Close() error {
 	err := h.Run.WriteJSON(filepath.Join(h.Config.ArtifactsDir, "phases.json"))
+	if f, ferr := os.Create(filepath.Join(h.Config.ArtifactsDir, "phases.svg")); ferr == nil {
+		err = errors.Join(err, report.WriteGantt(f, h.Run.Phases()), f.Close())
+	} else {
+		err = errors.Join(err, ferr)
+	}
 	h.buildLog.Close()
 	return err
 }
