@@ -238,6 +238,9 @@ func podReady(p corev1.Pod) bool {
 // Replace creates obj, or replaces the existing object's content with it
 // (Istio's CRDs too, as unstructured objects).
 func Replace(ctx context.Context, c klient.Client, obj k8s.Object) error {
+	// An object read from the API carries a resourceVersion, which Create
+	// refuses.
+	obj.SetResourceVersion("")
 	err := c.Resources().Create(ctx, obj)
 	if !apierrors.IsAlreadyExists(err) {
 		return err
