@@ -22,7 +22,7 @@ func PodsHealthy(where string, pods []corev1.Pod) error {
 			continue
 		}
 		var why []string
-		if !podReady(p) {
+		if !PodReady(p) {
 			why = append(why, fmt.Sprintf("not Ready (phase %s)", p.Status.Phase))
 		}
 		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
@@ -48,7 +48,8 @@ func PodsHealthy(where string, pods []corev1.Pod) error {
 	return nil
 }
 
-func podReady(p corev1.Pod) bool {
+// PodReady reports whether the pod's Ready condition is true.
+func PodReady(p corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue

@@ -123,7 +123,7 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 		if err := m.Remote.Client.Resources(InjectionNamespace).Get(ctx, pod.Name, InjectionNamespace, &p); err != nil {
 			return err
 		}
-		if !ready(p) {
+		if !checks.PodReady(p) {
 			return fmt.Errorf("not Ready (phase %s)", p.Status.Phase)
 		}
 		return nil

@@ -285,18 +285,9 @@ func runningPod(ctx context.Context, cl *clusters.Cluster, ns, selector string) 
 	}
 	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.PodIP != "" && ready(p) {
+		if p.DeletionTimestamp == nil && p.Status.PodIP != "" && checks.PodReady(p) {
 			return p, nil
 		}
 	}
 	return corev1.Pod{}, fmt.Errorf("no ready pod %s in %s/%s", selector, cl.Name, ns)
-}
-
-func ready(p corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

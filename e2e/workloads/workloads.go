@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/meshconform/meshconform/e2e/checks"
 )
 
 // Images maps an image name used in fixtures (e.g. "meshconform/probe") to
@@ -213,7 +215,7 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 		}
 		ready := 0
 		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil && podReady(p) {
+			if p.DeletionTimestamp == nil && checks.PodReady(p) {
 				ready++
 			}
 		}
@@ -224,15 +226,6 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 		return fmt.Errorf("pods %s in %s: %s after %s: %w", selector, ns, last, timeout, err)
 	}
 	return nil
-}
-
-func podReady(p corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Replace creates obj, or replaces the existing object's content with it
