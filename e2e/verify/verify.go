@@ -99,16 +99,6 @@ func (m *Mesh) settle() time.Duration {
 	return DefaultSettle
 }
 
-// Cluster returns the mesh's cluster of that name.
-func (m *Mesh) Cluster(name string) (*clusters.Cluster, error) {
-	for _, c := range m.Clusters {
-		if c.Name == name {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("no cluster %q in the mesh", name)
-}
-
 // poll runs fn every interval until it returns nil or timeout passes, and
 // returns its last error. Bounded in time; it stops by itself.
 func poll(ctx context.Context, timeout, interval time.Duration, fn func() error) error {
