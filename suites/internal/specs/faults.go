@@ -1,7 +1,6 @@
 package specs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"regexp"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
@@ -389,28 +387,18 @@ func trafficRulesFromPrimary(ctx context.Context, e *faultEnv) error {
 // replaceFixture replaces the object of kind in a conformance fixture on
 // the primary with the fixture's own, changed by mutate (nil: as written).
 func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate func(*unstructured.Unstructured) error) error {
-	raw, err := conformance.Manifests.ReadFile(file)
+	obj, err := conformance.Object(file, kind)
 	if err != nil {
 		return err
 	}
-	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
-		var obj map[string]any
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(verify.AppNamespace)
+	if mutate != nil {
+		if err := mutate(u); err != nil {
+			return fmt.Errorf("%s %s in %s: %w", kind, u.GetName(), file, err)
 		}
-		u := &unstructured.Unstructured{Object: obj}
-		if u.GetKind() != kind {
-			continue
-		}
-		u.SetNamespace(verify.AppNamespace)
-		if mutate != nil {
-			if err := mutate(u); err != nil {
-				return fmt.Errorf("%s %s in %s: %w", kind, u.GetName(), file, err)
-			}
-		}
-		return workloads.Replace(ctx, e.vm.Primary.Client, u)
 	}
-	return fmt.Errorf("%s has no %s", file, kind)
+	return workloads.Replace(ctx, e.vm.Primary.Client, u)
 }
 
 // pointRemoteSecretAt rewrites the API server address of the remote
