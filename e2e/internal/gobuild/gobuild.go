@@ -21,7 +21,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/modfile"
 )
@@ -60,7 +62,23 @@ type Module struct {
 	// Listing a package whose imports reach a module the checksum database
 	// cannot vouch for would fail before the seeded go.sum could help.
 	SeedProbe string `json:",omitempty"`
+	// Files are source files of the generated module itself (path relative
+	// to it → content), for a main package of our own that composes the
+	// upstream module's packages, as CoreDNS is meant to be built with a
+	// chosen plugin list. LocalPackage names such a package for Packages.
+	Files map[string]string `json:",omitempty"`
+	// Nice lowers the build's CPU priority (nice(1) increment), so builds
+	// needed later yield the cores to those needed first. It does not change
+	// the output and is not part of Key.
+	Nice int `json:"-"`
 }
+
+// modulePath is the generated module's own path.
+func (m Module) modulePath() string { return "meshconform.build/" + m.Name }
+
+// LocalPackage is the import path of a package of the generated module
+// (a directory of Files).
+func (m Module) LocalPackage(dir string) string { return path.Join(m.modulePath(), dir) }
 
 // Builder runs builds and keeps their results under CacheDir.
 type Builder struct {
@@ -74,6 +92,10 @@ type Result struct {
 	Dir string
 	// Cached is true when nothing had to be compiled.
 	Cached bool
+	// CPU is the user+system CPU time the go command and the compilers it
+	// ran used (zero when cached): what a cold build costs, whatever else
+	// shared the cores meanwhile.
+	CPU time.Duration
 }
 
 // Binary returns the path of the named binary.
@@ -127,7 +149,8 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 		args = append(args, "-ldflags", strings.Join(m.LDFlags, " "))
 	}
 	args = append(args, m.Packages...)
-	if err := b.goCmd(ctx, src, m, args...); err != nil {
+	cpu, err := b.goCmd(ctx, src, m, args...)
+	if err != nil {
 		return Result{}, fmt.Errorf("build %s %s: %w", m.Name, m.Version, err)
 	}
 	for pkg, name := range m.Rename {
@@ -142,7 +165,7 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 	if err := os.Rename(tmp, out); err != nil {
 		return Result{}, err
 	}
-	return Result{Dir: out}, nil
+	return Result{Dir: out, CPU: cpu}, nil
 }
 
 // BinaryName is the file name `go build -o dir/` gives a main package: its
@@ -158,7 +181,7 @@ func BinaryName(pkg string) string {
 // RenderGoMod returns the generated go.mod for m.
 func RenderGoMod(m Module) string {
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "module meshconform.build/%s\n\ngo 1.24\n\nrequire %s %s\n", m.Name, m.Path, m.Version)
+	fmt.Fprintf(&buf, "module %s\n\ngo 1.24\n\nrequire %s %s\n", m.modulePath(), m.Path, m.Version)
 	for _, p := range sortedKeys(m.Require) {
 		fmt.Fprintf(&buf, "require %s %s\n", p, m.Require[p])
 	}
@@ -183,11 +206,23 @@ func (b *Builder) writeModule(dir string, m Module) error {
 			return err
 		}
 	}
-	// A tools file imports the main packages so module resolution sees them.
+	for rel, content := range m.Files {
+		f := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	// A tools file imports the upstream main packages so module resolution
+	// sees them (our own packages resolve as part of the module).
 	var tools bytes.Buffer
 	tools.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
 	for _, p := range m.Packages {
-		fmt.Fprintf(&tools, "\t_ %q\n", p)
+		if !strings.HasPrefix(p, m.modulePath()+"/") {
+			fmt.Fprintf(&tools, "\t_ %q\n", p)
+		}
 	}
 	tools.WriteString(")\n")
 	return os.WriteFile(filepath.Join(dir, "tools.go"), tools.Bytes(), 0o644)
@@ -254,8 +289,12 @@ func MergeSums(a, b []byte) []byte {
 	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
-func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...string) error {
-	cmd := exec.CommandContext(ctx, "go", args...)
+func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...string) (time.Duration, error) {
+	name, sub := "go", args[0]
+	if m.Nice > 0 {
+		name, args = "nice", append([]string{"-n", strconv.Itoa(m.Nice), "go"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = goEnv(m)
 	var tail tailBuffer
@@ -265,9 +304,9 @@ func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...strin
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args[:1], " "), dir, err, tail.String())
+		return 0, fmt.Errorf("go %s (in %s): %w\n%s", sub, dir, err, tail.String())
 	}
-	return nil
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // goEnv is the environment of every go command of a build: static linux
