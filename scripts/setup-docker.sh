@@ -2,7 +2,8 @@
 # Makes a Docker engine that can run kind nodes available on this machine.
 #
 # Idempotent: on a machine where `docker info` answers and privileged
-# containers are already possible, it changes nothing. Otherwise it
+# containers are already possible, it changes nothing but, when Debian's
+# package lists are missing, runs apt-get update. Otherwise it
 #   1. installs Debian's docker.io (and debootstrap, jq, iproute2) if absent,
 #   2. when the host's capability bounding set lacks CAP_SYS_RESOURCE (a
 #      privileged container asks for every capability and runc then fails
@@ -34,6 +35,14 @@ runtime_ok() {
   has_sys_resource && return 0
   docker_ok && [ "$(docker info --format '{{.DefaultRuntime}}' 2>/dev/null)" = meshconform ]
 }
+
+# The local image source downloads Debian packages (the registry) with
+# apt-get; a new machine's package lists may be empty.
+lists_ok() { apt-cache show --no-all-versions docker-registry >/dev/null 2>&1; }
+if command -v apt-get >/dev/null && ! lists_ok; then
+  say "apt-get update (package lists lack docker-registry)"
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+fi
 
 if docker_ok && runtime_ok && command -v debootstrap >/dev/null && command -v jq >/dev/null; then
   echo "setup: Docker is ready, nothing changed ($(docker version --format 'server {{.Server.Version}}'))"
