@@ -37,8 +37,9 @@ func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Usually started by the prebuild already: this waits for it.
 		err = h.Run.Time("istio "+m.Version+" images and istioctl", func() error {
-			built, err := local.Istio(ctx, rel)
+			built, err := local.Istio(h.bg, rel)
 			if istioctl == "" {
 				istioctl = built
 			}

@@ -30,7 +30,14 @@ func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) 
 		return "", err
 	}
 	ref := fmt.Sprintf("docker.io/meshconform/%s:%s", name, key)
-	err = l.ensure(ctx, l.registry(), recipe{ref: ref, inputs: []string{key}, build: func(ctx context.Context) (v1.Image, error) {
+	// Once per Local: a background prebuild and the spec that needs the
+	// image share one build.
+	_, err = l.memo("app "+ref, func() (any, error) { return nil, l.ensureApp(ctx, repoRoot, name, key, ref) })
+	return ref, err
+}
+
+func (l *Local) ensureApp(ctx context.Context, repoRoot, name, key, ref string) error {
+	return l.ensure(ctx, l.registry(), recipe{ref: ref, inputs: []string{key}, build: func(ctx context.Context) (v1.Image, error) {
 		bin, err := l.buildApp(ctx, repoRoot, name, key)
 		if err != nil {
 			return nil, err
@@ -38,7 +45,6 @@ func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) 
 		return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"},
 			oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755, Src: bin})
 	}})
-	return ref, err
 }
 
 func (l *Local) buildApp(ctx context.Context, repoRoot, name, key string) (string, error) {

@@ -96,10 +96,16 @@ func istioLDFlags(r IstioRelease) []string {
 		"-X " + v + "buildHub=docker.io/istio", "-X " + v + "buildOS=linux", "-X " + v + "buildArch=amd64"}
 }
 
+// istioNice is the CPU priority of Istio builds: they start with the cluster
+// images but are needed only after the clusters are up, so they take the
+// cores the cluster images leave, and all of them once those are done.
+const istioNice = 10
+
 func istioModule(r IstioRelease, name string, tags []string, pkgs ...string) gobuild.Module {
 	return gobuild.Module{
 		Name: name, Path: "istio.io/istio", Version: r.Module, Require: r.Require, NoSumDB: r.NoSumDB, Sums: r.Sums,
 		Packages: pkgs, Tags: tags, LDFlags: istioLDFlags(r), SeedSum: true, SeedProbe: "istio.io/istio/pkg/version",
+		Nice: istioNice,
 	}
 }
 
@@ -122,8 +128,18 @@ func IstioImages(version string) (pilot, proxy, echo string) {
 }
 
 // Istio builds the release's images into the local registry and returns the
-// path of its istioctl.
+// path of its istioctl. It builds once per Local: a call while an earlier
+// one (a background prebuild) runs waits for it and shares its result, so
+// ctx should live as long as the run.
 func (l *Local) Istio(ctx context.Context, r IstioRelease) (istioctl string, err error) {
+	v, err := l.memo("istio "+r.Version, func() (any, error) { return l.istio(ctx, r) })
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (l *Local) istio(ctx context.Context, r IstioRelease) (istioctl string, err error) {
 	reg := l.registry()
 	std, agent := istioStandard(r), istioAgent(r)
 	pilot, proxy, echo := IstioImages(r.Version)

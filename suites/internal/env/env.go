@@ -39,7 +39,15 @@ var (
 	current  *Run
 	startErr error
 	once     sync.Once
+	// meshWanted is set while the spec tree is built, before anything runs,
+	// by the specs that install the mesh: the run then builds Istio's images
+	// in the background from its start (harness.PrebuildMesh).
+	meshWanted bool
 )
+
+// WillInstallMesh declares that a spec of this suite installs the mesh.
+// Call it while declaring specs (outside any node).
+func WillInstallMesh() { meshWanted = true }
 
 // Start brings up the platform (images, clusters, flat network, MetalLB)
 // the first time it is called and returns the run; later calls return the
@@ -61,6 +69,7 @@ func start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	h.PrebuildMesh = meshWanted
 	r := &Run{H: h}
 	current = r
 	if r.Before, err = h.Snapshot(ctx); err != nil {

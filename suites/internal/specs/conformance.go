@@ -23,6 +23,7 @@ import (
 // inside an Ordered container after env.Setup; it installs the mesh if no
 // earlier spec did.
 func Conformance() {
+	env.WillInstallMesh()
 	var apps *sampleApps
 	vm := func() *verify.Mesh { return apps.mesh }
 	r := func() *env.Run { return env.Get() }

@@ -271,6 +271,7 @@ type faultOutcome struct {
 // own platform, that the checks can fail. Call inside an Ordered container
 // after env.Setup.
 func Faults() {
+	env.WillInstallMesh()
 	e := &faultEnv{}
 	var outcomes []faultOutcome
 
