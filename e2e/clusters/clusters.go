@@ -276,6 +276,12 @@ func (m *Manager) installPodNetwork(ctx context.Context, cl *Cluster) error {
 				self = i
 			}
 		}
+		// Before any pod has a network (the conflist below), so no client
+		// ever dials a Service IP into the void.
+		rule := cni.RejectUnservedServiceIPs(cl.ServiceSubnet)
+		if err := kn.CommandContext(ctx, "iptables", append([]string{"-w", "-I"}, rule...)...).Run(); err != nil {
+			return fmt.Errorf("node %s: iptables rule for untranslated service IPs: %w", kn, err)
+		}
 		conf, err := cni.RenderConflist(self.PodCIDR, 1500)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", kn, err)

@@ -76,3 +76,17 @@ func RoutesFor(self NodeInfo, all []NodeInfo) []Route {
 	}
 	return routes
 }
+
+// RejectUnservedServiceIPs is the iptables rule (arguments after
+// `iptables`) that refuses, on a node, pod traffic to the cluster's own
+// service range that no proxy rule has translated. kube-proxy rewrites a
+// Service IP to an endpoint before routing (nat PREROUTING), so only
+// packets it has not translated reach FORWARD with such a destination.
+// Without the rule they follow the node's default route out to the Docker
+// network's gateway, and a client that starts before kube-proxy has
+// written its rules — CoreDNS, every cluster start — waits out a 30 s dial
+// timeout (seen: readiness took 40–50 s); with it the dial fails at once and
+// the client's retry, a second later, goes through.
+func RejectUnservedServiceIPs(serviceSubnet netip.Prefix) []string {
+	return []string{"FORWARD", "-d", serviceSubnet.String(), "-m", "comment", "--comment", "meshconform: service IP not translated by kube-proxy", "-j", "REJECT"}
+}

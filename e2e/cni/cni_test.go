@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,15 @@ func TestRoutesForSkipsSelfAndNodesWithoutCIDR(t *testing.T) {
 	want := []Route{{Dst: netip.MustParsePrefix("10.10.1.0/24"), Via: netip.MustParseAddr("172.30.0.3")}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v want %v", got, want)
+	}
+}
+
+func TestRejectUnservedServiceIPs(t *testing.T) {
+	got := strings.Join(RejectUnservedServiceIPs(netip.MustParsePrefix("10.255.10.0/24")), " ")
+	// Only the cluster's own service range, and only in FORWARD: a rule in
+	// OUTPUT or PREROUTING would refuse traffic before kube-proxy's NAT.
+	want := `FORWARD -d 10.255.10.0/24 -m comment --comment meshconform: service IP not translated by kube-proxy -j REJECT`
+	if got != want {
+		t.Errorf("rule = %q, want %q", got, want)
 	}
 }
