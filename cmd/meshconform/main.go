@@ -3,9 +3,21 @@
 //	meshconform clean   remove what a killed run left: the topology's clusters
 //	                    (only ours), the local registry container, the network.
 //	                    The image cache stays.
-//	meshconform bench   write the last run's timings and figures (time to
-//	                    SYNCED, failover time, failed requests) as a benchmark
-//	                    record under artifacts/bench/, to compare versions.
+//	meshconform bench [warm|cold|report]
+//	                    measure a run: wall time per make command, the
+//	                    machine's CPU use, the critical path, the longest
+//	                    phases and the run's figures (time to SYNCED,
+//	                    failover time, failed requests), written as
+//	                    artifacts/bench/<istio>-<time>/bench.json and
+//	                    bench.md, to compare versions.
+//	                      warm    (default) run `make e2e` once, caches as
+//	                              they are.
+//	                      cold    run `make test` and `make e2e` with empty
+//	                              GOMODCACHE, GOCACHE and MESHCONFORM_CACHE
+//	                              (made under ~/.cache, ~15 GB, removed
+//	                              afterwards), then `make e2e` again warm.
+//	                      report  run nothing: record the last run's
+//	                              artifacts/phases.json.
 //	meshconform leftovers
 //	                    list what of meshconform exists on this machine; exit 1
 //	                    if anything does.
@@ -22,25 +34,30 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench")
+	args := os.Args[1:]
+	if len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[0] != "bench") {
+		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench [warm|cold|report]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1]); err != nil {
+	if err := run(ctx, args[0], args[1:]...); err != nil {
 		fmt.Fprintln(os.Stderr, "meshconform:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cmd string) error {
+func run(ctx context.Context, cmd string, args ...string) error {
 	cfg, err := harness.ConfigFromEnv()
 	if err != nil {
 		return err
 	}
 	if cmd == "bench" {
-		return bench(cfg.ArtifactsDir, cfg.IstioVersion)
+		mode := "warm"
+		if len(args) > 0 {
+			mode = args[0]
+		}
+		return bench(ctx, cfg, mode)
 	}
 	// Its own report directory: a cleanup must not overwrite a run's report.
 	cfg.ArtifactsDir = filepath.Join(cfg.ArtifactsDir, "meshconform-"+cmd)

@@ -29,8 +29,18 @@ type Harness struct {
 	Clusters *clusters.Manager
 	Images   images.ClusterImages
 
+	// PrebuildMesh starts the Istio release's images and the sample apps in
+	// the background as soon as the registry is up, for a run that will
+	// install the mesh (see Prebuild).
+	PrebuildMesh bool
+
 	out      io.Writer
 	buildLog *os.File
+	// bg is the context of background builds: it outlives the phase that
+	// starts them and ends at teardown.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgWait   sync.WaitGroup
 	mu       sync.Mutex
 	created  map[string]*clusters.Cluster
 	tornDown bool
@@ -58,6 +68,10 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 		Config: cfg, Topology: topo, Release: release, Run: report.NewRun(out),
 		out: out, buildLog: buildLog, created: map[string]*clusters.Cluster{},
 	}
+	h.bg, h.bgCancel = context.WithCancel(context.Background())
+	// CPU use over the whole run, for the report and the Gantt chart: when
+	// both cores are busy throughout, only less work makes a run faster.
+	h.Run.StartCPU(report.DefaultCPUInterval)
 	if cfg.Source == images.SourceLocal {
 		h.Source = images.NewLocal(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
 	} else {
@@ -111,11 +125,51 @@ func (h *Harness) PrepareImages(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if local, ok := h.Source.(*images.Local); ok && h.PrebuildMesh {
+		if err := local.StartRegistry(ctx, h.Topology.Network.Name); err != nil {
+			return err
+		}
+		h.prebuild(local)
+	}
 	return h.Run.Time("images", func() error {
 		var err error
 		h.Images, err = h.Source.Prepare(ctx, h.Topology.Network.Name)
 		return err
 	})
+}
+
+// prebuild starts, in the background, what the install and the sample apps
+// will wait for: the Istio release's images and istioctl, and every app of
+// fixtures/apps. They overlap the cluster images, the clusters' bring-up
+// and the platform specs instead of following them; the Istio build runs at
+// a lower CPU priority so the cluster images, needed first, get the cores
+// first. PrepareIstio and App later join these builds (each runs once).
+// Errors surface there, when the result is asked for.
+func (h *Harness) prebuild(local *images.Local) {
+	rel, err := images.LookupIstioRelease(h.Config.IstioVersion)
+	if err == nil {
+		h.background(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
+	}
+	apps, _ := filepath.Glob(filepath.Join(h.Config.RepoRoot, images.AppsDir, "*", "main.go"))
+	for _, a := range apps {
+		name := filepath.Base(filepath.Dir(a))
+		h.background(func(ctx context.Context) { _, _ = local.App(ctx, h.Config.RepoRoot, name) })
+	}
+}
+
+func (h *Harness) background(fn func(ctx context.Context)) {
+	h.bgWait.Add(1)
+	go func() {
+		defer h.bgWait.Done()
+		fn(h.bg)
+	}()
+}
+
+// stopBackground cancels background builds still running and waits for
+// them, so none outlives the run (nor writes to its cache half done).
+func (h *Harness) stopBackground() {
+	h.bgCancel()
+	h.bgWait.Wait()
 }
 
 // CreateClusters creates the named clusters of the topology in parallel and
@@ -236,6 +290,7 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 	if failed {
 		_ = h.Run.Time("export logs", func() error { h.ExportLogs(ctx); return nil })
 	}
+	h.stopBackground()
 	h.mu.Lock()
 	done := h.tornDown
 	h.tornDown = true
@@ -266,9 +321,10 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 // Close writes the run's report (phases.json and its Gantt chart,
 // phases.svg) and closes its logs.
 func (h *Harness) Close() error {
+	cpu := h.Run.StopCPU()
 	err := h.Run.WriteJSON(filepath.Join(h.Config.ArtifactsDir, "phases.json"))
 	if f, ferr := os.Create(filepath.Join(h.Config.ArtifactsDir, "phases.svg")); ferr == nil {
-		err = errors.Join(err, report.WriteGantt(f, h.Run.Phases()), f.Close())
+		err = errors.Join(err, report.WriteGanttCPU(f, h.Run.Phases(), cpu), f.Close())
 	} else {
 		err = errors.Join(err, ferr)
 	}

@@ -32,6 +32,9 @@ type Run struct {
 	phases  []Phase
 	figures map[string]any
 	now     func() time.Time
+
+	cpuMu sync.Mutex  // apart from mu: StartCPU prints, which takes mu
+	cpu   *CPUSampler // nil until StartCPU
 }
 
 // NewRun prints phase lines to out.
@@ -95,13 +98,59 @@ func (r *Run) printf(format string, args ...any) {
 	fmt.Fprintf(r.out, format, args...)
 }
 
+// StartCPU samples the machine's CPU use every interval (<= 0 means
+// DefaultCPUInterval) until stop or StopCPU, for the report's CPU record and
+// the cpu_* figures. Where /proc/stat cannot be read (not Linux) it prints
+// why and records nothing: a missing CPU strip must not fail a run. A second
+// call returns the first sampler's stop (a stopped sampler stays stopped).
+func (r *Run) StartCPU(interval time.Duration) (stop func()) {
+	r.cpuMu.Lock()
+	defer r.cpuMu.Unlock()
+	if r.cpu == nil {
+		s, err := StartCPUSampler(interval)
+		if err != nil {
+			r.printf(" ! no CPU record: %v\n", err)
+			return func() {}
+		}
+		r.cpu = s
+	}
+	s := r.cpu
+	return func() { s.Stop() }
+}
+
+// StopCPU stops the sampler started by StartCPU and returns its record;
+// nil when none was started. Safe to call more than once.
+func (r *Run) StopCPU() *CPU {
+	if s := r.sampler(); s != nil {
+		return s.Stop()
+	}
+	return nil
+}
+
+// CPU returns the CPU record so far (nil without StartCPU); sampling goes on.
+func (r *Run) CPU() *CPU {
+	if s := r.sampler(); s != nil {
+		return s.Snapshot()
+	}
+	return nil
+}
+
+func (r *Run) sampler() *CPUSampler {
+	r.cpuMu.Lock()
+	defer r.cpuMu.Unlock()
+	return r.cpu
+}
+
 // Document is what WriteJSON writes.
 type Document struct {
 	Phases  []Phase        `json:"phases"`
 	Figures map[string]any `json:"figures"`
+	// CPU is the machine's CPU use during the run, when it was sampled.
+	CPU *CPU `json:"cpu,omitempty"`
 }
 
-// WriteJSON writes the phases and figures to path, creating its directory.
+// WriteJSON writes the phases, figures and CPU record (so far) to path,
+// creating its directory.
 func (r *Run) WriteJSON(path string) error {
 	r.mu.Lock()
 	figs := make(map[string]any, len(r.figures))
@@ -109,13 +158,21 @@ func (r *Run) WriteJSON(path string) error {
 		figs[k] = v
 	}
 	r.mu.Unlock()
-	doc := Document{Phases: r.Phases(), Figures: figs}
+	doc := Document{Phases: r.Phases(), Figures: figs, CPU: r.CPU()}
+	if doc.CPU != nil {
+		for k, v := range doc.CPU.Summary.Figures() {
+			figs[k] = v
+		}
+	}
 	raw, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode run report: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return fmt.Errorf("run report directory: %w", err)
 	}
-	return os.WriteFile(path, raw, 0o644)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		return fmt.Errorf("write run report: %w", err)
+	}
+	return nil
 }
