@@ -21,6 +21,13 @@
 //	meshconform leftovers
 //	                    list what of meshconform exists on this machine; exit 1
 //	                    if anything does.
+//	meshconform cache size
+//	                    the image cache's size, per top-level directory.
+//	meshconform cache prune [-dry-run] [-no-docker]
+//	                    remove from the image cache what no current recipe
+//	                    uses (old builds, root filesystems, registry images);
+//	                    runs also prune by themselves past
+//	                    MESHCONFORM_CACHE_LIMIT (default 8GiB).
 package main
 
 import (
@@ -35,8 +42,8 @@ import (
 
 func main() {
 	args := os.Args[1:]
-	if len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[0] != "bench") {
-		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench [warm|cold|report]")
+	if len(args) < 1 || (args[0] != "cache" && (len(args) > 2 || (len(args) == 2 && args[0] != "bench"))) {
+		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench [warm|cold|report]|cache size|cache prune [-dry-run] [-no-docker]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -51,6 +58,9 @@ func run(ctx context.Context, cmd string, args ...string) error {
 	cfg, err := harness.ConfigFromEnv()
 	if err != nil {
 		return err
+	}
+	if cmd == "cache" {
+		return cacheCommand(ctx, cfg, args)
 	}
 	if cmd == "bench" {
 		mode := "warm"

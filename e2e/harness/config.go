@@ -27,6 +27,9 @@ type Config struct {
 	ArtifactsDir string // MESHCONFORM_ARTIFACTS
 	// CacheDir keeps builds and the registry's storage between runs.
 	CacheDir string // MESHCONFORM_CACHE
+	// CacheLimit is the image cache size past which a teardown prunes what
+	// no current recipe uses (0: never).
+	CacheLimit int64 // MESHCONFORM_CACHE_LIMIT
 	// KeepClusters leaves the clusters (and registry) up after the run, for
 	// debugging; the next run replaces them.
 	KeepClusters bool // MESHCONFORM_KEEP_CLUSTERS=1
@@ -63,6 +66,9 @@ func ConfigFromEnv() (Config, error) {
 		if c.RegistryPort, err = strconv.Atoi(p); err != nil || c.RegistryPort < 1 || c.RegistryPort > 65535 {
 			return c, fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%q is not a port number", p)
 		}
+	}
+	if c.CacheLimit, err = images.CacheLimitFromEnv(); err != nil {
+		return c, err
 	}
 	if c.Source != images.SourceLocal && c.Source != images.SourceUpstream {
 		return c, fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=%q: want %q or %q", c.Source, images.SourceLocal, images.SourceUpstream)

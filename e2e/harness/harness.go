@@ -78,6 +78,7 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 		h.Source = images.NewUpstream(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
 	}
 	h.Clusters = clusters.NewManager(topo.Network, filepath.Join(cfg.ArtifactsDir, "kubeconfig"), out)
+	h.Clusters.Time = h.Run.Time
 	h.Run.Figure("image_source", cfg.Source)
 	h.Run.Figure("kubernetes_version", release.Version)
 	return h, nil
@@ -175,6 +176,13 @@ func (h *Harness) stopBackground() {
 // CreateClusters creates the named clusters of the topology in parallel and
 // waits until each is ready.
 func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clusters.Cluster, error) {
+	return h.createClusters(ctx, nil, names...)
+}
+
+// createClusters is CreateClusters with a step (may be nil) run on each
+// cluster as soon as it exists, side by side with the wait for it to be
+// ready: installing an addon needs the API server, not a settled cluster.
+func (h *Harness) createClusters(ctx context.Context, alongside func(context.Context, *clusters.Cluster) error, names ...string) ([]*clusters.Cluster, error) {
 	out := make([]*clusters.Cluster, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range names {
@@ -197,9 +205,16 @@ func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clust
 			if err != nil {
 				return err
 			}
-			if err := h.Run.Time("cluster "+name+" ready", func() error {
-				return clusters.WaitReady(gctx, cl, 4*time.Minute)
-			}); err != nil {
+			both, bctx := errgroup.WithContext(gctx)
+			both.Go(func() error {
+				return h.Run.Time("cluster "+name+" ready", func() error {
+					return clusters.WaitReady(bctx, cl, 4*time.Minute)
+				})
+			})
+			if alongside != nil {
+				both.Go(func() error { return alongside(bctx, cl) })
+			}
+			if err := both.Wait(); err != nil {
 				return err
 			}
 			out[i] = cl
@@ -210,8 +225,8 @@ func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clust
 }
 
 // SetUpPlatform brings up what every suite stands on: images, all clusters
-// of the topology (in parallel), the flat network between them, and MetalLB
-// with each cluster's pool.
+// of the topology (in parallel), MetalLB with each cluster's pool (while the
+// cluster settles), and the flat network between them.
 func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error) {
 	if err := h.Preflight(ctx); err != nil {
 		return nil, err
@@ -223,7 +238,12 @@ func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error
 	for _, c := range h.Topology.Clusters {
 		names = append(names, c.Name)
 	}
-	cls, err := h.CreateClusters(ctx, names...)
+	installMetalLB := func(ctx context.Context, cl *clusters.Cluster) error {
+		return h.Run.Time("metallb "+metallb.Version+" on "+cl.Name+" (pool "+cl.LoadBalancerPool.String()+")", func() error {
+			return metallb.Install(ctx, cl.Client, cl.LoadBalancerPool)
+		})
+	}
+	cls, err := h.createClusters(ctx, installMetalLB, names...)
 	if err != nil {
 		return nil, err
 	}
@@ -232,15 +252,7 @@ func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error
 			return nil, err
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, cl := range cls {
-		g.Go(func() error {
-			return h.Run.Time("metallb "+metallb.Version+" on "+cl.Name+" (pool "+cl.LoadBalancerPool.String()+")", func() error {
-				return metallb.Install(gctx, cl.Client, cl.LoadBalancerPool)
-			})
-		})
-	}
-	return cls, g.Wait()
+	return cls, nil
 }
 
 // App returns the image reference of a sample app in fixtures/apps.
@@ -313,9 +325,28 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 			errs = append(errs, h.DeleteCluster(ctx, c.Name))
 		}
 	}
-	errs = append(errs, h.Run.Time("remove local registry", func() error { return images.RemoveRegistry(ctx) }))
+	regErr := h.Run.Time("remove local registry", func() error { return images.RemoveRegistry(ctx) })
+	errs = append(errs, regErr)
+	if regErr == nil {
+		h.pruneCache(ctx)
+	}
 	errs = append(errs, h.Run.Time("remove docker network", func() error { return clusters.RemoveNetwork(ctx, h.Topology.Network) }))
 	return errors.Join(errs...)
+}
+
+// pruneCache keeps the image cache bounded: past MESHCONFORM_CACHE_LIMIT it
+// removes what no current recipe uses. It runs once the registry is gone
+// (its storage is pruned offline); a failed prune is reported and fails no
+// run.
+func (h *Harness) pruneCache(ctx context.Context) {
+	_, _ = h.Run.TimeNote("prune image cache", func() (string, error) {
+		res, pruned, err := images.PruneIfOver(ctx, h.Config.CacheDir, h.Config.CacheLimit, images.PruneOptions{RepoRoot: h.Config.RepoRoot, Log: h.out})
+		if !pruned {
+			return "under limit", err
+		}
+		return "removed " + images.FormatBytes(res.RemovedBytes()), err
+	})
+	h.Run.Figure("image_cache_bytes_after_run", images.CacheSize(h.Config.CacheDir))
 }
 
 // Close writes the run's report (phases.json and its Gantt chart,

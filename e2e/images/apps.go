@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -29,22 +31,30 @@ func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	ref := fmt.Sprintf("docker.io/meshconform/%s:%s", name, key)
+	ref := appRecipe(name, key).ref
 	// Once per Local: a background prebuild and the spec that needs the
 	// image share one build.
 	_, err = l.memo("app "+ref, func() (any, error) { return nil, l.ensureApp(ctx, repoRoot, name, key, ref) })
 	return ref, err
 }
 
+// appRecipe is the image of an app whose inputs digest to key; build is set
+// by whoever builds it (cache prune needs only ref and inputs).
+func appRecipe(name, key string) recipe {
+	return recipe{ref: fmt.Sprintf("docker.io/meshconform/%s:%s", name, key), inputs: []string{key}}
+}
+
 func (l *Local) ensureApp(ctx context.Context, repoRoot, name, key, ref string) error {
-	return l.ensure(ctx, l.registry(), recipe{ref: ref, inputs: []string{key}, build: func(ctx context.Context) (v1.Image, error) {
+	rc := appRecipe(name, key)
+	rc.build = func(ctx context.Context) (v1.Image, error) {
 		bin, err := l.buildApp(ctx, repoRoot, name, key)
 		if err != nil {
 			return nil, err
 		}
 		return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"},
 			oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755, Src: bin})
-	}})
+	}
+	return l.ensure(ctx, l.registry(), rc)
 }
 
 func (l *Local) buildApp(ctx context.Context, repoRoot, name, key string) (string, error) {
@@ -58,12 +68,20 @@ func (l *Local) buildApp(ctx context.Context, repoRoot, name, key string) (strin
 	return out, nil
 }
 
-// appKey digests what the app's binary is made of: its package's files, the
-// module's go.mod and go.sum, and the Go toolchain.
+// appKey digests what the app's binary is made of: the Go files of its
+// directory and every directory below it (its own packages, such as
+// meshapp/api; apps import nothing else of this repository), the module's
+// go.mod and go.sum, and the Go toolchain.
 func appKey(repoRoot, name string) (string, error) {
-	files, err := filepath.Glob(filepath.Join(repoRoot, AppsDir, name, "*.go"))
+	var files []string
+	err := filepath.WalkDir(filepath.Join(repoRoot, AppsDir, name), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") {
+			files = append(files, p)
+		}
+		return err
+	})
 	if err != nil || len(files) == 0 {
-		return "", fmt.Errorf("app %s: no Go files in %s", name, filepath.Join(AppsDir, name))
+		return "", fmt.Errorf("app %s: no Go files in %s (%v)", name, filepath.Join(AppsDir, name), err)
 	}
 	files = append(files, filepath.Join(repoRoot, "go.mod"), filepath.Join(repoRoot, "go.sum"))
 	sort.Strings(files)

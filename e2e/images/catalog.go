@@ -72,6 +72,10 @@ func (r KubeRelease) ControlPlaneImages() []string {
 	}
 }
 
+// stagingVersion is the version Kubernetes' staging modules (k8s.io/api,
+// client-go, ...) are published at for the release: v0.33.13 for v1.33.13.
+func (r KubeRelease) stagingVersion() string { return "v0" + strings.TrimPrefix(r.Version, "v1") }
+
 // minor is "33" for v1.33.13.
 func (r KubeRelease) minor() string {
 	parts := strings.Split(strings.TrimPrefix(r.Version, "v"), ".")

@@ -96,6 +96,45 @@ func istioLDFlags(r IstioRelease) []string {
 		"-X " + v + "buildHub=docker.io/istio", "-X " + v + "buildOS=linux", "-X " + v + "buildArch=amd64"}
 }
 
+// istioRecipes are the release's images. Their build functions use l; with
+// a nil l only refs and inputs are meaningful (what cache prune needs).
+func istioRecipes(l *Local, r IstioRelease) []recipe {
+	std, agent := istioStandard(r), istioAgent(r)
+	pilot, proxy, echo := IstioImages(r.Version)
+	certs := oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"}
+	return []recipe{
+		{ref: pilot, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, std)
+			if err != nil {
+				return nil, err
+			}
+			// As Istio's pilot image: the binary as entrypoint, run as 1337.
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-discovery"}, User: "1337:1337"},
+				oci.File{Path: "/usr/local/bin/pilot-discovery", Mode: 0o755, Src: bins.Binary("pilot-discovery")}, certs)
+		}},
+		{ref: proxy, inputs: []string{agent.Key()}, build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, agent)
+			if err != nil {
+				return nil, err
+			}
+			// The agent without Envoy: the grpc-agent injection template gives
+			// only args, and its postStart hook runs `pilot-agent wait`.
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-agent"}, WorkingDir: "/"},
+				oci.File{Path: "/usr/local/bin/pilot-agent", Mode: 0o755, Src: bins.Binary("pilot-agent")}, certs,
+				oci.File{Path: "/etc/istio/proxy", Dir: true, Mode: 0o777}, oci.File{Path: "/var/lib/istio/data", Dir: true, Mode: 0o777})
+		}},
+		{ref: echo, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
+			bins, err := l.goBuild(ctx, std)
+			if err != nil {
+				return nil, err
+			}
+			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/server"}, User: "1338:1338"},
+				oci.File{Path: "/usr/local/bin/server", Mode: 0o755, Src: bins.Binary("server")},
+				oci.File{Path: "/usr/local/bin/client", Mode: 0o755, Src: bins.Binary("client")}, certs)
+		}},
+	}
+}
+
 // istioNice is the CPU priority of Istio builds: they start with the cluster
 // images but are needed only after the clusters are up, so they take the
 // cores the cluster images leave, and all of them once those are done.
@@ -141,40 +180,8 @@ func (l *Local) Istio(ctx context.Context, r IstioRelease) (istioctl string, err
 
 func (l *Local) istio(ctx context.Context, r IstioRelease) (istioctl string, err error) {
 	reg := l.registry()
-	std, agent := istioStandard(r), istioAgent(r)
-	pilot, proxy, echo := IstioImages(r.Version)
-	certs := oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"}
-	recipes := []recipe{
-		{ref: pilot, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, std)
-			if err != nil {
-				return nil, err
-			}
-			// As Istio's pilot image: the binary as entrypoint, run as 1337.
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-discovery"}, User: "1337:1337"},
-				oci.File{Path: "/usr/local/bin/pilot-discovery", Mode: 0o755, Src: bins.Binary("pilot-discovery")}, certs)
-		}},
-		{ref: proxy, inputs: []string{agent.Key()}, build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, agent)
-			if err != nil {
-				return nil, err
-			}
-			// The agent without Envoy: the grpc-agent injection template gives
-			// only args, and its postStart hook runs `pilot-agent wait`.
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-agent"}, WorkingDir: "/"},
-				oci.File{Path: "/usr/local/bin/pilot-agent", Mode: 0o755, Src: bins.Binary("pilot-agent")}, certs,
-				oci.File{Path: "/etc/istio/proxy", Dir: true, Mode: 0o777}, oci.File{Path: "/var/lib/istio/data", Dir: true, Mode: 0o777})
-		}},
-		{ref: echo, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, std)
-			if err != nil {
-				return nil, err
-			}
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/server"}, User: "1338:1338"},
-				oci.File{Path: "/usr/local/bin/server", Mode: 0o755, Src: bins.Binary("server")},
-				oci.File{Path: "/usr/local/bin/client", Mode: 0o755, Src: bins.Binary("client")}, certs)
-		}},
-	}
+	std := istioStandard(r)
+	recipes := istioRecipes(l, r)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, rc := range recipes {
 		g.Go(func() error { return l.ensure(gctx, reg, rc) })

@@ -273,8 +273,7 @@ func (l *Local) kubeBinaries(ctx context.Context) (gobuild.Result, error) {
 	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, bool, error) {
 		// Kubernetes replaces its staging modules with directories of its own
 		// tree; built as a dependency, each is pinned to its published v0.x.y.
-		staging := "v0" + strings.TrimPrefix(l.Release.Version, "v1")
-		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", staging)
+		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", l.Release.stagingVersion())
 		if err != nil {
 			return nil, false, err
 		}
@@ -383,7 +382,7 @@ func (l *Local) clusterRecipes() []recipe {
 			},
 		})
 	}
-	proxySpec := rootfs.Spec{Name: "kube-proxy", Suite: "bookworm", Variant: "minbase", Include: kubeProxyPackages}
+	proxySpec := kubeProxyRootfsSpec()
 	recipes = append(recipes, recipe{
 		ref: "registry.k8s.io/kube-proxy:" + r.Version, inputs: []string{kube.Key(), proxySpec.Key()},
 		build: func(ctx context.Context) (v1.Image, error) {
