@@ -34,6 +34,16 @@ type Manager struct {
 	provider      *cluster.Provider
 	logger        kindlog.Logger
 	logOut        io.Writer
+	// Time, when set, times the steps of a cluster's creation as phases of
+	// the run's report (kind's create, then what follows it).
+	Time func(name string, fn func() error) error
+}
+
+func (m *Manager) time(name string, fn func() error) error {
+	if m.Time == nil {
+		return fn()
+	}
+	return m.Time(name, fn)
 }
 
 // NewManager returns a manager writing kubeconfigs (one file per cluster,
@@ -132,14 +142,16 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 	// kind takes its Docker network from the environment only.
 	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", m.Network.Name)
 	kc := m.KubeconfigPath(c.Name)
-	err := m.creator(c.Name).Create(c.Name,
-		cluster.CreateWithV1Alpha4Config(cfg),
-		cluster.CreateWithNodeImage(imgs.Node),
-		cluster.CreateWithKubeconfigPath(kc),
-		cluster.CreateWithWaitForReady(0),
-		cluster.CreateWithDisplayUsage(false),
-		cluster.CreateWithDisplaySalutation(false),
-	)
+	err := m.time("kind create "+c.Name, func() error {
+		return m.creator(c.Name).Create(c.Name,
+			cluster.CreateWithV1Alpha4Config(cfg),
+			cluster.CreateWithNodeImage(imgs.Node),
+			cluster.CreateWithKubeconfigPath(kc),
+			cluster.CreateWithWaitForReady(0),
+			cluster.CreateWithDisplayUsage(false),
+			cluster.CreateWithDisplaySalutation(false),
+		)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create cluster %s: %w", c.Name, err)
 	}
@@ -154,7 +166,7 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 		return nil, fmt.Errorf("cluster %s: client: %w", c.Name, err)
 	}
 	cl := &Cluster{Cluster: c, Kubeconfig: kc, Client: client}
-	if err := m.installPodNetwork(ctx, cl); err != nil {
+	if err := m.time("pod network "+c.Name, func() error { return m.installPodNetwork(ctx, cl) }); err != nil {
 		return nil, fmt.Errorf("cluster %s: pod network: %w", c.Name, err)
 	}
 	return cl, nil

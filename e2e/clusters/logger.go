@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	kindlog "sigs.k8s.io/kind/pkg/log"
 )
@@ -16,12 +17,15 @@ type WriterLogger struct {
 	W         io.Writer
 	Prefix    string
 	Verbosity kindlog.Level
-	mu        *sync.Mutex
+	// start is when the logger was made (a cluster's creation began): each
+	// line says how long after it, so a slow kind step shows in the log.
+	start time.Time
+	mu    *sync.Mutex
 }
 
 // NewWriterLogger returns a logger writing to w.
 func NewWriterLogger(w io.Writer, prefix string, verbosity kindlog.Level) *WriterLogger {
-	return &WriterLogger{W: w, Prefix: prefix, Verbosity: verbosity, mu: &sync.Mutex{}}
+	return &WriterLogger{W: w, Prefix: prefix, Verbosity: verbosity, start: time.Now(), mu: &sync.Mutex{}}
 }
 
 func (l *WriterLogger) write(kind, msg string) {
@@ -30,7 +34,7 @@ func (l *WriterLogger) write(kind, msg string) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.W, "%s%s%s\n", l.Prefix, kind, strings.TrimRight(msg, "\n"))
+	fmt.Fprintf(l.W, "%s+%4.0fs %s%s\n", l.Prefix, time.Since(l.start).Seconds(), kind, strings.TrimRight(msg, "\n"))
 }
 
 func (l *WriterLogger) Warn(message string)               { l.write("WARN ", message) }

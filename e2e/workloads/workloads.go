@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"os"
 	"path/filepath"
 	"sort"
@@ -179,6 +180,24 @@ func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
 		return fmt.Errorf("namespace %s still exists after 3m: %w", ns, err)
 	}
 	return nil
+}
+
+// Namespace names a namespace of one cluster.
+type Namespace struct {
+	Client klient.Client
+	Name   string
+}
+
+// DeleteNamespaces deletes namespaces, of one cluster or several, side by
+// side and waits until all are gone: each deletion waits on its pods'
+// termination and on the namespace controller's retries, which overlap
+// instead of adding up.
+func DeleteNamespaces(ctx context.Context, nss ...Namespace) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, ns := range nss {
+		g.Go(func() error { return DeleteNamespace(gctx, ns.Client, ns.Name) })
+	}
+	return g.Wait()
 }
 
 // DeleteFile deletes every object of a manifest file from namespace ns;

@@ -136,10 +136,12 @@ func (a *sampleApps) scaleBackend(ctx context.Context, cl *clusters.Cluster, fac
 // remove deletes the apps' namespaces from every cluster.
 func (a *sampleApps) remove(ctx context.Context) {
 	GinkgoHelper()
+	var nss []workloads.Namespace
 	for _, cl := range a.mesh.Clusters {
-		Expect(workloads.DeleteNamespace(ctx, cl.Client, verify.AppNamespace)).To(Succeed())
-		Expect(workloads.DeleteNamespace(ctx, cl.Client, verify.OutsideNamespace)).To(Succeed())
+		nss = append(nss, workloads.Namespace{Client: cl.Client, Name: verify.AppNamespace},
+			workloads.Namespace{Client: cl.Client, Name: verify.OutsideNamespace})
 	}
+	Expect(workloads.DeleteNamespaces(ctx, nss...)).To(Succeed())
 }
 
 // expectedProxies is how many app proxies run with the backend and the

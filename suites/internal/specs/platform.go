@@ -193,9 +193,11 @@ func Platform() {
 		}, NodeTimeout(3*time.Minute))
 
 		AfterAll(func(ctx SpecContext) {
+			var nss []workloads.Namespace
 			for _, cl := range all {
-				Expect(workloads.DeleteNamespace(ctx, cl.Client, ns)).To(Succeed())
+				nss = append(nss, workloads.Namespace{Client: cl.Client, Name: ns})
 			}
+			Expect(workloads.DeleteNamespaces(ctx, nss...)).To(Succeed())
 		}, NodeTimeout(3*time.Minute))
 	})
 }
