@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/report"
 )
 
@@ -33,8 +34,12 @@ type bencher struct {
 	// leftovers lists meshconform's Docker objects; a kept registry would
 	// serve a cold run the images of the user's cache.
 	leftovers func(ctx context.Context) ([]string, error)
-	cacheBase string // where the cold caches go; see coldCacheBase
-	minFree   uint64
+	// removeImages removes the images meshconform loaded into Docker (the
+	// kind node image, the registry's): they are keyed by their inputs, so a
+	// cold run would otherwise find them and not build them.
+	removeImages func(ctx context.Context) error
+	cacheBase    string // where the cold caches go; see coldCacheBase
+	minFree      uint64
 }
 
 func newBencher(cfg harness.Config, dir string) *bencher {
@@ -43,8 +48,9 @@ func newBencher(cfg harness.Config, dir string) *bencher {
 		make: func(ctx context.Context, env []string, args ...string) error {
 			return runMake(ctx, cfg.RepoRoot, env, args...)
 		},
-		leftovers: func(ctx context.Context) ([]string, error) { return leftovers(ctx, cfg) },
-		cacheBase: coldCacheBase(), minFree: coldMinFree,
+		leftovers:    func(ctx context.Context) ([]string, error) { return leftovers(ctx, cfg) },
+		removeImages: removeOwnImages,
+		cacheBase:    coldCacheBase(), minFree: coldMinFree,
 	}
 }
 
@@ -61,10 +67,11 @@ func (b *bencher) warm(ctx context.Context, rec *Record) error {
 // again with the caches they filled, for the warm figure beside it. The
 // caches are removed at the end, after a failure or an interrupt too.
 //
-// Docker's own image store is left alone: emptying it would delete the
-// user's images. So images Docker pulled before (kind's base image, the
-// registry's) are not pulled again, and "cold" is cold for meshconform's
-// and Go's caches only.
+// Docker's own image store is not emptied, which would delete the user's
+// images; only meshconform's own images there (the kind node image and the
+// registry's, labelled as ours) are removed first, so they are built again.
+// Docker itself stays installed and running: "cold" is cold for Go's and
+// meshconform's caches, not for the Docker engine.
 func (b *bencher) cold(ctx context.Context, rec *Record) (err error) {
 	// A SIGTERM, like an interrupt, must still reach the cleanup below.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
@@ -73,6 +80,11 @@ func (b *bencher) cold(ctx context.Context, rec *Record) (err error) {
 		fmt.Fprintf(b.out, "bench: cannot list leftovers before the cold run (%v); make e2e's setup will start Docker\n", lerr)
 	} else if len(left) > 0 {
 		return fmt.Errorf("cold bench: meshconform objects exist (%s): run `make clean` first, or a kept registry would serve the cold run from the usual cache", strings.Join(left, ", "))
+	}
+	if b.removeImages != nil {
+		if err := b.removeImages(ctx); err != nil {
+			return fmt.Errorf("cold bench: remove meshconform's Docker images: %w", err)
+		}
 	}
 	if free, ok := diskFree(b.cacheBase); ok && free < b.minFree {
 		return fmt.Errorf("cold bench: %s has %s free, the cold caches need about %s: free space there or set XDG_CACHE_HOME to a bigger disk",
@@ -309,6 +321,23 @@ func removeTree(dir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("remove the cold caches %s (remove them by hand: sudo rm -rf %s): %w", dir, dir, err)
+	}
+	return nil
+}
+
+// removeOwnImages removes the Docker images labelled as meshconform's
+// (images.OwnerLabel); with no Docker daemon there are none to remove.
+func removeOwnImages(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "docker", "images", "-q", "--filter", "label="+images.OwnerLabel+"=true").Output()
+	if err != nil {
+		return nil // no daemon: setup starts a fresh one, holding none
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return nil
+	}
+	if b, err := exec.CommandContext(ctx, "docker", append([]string{"image", "rm", "-f"}, ids...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker image rm: %w: %s", err, b)
 	}
 	return nil
 }

@@ -180,9 +180,12 @@ func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clust
 }
 
 // createClusters is CreateClusters with a step (may be nil) run on each
-// cluster as soon as it exists, side by side with the wait for it to be
-// ready: installing an addon needs the API server, not a settled cluster.
-func (h *Harness) createClusters(ctx context.Context, alongside func(context.Context, *clusters.Cluster) error, names ...string) ([]*clusters.Cluster, error) {
+// cluster as soon as that cluster is ready, without waiting for the others.
+// Not earlier: an addon started before kube-proxy has written its rules
+// cannot reach the API server's Service IP, and MetalLB's controller, for
+// one, exits and is restarted (seen when it was installed side by side
+// with the readiness wait).
+func (h *Harness) createClusters(ctx context.Context, then func(context.Context, *clusters.Cluster) error, names ...string) ([]*clusters.Cluster, error) {
 	out := make([]*clusters.Cluster, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range names {
@@ -205,17 +208,15 @@ func (h *Harness) createClusters(ctx context.Context, alongside func(context.Con
 			if err != nil {
 				return err
 			}
-			both, bctx := errgroup.WithContext(gctx)
-			both.Go(func() error {
-				return h.Run.Time("cluster "+name+" ready", func() error {
-					return clusters.WaitReady(bctx, cl, 4*time.Minute)
-				})
-			})
-			if alongside != nil {
-				both.Go(func() error { return alongside(bctx, cl) })
-			}
-			if err := both.Wait(); err != nil {
+			if err := h.Run.Time("cluster "+name+" ready", func() error {
+				return clusters.WaitReady(gctx, cl, 4*time.Minute)
+			}); err != nil {
 				return err
+			}
+			if then != nil {
+				if err := then(gctx, cl); err != nil {
+					return err
+				}
 			}
 			out[i] = cl
 			return nil
@@ -225,8 +226,8 @@ func (h *Harness) createClusters(ctx context.Context, alongside func(context.Con
 }
 
 // SetUpPlatform brings up what every suite stands on: images, all clusters
-// of the topology (in parallel), MetalLB with each cluster's pool (while the
-// cluster settles), and the flat network between them.
+// of the topology (in parallel), MetalLB with each cluster's pool (as soon
+// as that cluster is ready), and the flat network between them.
 func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error) {
 	if err := h.Preflight(ctx); err != nil {
 		return nil, err
