@@ -1,11 +1,12 @@
 # meshconform: two commands for a fresh machine.
 #   make test   unit tests (no clusters)
 #   make e2e    the main job: machine setup, images, clusters, suites, teardown
+#   make faults the seeded-fault suite (CI runs all three)
 SHELL := /bin/bash
 GO ?= go
 ARTIFACTS ?= $(CURDIR)/artifacts
 export MESHCONFORM_ARTIFACTS := $(ARTIFACTS)
-# suites/e2e runs platform → install → uninstall → teardown on one pair of clusters;
+# suites/e2e runs platform → install → conformance → uninstall → teardown on one pair of clusters;
 # E2E_SUITES="platform install" runs the suites one by one instead.
 E2E_SUITES ?= e2e
 E2E_TIMEOUT ?= 80m
@@ -31,6 +32,12 @@ e2e: setup
 	  $(GO) test -v ./suites/$$s -count=1 -timeout=$(E2E_TIMEOUT) -args $(GINKGO_FLAGS) \
 	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
 	done; exit $$rc
+
+# The seeded-fault suite: its own clusters and install, then ten faults,
+# each caught and repaired (README, "Seeded faults"). Its report goes to
+# artifacts/faults/, beside the main job's.
+faults:
+	$(MAKE) e2e E2E_SUITES=faults ARTIFACTS=$(ARTIFACTS)/faults
 
 # Runs the main job itself (make e2e, timed, with the machine's CPU sampled)
 # and writes artifacts/bench/<istio>-<time>/bench.json and bench.md: wall

@@ -105,7 +105,7 @@ func (b *bencher) cold(ctx context.Context, rec *Record) (err error) {
 	rec.ColdCaches = &ColdCaches{Dir: tmp, Bytes: map[string]int64{}}
 	defer func() {
 		for k, dir := range caches {
-			rec.ColdCaches.Bytes[k] = dirSize(dir)
+			rec.ColdCaches.Bytes[k] = images.CacheSize(dir)
 		}
 		// After a failed teardown a registry may still serve from the
 		// caches removed below; the next run would reuse it.
@@ -280,21 +280,6 @@ func coldCacheBase() string {
 		return d
 	}
 	return os.TempDir()
-}
-
-// dirSize is the size of the files under dir (0 if it is absent); files
-// it cannot read (the registry's, owned by root) are skipped.
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, ierr := d.Info(); ierr == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // removeTree removes a cold bench's cache directory. Go makes the module

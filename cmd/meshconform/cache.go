@@ -64,6 +64,11 @@ func cacheSize(out io.Writer, dir string) error {
 
 func cachePrune(ctx context.Context, out io.Writer, cfg harness.Config, o images.PruneOptions) error {
 	fmt.Fprintf(out, "pruning image cache %s\n", cfg.CacheDir)
+	lock, err := images.LockCacheExclusive(cfg.CacheDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	res, err := images.Prune(ctx, cfg.CacheDir, o)
 	if res.Before == 0 && err != nil {
 		return err // refused before looking: nothing to report

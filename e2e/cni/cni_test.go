@@ -63,8 +63,10 @@ func TestRoutesForSkipsSelfAndNodesWithoutCIDR(t *testing.T) {
 
 func TestRejectUnservedServiceIPs(t *testing.T) {
 	got := strings.Join(RejectUnservedServiceIPs(netip.MustParsePrefix("10.255.10.0/24")), " ")
-	// Only the cluster's own service range, and only in FORWARD: a rule in
-	// OUTPUT or PREROUTING would refuse traffic before kube-proxy's NAT.
+	// Only the cluster's own service range, and only in filter FORWARD,
+	// which packets reach after kube-proxy's DNAT (nat PREROUTING, or the
+	// nftables dstnat hook): a translated packet no longer matches. Traffic
+	// of the node itself (OUTPUT) is never refused.
 	want := `FORWARD -d 10.255.10.0/24 -m comment --comment meshconform: service IP not translated by kube-proxy -j REJECT`
 	if got != want {
 		t.Errorf("rule = %q, want %q", got, want)

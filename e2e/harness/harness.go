@@ -38,12 +38,14 @@ type Harness struct {
 	buildLog *os.File
 	// bg is the context of background builds: it outlives the phase that
 	// starts them and ends at teardown.
-	bg       context.Context
-	bgCancel context.CancelFunc
-	bgWait   sync.WaitGroup
-	mu       sync.Mutex
-	created  map[string]*clusters.Cluster
-	tornDown bool
+	bg        context.Context
+	bgCancel  context.CancelFunc
+	bgWait    sync.WaitGroup
+	bgStopped bool // under mu: no background work starts after teardown
+	cacheLock *images.CacheLock
+	mu        sync.Mutex
+	created   map[string]*clusters.Cluster
+	tornDown  bool
 }
 
 // New validates everything that needs no Docker (settings, topology,
@@ -67,6 +69,11 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 	h := &Harness{
 		Config: cfg, Topology: topo, Release: release, Run: report.NewRun(out),
 		out: out, buildLog: buildLog, created: map[string]*clusters.Cluster{},
+	}
+	// Held until Close: no cache prune runs while this run uses the cache.
+	if h.cacheLock, err = images.LockCacheShared(cfg.CacheDir); err != nil {
+		buildLog.Close()
+		return nil, err
 	}
 	h.bg, h.bgCancel = context.WithCancel(context.Background())
 	// CPU use over the whole run, for the report and the Gantt chart: when
@@ -159,6 +166,11 @@ func (h *Harness) prebuild(local *images.Local) {
 }
 
 func (h *Harness) background(fn func(ctx context.Context)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bgStopped {
+		return
+	}
 	h.bgWait.Add(1)
 	go func() {
 		defer h.bgWait.Done()
@@ -169,6 +181,9 @@ func (h *Harness) background(fn func(ctx context.Context)) {
 // stopBackground cancels background builds still running and waits for
 // them, so none outlives the run (nor writes to its cache half done).
 func (h *Harness) stopBackground() {
+	h.mu.Lock()
+	h.bgStopped = true
+	h.mu.Unlock()
 	h.bgCancel()
 	h.bgWait.Wait()
 }
@@ -341,6 +356,9 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 // run.
 func (h *Harness) pruneCache(ctx context.Context) {
 	_, _ = h.Run.TimeNote("prune image cache", func() (string, error) {
+		if ok, err := h.cacheLock.TryExclusive(); !ok {
+			return "skipped: another run uses the cache", err
+		}
 		res, pruned, err := images.PruneIfOver(ctx, h.Config.CacheDir, h.Config.CacheLimit, images.PruneOptions{RepoRoot: h.Config.RepoRoot, Log: h.out})
 		if !pruned {
 			return "under limit", err
@@ -361,5 +379,5 @@ func (h *Harness) Close() error {
 		err = errors.Join(err, ferr)
 	}
 	h.buildLog.Close()
-	return err
+	return errors.Join(err, h.cacheLock.Unlock())
 }

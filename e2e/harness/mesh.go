@@ -39,7 +39,7 @@ func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
 		}
 		// Usually started by the prebuild already: this waits for it.
 		err = h.Run.Time("istio "+m.Version+" images and istioctl", func() error {
-			built, err := local.Istio(h.bg, rel)
+			built, err := local.Istio(ctx, rel)
 			if istioctl == "" {
 				istioctl = built
 			}

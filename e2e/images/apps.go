@@ -34,7 +34,7 @@ func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) 
 	ref := appRecipe(name, key).ref
 	// Once per Local: a background prebuild and the spec that needs the
 	// image share one build.
-	_, err = l.memo("app "+ref, func() (any, error) { return nil, l.ensureApp(ctx, repoRoot, name, key, ref) })
+	_, err = l.memo(ctx, "app "+ref, func(ctx context.Context) (any, error) { return nil, l.ensureApp(ctx, repoRoot, name, key, ref) })
 	return ref, err
 }
 

@@ -171,7 +171,7 @@ func IstioImages(version string) (pilot, proxy, echo string) {
 // one (a background prebuild) runs waits for it and shares its result, so
 // ctx should live as long as the run.
 func (l *Local) Istio(ctx context.Context, r IstioRelease) (istioctl string, err error) {
-	v, err := l.memo("istio "+r.Version, func() (any, error) { return l.istio(ctx, r) })
+	v, err := l.memo(ctx, "istio "+r.Version, func(ctx context.Context) (any, error) { return l.istio(ctx, r) })
 	if err != nil {
 		return "", err
 	}

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/format"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -47,7 +49,8 @@ type Local struct {
 	// BuildLog receives the output of go, debootstrap and gcc.
 	BuildLog io.Writer
 
-	once  sync.Map // name → *lazy
+	mu    sync.Mutex
+	memos map[string]*lazy
 	goBld *gobuild.Builder
 }
 
@@ -83,7 +86,7 @@ func (l *Local) Check(ctx context.Context) error {
 // StartRegistry builds the registry's image (once) and runs it on network.
 // It runs once per Local and network; later calls return the first result.
 func (l *Local) StartRegistry(ctx context.Context, network string) error {
-	_, err := l.memo("registry on "+network, func() (any, error) { return nil, l.startRegistry(ctx, network) })
+	_, err := l.memo(ctx, "registry on "+network, func(ctx context.Context) (any, error) { return nil, l.startRegistry(ctx, network) })
 	return err
 }
 
@@ -117,7 +120,7 @@ func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, err
 	if err := g.Wait(); err != nil {
 		return ClusterImages{}, err
 	}
-	l.Run.Figure("image_cache_bytes", dirSize(l.CacheDir))
+	l.Run.Figure("image_cache_bytes", CacheSize(l.CacheDir))
 	return ClusterImages{Node: node, ContainerdConfigPatches: []string{MirrorPatch(RegistryEndpoint())}}, nil
 }
 
@@ -185,30 +188,64 @@ func (l *Local) ensure(ctx context.Context, reg oci.Registry, r recipe) error {
 // lazy runs an expensive shared step (a Go build, a debootstrap) at most
 // once, however many images need it.
 type lazy struct {
-	once sync.Once
+	done chan struct{}
 	val  any
 	err  error
 }
 
-// memo runs fn at most once per Local for key; every caller, concurrent or
-// later, gets its result. A build started in the background and the phase
-// that needs it later so share one build.
-func (l *Local) memo(key string, fn func() (any, error)) (any, error) {
-	v, _ := l.once.LoadOrStore(key, &lazy{})
-	lz := v.(*lazy)
-	lz.once.Do(func() { lz.val, lz.err = fn() })
-	return lz.val, lz.err
+// memo runs fn at most once per Local for key, in a goroutine of its own;
+// every caller, concurrent or later, gets its result. A build started in the
+// background and the phase that needs it later so share one build. Each
+// caller waits only as long as its own ctx allows. fn runs with the context
+// of the caller that started it; a result that is a context error (that
+// caller gave up) is not kept, so the next caller starts afresh.
+func (l *Local) memo(ctx context.Context, key string, fn func(ctx context.Context) (any, error)) (any, error) {
+	for {
+		l.mu.Lock()
+		if l.memos == nil {
+			l.memos = map[string]*lazy{}
+		}
+		lz, ok := l.memos[key]
+		if !ok {
+			lz = &lazy{done: make(chan struct{})}
+			l.memos[key] = lz
+			go func() {
+				lz.val, lz.err = fn(ctx)
+				if isContextErr(lz.err) {
+					l.mu.Lock()
+					delete(l.memos, key)
+					l.mu.Unlock()
+				}
+				close(lz.done)
+			}()
+		}
+		l.mu.Unlock()
+		select {
+		case <-lz.done:
+			// The caller that started it gave up, not this one: start again.
+			if isContextErr(lz.err) && ctx.Err() == nil {
+				continue
+			}
+			return lz.val, lz.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s: %w", key, ctx.Err())
+		}
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // do runs fn as the timed phase name once per Local; fn says whether its
 // result came from the cache, which the phase line reports.
-func (l *Local) do(name string, fn func() (val any, cached bool, err error)) (any, error) {
-	return l.memo(name, func() (any, error) {
+func (l *Local) do(ctx context.Context, name string, fn func(ctx context.Context) (val any, cached bool, err error)) (any, error) {
+	return l.memo(ctx, name, func(ctx context.Context) (any, error) {
 		var val any
 		_, err := l.Run.TimeNote(name, func() (string, error) {
 			var cached bool
 			var err error
-			val, cached, err = fn()
+			val, cached, err = fn(ctx)
 			if cached {
 				return "cached", err
 			}
@@ -229,7 +266,7 @@ func (l *Local) build(ctx context.Context, m gobuild.Module) (gobuild.Result, er
 }
 
 func (l *Local) goBuild(ctx context.Context, m gobuild.Module) (gobuild.Result, error) {
-	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, bool, error) {
+	v, err := l.do(ctx, "go build "+m.Name+" "+m.Version, func(ctx context.Context) (any, bool, error) {
 		r, err := l.build(ctx, m)
 		return r, r.Cached, err
 	})
@@ -240,7 +277,7 @@ func (l *Local) goBuild(ctx context.Context, m gobuild.Module) (gobuild.Result, 
 }
 
 func (l *Local) rootfs(ctx context.Context, spec rootfs.Spec) (string, error) {
-	v, err := l.do("root filesystem "+spec.Name, func() (any, bool, error) {
+	v, err := l.do(ctx, "root filesystem "+spec.Name, func(ctx context.Context) (any, bool, error) {
 		return rootfs.Build(ctx, l.CacheDir, spec, l.BuildLog)
 	})
 	if err != nil {
@@ -270,7 +307,7 @@ func (l *Local) kubeModule() gobuild.Module {
 
 func (l *Local) kubeBinaries(ctx context.Context) (gobuild.Result, error) {
 	m := l.kubeModule()
-	v, err := l.do("go build "+m.Name+" "+m.Version, func() (any, bool, error) {
+	v, err := l.do(ctx, "go build "+m.Name+" "+m.Version, func(ctx context.Context) (any, bool, error) {
 		// Kubernetes replaces its staging modules with directories of its own
 		// tree; built as a dependency, each is pinned to its published v0.x.y.
 		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", l.Release.stagingVersion())
@@ -463,7 +500,7 @@ func (l *Local) clusterRecipes() []recipe {
 // pauseBinary compiles pause.c from the Kubernetes module, statically, as
 // Kubernetes' own build/pause Makefile does.
 func (l *Local) pauseBinary(ctx context.Context) (string, error) {
-	v, err := l.do("gcc pause "+l.Release.PauseTag, func() (any, bool, error) {
+	v, err := l.do(ctx, "gcc pause "+l.Release.PauseTag, func(ctx context.Context) (any, bool, error) {
 		out := filepath.Join(l.CacheDir, "bin", "pause-"+l.Release.PauseTag+"-"+l.Release.Version, "pause")
 		if _, err := os.Stat(out); err == nil {
 			return out, true, nil
@@ -532,20 +569,49 @@ func (l *Local) registryImage(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("registry image: %w", err)
 		}
 	}
-	const libDir = "/lib/x86_64-linux-gnu/"
+	// The binary and the two glibc files it needs (ldd: libc.so.6 and the
+	// loader), at the paths the packages install them to: /lib/x86_64-linux-gnu
+	// on bookworm, /usr/lib/x86_64-linux-gnu on later releases.
+	files := []oci.File{{Path: "/etc/distribution/config.yml", Data: []byte(registryConfig)}}
+	for _, name := range []string{"docker-registry", "libc.so.6", "ld-linux-x86-64.so.2"} {
+		rel, err := findFile(tree, name)
+		if err != nil {
+			return "", fmt.Errorf("registry image: %w", err)
+		}
+		files = append(files, oci.File{Path: "/" + rel, Mode: 0o755, Src: filepath.Join(tree, rel)})
+		if name == "ld-linux-x86-64.so.2" {
+			// The path the binary names as its interpreter.
+			files = append(files, oci.File{Path: "/lib64/ld-linux-x86-64.so.2", Link: "/" + rel})
+		}
+	}
 	img, err := binaryImage(oci.Config{
 		Entrypoint: []string{"/usr/bin/docker-registry"}, Cmd: []string{"serve", "/etc/distribution/config.yml"},
 		Labels: map[string]string{OwnerLabel: "true"},
-	},
-		oci.File{Path: "/usr/bin/docker-registry", Mode: 0o755, Src: filepath.Join(tree, "usr/bin/docker-registry")},
-		oci.File{Path: libDir + "libc.so.6", Mode: 0o755, Src: filepath.Join(tree, libDir, "libc.so.6")},
-		oci.File{Path: libDir + "ld-linux-x86-64.so.2", Mode: 0o755, Src: filepath.Join(tree, libDir, "ld-linux-x86-64.so.2")},
-		oci.File{Path: "/lib64/ld-linux-x86-64.so.2", Link: libDir + "ld-linux-x86-64.so.2"},
-		oci.File{Path: "/etc/distribution/config.yml", Data: []byte(registryConfig)})
+	}, files...)
 	if err != nil {
 		return "", err
 	}
 	return tag, oci.DockerLoad(ctx, img, tag)
+}
+
+// findFile returns the path, relative to tree, of the regular file named
+// name (the first in lexical order), or an error naming what is missing.
+func findFile(tree, name string) (string, error) {
+	var found string
+	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found != "" {
+			return err
+		}
+		if d.Type().IsRegular() && d.Name() == name {
+			found, err = filepath.Rel(tree, p)
+			return err
+		}
+		return nil
+	})
+	if err == nil && found == "" {
+		err = fmt.Errorf("no %s in the unpacked packages %v", name, registryPackages)
+	}
+	return found, err
 }
 
 // nodeImage builds the kind node image and loads it into Docker (kind starts

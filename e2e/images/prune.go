@@ -347,9 +347,10 @@ func leftover(name string) bool {
 
 // planFiles sorts the entries of the cache's bin/, src/, rootfs/ and debs/
 // into stale (or leftover), kept and unknown, and says whether registry/ is
-// a directory of ours to collect. debs/ is kept whole: it holds two
-// packages (~10 MB), and which are current depends on apt's lists of the
-// day, which a prune should not consult.
+// a directory of ours to collect. debs/ is kept whole: which of its
+// packages are current depends on apt's lists of the day, which a prune
+// should not consult; it grows by one .deb (~5 MB) per Debian update of
+// docker-registry or libc6.
 func planFiles(cacheDir string, u *cacheUse) (remove, unknown []CacheEntry, kept int, registry bool, err error) {
 	tops, err := os.ReadDir(cacheDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -362,6 +363,8 @@ func planFiles(cacheDir string, u *cacheUse) (remove, unknown []CacheEntry, kept
 	for _, top := range tops {
 		name := top.Name()
 		switch {
+		case name == CacheLockFile:
+			continue
 		case top.Type()&fs.ModeSymlink != 0:
 			unknown = append(unknown, CacheEntry{Path: name, Why: "a symbolic link: not followed"})
 			continue

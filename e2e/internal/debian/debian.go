@@ -28,10 +28,17 @@ type Package struct {
 // Key identifies the package's content for caches.
 func (p Package) Key() string { return p.Name + "=" + p.Version + "@" + p.SHA256 }
 
-// Candidates returns the version apt would install of each named package.
-// It reads the local package lists only (no network).
+// Arch is the architecture of the packages fetched (images are amd64).
+const Arch = "amd64"
+
+// Candidates returns the version apt would install of each named package,
+// for Arch (a host with other architectures enabled lists those too). It
+// reads the local package lists only (no network).
 func Candidates(ctx context.Context, names ...string) ([]Package, error) {
-	args := append([]string{"show", "--no-all-versions"}, names...)
+	args := []string{"show", "--no-all-versions"}
+	for _, n := range names {
+		args = append(args, n+":"+Arch)
+	}
 	out, err := exec.CommandContext(ctx, "apt-cache", args...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("apt-cache show %s: %w %s (the package lists may be missing: make setup runs apt-get update)",
@@ -43,7 +50,9 @@ func Candidates(ctx context.Context, names ...string) ([]Package, error) {
 	}
 	byName := map[string]Package{}
 	for _, p := range pkgs {
-		byName[p.Name] = p
+		if p.Arch == Arch || p.Arch == "all" {
+			byName[p.Name] = p
+		}
 	}
 	var res []Package
 	for _, n := range names {
@@ -110,7 +119,11 @@ func Unpack(ctx context.Context, p Package, debDir, dir string) error {
 	if _, err := os.Stat(deb); err != nil {
 		// apt-get verifies the download against the signed index; as root
 		// it would otherwise warn that its sandbox user cannot write here.
-		cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", p.Name+"="+p.Version)
+		spec := p.Name + "=" + p.Version
+		if p.Arch != "all" {
+			spec = p.Name + ":" + p.Arch + "=" + p.Version
+		}
+		cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", spec)
 		cmd.Dir = debDir
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("apt-get download %s=%s: %w: %s", p.Name, p.Version, err, b)

@@ -39,15 +39,29 @@ var (
 	current  *Run
 	startErr error
 	once     sync.Once
-	// meshWanted is set while the spec tree is built, before anything runs,
-	// by the specs that install the mesh: the run then builds Istio's images
-	// in the background from its start (harness.PrebuildMesh).
-	meshWanted bool
+	// meshSpecs are the labels of the specs that install the mesh, recorded
+	// while the spec tree is built, before anything runs.
+	meshSpecs []Labels
 )
 
-// WillInstallMesh declares that a spec of this suite installs the mesh.
-// Call it while declaring specs (outside any node).
-func WillInstallMesh() { meshWanted = true }
+// WillInstallMesh declares that specs with these labels (all of them, the
+// container's included) install the mesh. Call it while declaring specs,
+// outside any node. A run whose label filter lets such a spec run builds
+// Istio's images in the background from its start (harness.PrebuildMesh).
+func WillInstallMesh(l Labels) { meshSpecs = append(meshSpecs, l) }
+
+// meshWanted tells whether the label filter lets any spec that installs the
+// mesh run. Matching the union of a container's labels is right for plain
+// and or-ed labels; a filter with a negation may answer no where a spec
+// would run, which only costs the head start.
+func meshWanted() bool {
+	for _, l := range meshSpecs {
+		if l.MatchesLabelFilter(GinkgoLabelFilter()) {
+			return true
+		}
+	}
+	return false
+}
 
 // Start brings up the platform (images, clusters, flat network, MetalLB)
 // the first time it is called and returns the run; later calls return the
@@ -69,7 +83,7 @@ func start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h.PrebuildMesh = meshWanted
+	h.PrebuildMesh = meshWanted()
 	r := &Run{H: h}
 	current = r
 	if r.Before, err = h.Snapshot(ctx); err != nil {

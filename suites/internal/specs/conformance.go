@@ -23,7 +23,7 @@ import (
 // inside an Ordered container after env.Setup; it installs the mesh if no
 // earlier spec did.
 func Conformance() {
-	env.WillInstallMesh()
+	env.WillInstallMesh(Label(labels.Conformance, labels.CrossCluster, labels.ReachAll, labels.ProxyStatus, labels.TrafficRules, labels.MTLS, labels.Failover))
 	var apps *sampleApps
 	vm := func() *verify.Mesh { return apps.mesh }
 	r := func() *env.Run { return env.Get() }

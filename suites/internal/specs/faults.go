@@ -271,7 +271,7 @@ type faultOutcome struct {
 // own platform, that the checks can fail. Call inside an Ordered container
 // after env.Setup.
 func Faults() {
-	env.WillInstallMesh()
+	env.WillInstallMesh(Label(labels.Faults))
 	e := &faultEnv{}
 	var outcomes []faultOutcome
 

@@ -21,7 +21,7 @@ import (
 // the guide's steps should have had. Call inside an Ordered container after
 // env.Setup.
 func Install() {
-	env.WillInstallMesh()
+	env.WillInstallMesh(Label(labels.Install))
 	var m *harness.Mesh
 	r := func() *env.Run { return env.Get() }
 	vm := func() *verify.Mesh { return r().Verify(m) }
