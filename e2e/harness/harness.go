@@ -158,9 +158,8 @@ func (h *Harness) prebuild(local *images.Local) {
 	if err == nil {
 		h.background(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
 	}
-	apps, _ := filepath.Glob(filepath.Join(h.Config.RepoRoot, images.AppsDir, "*", "main.go"))
-	for _, a := range apps {
-		name := filepath.Base(filepath.Dir(a))
+	apps, _ := images.SampleApps(h.Config.RepoRoot)
+	for _, name := range apps {
 		h.background(func(ctx context.Context) { _, _ = local.App(ctx, h.Config.RepoRoot, name) })
 	}
 }
@@ -360,12 +359,15 @@ func (h *Harness) pruneCache(ctx context.Context) {
 			return "skipped: another run uses the cache", err
 		}
 		res, pruned, err := images.PruneIfOver(ctx, h.Config.CacheDir, h.Config.CacheLimit, images.PruneOptions{RepoRoot: h.Config.RepoRoot, Log: h.out})
+		// The prune measured the cache (after itself): no second walk.
+		if err == nil {
+			h.Run.Figure("image_cache_bytes_after_run", res.After)
+		}
 		if !pruned {
 			return "under limit", err
 		}
 		return "removed " + images.FormatBytes(res.RemovedBytes()), err
 	})
-	h.Run.Figure("image_cache_bytes_after_run", images.CacheSize(h.Config.CacheDir))
 }
 
 // Close writes the run's report (phases.json and its Gantt chart,

@@ -23,6 +23,23 @@ import (
 // repository root.
 const AppsDir = "fixtures/apps"
 
+// SampleApps names the apps of fixtures/apps: its directories holding Go
+// files, sorted.
+func SampleApps(repoRoot string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(repoRoot, AppsDir, "*", "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no sample apps in %s: is %s the repository root?", filepath.Join(repoRoot, AppsDir), repoRoot)
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		seen[filepath.Base(filepath.Dir(f))] = true
+	}
+	return sortedKeys(seen), nil
+}
+
 // App returns the image of the sample app in fixtures/apps/<name>, built from
 // this repository's source and served by the local registry as
 // docker.io/meshconform/<name>:<digest of its inputs>.

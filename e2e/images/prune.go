@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 	"github.com/meshconform/meshconform/e2e/internal/gobuild"
 	"github.com/meshconform/meshconform/e2e/internal/registrystore"
 	"github.com/meshconform/meshconform/e2e/internal/rootfs"
@@ -295,7 +296,7 @@ func currentUse(ctx context.Context, repoRoot string, p keyProbes) (*cacheUse, e
 			u.recipe(rc)
 		}
 	}
-	apps, err := sampleApps(repoRoot)
+	apps, err := SampleApps(repoRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -308,22 +309,6 @@ func currentUse(ctx context.Context, repoRoot string, p keyProbes) (*cacheUse, e
 		u.recipe(appRecipe(name, key))
 	}
 	return u, nil
-}
-
-// sampleApps are the directories of fixtures/apps holding Go files.
-func sampleApps(repoRoot string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(repoRoot, AppsDir, "*", "*.go"))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no sample apps in %s: is %s the repository root?", filepath.Join(repoRoot, AppsDir), repoRoot)
-	}
-	seen := map[string]bool{}
-	for _, f := range files {
-		seen[filepath.Base(filepath.Dir(f))] = true
-	}
-	return sortedKeys(seen), nil
 }
 
 // Names of what this harness writes into the cache; anything else is not
@@ -359,7 +344,7 @@ func planFiles(cacheDir string, u *cacheUse) (remove, unknown []CacheEntry, kept
 	if err != nil {
 		return nil, nil, 0, false, err
 	}
-	size := func(rel string) int64 { return dirSize(filepath.Join(cacheDir, rel)) }
+	size := func(rel string) int64 { return fsutil.Size(filepath.Join(cacheDir, rel)) }
 	for _, top := range tops {
 		name := top.Name()
 		switch {
@@ -471,7 +456,7 @@ func CacheSize(dir string) int64 {
 	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = resolved
 	}
-	return dirSize(dir)
+	return fsutil.Size(dir)
 }
 
 // CacheUsage is the size of each top-level entry of the cache, by name.
@@ -485,7 +470,7 @@ func CacheUsage(dir string) ([]CacheEntry, error) {
 	}
 	var out []CacheEntry
 	for _, e := range entries {
-		ce := CacheEntry{Path: e.Name(), Bytes: dirSize(filepath.Join(dir, e.Name()))}
+		ce := CacheEntry{Path: e.Name(), Bytes: fsutil.Size(filepath.Join(dir, e.Name()))}
 		if e.Type()&fs.ModeSymlink != 0 {
 			ce.Why = "a symbolic link: not followed"
 		} else if !isCacheDir(e.Name()) {

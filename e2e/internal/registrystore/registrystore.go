@@ -22,6 +22,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 )
 
 // storagePath is where distribution's filesystem driver keeps everything,
@@ -359,7 +361,7 @@ type sweeper struct {
 // remove deletes path (never following a symbolic link inside it) and
 // counts it in *n.
 func (s *sweeper) remove(path string, n *int) {
-	size := treeSize(path)
+	size := fsutil.Size(path)
 	if !s.dryRun {
 		if err := os.RemoveAll(path); err != nil {
 			s.errs = append(s.errs, fmt.Errorf("registry storage: %w", err))
@@ -440,21 +442,6 @@ func (s *sweeper) eachDigestDir(dir string, sharded bool, fn func(digest, path s
 		}
 	}
 	return nil
-}
-
-// treeSize is the bytes of the regular files under path (or of path), not
-// following symbolic links.
-func treeSize(path string) int64 {
-	var n int64
-	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // removeEmptyDirs removes the empty directories under base (the parents of

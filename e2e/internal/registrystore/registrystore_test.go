@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 )
 
 // store builds a distribution storage tree as the registry writes it.
@@ -107,7 +109,7 @@ func (s *store) hasBlob(d string) bool {
 	return s.exists("blobs/sha256/" + h[:2] + "/" + h + "/data")
 }
 
-func (s *store) size() int64 { return treeSize(s.root) }
+func (s *store) size() int64 { return fsutil.Size(s.root) }
 
 func hexOf(d string) string { return strings.TrimPrefix(d, "sha256:") }
 
