@@ -222,3 +222,40 @@ func CheckSynced(rows []ProxyStatus, want map[string]string) error {
 	}
 	return nil
 }
+
+// ProxyWant is what proxy-status should say of one pod: its cluster and
+// the Istio version of its proxy.
+type ProxyWant struct{ Cluster, Version string }
+
+// CheckProxies judges one istiod revision's proxy-status (rows) against the
+// pods that should be connected to it (want, pod → cluster and version),
+// in namespace ns. It rejects a mesh in which a pod of want is missing
+// (connected to another revision, or to none), is listed in the wrong
+// cluster, runs another proxy version than its revision's, or is not
+// SYNCED; and one in which a pod of ns not in want is connected to this
+// revision (a workload that did not move, or moved too early). An empty
+// want is an error: no verdict on nothing.
+func CheckProxies(rows []ProxyStatus, want map[string]ProxyWant, ns string) error {
+	clusters := map[string]string{}
+	for pod, w := range want {
+		clusters[pod] = w.Cluster
+	}
+	if err := CheckSynced(rows, clusters); err != nil {
+		return err
+	}
+	var errs []string
+	for _, row := range rows {
+		w, ok := want[row.Pod]
+		switch {
+		case !ok && row.Namespace == ns:
+			errs = append(errs, fmt.Sprintf("pod %s (%s, proxy %s) is connected to this revision and should not be", row.Pod, row.Cluster, row.Version))
+		case ok && row.Version != w.Version:
+			errs = append(errs, fmt.Sprintf("pod %s runs proxy version %q, want %s", row.Pod, row.Version, w.Version))
+		}
+	}
+	sort.Strings(errs)
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}

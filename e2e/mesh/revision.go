@@ -1,0 +1,197 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+)
+
+// RevisionName is the revision Istio's canary guide names a version by:
+// its dots made dashes (1.27.0 → 1-27-0), since a revision is a DNS label.
+func RevisionName(version string) string { return strings.ReplaceAll(version, ".", "-") }
+
+// Step names of a canary upgrade, as the upgrade guide's headings.
+const (
+	StepCanary  = "install the canary revision"
+	StepTag     = "move the revision tag"
+	StepRemove  = "remove the old revision"
+	StepInPlace = "upgrade in place"
+)
+
+// AddRevision installs the installer's revision beside a running one, as
+// "Canary Upgrades" does on a primary-remote mesh: the new istiod on the
+// primary, exposed to the remote by its own address, and the remote given
+// the new revision's remote install (its injection webhook and discovery
+// address). Trust (cacerts) and the remote secret are the mesh's and stay
+// as they are. It returns the new revision's discovery address.
+func (in *Installer) AddRevision(ctx context.Context, primary, remote *clusters.Cluster) (netip.Addr, error) {
+	if in.Values.Revision == "" {
+		return netip.Addr{}, fmt.Errorf("a canary install needs a revision name")
+	}
+	if err := in.step(StepCanary+": "+StepPrimary, primary.Name, func() error {
+		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.clusterValues(primary), "primary-"+in.Values.Revision)
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	var discovery netip.Addr
+	if err := in.step(StepCanary+": "+StepExpose, primary.Name, func() error {
+		var err error
+		discovery, err = in.exposeIstiod(ctx, primary)
+		return err
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	err := in.step(StepCanary+": "+StepRemote, remote.Name, func() error {
+		v := in.clusterValues(remote)
+		v.RemotePilotAddress = discovery.String()
+		return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote-"+in.Values.Revision)
+	})
+	return discovery, err
+}
+
+// UpgradeInPlace installs the installer's version over the running
+// control plane of the same revision: the primary first, then the remote
+// pointed at the same discovery address, as "In-place Upgrades" does for
+// each cluster.
+func (in *Installer) UpgradeInPlace(ctx context.Context, primary, remote *clusters.Cluster, discovery netip.Addr) error {
+	if err := in.step(StepInPlace+": "+StepPrimary, primary.Name, func() error {
+		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.clusterValues(primary), "primary-inplace-"+in.Values.Tag)
+	}); err != nil {
+		return err
+	}
+	return in.step(StepInPlace+": "+StepRemote, remote.Name, func() error {
+		v := in.clusterValues(remote)
+		v.RemotePilotAddress = discovery.String()
+		return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote-inplace-"+in.Values.Tag)
+	})
+}
+
+// SetTag points the revision tag at the installer's revision in each
+// cluster (`istioctl tag set <tag> --revision <rev> --overwrite`): the
+// namespaces labelled istio.io/rev=<tag> get the new revision's injection
+// from their next pod on.
+func (in *Installer) SetTag(ctx context.Context, tag string, cls ...*clusters.Cluster) error {
+	for _, cl := range cls {
+		err := in.step(StepTag+" "+tag+" → "+in.Values.Revision, cl.Name, func() error {
+			_, err := in.Istioctl.Run(ctx, cl.Kubeconfig, "tag", "set", tag, "--revision", in.Values.Revision, "--overwrite", "-y")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveRevision removes the installer's revision from each cluster, as
+// the canary guide's last step (`istioctl uninstall --revision <rev>`), and
+// the LoadBalancer Service this harness made to expose it.
+func (in *Installer) RemoveRevision(ctx context.Context, primary *clusters.Cluster, cls ...*clusters.Cluster) error {
+	rev := in.Values.Revision
+	if rev == "" {
+		return fmt.Errorf("removing a revision needs its name")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, cl := range cls {
+		g.Go(func() error {
+			return in.step(StepRemove+" "+rev, cl.Name, func() error {
+				_, err := in.Istioctl.Run(gctx, cl.Kubeconfig, "uninstall", "--revision", rev, "-y")
+				return err
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: in.Values.IstiodService() + "-remote", Namespace: Namespace}}
+	if err := primary.Client.Resources().Delete(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s/%s on %s: %w", Namespace, svc.Name, primary.Name, err)
+	}
+	return nil
+}
+
+// Precheck runs `istioctl x precheck` against a cluster and returns its
+// output; a failed precheck is an error carrying what it found.
+func (i Istioctl) Precheck(ctx context.Context, kubeconfig string) (string, error) {
+	return i.Run(ctx, kubeconfig, "x", "precheck")
+}
+
+// revisionKinds are the kinds an Istio revision installs per cluster that
+// carry its istio.io/rev label.
+var revisionKinds = []schema.GroupVersionKind{
+	{Group: "apps", Version: "v1", Kind: "DeploymentList"},
+	{Version: "v1", Kind: "ServiceList"},
+	{Version: "v1", Kind: "ConfigMapList"},
+	{Version: "v1", Kind: "ServiceAccountList"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingWebhookConfigurationList"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfigurationList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBindingList"},
+}
+
+// RevisionRemains lists what of a revision is still in a cluster: every
+// object of revisionKinds labelled istio.io/rev=<rev>, every object named
+// after it (istiod-<rev>, istio-sidecar-injector-<rev>…, found by name too
+// since not every chart labels everything), and pods of it. Empty after
+// the revision was removed.
+func RevisionRemains(ctx context.Context, c klient.Client, rev string) ([]string, error) {
+	if rev == "" {
+		return nil, fmt.Errorf("no revision named: nothing to look for")
+	}
+	seen := map[string]bool{}
+	for _, gvk := range append(revisionKinds, schema.GroupVersionKind{Version: "v1", Kind: "PodList"}) {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk)
+		if err := c.Resources().List(ctx, list); err != nil {
+			return nil, fmt.Errorf("list %s: %w", gvk.Kind, err)
+		}
+		for _, u := range list.Items {
+			if u.GetLabels()["istio.io/rev"] == rev || strings.HasSuffix(u.GetName(), "-"+rev) || strings.Contains(u.GetName(), "-"+rev+"-") {
+				if u.GetDeletionTimestamp() != nil && gvk.Kind == "PodList" {
+					continue
+				}
+				name := u.GetName()
+				if ns := u.GetNamespace(); ns != "" {
+					name = ns + "/" + name
+				}
+				seen[strings.TrimSuffix(gvk.Kind, "List")+" "+name] = true
+			}
+		}
+	}
+	var left []string
+	for k := range seen {
+		left = append(left, k)
+	}
+	sort.Strings(left)
+	return left, nil
+}
+
+// PodsOfRevision maps the running pods of ns injected by each revision:
+// the istio.io/rev label the injector puts on a pod. Pods being deleted
+// are left out.
+func PodsOfRevision(ctx context.Context, c klient.Client, ns, selector string) (map[string]string, error) {
+	var pods corev1.PodList
+	if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
+		return nil, fmt.Errorf("list pods %s in %s: %w", selector, ns, err)
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out[p.Name] = p.Labels["istio.io/rev"]
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,237 @@
+package traffic
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Phase is what happened to the requests started in one phase.
+type Phase struct {
+	Name string
+	// Start and End are offsets from the load's start.
+	Start, End time.Duration
+	Requests   int
+	Failed     int
+	// Errors counts the failures by their message.
+	Errors map[string]int
+	// LongestGap is the longest time, in any one stream, with no request
+	// of that stream answered; GapStream is that stream.
+	LongestGap time.Duration
+	GapStream  string
+	// P50 and P99 are the answered requests' latencies.
+	P50, P99 time.Duration
+	// Streams counts requests per stream; Served answered requests per
+	// cluster that served them (proven by address).
+	Streams map[string]int
+	Served  map[string]int
+	// Misplaced lists answers that came from the wrong place: from no
+	// cluster's pod CIDR, from another cluster than the backend named,
+	// or, for a stream aimed at one cluster, from another.
+	Misplaced map[string]int
+	// CallerVersions and ServerVersions count, over the phase's steady
+	// span (after its action finished), the answered requests by the
+	// frontend's and the backend's proxy version, per cluster
+	// ("cluster1 1.27.0").
+	CallerVersions, ServerVersions map[string]int
+	SteadyFrom                     time.Duration
+}
+
+// Phases splits the record at its marks and summarizes each phase. A
+// request belongs to the phase it started in.
+func (r Record) Phases() []Phase {
+	from := map[string]Stream{}
+	for _, s := range r.Streams {
+		from[s.Name] = s
+	}
+	var out []Phase
+	for i, m := range r.Marks {
+		end := r.End
+		if i+1 < len(r.Marks) {
+			end = r.Marks[i+1].At
+		}
+		p := Phase{Name: m.Name, Start: m.At.Sub(r.Start), End: end.Sub(r.Start), Errors: map[string]int{},
+			Streams: map[string]int{}, Served: map[string]int{}, Misplaced: map[string]int{},
+			CallerVersions: map[string]int{}, ServerVersions: map[string]int{}}
+		steady := m.Steady
+		if steady.IsZero() {
+			steady = m.At
+		}
+		p.SteadyFrom = steady.Sub(r.Start)
+		var lat []time.Duration
+		answeredAt := map[string][]time.Time{}
+		for _, s := range r.Samples {
+			if s.At.Before(m.At) || !s.At.Before(end) {
+				continue
+			}
+			p.Requests++
+			p.Streams[s.Stream]++
+			if !s.OK() {
+				p.Failed++
+				p.Errors[s.Err]++
+				continue
+			}
+			lat = append(lat, s.Latency)
+			answeredAt[s.Stream] = append(answeredAt[s.Stream], s.At.Add(s.Latency))
+			p.Served[s.ServedBy]++
+			st := from[s.Stream]
+			switch {
+			case s.ServedBy == "":
+				p.Misplaced["answered from outside every cluster's pod CIDR"]++
+			case s.Claimed != s.ServedBy:
+				p.Misplaced[fmt.Sprintf("backend said %s, answer came from %s", s.Claimed, s.ServedBy)]++
+			case st.Only != "" && s.ServedBy != st.Only:
+				p.Misplaced[fmt.Sprintf("stream %s answered from %s", s.Stream, s.ServedBy)]++
+			}
+			if !s.At.Before(steady) {
+				p.CallerVersions[st.From+" "+orUnknown(s.CallerProxy)]++
+				p.ServerVersions[s.ServedBy+" "+orUnknown(s.ServerProxy)]++
+			}
+		}
+		p.P50, p.P99 = quantile(lat, 0.50), quantile(lat, 0.99)
+		for _, st := range r.Streams {
+			gap := longestGap(answeredAt[st.Name], m.At, end)
+			if gap > p.LongestGap {
+				p.LongestGap, p.GapStream = gap, st.Name
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// longestGap is the longest span of [from, to) in which none of the
+// answers (their arrival times) fell: a phase without any answer is one
+// gap as long as the phase.
+func longestGap(answers []time.Time, from, to time.Time) time.Duration {
+	sort.Slice(answers, func(i, j int) bool { return answers[i].Before(answers[j]) })
+	prev, longest := from, time.Duration(0)
+	for _, a := range answers {
+		if a.After(to) {
+			a = to
+		}
+		if d := a.Sub(prev); d > longest {
+			longest = d
+		}
+		if a.After(prev) {
+			prev = a
+		}
+	}
+	if d := to.Sub(prev); d > longest {
+		longest = d
+	}
+	return longest
+}
+
+// quantile is the q-quantile (nearest rank) of ds; 0 for none.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s))*q+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// Budget is what a phase may cost. MaxFailed < 0 leaves failures measured
+// and reported but not judged (an in-place upgrade, which Istio does not
+// promise is hitless).
+type Budget struct {
+	MaxFailed int
+	// MaxGap bounds LongestGap.
+	MaxGap time.Duration
+	// MaxP99Over bounds how far the phase's p99 latency may exceed the
+	// baseline phase's.
+	MaxP99Over time.Duration
+	// MinPerStream: fewer requests than this in any stream is no verdict.
+	MinPerStream int
+}
+
+// Judge rejects a phase that broke its budget against baseline (the
+// "before" phase), or that cannot be judged: too few requests in a stream
+// (a stalled load or a phase too short must not pass on nothing), or any
+// misplaced answer (traffic reaching a cluster it should not, or answers
+// whose origin the network does not confirm).
+func (b Budget) Judge(p Phase, baseline Phase, streams []Stream) error {
+	var errs []error
+	for _, s := range streams {
+		if n := p.Streams[s.Name]; n < b.MinPerStream {
+			errs = append(errs, fmt.Errorf("stream %s: %d requests, want at least %d to judge", s.Name, n, b.MinPerStream))
+		}
+	}
+	if b.MaxFailed >= 0 && p.Failed > b.MaxFailed {
+		errs = append(errs, fmt.Errorf("%d of %d requests failed (budget %d): %s", p.Failed, p.Requests, b.MaxFailed, topErrors(p.Errors)))
+	}
+	if b.MaxGap > 0 && p.LongestGap > b.MaxGap {
+		errs = append(errs, fmt.Errorf("stream %s went %s without an answer (budget %s)", p.GapStream, p.LongestGap.Round(time.Millisecond), b.MaxGap))
+	}
+	if b.MaxP99Over > 0 && p.P99 > baseline.P99+b.MaxP99Over {
+		errs = append(errs, fmt.Errorf("p99 latency %s, baseline %s: more than %s above it", p.P99.Round(time.Millisecond), baseline.P99.Round(time.Millisecond), b.MaxP99Over))
+	}
+	if len(p.Misplaced) > 0 {
+		errs = append(errs, fmt.Errorf("answers from the wrong place: %s", topErrors(p.Misplaced)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("phase %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// Versions rejects a phase in which, once its action finished (the steady
+// span), an answered request went through a proxy of another version than
+// the one its cluster should run: want maps a cluster to its version, for
+// callers (frontends) and servers (backends) alike. It fails when the
+// steady span holds no answered request.
+func (p Phase) Versions(want map[string]string) error {
+	if len(p.CallerVersions) == 0 || len(p.ServerVersions) == 0 {
+		return fmt.Errorf("phase %q: no answered request after its action finished: nothing to judge versions by", p.Name)
+	}
+	var bad []string
+	for _, set := range []struct {
+		role   string
+		counts map[string]int
+	}{{"frontend", p.CallerVersions}, {"backend", p.ServerVersions}} {
+		for k, n := range set.counts {
+			cl, v, _ := strings.Cut(k, " ")
+			if w, ok := want[cl]; !ok || v != w {
+				bad = append(bad, fmt.Sprintf("%d answers through a %s in %s on proxy %s (want %s)", n, set.role, cl, v, want[cl]))
+			}
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		return fmt.Errorf("phase %q: %s", p.Name, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func topErrors(m map[string]int) string {
+	type kv struct {
+		k string
+		n int
+	}
+	var s []kv
+	for k, n := range m {
+		s = append(s, kv{k, n})
+	}
+	sort.Slice(s, func(i, j int) bool { return s[i].n > s[j].n || (s[i].n == s[j].n && s[i].k < s[j].k) })
+	var parts []string
+	for i, e := range s {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more kinds", len(s)-3))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%q ×%d", e.k, e.n))
+	}
+	return strings.Join(parts, ", ")
+}

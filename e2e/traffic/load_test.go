@@ -1,0 +1,61 @@
+package traffic
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
+)
+
+// The load stops by itself at its request bound, and places each answer by
+// its peer address.
+func TestLoadStopsAtItsBound(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.Response{Frontend: api.Identity{Pod: "fe", ProxyVersion: "1.27.0"},
+			Results: []api.Result{{Identity: api.Identity{Cluster: "c2", Pod: "be", ProxyVersion: "1.27.0"}, PeerAddr: "10.2.0.5:7070"}}})
+	}))
+	defer srv.Close()
+	cfg := Config{Rate: 100, MaxDuration: time.Minute, MaxRequests: 20,
+		PodCIDRs: map[string]netip.Prefix{"c1": netip.MustParsePrefix("10.1.0.0/16"), "c2": netip.MustParsePrefix("10.2.0.0/16")}}
+	l, err := Start(context.Background(), cfg, []Stream{{Name: "s", From: "c1", Base: srv.URL}}, "before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Running() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l.Running() {
+		t.Fatal("load did not stop at its request bound")
+	}
+	rec := l.Stop()
+	if len(rec.Samples) != 20 {
+		t.Fatalf("%d samples, want 20", len(rec.Samples))
+	}
+	for _, s := range rec.Samples {
+		if !s.OK() || s.ServedBy != "c2" || s.CallerProxy != "1.27.0" {
+			t.Fatalf("sample %+v", s)
+		}
+	}
+}
+
+// A frontend that cannot be reached makes failed requests, not none.
+func TestLoadCountsUnreachableFrontend(t *testing.T) {
+	cfg := Config{Rate: 50, MaxDuration: 5 * time.Second, MaxRequests: 5,
+		PodCIDRs: map[string]netip.Prefix{"c1": netip.MustParsePrefix("10.1.0.0/16")}}
+	l, err := Start(context.Background(), cfg, []Stream{{Name: "s", From: "c1", Base: "http://127.0.0.1:1"}}, "before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	rec := l.Stop()
+	p := rec.Phases()[0]
+	if p.Requests != 5 || p.Failed != 5 {
+		t.Errorf("%d requests, %d failed; want 5 and 5", p.Requests, p.Failed)
+	}
+}
