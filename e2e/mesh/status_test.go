@@ -112,10 +112,10 @@ func TestCheckProxies(t *testing.T) {
 		want map[string]ProxyWant
 	}{
 		"a pod still on the old revision (missing here)": {rows("a", "cluster1", "1.27.0"), want},
-		"a pod at the wrong version":                      {rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.26.0"), want},
-		"a pod in the wrong cluster":                      {rows("a", "cluster1", "1.27.0", "b", "cluster1", "1.27.0"), want},
-		"a pod that should not have moved yet":            {rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.27.0", "c", "cluster2", "1.27.0"), want},
-		"nothing wanted":                                  {rows("a", "cluster1", "1.27.0"), nil},
+		"a pod at the wrong version":                     {rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.26.0"), want},
+		"a pod in the wrong cluster":                     {rows("a", "cluster1", "1.27.0", "b", "cluster1", "1.27.0"), want},
+		"a pod that should not have moved yet":           {rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.27.0", "c", "cluster2", "1.27.0"), want},
+		"nothing wanted":                                 {rows("a", "cluster1", "1.27.0"), nil},
 	} {
 		if err := CheckProxies(c.rows, c.want, "production"); err == nil {
 			t.Errorf("%s: passed", name)
