@@ -1,7 +1,9 @@
 # meshconform: two commands for a fresh machine.
 #   make test   unit tests (no clusters)
 #   make e2e    the main job: machine setup, images, clusters, suites, teardown
-#   make faults the seeded-fault suite (CI runs all three)
+#   make faults the seeded-fault suite
+#   make upgrade Istio upgraded under traffic, canary with rollback and in place
+#               (CI runs all four)
 SHELL := /bin/bash
 GO ?= go
 ARTIFACTS ?= $(CURDIR)/artifacts
@@ -12,7 +14,7 @@ E2E_SUITES ?= e2e
 E2E_TIMEOUT ?= 80m
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test e2e faults bench setup clean
+.PHONY: test e2e faults upgrade prebuild bench setup clean
 
 # go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
@@ -38,6 +40,18 @@ e2e: setup
 # artifacts/faults/, beside the main job's.
 faults:
 	$(MAKE) e2e E2E_SUITES=faults ARTIFACTS=$(ARTIFACTS)/faults
+
+# The upgrade suite: Istio MESHCONFORM_UPGRADE_FROM (default 1.26.0) upgraded
+# to MESHCONFORM_UPGRADE_TO (1.27.0) under continuous traffic, by canary with a
+# rollback and in place (MESHCONFORM_UPGRADE_METHODS), on its own clusters.
+# Its report, time lines and request records go to artifacts/upgrade/.
+upgrade:
+	$(MAKE) e2e E2E_SUITES=upgrade ARTIFACTS=$(ARTIFACTS)/upgrade
+
+# Builds the upgrade suite's Istio versions into the cache, niced, without
+# Docker (CI runs it beside make faults, whose cores are mostly idle).
+prebuild:
+	$(GO) run ./cmd/meshconform prebuild
 
 # Runs the main job itself (make e2e, timed, with the machine's CPU sampled)
 # and writes artifacts/bench/<istio>-<time>/bench.json and bench.md: wall

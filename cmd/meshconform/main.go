@@ -21,6 +21,12 @@
 //	meshconform leftovers
 //	                    list what of meshconform exists on this machine; exit 1
 //	                    if anything does.
+//	meshconform prebuild [VERSION...]
+//	                    run the Go builds of Istio versions (default: the
+//	                    upgrade suite's MESHCONFORM_UPGRADE_FROM and _TO)
+//	                    into the image cache, niced and without Docker, so
+//	                    a later run finds them built (CI runs it beside the
+//	                    seeded-fault suite).
 //	meshconform cache size
 //	                    the image cache's size, per top-level directory.
 //	meshconform cache prune [-dry-run] [-no-docker]
@@ -42,8 +48,8 @@ import (
 
 func main() {
 	args := os.Args[1:]
-	if len(args) < 1 || (args[0] != "cache" && (len(args) > 2 || (len(args) == 2 && args[0] != "bench"))) {
-		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench [warm|cold|report]|cache size|cache prune [-dry-run] [-no-docker]")
+	if len(args) < 1 || (args[0] != "cache" && args[0] != "prebuild" && (len(args) > 2 || (len(args) == 2 && args[0] != "bench"))) {
+		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench [warm|cold|report]|prebuild [VERSION...]|cache size|cache prune [-dry-run] [-no-docker]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -61,6 +67,9 @@ func run(ctx context.Context, cmd string, args ...string) error {
 	}
 	if cmd == "cache" {
 		return cacheCommand(ctx, cfg, args)
+	}
+	if cmd == "prebuild" {
+		return prebuild(ctx, cfg, args)
 	}
 	if cmd == "bench" {
 		mode := "warm"

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/upgrade"
 )
 
 // Config is a run's settings. Every field has an environment variable, so
@@ -42,6 +43,10 @@ type Config struct {
 	// Istioctl is an istioctl binary to use instead of building one (for
 	// the upstream source with versions this machine cannot build).
 	Istioctl string // MESHCONFORM_ISTIOCTL
+	// Upgrade is what the upgrade suite upgrades: from, to and methods
+	// (MESHCONFORM_UPGRADE_FROM, MESHCONFORM_UPGRADE_TO,
+	// MESHCONFORM_UPGRADE_METHODS), checked against what Istio supports.
+	Upgrade upgrade.Plan
 }
 
 // ConfigFromEnv reads the settings, with defaults, and rejects bad values.
@@ -81,6 +86,17 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if c.IstioRevision != "" && !revisionName.MatchString(c.IstioRevision) {
 		return c, fmt.Errorf("MESHCONFORM_ISTIO_REVISION=%q: a revision is a DNS label (lower-case letters, digits, '-')", c.IstioRevision)
+	}
+	if c.Upgrade, err = upgrade.ParsePlan(envOr("MESHCONFORM_UPGRADE_FROM", upgrade.DefaultFrom),
+		envOr("MESHCONFORM_UPGRADE_TO", upgrade.DefaultTo), envOr("MESHCONFORM_UPGRADE_METHODS", upgrade.DefaultMethods)); err != nil {
+		return c, err
+	}
+	if c.Source == images.SourceLocal {
+		for _, v := range []string{c.Upgrade.From, c.Upgrade.To} {
+			if _, err := images.LookupIstioRelease(v); err != nil {
+				return c, fmt.Errorf("MESHCONFORM_UPGRADE_FROM/_TO: %w", err)
+			}
+		}
 	}
 	for _, d := range []*string{&c.ArtifactsDir, &c.CacheDir} {
 		if *d, err = filepath.Abs(*d); err != nil {

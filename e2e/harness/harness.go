@@ -33,6 +33,9 @@ type Harness struct {
 	// the background as soon as the registry is up, for a run that will
 	// install the mesh (see Prebuild).
 	PrebuildMesh bool
+	// PrebuildIstio are the Istio versions the prebuild builds (default:
+	// the run's own); the upgrade suite builds both of its versions.
+	PrebuildIstio []string
 
 	out      io.Writer
 	buildLog *os.File
@@ -154,9 +157,14 @@ func (h *Harness) PrepareImages(ctx context.Context) error {
 // first. PrepareIstio and App later join these builds (each runs once).
 // Errors surface there, when the result is asked for.
 func (h *Harness) prebuild(local *images.Local) {
-	rel, err := images.LookupIstioRelease(h.Config.IstioVersion)
-	if err == nil {
-		h.background(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
+	versions := h.PrebuildIstio
+	if len(versions) == 0 {
+		versions = []string{h.Config.IstioVersion}
+	}
+	for _, v := range versions {
+		if rel, err := images.LookupIstioRelease(v); err == nil {
+			h.background(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
+		}
 	}
 	apps, _ := images.SampleApps(h.Config.RepoRoot)
 	for _, name := range apps {

@@ -26,12 +26,23 @@ type Mesh struct {
 	EchoImage string
 }
 
-// PrepareIstio builds (local source) the Istio images and istioctl, and
-// returns an installer set up for the topology; nothing is installed yet.
+// PrepareIstio builds (local source) the Istio images and istioctl of the
+// run's version, and returns an installer set up for the topology; nothing
+// is installed yet.
 func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
-	m := &Mesh{Version: h.Config.IstioVersion, Revision: h.Config.IstioRevision}
+	return h.PrepareIstioVersion(ctx, h.Config.IstioVersion, h.Config.IstioRevision)
+}
+
+// PrepareIstioVersion is PrepareIstio for any buildable version and
+// revision (an upgrade's two). MESHCONFORM_ISTIOCTL stands in for the
+// istioctl of the run's own version only.
+func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision string) (*Mesh, error) {
+	m := &Mesh{Version: version, Revision: revision}
 	_, _, m.EchoImage = images.IstioImages(m.Version)
-	istioctl := h.Config.Istioctl
+	istioctl := ""
+	if version == h.Config.IstioVersion {
+		istioctl = h.Config.Istioctl
+	}
 	if local, ok := h.Source.(*images.Local); ok {
 		rel, err := images.LookupIstioRelease(m.Version)
 		if err != nil {

@@ -259,3 +259,20 @@ func CheckProxies(rows []ProxyStatus, want map[string]ProxyWant, ns string) erro
 	}
 	return nil
 }
+
+// CheckNoProxies rejects a revision's proxy-status (rows) that lists any
+// pod of namespace ns: a workload connected to a revision it should have
+// left, or not yet reached.
+func CheckNoProxies(rows []ProxyStatus, ns string) error {
+	var pods []string
+	for _, r := range rows {
+		if r.Namespace == ns {
+			pods = append(pods, r.Pod+" ("+r.Cluster+", proxy "+r.Version+")")
+		}
+	}
+	if len(pods) > 0 {
+		sort.Strings(pods)
+		return fmt.Errorf("connected and should not be: %s", strings.Join(pods, ", "))
+	}
+	return nil
+}

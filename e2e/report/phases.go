@@ -80,6 +80,17 @@ func (r *Run) Figure(name string, v any) {
 	r.figures[name] = v
 }
 
+// Figures returns a copy of the recorded figures.
+func (r *Run) Figures() map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]any, len(r.figures))
+	for k, v := range r.figures {
+		out[k] = v
+	}
+	return out
+}
+
 // Phases returns the recorded phases in start order.
 func (r *Run) Phases() []Phase {
 	r.mu.Lock()

@@ -243,10 +243,15 @@ func (l *Load) Running() bool {
 func (l *Load) Stop() Record {
 	l.cancel()
 	<-l.done
+	return l.Snapshot()
+}
+
+// Snapshot is the record so far, without stopping the load: requests
+// still in flight are not in it yet.
+func (l *Load) Snapshot() Record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	end := time.Now()
-	return Record{Streams: l.streams, Samples: append([]Sample(nil), l.samples...), Marks: append([]Mark(nil), l.marks...), Start: l.start, End: end, Rate: l.cfg.Rate}
+	return Record{Streams: l.streams, Samples: append([]Sample(nil), l.samples...), Marks: append([]Mark(nil), l.marks...), Start: l.start, End: time.Now(), Rate: l.cfg.Rate}
 }
 
 // Record is a finished load: its streams, every request, the phases.

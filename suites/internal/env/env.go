@@ -50,6 +50,10 @@ var (
 // Istio's images in the background from its start (harness.PrebuildMesh).
 func WillInstallMesh(l Labels) { meshSpecs = append(meshSpecs, l) }
 
+// MeshVersions, when a suite sets it while declaring specs, names the Istio
+// versions its specs install, for the prebuild (default: the run's own).
+var MeshVersions func(harness.Config) []string
+
 // meshWanted tells whether the label filter lets any spec that installs the
 // mesh run. Matching the union of a container's labels is right for plain
 // and or-ed labels; a filter with a negation may answer no where a spec
@@ -84,6 +88,9 @@ func start(ctx context.Context) error {
 		return err
 	}
 	h.PrebuildMesh = meshWanted()
+	if MeshVersions != nil {
+		h.PrebuildIstio = MeshVersions(cfg)
+	}
 	r := &Run{H: h}
 	current = r
 	if r.Before, err = h.Snapshot(ctx); err != nil {
@@ -256,6 +263,14 @@ func (r *Run) InstalledMesh() *harness.Mesh {
 		return nil
 	}
 	return r.mesh.m
+}
+
+// UseMesh records a mesh a suite installed itself (the upgrade suite
+// installs several), so a failure's dump shows its control plane.
+func (r *Run) UseMesh(m *harness.Mesh) {
+	r.mu.Lock()
+	r.mesh = &meshOnce{m: m}
+	r.mu.Unlock()
 }
 
 // ForgetMesh records that the mesh was uninstalled.

@@ -32,3 +32,11 @@ const (
 // Faults: the seeded-fault self-test, every check shown to catch the
 // broken mesh it is meant for.
 const Faults = "seeded-faults"
+
+// Upgrade: an Istio upgrade of the mesh under continuous traffic, judged
+// phase by phase; each method has its own label.
+const (
+	Upgrade        = "upgrade"
+	CanaryUpgrade  = "canary-upgrade"
+	InPlaceUpgrade = "in-place-upgrade"
+)

@@ -1,0 +1,489 @@
+package specs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/traffic"
+	"github.com/meshconform/meshconform/e2e/upgrade"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/labels"
+)
+
+// RevisionTag is the stable revision tag the canary upgrade moves (the
+// guide's "prod-stable").
+const RevisionTag = "prod-stable"
+
+// Upgrade declares the upgrade suite: Istio's "Canary Upgrades" (with a
+// rollback) and "In-place Upgrades" of the primary-remote mesh, each on
+// its own fresh install, under continuous traffic from the frontends of
+// both clusters, every phase judged as it ends and the whole time line at
+// the end. Call inside an Ordered container after env.Setup.
+func Upgrade() {
+	env.WillInstallMesh(Label(labels.Upgrade))
+	env.MeshVersions = func(c harness.Config) []string { return []string{c.Upgrade.From, c.Upgrade.To} }
+	canaryUpgrade()
+	inPlaceUpgrade()
+}
+
+func canaryUpgrade() {
+	u := &upgradeRun{method: upgrade.Canary}
+	Context("Canary upgrade with rollback, under traffic", Ordered, Label(labels.Upgrade, labels.CanaryUpgrade), func() {
+		BeforeAll(func(ctx SpecContext) { u.start(ctx) }, NodeTimeout(40*time.Minute))
+		AfterAll(func(ctx SpecContext) { u.cleanUp(ctx) }, NodeTimeout(10*time.Minute))
+
+		It("serves every request before the upgrade, every proxy on the old version and SYNCED", func(ctx SpecContext) {
+			u.settle(ctx, upgrade.Before)
+		}, NodeTimeout(5*time.Minute))
+
+		It("passes the new version's istioctl x precheck in both clusters", func(ctx SpecContext) {
+			u.precheck(ctx)
+		}, NodeTimeout(3*time.Minute))
+
+		It("installs the new version as a canary revision beside the old one: both istiods sync the remote, no proxy moves", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.CanaryInstalled, func() {
+				var err error
+				u.to.Discovery, err = u.to.Installer.AddRevision(ctx, u.primary, u.remote)
+				Expect(err).NotTo(HaveOccurred())
+				u.live = append(u.live, u.to)
+			})
+		}, NodeTimeout(10*time.Minute))
+
+		It("moves the revision tag to the new revision in both clusters and restarts the primary's workloads onto it", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.PrimaryMoved, func() {
+				Expect(u.to.Installer.SetTag(ctx, RevisionTag, u.primary, u.remote)).To(Succeed())
+				u.restart(ctx, u.primary)
+			})
+		}, NodeTimeout(10*time.Minute))
+
+		It("restarts the remote's workloads onto the new revision", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.RemoteMoved, func() { u.restart(ctx, u.remote) })
+		}, NodeTimeout(10*time.Minute))
+
+		It("rolls back: the tag moved back to the old revision, every workload restarted onto it", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.RolledBack, func() {
+				Expect(u.from.Installer.SetTag(ctx, RevisionTag, u.primary, u.remote)).To(Succeed())
+				u.restart(ctx, u.primary)
+				u.restart(ctx, u.remote)
+			})
+		}, NodeTimeout(10*time.Minute))
+
+		It("rolls forward again: the tag on the new revision, every workload restarted onto it", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.RolledForward, func() {
+				Expect(u.to.Installer.SetTag(ctx, RevisionTag, u.primary, u.remote)).To(Succeed())
+				u.restart(ctx, u.primary)
+				u.restart(ctx, u.remote)
+			})
+		}, NodeTimeout(10*time.Minute))
+
+		It("removes the old revision: nothing of it remains in either cluster, its LoadBalancer included", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.OldRemoved, func() {
+				Expect(u.from.Installer.RemoveRevision(ctx, u.primary, u.primary, u.remote)).To(Succeed())
+				u.live = []*harness.Mesh{u.to}
+				env.Get().UseMesh(u.to)
+				for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+					Eventually(func() ([]string, error) { return mesh.RevisionRemains(ctx, cl.Client, u.from.Revision) }).
+						WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).Should(BeEmpty(), "revision %s left in %s", u.from.Revision, cl.Name)
+				}
+			})
+		}, NodeTimeout(10*time.Minute))
+
+		It("kept every request answered through the whole canary upgrade and rollback: the time line judged", func(ctx SpecContext) {
+			u.finish()
+		}, NodeTimeout(2*time.Minute))
+	})
+}
+
+func inPlaceUpgrade() {
+	u := &upgradeRun{method: upgrade.InPlace}
+	Context("In-place upgrade, under traffic", Ordered, Label(labels.Upgrade, labels.InPlaceUpgrade), func() {
+		BeforeAll(func(ctx SpecContext) { u.start(ctx) }, NodeTimeout(40*time.Minute))
+		AfterAll(func(ctx SpecContext) { u.cleanUp(ctx) }, NodeTimeout(10*time.Minute))
+
+		It("serves every request before the upgrade, every proxy on the old version and SYNCED", func(ctx SpecContext) {
+			u.settle(ctx, upgrade.Before)
+		}, NodeTimeout(5*time.Minute))
+
+		It("passes the new version's istioctl x precheck in both clusters", func(ctx SpecContext) {
+			u.precheck(ctx)
+		}, NodeTimeout(3*time.Minute))
+
+		It("upgrades the control plane in place, primary then remote: istiod runs the new version and syncs the remote", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.ControlPlaneUp, func() {
+				Expect(u.to.Installer.UpgradeInPlace(ctx, u.primary, u.remote, u.from.Discovery)).To(Succeed())
+				u.to.Discovery = u.from.Discovery
+				u.live = []*harness.Mesh{u.to}
+				env.Get().UseMesh(u.to)
+				Expect(workloads.WaitReady(ctx, u.primary.Client, mesh.Namespace, mesh.IstiodSelector(""), 1, 5*time.Minute)).To(Succeed())
+				Eventually(func(g Gomega) {
+					pods, err := mesh.IstiodPods(ctx, u.primary.Client, "")
+					g.Expect(err).NotTo(HaveOccurred())
+					g.Expect(pods).To(HaveLen(1))
+					g.Expect(pods[0].Spec.Containers[0].Image).To(HaveSuffix(":"+u.plan.To), "istiod image")
+				}).WithContext(ctx).WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+			})
+		}, NodeTimeout(10*time.Minute))
+
+		It("restarts the primary's workloads onto the new version", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.PrimaryMoved, func() { u.restart(ctx, u.primary) })
+		}, NodeTimeout(10*time.Minute))
+
+		It("restarts the remote's workloads onto the new version", func(ctx SpecContext) {
+			u.phase(ctx, upgrade.RemoteMoved, func() { u.restart(ctx, u.remote) })
+		}, NodeTimeout(10*time.Minute))
+
+		It("kept serving through the in-place upgrade: failures and gaps measured, the time line judged", func(ctx SpecContext) {
+			u.finish()
+		}, NodeTimeout(2*time.Minute))
+	})
+}
+
+// upgradeRun is one method's upgrade: its two control planes, the sample
+// apps and the load.
+type upgradeRun struct {
+	method          upgrade.Method
+	plan            upgrade.Plan
+	primary, remote *clusters.Cluster
+	from, to        *harness.Mesh
+	// live are the control planes installed now (one, or both revisions).
+	live    []*harness.Mesh
+	apps    *sampleApps
+	streams []traffic.Stream
+	load    *traffic.Load
+	dir     string
+	done    bool
+}
+
+// start installs the old version, deploys the apps in both clusters,
+// routes a stream at each other cluster and starts the load.
+func (u *upgradeRun) start(ctx context.Context) {
+	GinkgoHelper()
+	r := env.Get()
+	if r.H.Config.Source == images.SourceUpstream {
+		Skip("the upgrade suite needs the istioctl of both versions; the upstream source gives one (MESHCONFORM_ISTIOCTL)")
+	}
+	u.plan = r.H.Config.Upgrade
+	if !u.plan.Has(u.method) {
+		Skip(fmt.Sprintf("MESHCONFORM_UPGRADE_METHODS does not include %s", u.method))
+	}
+	Expect(u.plan.Supported(u.method)).To(Succeed())
+	u.primary, u.remote = r.Primary(), r.Remote()
+	u.dir = filepath.Join(r.H.Config.ArtifactsDir, string(u.method))
+	Expect(os.MkdirAll(u.dir, 0o755)).To(Succeed())
+	var err error
+	revFrom, revTo := "", ""
+	if u.method == upgrade.Canary {
+		revFrom, revTo = mesh.RevisionName(u.plan.From), mesh.RevisionName(u.plan.To)
+	}
+	u.from, err = r.H.PrepareIstioVersion(ctx, u.plan.From, revFrom)
+	Expect(err).NotTo(HaveOccurred())
+	u.to, err = r.H.PrepareIstioVersion(ctx, u.plan.To, revTo)
+	Expect(err).NotTo(HaveOccurred())
+	for _, m := range []*harness.Mesh{u.from, u.to} {
+		m.Installer.ManifestsDir = filepath.Join(u.dir, "manifests")
+	}
+	r.UseMesh(u.from)
+	Expect(u.from.Install(ctx, u.primary, u.remote)).To(Succeed(), "install Istio %s", u.plan.From)
+	u.live = []*harness.Mesh{u.from}
+	inject := map[string]string{"istio-injection": "enabled"}
+	if u.method == upgrade.Canary {
+		Expect(u.from.Installer.SetTag(ctx, RevisionTag, u.primary, u.remote)).To(Succeed())
+		inject = map[string]string{"istio.io/rev": RevisionTag}
+	}
+	image, err := r.H.App(ctx, "meshapp")
+	Expect(err).NotTo(HaveOccurred())
+	u.apps = &sampleApps{dir: filepath.Join(r.H.Config.RepoRoot, "fixtures", "conformance"), image: image, mesh: r.Verify(u.from)}
+	cls := []*clusters.Cluster{u.primary, u.remote}
+	for _, cl := range cls {
+		Expect(workloads.CreateNamespace(ctx, cl.Client, verify.AppNamespace, inject)).To(Succeed())
+		u.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+		u.apps.frontendApplied(ctx, cl)
+	}
+	var names []string
+	for _, cl := range cls {
+		names = append(names, cl.Name)
+	}
+	for _, obj := range upgrade.ClusterRoutes(verify.BackendHost, verify.AppNamespace, names) {
+		Expect(workloads.Replace(ctx, u.primary.Client, obj)).To(Succeed())
+	}
+	for _, cl := range cls {
+		u.apps.waitBackend(ctx, cl)
+		u.apps.frontendReady(ctx, cl)
+	}
+	// The load starts once each cluster's frontend reaches the other's
+	// backends by header: a "before" phase judged while the routes were
+	// still on their way would blame the mesh for the harness's haste.
+	vm := u.apps.mesh
+	cidrs := map[string]netip.Prefix{}
+	for _, cl := range cls {
+		other := r.Other(cl).Name
+		_, err := vm.Settled(ctx, cl.Name, verify.SettleCalls, checks.And(checks.NoFailures(), checks.OnlyClusters(other)), upgrade.TargetHeader+":"+other)
+		Expect(err).NotTo(HaveOccurred(), "route to %s by header from %s", other, cl.Name)
+		base := vm.Frontends[cl.Name]
+		u.streams = append(u.streams,
+			traffic.Stream{Name: cl.Name + "→any", From: cl.Name, Base: base},
+			traffic.Stream{Name: cl.Name + "→" + other, From: cl.Name, Base: base, Headers: []string{upgrade.TargetHeader + ":" + other}, Only: other})
+		cidrs[cl.Name] = cl.PodSubnet
+	}
+	u.load, err = traffic.Start(context.WithoutCancel(ctx), traffic.Config{
+		Rate: upgrade.Rate, MaxDuration: upgrade.MaxLoad, MaxRequests: upgrade.MaxRequests(len(u.streams)), PodCIDRs: cidrs,
+	}, u.streams, upgrade.Before)
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// phase runs one step of the upgrade as a phase of the time line: the
+// action, then the mesh settled (no pod terminating, every proxy SYNCED on
+// its expected revision and version, every istiod syncing the remote),
+// then Dwell of steady traffic, judged.
+func (u *upgradeRun) phase(ctx context.Context, name string, action func()) {
+	GinkgoHelper()
+	Expect(u.load.Running()).To(BeTrue(), "the load stopped before phase %q (a bound was reached)", name)
+	u.load.Phase(name)
+	start := time.Now()
+	action()
+	env.Get().H.Run.Figure(figure(u.method, name, "action_seconds"), time.Since(start).Seconds())
+	u.settle(ctx, name)
+}
+
+// settle waits for the mesh to settle after phase's action and judges the
+// phase: its control planes, its proxies, then its traffic.
+func (u *upgradeRun) settle(ctx context.Context, name string) {
+	GinkgoHelper()
+	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+		Expect(waitNoTerminating(ctx, cl)).To(Succeed())
+	}
+	u.load.Steady()
+	for _, m := range u.live {
+		vm := env.Get().Verify(m)
+		Eventually(func() error { return vm.RemoteSynced(ctx) }).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).
+			Should(Succeed(), "istiod %s (revision %q) syncs the remote", m.Version, m.Revision)
+	}
+	Eventually(func() error { return u.proxiesAsExpected(ctx, name) }).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).
+		Should(Succeed(), "proxy-status in phase %q", name)
+	time.Sleep(upgrade.Dwell)
+	rec := u.load.Snapshot()
+	phases := rec.Phases()
+	p := phases[len(phases)-1]
+	Expect(p.Name).To(Equal(name))
+	AddReportEntry("phase "+name, describePhase(p))
+	Expect(upgrade.Budget(u.method, name).Judge(p, phases[0], u.streams)).To(Succeed())
+	Expect(p.Versions(u.wantVersions(name))).To(Succeed())
+}
+
+// proxiesAsExpected checks each live control plane's proxy-status: every
+// app pod whose cluster should run that control plane's version is
+// connected to it, SYNCED, at that version, and no other app pod is.
+func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error {
+	want := u.wantVersions(phase)
+	pods := map[string]mesh.ProxyWant{}
+	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+		var list corev1.PodList
+		if err := cl.Client.Resources(verify.AppNamespace).List(ctx, &list, resources.WithLabelSelector("app in (frontend,backend)")); err != nil {
+			return err
+		}
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				pods[p.Name] = mesh.ProxyWant{Cluster: cl.Name, Version: want[cl.Name]}
+			}
+		}
+	}
+	if len(pods) != expectedProxies(2) {
+		return fmt.Errorf("%d app pods, want %d", len(pods), expectedProxies(2))
+	}
+	for _, m := range u.live {
+		mine := map[string]mesh.ProxyWant{}
+		for pod, w := range pods {
+			if w.Version == m.Version {
+				mine[pod] = w
+			}
+		}
+		rows, err := m.ProxyStatus(ctx, u.primary)
+		if err != nil {
+			return err
+		}
+		if len(mine) == 0 {
+			err = mesh.CheckNoProxies(rows, verify.AppNamespace)
+		} else {
+			err = mesh.CheckProxies(rows, mine, verify.AppNamespace)
+		}
+		if err != nil {
+			return fmt.Errorf("istiod %s (revision %q): %w", m.Version, m.Revision, err)
+		}
+	}
+	return nil
+}
+
+func (u *upgradeRun) wantVersions(phase string) map[string]string {
+	p, r := u.plan.Expect(phase)
+	return map[string]string{u.primary.Name: p, u.remote.Name: r}
+}
+
+// restart restarts every sample-app Deployment of cl, as `kubectl rollout
+// restart` does, side by side, and waits for the rollouts.
+func (u *upgradeRun) restart(ctx context.Context, cl *clusters.Cluster) {
+	GinkgoHelper()
+	ds, err := conformance.BackendDeployments()
+	Expect(err).NotTo(HaveOccurred())
+	names := []string{"frontend"}
+	for name := range ds {
+		names = append(names, name)
+	}
+	err = env.Get().H.Run.Time(fmt.Sprintf("upgrade %s: restart the workloads of %s", u.method, cl.Name), func() error {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, name := range names {
+			g.Go(func() error {
+				return workloads.RestartDeployment(gctx, cl.Client, verify.AppNamespace, name, 5*time.Minute)
+			})
+		}
+		return g.Wait()
+	})
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// precheck runs the new version's `istioctl x precheck` against each
+// cluster and keeps its output in the artifacts.
+func (u *upgradeRun) precheck(ctx context.Context) {
+	GinkgoHelper()
+	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+		out, err := u.to.Istioctl.Precheck(ctx, cl.Kubeconfig)
+		path := filepath.Join(u.dir, "precheck-"+cl.Name+".txt")
+		text := out
+		if err != nil {
+			text += "\n" + err.Error()
+		}
+		Expect(os.WriteFile(path, []byte(text), 0o644)).To(Succeed())
+		AddReportEntry("precheck "+cl.Name, strings.TrimSpace(text))
+		Expect(err).NotTo(HaveOccurred(), "istioctl %s x precheck on %s", u.plan.To, cl.Name)
+	}
+}
+
+// finish stops the load and judges the whole time line: every phase
+// against its budget, with the record, the figures and the picture
+// written to the artifacts first, so a failure still leaves them.
+func (u *upgradeRun) finish() {
+	GinkgoHelper()
+	if u.load == nil || u.done {
+		return
+	}
+	u.done = true
+	rec := u.load.Stop()
+	phases := rec.Phases()
+	run := env.Get().H.Run
+	for _, p := range phases {
+		run.Figure(figure(u.method, p.Name, "requests"), p.Requests)
+		run.Figure(figure(u.method, p.Name, "failed"), p.Failed)
+		run.Figure(figure(u.method, p.Name, "longest_gap_seconds"), p.LongestGap.Seconds())
+		run.Figure(figure(u.method, p.Name, "p50_ms"), float64(p.P50.Microseconds())/1000)
+		run.Figure(figure(u.method, p.Name, "p99_ms"), float64(p.P99.Microseconds())/1000)
+	}
+	title := fmt.Sprintf("Istio %s → %s, %s upgrade: requests per second (%d streams at %.0f/s)", u.plan.From, u.plan.To, u.method, len(u.streams), upgrade.Rate)
+	Expect(rec.WriteSVG(filepath.Join(u.dir, "timeline.svg"), title)).To(Succeed())
+	Expect(writeJSON(filepath.Join(u.dir, "phases.json"), phases)).To(Succeed())
+	Expect(writeJSON(filepath.Join(u.dir, "requests.json"), rec)).To(Succeed())
+	var errs []string
+	for _, p := range phases {
+		AddReportEntry("time line: "+p.Name, describePhase(p))
+		if err := upgrade.Budget(u.method, p.Name).Judge(p, phases[0], u.streams); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	Expect(errs).To(BeEmpty(), "the time line of the %s upgrade", u.method)
+	want := len(upgrade.Phases(u.method))
+	Expect(phases).To(HaveLen(want), "every phase of the %s upgrade ran", u.method)
+}
+
+// cleanUp stops the load (keeping its record), removes the apps and
+// uninstalls every revision as the guide's cleanup does.
+func (u *upgradeRun) cleanUp(ctx context.Context) {
+	if u.load != nil && !u.done {
+		u.done = true
+		rec := u.load.Stop()
+		_ = writeJSON(filepath.Join(u.dir, "requests.json"), rec)
+		_ = rec.WriteSVG(filepath.Join(u.dir, "timeline.svg"), fmt.Sprintf("Istio %s → %s, %s upgrade (stopped early)", u.plan.From, u.plan.To, u.method))
+	}
+	if u.from == nil {
+		return
+	}
+	r := env.Get()
+	Expect(workloads.DeleteNamespaces(ctx,
+		workloads.Namespace{Client: u.primary.Client, Name: verify.AppNamespace},
+		workloads.Namespace{Client: u.remote.Client, Name: verify.AppNamespace})).To(Succeed())
+	// The newest istioctl knows every revision's objects; --purge removes
+	// them all, tags included.
+	last := u.live[len(u.live)-1]
+	Expect(last.Installer.Uninstall(ctx, u.primary, u.remote)).To(Succeed())
+	r.ForgetMesh()
+	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+		left, err := mesh.Remains(ctx, cl.Client)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(left).To(BeEmpty(), "Istio left in %s", cl.Name)
+	}
+}
+
+// waitNoTerminating waits until no sample-app pod of cl is terminating, so
+// a phase's steady span starts with only the pods that should serve.
+func waitNoTerminating(ctx context.Context, cl *clusters.Cluster) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var list corev1.PodList
+		if err := cl.Client.Resources(verify.AppNamespace).List(ctx, &list); err != nil {
+			return err
+		}
+		var left []string
+		for _, p := range list.Items {
+			if p.DeletionTimestamp != nil {
+				left = append(left, p.Name)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pods of %s still terminating after 2m: %v", cl.Name, left)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func describePhase(p traffic.Phase) string {
+	return fmt.Sprintf("%.0fs–%.0fs: %d requests, %d failed %v, longest gap %s (%s), p50 %s, p99 %s, served by %v, misplaced %v, frontends' proxies %v, backends' proxies %v",
+		p.Start.Seconds(), p.End.Seconds(), p.Requests, p.Failed, p.Errors, p.LongestGap.Round(time.Millisecond), p.GapStream,
+		p.P50.Round(100*time.Microsecond), p.P99.Round(100*time.Microsecond), p.Served, p.Misplaced, p.CallerVersions, p.ServerVersions)
+}
+
+// figure names a figure of phases.json: upgrade/<method>/<phase>/<what>.
+func figure(m upgrade.Method, phase, what string) string {
+	return "upgrade/" + string(m) + "/" + phase + "/" + what
+}
+
+func writeJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o644)
+}
