@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/e2e-framework/klient"
-	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 )
@@ -140,6 +139,14 @@ var revisionKinds = []schema.GroupVersionKind{
 	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfigurationList"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleList"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBindingList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBindingList"},
+	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
+	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
+	// The remote's selector-less istiod-<rev> Service points at the
+	// primary through these.
+	{Version: "v1", Kind: "EndpointsList"},
+	{Group: "discovery.k8s.io", Version: "v1", Kind: "EndpointSliceList"},
 }
 
 // RevisionRemains lists what of a revision is still in a cluster: every
@@ -179,19 +186,3 @@ func RevisionRemains(ctx context.Context, c klient.Client, rev string) ([]string
 	return left, nil
 }
 
-// PodsOfRevision maps the running pods of ns injected by each revision:
-// the istio.io/rev label the injector puts on a pod. Pods being deleted
-// are left out.
-func PodsOfRevision(ctx context.Context, c klient.Client, ns, selector string) (map[string]string, error) {
-	var pods corev1.PodList
-	if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
-		return nil, fmt.Errorf("list pods %s in %s: %w", selector, ns, err)
-	}
-	out := map[string]string{}
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			out[p.Name] = p.Labels["istio.io/rev"]
-		}
-	}
-	return out, nil
-}

@@ -17,8 +17,14 @@ type Phase struct {
 	Failed     int
 	// Errors counts the failures by their message.
 	Errors map[string]int
-	// LongestGap is the longest time, in any one stream, with no request
-	// of that stream answered; GapStream is that stream.
+	// SteadyRequests and SteadyFailed count, per stream and in all, the
+	// requests started in the steady span (after the phase's action
+	// finished), which every method must serve.
+	SteadyRequests map[string]int
+	SteadyFailed   int
+	// LongestGap is the longest time, in any one stream, with no answer
+	// arriving, among the gaps that overlap the phase (a gap across a
+	// phase mark counts whole, in both phases); GapStream is that stream.
 	LongestGap time.Duration
 	GapStream  string
 	// P50 and P99 are the answered requests' latencies.
@@ -46,6 +52,7 @@ func (r Record) Phases() []Phase {
 	for _, s := range r.Streams {
 		from[s.Name] = s
 	}
+	gaps := r.gaps()
 	var out []Phase
 	for i, m := range r.Marks {
 		end := r.End
@@ -54,27 +61,32 @@ func (r Record) Phases() []Phase {
 		}
 		p := Phase{Name: m.Name, Start: m.At.Sub(r.Start), End: end.Sub(r.Start), Errors: map[string]int{},
 			Streams: map[string]int{}, Served: map[string]int{}, Misplaced: map[string]int{},
-			CallerVersions: map[string]int{}, ServerVersions: map[string]int{}}
+			CallerVersions: map[string]int{}, ServerVersions: map[string]int{}, SteadyRequests: map[string]int{}}
 		steady := m.Steady
 		if steady.IsZero() {
 			steady = m.At
 		}
 		p.SteadyFrom = steady.Sub(r.Start)
 		var lat []time.Duration
-		answeredAt := map[string][]time.Time{}
 		for _, s := range r.Samples {
 			if s.At.Before(m.At) || !s.At.Before(end) {
 				continue
 			}
 			p.Requests++
 			p.Streams[s.Stream]++
+			inSteady := !s.At.Before(steady)
+			if inSteady {
+				p.SteadyRequests[s.Stream]++
+			}
 			if !s.OK() {
 				p.Failed++
 				p.Errors[s.Err]++
+				if inSteady {
+					p.SteadyFailed++
+				}
 				continue
 			}
 			lat = append(lat, s.Latency)
-			answeredAt[s.Stream] = append(answeredAt[s.Stream], s.At.Add(s.Latency))
 			p.Served[s.ServedBy]++
 			st := from[s.Stream]
 			switch {
@@ -85,16 +97,17 @@ func (r Record) Phases() []Phase {
 			case st.Only != "" && s.ServedBy != st.Only:
 				p.Misplaced[fmt.Sprintf("stream %s answered from %s", s.Stream, s.ServedBy)]++
 			}
-			if !s.At.Before(steady) {
+			if inSteady {
 				p.CallerVersions[st.From+" "+orUnknown(s.CallerProxy)]++
 				p.ServerVersions[s.ServedBy+" "+orUnknown(s.ServerProxy)]++
 			}
 		}
 		p.P50, p.P99 = quantile(lat, 0.50), quantile(lat, 0.99)
 		for _, st := range r.Streams {
-			gap := longestGap(answeredAt[st.Name], m.At, end)
-			if gap > p.LongestGap {
-				p.LongestGap, p.GapStream = gap, st.Name
+			for _, g := range gaps[st.Name] {
+				if g.from.Before(end) && g.to.After(m.At) && g.to.Sub(g.from) > p.LongestGap {
+					p.LongestGap, p.GapStream = g.to.Sub(g.from), st.Name
+				}
 			}
 		}
 		out = append(out, p)
@@ -109,27 +122,41 @@ func orUnknown(s string) string {
 	return s
 }
 
-// longestGap is the longest span of [from, to) in which none of the
-// answers (their arrival times) fell: a phase without any answer is one
-// gap as long as the phase.
-func longestGap(answers []time.Time, from, to time.Time) time.Duration {
-	sort.Slice(answers, func(i, j int) bool { return answers[i].Before(answers[j]) })
-	prev, longest := from, time.Duration(0)
-	for _, a := range answers {
+type span struct{ from, to time.Time }
+
+// gaps are, per stream, the spans of the whole load between consecutive
+// answers' arrivals (from the load's start to the first, from the last to
+// its end), whatever phase each request started in.
+func (r Record) gaps() map[string][]span {
+	arrivals := map[string][]time.Time{}
+	for _, s := range r.Samples {
+		if s.OK() {
+			arrivals[s.Stream] = append(arrivals[s.Stream], s.At.Add(s.Latency))
+		}
+	}
+	out := map[string][]span{}
+	for _, st := range r.Streams {
+		out[st.Name] = gapsOf(arrivals[st.Name], r.Start, r.End)
+	}
+	return out
+}
+
+// gapsOf splits [from, to] at each arrival: a stream never answered is one
+// gap as long as the load.
+func gapsOf(arrivals []time.Time, from, to time.Time) []span {
+	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].Before(arrivals[j]) })
+	var out []span
+	prev := from
+	for _, a := range arrivals {
 		if a.After(to) {
 			a = to
 		}
-		if d := a.Sub(prev); d > longest {
-			longest = d
-		}
 		if a.After(prev) {
+			out = append(out, span{prev, a})
 			prev = a
 		}
 	}
-	if d := to.Sub(prev); d > longest {
-		longest = d
-	}
-	return longest
+	return append(out, span{prev, to})
 }
 
 // quantile is the q-quantile (nearest rank) of ds; 0 for none.
@@ -153,9 +180,14 @@ type Budget struct {
 	// MaxP99Over bounds how far the phase's p99 latency may exceed the
 	// baseline phase's.
 	MaxP99Over time.Duration
-	// MinPerStream: fewer requests than this in any stream is no verdict.
+	// MinPerStream: fewer requests than this in any stream, in the phase
+	// or in its steady span, is no verdict.
 	MinPerStream int
 }
+
+// SteadyFailures is what every method may fail once a phase's action has
+// finished and the mesh has settled: nothing.
+const SteadyFailures = 0
 
 // Judge rejects a phase that broke its budget against baseline (the
 // "before" phase), or that cannot be judged: too few requests in a stream
@@ -167,7 +199,12 @@ func (b Budget) Judge(p Phase, baseline Phase, streams []Stream) error {
 	for _, s := range streams {
 		if n := p.Streams[s.Name]; n < b.MinPerStream {
 			errs = append(errs, fmt.Errorf("stream %s: %d requests, want at least %d to judge", s.Name, n, b.MinPerStream))
+		} else if n := p.SteadyRequests[s.Name]; n < b.MinPerStream {
+			errs = append(errs, fmt.Errorf("stream %s: %d requests after the action finished, want at least %d to judge", s.Name, n, b.MinPerStream))
 		}
+	}
+	if p.SteadyFailed > SteadyFailures {
+		errs = append(errs, fmt.Errorf("%d requests failed after the action had finished and the mesh had settled: %s", p.SteadyFailed, topErrors(p.Errors)))
 	}
 	if b.MaxFailed >= 0 && p.Failed > b.MaxFailed {
 		errs = append(errs, fmt.Errorf("%d of %d requests failed (budget %d): %s", p.Failed, p.Requests, b.MaxFailed, topErrors(p.Errors)))
@@ -190,13 +227,27 @@ func (b Budget) Judge(p Phase, baseline Phase, streams []Stream) error {
 // Versions rejects a phase in which, once its action finished (the steady
 // span), an answered request went through a proxy of another version than
 // the one its cluster should run: want maps a cluster to its version, for
-// callers (frontends) and servers (backends) alike. It fails when the
-// steady span holds no answered request.
+// callers (frontends) and servers (backends) alike. It fails when a
+// cluster of want has no answer in the steady span as caller or as server:
+// its versions would go unjudged.
 func (p Phase) Versions(want map[string]string) error {
-	if len(p.CallerVersions) == 0 || len(p.ServerVersions) == 0 {
-		return fmt.Errorf("phase %q: no answered request after its action finished: nothing to judge versions by", p.Name)
+	if len(want) == 0 {
+		return fmt.Errorf("phase %q: no cluster's version to judge", p.Name)
 	}
 	var bad []string
+	for cl := range want {
+		for role, counts := range map[string]map[string]int{"frontend": p.CallerVersions, "backend": p.ServerVersions} {
+			seen := false
+			for k := range counts {
+				if strings.HasPrefix(k, cl+" ") {
+					seen = true
+				}
+			}
+			if !seen {
+				bad = append(bad, fmt.Sprintf("no answer through a %s in %s after the action finished", role, cl))
+			}
+		}
+	}
 	for _, set := range []struct {
 		role   string
 		counts map[string]int

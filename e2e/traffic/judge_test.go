@@ -11,16 +11,23 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 var testStreams = []Stream{
 	{Name: "c1→any", From: "c1", Base: "http://a"},
 	{Name: "c1→c2", From: "c1", Base: "http://a", Only: "c2"},
+	{Name: "c2→any", From: "c2", Base: "http://b"},
+	{Name: "c2→c1", From: "c2", Base: "http://b", Only: "c1"},
 }
 
-// healthy makes 10 s of answers, 5/s per stream, 10 ms each, served by c2
-// on version v (callers on v too).
+// healthy makes 10 s of answers, 5/s per stream, 10 ms each, on version v
+// (callers and servers): a stream aimed at a cluster is served there, the
+// others by c1 and c2 in turn.
 func healthy(v string) []Sample {
 	var out []Sample
 	for i := 0; i < 50; i++ {
 		for _, st := range testStreams {
+			by := st.Only
+			if by == "" {
+				by = []string{"c1", "c2"}[i%2]
+			}
 			out = append(out, Sample{Stream: st.Name, At: t0.Add(time.Duration(i) * 200 * time.Millisecond), Latency: 10 * time.Millisecond,
-				ServedBy: "c2", Claimed: "c2", CallerProxy: v, ServerProxy: v})
+				ServedBy: by, Claimed: by, CallerProxy: v, ServerProxy: v})
 		}
 	}
 	return out
@@ -37,7 +44,7 @@ var canary = Budget{MaxFailed: 0, MaxGap: 2 * time.Second, MaxP99Over: 500 * tim
 
 func TestJudgeCorrectMeshPasses(t *testing.T) {
 	ps := record(healthy("1.27.0")).Phases()
-	if len(ps) != 1 || ps[0].Requests != 100 {
+	if len(ps) != 1 || ps[0].Requests != 200 {
 		t.Fatalf("phases %+v", ps)
 	}
 	if err := canary.Judge(ps[0], ps[0], testStreams); err != nil {
@@ -72,8 +79,16 @@ func TestJudgeRejects(t *testing.T) {
 			s[1].ServedBy, s[1].Claimed = "c1", "c1"
 			return s
 		},
+		"a cross-cluster stream failing after the action, local ones fine (in-place budget too)": func(s []Sample) []Sample {
+			for i := range s {
+				if s[i].Stream == "c2→c1" && s[i].At.After(t0.Add(8*time.Second)) {
+					s[i].Err = "no healthy upstream"
+				}
+			}
+			return s
+		},
 		"backend claims a cluster the network disproves": func(s []Sample) []Sample {
-			s[0].Claimed = "c1"
+			s[0].Claimed = "c2"
 			return s
 		},
 		"answer from outside every pod CIDR": func(s []Sample) []Sample {
@@ -113,37 +128,73 @@ func TestVersionsReject(t *testing.T) {
 	if err := record(nil).Phases()[0].Versions(map[string]string{"c1": "x"}); err == nil {
 		t.Error("no answers passed the version check")
 	}
+	// c1's backends never answered (every answer came from c2): their
+	// version is unjudged, which must not pass.
+	onlyC2 := healthy("1.27.0")
+	for i := range onlyC2 {
+		onlyC2[i].ServedBy = "c2"
+	}
+	if err := record(onlyC2).Phases()[0].Versions(map[string]string{"c1": "1.27.0", "c2": "1.27.0"}); err == nil || !strings.Contains(err.Error(), "backend in c1") {
+		t.Errorf("a cluster without answers passed: %v", err)
+	}
 }
 
 func TestInPlaceBudgetMeasuresFailures(t *testing.T) {
 	s := healthy("1.27.0")
 	s[10].Err = "rpc error"
-	p := record(s).Phases()[0]
+	steady := Mark{Name: "upgrade", At: t0, Steady: t0.Add(4 * time.Second)}
+	p := record(s, steady).Phases()[0]
 	inPlace := canary
 	inPlace.MaxFailed, inPlace.MaxGap = -1, 0
 	if err := inPlace.Judge(p, p, testStreams); err != nil {
-		t.Errorf("in-place budget judged failures: %v", err)
+		t.Errorf("in-place budget judged failures during the action: %v", err)
 	}
 	if p.Failed != 1 || p.Errors["rpc error"] != 1 {
 		t.Errorf("failure not counted: %+v", p)
+	}
+	// Once the action finished, a failure is a broken mesh whatever the
+	// method (a new istiod that lost the remote's endpoints).
+	s[100].Err = "rpc error"
+	p = record(s, steady).Phases()[0]
+	if err := inPlace.Judge(p, p, testStreams); err == nil {
+		t.Error("a failure after the action passed the in-place budget")
 	}
 }
 
 func TestPhasesSplitAtMarks(t *testing.T) {
 	r := record(healthy("1.27.0"), Mark{Name: "a", At: t0}, Mark{Name: "b", At: t0.Add(4 * time.Second)})
 	ps := r.Phases()
-	if len(ps) != 2 || ps[0].Requests != 40 || ps[1].Requests != 60 {
+	if len(ps) != 2 || ps[0].Requests != 80 || ps[1].Requests != 120 {
 		t.Fatalf("split: %d phases, %d + %d requests", len(ps), ps[0].Requests, ps[1].Requests)
 	}
 }
 
-func TestLongestGap(t *testing.T) {
+func TestGaps(t *testing.T) {
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	if g := longestGap(nil, t0, at(5)); g != 5*time.Second {
-		t.Errorf("no answers: %s", g)
+	if g := gapsOf(nil, t0, at(5)); len(g) != 1 || g[0].to.Sub(g[0].from) != 5*time.Second {
+		t.Errorf("no answers: %v", g)
 	}
-	if g := longestGap([]time.Time{at(1), at(1.5), at(4)}, t0, at(5)); g != 2500*time.Millisecond {
-		t.Errorf("gap %s, want 2.5s", g)
+	g := gapsOf([]time.Time{at(4), at(1), at(1.5)}, t0, at(5))
+	if len(g) != 4 || g[2].to.Sub(g[2].from) != 2500*time.Millisecond {
+		t.Errorf("gaps %v, want 1, 0.5, 2.5, 1 s", g)
+	}
+}
+
+// An outage of 1.5 s on each side of a phase mark is one 3 s gap, judged
+// in both phases, not two gaps under the budget.
+func TestGapAcrossAMark(t *testing.T) {
+	var s []Sample
+	for _, x := range healthy("1.27.0") {
+		if x.Stream == "c1→c2" && x.At.After(t0.Add(3500*time.Millisecond)) && x.At.Before(t0.Add(6500*time.Millisecond)) {
+			continue
+		}
+		s = append(s, x)
+	}
+	ps := record(s, Mark{Name: "a", At: t0}, Mark{Name: "b", At: t0.Add(5 * time.Second)}).Phases()
+	for _, p := range ps {
+		if p.LongestGap < 3*time.Second {
+			t.Errorf("phase %s: gap %s, want the whole 3 s outage", p.Name, p.LongestGap)
+		}
 	}
 }
 
@@ -178,7 +229,7 @@ func TestWriteSVG(t *testing.T) {
 		t.Fatal(err)
 	}
 	secs := r.Seconds()
-	if len(secs) != 10 || secs[0].Requests != 10 {
+	if len(secs) != 10 || secs[0].Requests != 20 {
 		t.Errorf("seconds %+v", secs)
 	}
 	failed := 0

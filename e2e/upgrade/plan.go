@@ -169,16 +169,18 @@ func Phases(m Method) []string {
 }
 
 // Expect is the proxy version the workloads of the primary and of the
-// remote run once phase's action is done.
-func (p Plan) Expect(phase string) (primary, remote string) {
+// remote run once phase's action is done; an unknown phase is an error,
+// never a guess.
+func (p Plan) Expect(phase string) (primary, remote string, err error) {
 	switch phase {
 	case Before, CanaryInstalled, ControlPlaneUp, RolledBack:
-		return p.From, p.From
+		return p.From, p.From, nil
 	case PrimaryMoved:
-		return p.To, p.From
-	default:
-		return p.To, p.To
+		return p.To, p.From, nil
+	case RemoteMoved, RolledForward, OldRemoved:
+		return p.To, p.To, nil
 	}
+	return "", "", fmt.Errorf("unknown upgrade phase %q", phase)
 }
 
 // Budget is what phase of method m may cost. The "before" phase is the

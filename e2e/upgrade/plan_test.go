@@ -39,9 +39,12 @@ func TestExpect(t *testing.T) {
 		RemoteMoved: {"1.27.0", "1.27.0"}, RolledBack: {"1.26.0", "1.26.0"}, RolledForward: {"1.27.0", "1.27.0"},
 		OldRemoved: {"1.27.0", "1.27.0"}, ControlPlaneUp: {"1.26.0", "1.26.0"},
 	} {
-		if a, b := p.Expect(phase); a != want[0] || b != want[1] {
-			t.Errorf("%s: %s/%s, want %v", phase, a, b, want)
+		if a, b, err := p.Expect(phase); err != nil || a != want[0] || b != want[1] {
+			t.Errorf("%s: %s/%s (%v), want %v", phase, a, b, err, want)
 		}
+	}
+	if _, _, err := p.Expect("roll forwrad"); err == nil {
+		t.Error("a misspelled phase got versions")
 	}
 	for _, m := range []Method{Canary, InPlace} {
 		for _, ph := range Phases(m) {

@@ -98,6 +98,11 @@ func canaryUpgrade() {
 
 		It("removes the old revision: nothing of it remains in either cluster, its LoadBalancer included", func(ctx SpecContext) {
 			u.phase(ctx, upgrade.OldRemoved, func() {
+				// The search must find the revision first, or "nothing
+				// remains" would prove nothing.
+				for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+					Expect(mesh.RevisionRemains(ctx, cl.Client, u.from.Revision)).NotTo(BeEmpty(), "revision %s found in %s before removal", u.from.Revision, cl.Name)
+				}
 				Expect(u.from.Installer.RemoveRevision(ctx, u.primary, u.primary, u.remote)).To(Succeed())
 				u.live = []*harness.Mesh{u.to}
 				env.Get().UseMesh(u.to)
@@ -287,14 +292,21 @@ func (u *upgradeRun) settle(ctx context.Context, name string) {
 	Expect(p.Name).To(Equal(name))
 	AddReportEntry("phase "+name, describePhase(p))
 	Expect(upgrade.Budget(u.method, name).Judge(p, phases[0], u.streams)).To(Succeed())
-	Expect(p.Versions(u.wantVersions(name))).To(Succeed())
+	want, err := u.wantVersions(name)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(p.Versions(want)).To(Succeed())
 }
 
 // proxiesAsExpected checks each live control plane's proxy-status: every
-// app pod whose cluster should run that control plane's version is
-// connected to it, SYNCED, at that version, and no other app pod is.
+// app pod whose cluster should be on that control plane's revision is
+// connected to it, SYNCED, at the version its cluster should run, and no
+// other app pod is. In place, the one istiod serves every pod, whatever
+// version their proxies still run.
 func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error {
-	want := u.wantVersions(phase)
+	want, err := u.wantVersions(phase)
+	if err != nil {
+		return err
+	}
 	pods := map[string]mesh.ProxyWant{}
 	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
 		var list corev1.PodList
@@ -313,9 +325,14 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 	for _, m := range u.live {
 		mine := map[string]mesh.ProxyWant{}
 		for pod, w := range pods {
-			if w.Version == m.Version {
+			if u.method == upgrade.InPlace || mesh.RevisionName(w.Version) == m.Revision {
 				mine[pod] = w
 			}
+		}
+		// An empty proxy-status proves nothing unless that revision's
+		// istiod runs and was asked.
+		if running, err := mesh.IstiodPods(ctx, u.primary.Client, m.Revision); err != nil || len(running) == 0 {
+			return fmt.Errorf("no running istiod of revision %q (%v)", m.Revision, err)
 		}
 		rows, err := m.ProxyStatus(ctx, u.primary)
 		if err != nil {
@@ -333,9 +350,9 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 	return nil
 }
 
-func (u *upgradeRun) wantVersions(phase string) map[string]string {
-	p, r := u.plan.Expect(phase)
-	return map[string]string{u.primary.Name: p, u.remote.Name: r}
+func (u *upgradeRun) wantVersions(phase string) (map[string]string, error) {
+	p, r, err := u.plan.Expect(phase)
+	return map[string]string{u.primary.Name: p, u.remote.Name: r}, err
 }
 
 // restart restarts every sample-app Deployment of cl, as `kubectl rollout
