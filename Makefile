@@ -45,8 +45,12 @@ faults:
 # to MESHCONFORM_UPGRADE_TO (1.27.0) under continuous traffic, by canary with a
 # rollback and in place (MESHCONFORM_UPGRADE_METHODS), on its own clusters.
 # Its report, time lines and request records go to artifacts/upgrade/.
+# A bench record of the run (artifacts/upgrade/bench/) follows, pass or fail,
+# so two upgrade runs compare figure by figure.
 upgrade:
-	$(MAKE) e2e E2E_SUITES=upgrade ARTIFACTS=$(ARTIFACTS)/upgrade
+	@rc=0; $(MAKE) e2e E2E_SUITES=upgrade ARTIFACTS=$(ARTIFACTS)/upgrade || rc=$$?; \
+	MESHCONFORM_ARTIFACTS=$(ARTIFACTS)/upgrade $(GO) run ./cmd/meshconform bench report || true; \
+	exit $$rc
 
 # Builds the upgrade suite's Istio versions into the cache, niced, without
 # Docker (CI runs it beside make faults, whose cores are mostly idle).

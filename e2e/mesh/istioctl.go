@@ -15,6 +15,17 @@ type Istioctl struct {
 	Path string
 }
 
+// RunAll is Run returning stdout and stderr together, for commands that
+// report on stderr (x precheck) and print no secret.
+func (i Istioctl) RunAll(ctx context.Context, kubeconfig string, args ...string) (string, error) {
+	full := append([]string{"--kubeconfig", kubeconfig}, args...)
+	out, err := exec.CommandContext(ctx, i.Path, full...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("istioctl %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
 // Run runs istioctl against the cluster of kubeconfig and returns stdout.
 // The error names the command and carries stderr's tail; stdout is never put
 // into an error, since some commands print secrets.

@@ -78,6 +78,12 @@ func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, 
 	}
 	out, err := i.Run(ctx, kubeconfig, args...)
 	if err != nil {
+		// istioctl 1.27+ exits 1 when istiod has no proxy connected ("no
+		// proxies found (checked N istiods)"): an answer, not a failure —
+		// a canary revision before any workload moved to it.
+		if strings.Contains(err.Error(), "no proxies found (checked") {
+			return nil, out, nil
+		}
 		return nil, out, err
 	}
 	rows, err := ParseProxyStatus(out)

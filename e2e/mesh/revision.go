@@ -95,6 +95,22 @@ func (in *Installer) SetTag(ctx context.Context, tag string, cls ...*clusters.Cl
 	return nil
 }
 
+// RemoveTag removes a revision tag from each cluster (`istioctl tag remove`),
+// as the canary guide does before uninstalling: `istioctl uninstall
+// --purge` (1.27.0) leaves the tag's webhook on the primary.
+func (in *Installer) RemoveTag(ctx context.Context, tag string, cls ...*clusters.Cluster) error {
+	for _, cl := range cls {
+		err := in.step("remove the revision tag "+tag, cl.Name, func() error {
+			_, err := in.Istioctl.Run(ctx, cl.Kubeconfig, "tag", "remove", tag, "-y")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RemoveRevision removes the installer's revision from each cluster, as
 // the canary guide's last step (`istioctl uninstall --revision <rev>`), and
 // the LoadBalancer Service this harness made to expose it.
@@ -125,7 +141,7 @@ func (in *Installer) RemoveRevision(ctx context.Context, primary *clusters.Clust
 // Precheck runs `istioctl x precheck` against a cluster and returns its
 // output; a failed precheck is an error carrying what it found.
 func (i Istioctl) Precheck(ctx context.Context, kubeconfig string) (string, error) {
-	return i.Run(ctx, kubeconfig, "x", "precheck")
+	return i.RunAll(ctx, kubeconfig, "x", "precheck")
 }
 
 // revisionKinds are the kinds an Istio revision installs per cluster that

@@ -49,16 +49,7 @@ func Upgrade() {
 func canaryUpgrade() {
 	u := &upgradeRun{method: upgrade.Canary}
 	Context("Canary upgrade with rollback, under traffic", Ordered, Label(labels.Upgrade, labels.CanaryUpgrade), func() {
-		BeforeAll(func(ctx SpecContext) { u.start(ctx) }, NodeTimeout(40*time.Minute))
-		AfterAll(func(ctx SpecContext) { u.cleanUp(ctx) }, NodeTimeout(10*time.Minute))
-
-		It("serves every request before the upgrade, every proxy on the old version and SYNCED", func(ctx SpecContext) {
-			u.settle(ctx, upgrade.Before)
-		}, NodeTimeout(5*time.Minute))
-
-		It("passes the new version's istioctl x precheck in both clusters", func(ctx SpecContext) {
-			u.precheck(ctx)
-		}, NodeTimeout(3*time.Minute))
+		u.declareStart()
 
 		It("installs the new version as a canary revision beside the old one: both istiods sync the remote, no proxy moves", func(ctx SpecContext) {
 			u.phase(ctx, upgrade.CanaryInstalled, func() {
@@ -122,16 +113,7 @@ func canaryUpgrade() {
 func inPlaceUpgrade() {
 	u := &upgradeRun{method: upgrade.InPlace}
 	Context("In-place upgrade, under traffic", Ordered, Label(labels.Upgrade, labels.InPlaceUpgrade), func() {
-		BeforeAll(func(ctx SpecContext) { u.start(ctx) }, NodeTimeout(40*time.Minute))
-		AfterAll(func(ctx SpecContext) { u.cleanUp(ctx) }, NodeTimeout(10*time.Minute))
-
-		It("serves every request before the upgrade, every proxy on the old version and SYNCED", func(ctx SpecContext) {
-			u.settle(ctx, upgrade.Before)
-		}, NodeTimeout(5*time.Minute))
-
-		It("passes the new version's istioctl x precheck in both clusters", func(ctx SpecContext) {
-			u.precheck(ctx)
-		}, NodeTimeout(3*time.Minute))
+		u.declareStart()
 
 		It("upgrades the control plane in place, primary then remote: istiod runs the new version and syncs the remote", func(ctx SpecContext) {
 			u.phase(ctx, upgrade.ControlPlaneUp, func() {
@@ -161,6 +143,22 @@ func inPlaceUpgrade() {
 			u.finish()
 		}, NodeTimeout(2*time.Minute))
 	})
+}
+
+// declareStart declares what each method's context begins with: the old
+// version installed with the apps and the load (BeforeAll), the clean-up
+// (AfterAll), the judged "before" phase and the precheck.
+func (u *upgradeRun) declareStart() {
+	BeforeAll(func(ctx SpecContext) { u.start(ctx) }, NodeTimeout(40*time.Minute))
+	AfterAll(func(ctx SpecContext) { u.cleanUp(ctx) }, NodeTimeout(10*time.Minute))
+
+	It("serves every request before the upgrade, every proxy on the old version and SYNCED", func(ctx SpecContext) {
+		u.settle(ctx, upgrade.Before)
+	}, NodeTimeout(5*time.Minute))
+
+	It("passes the new version's istioctl x precheck in both clusters", func(ctx SpecContext) {
+		u.precheck(ctx)
+	}, NodeTimeout(3*time.Minute))
 }
 
 // upgradeRun is one method's upgrade: its two control planes, the sample
@@ -448,6 +446,9 @@ func (u *upgradeRun) cleanUp(ctx context.Context) {
 	// The newest istioctl knows every revision's objects; --purge removes
 	// them all, tags included.
 	last := u.live[len(u.live)-1]
+	if u.method == upgrade.Canary {
+		Expect(last.Installer.RemoveTag(ctx, RevisionTag, u.primary, u.remote)).To(Succeed())
+	}
 	Expect(last.Installer.Uninstall(ctx, u.primary, u.remote)).To(Succeed())
 	r.ForgetMesh()
 	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
