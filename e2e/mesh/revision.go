@@ -201,4 +201,3 @@ func RevisionRemains(ctx context.Context, c klient.Client, rev string) ([]string
 	sort.Strings(left)
 	return left, nil
 }
-

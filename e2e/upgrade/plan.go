@@ -150,20 +150,21 @@ var (
 // Phases of the time line, named as the guides' steps. A phase starts when
 // its action starts and ends when the next one starts.
 const (
-	Before          = "before"
-	CanaryInstalled = "canary revision installed"
-	PrimaryMoved    = "tag moved, primary's workloads restarted"
-	RemoteMoved     = "remote's workloads restarted"
-	RolledBack      = "rollback: tag moved back, workloads restarted"
-	RolledForward   = "roll forward: tag moved again, workloads restarted"
-	OldRemoved      = "old revision removed"
-	ControlPlaneUp  = "control plane upgraded in place"
+	Before           = "before"
+	CanaryInstalled  = "canary revision installed"
+	PrimaryMoved     = "tag moved, primary's workloads restarted"
+	PrimaryRestarted = "primary's workloads restarted"
+	RemoteMoved      = "remote's workloads restarted"
+	RolledBack       = "rollback: tag moved back, workloads restarted"
+	RolledForward    = "roll forward: tag moved again, workloads restarted"
+	OldRemoved       = "old revision removed"
+	ControlPlaneUp   = "control plane upgraded in place"
 )
 
 // Phases lists a method's phases in order.
 func Phases(m Method) []string {
 	if m == InPlace {
-		return []string{Before, ControlPlaneUp, PrimaryMoved, RemoteMoved}
+		return []string{Before, ControlPlaneUp, PrimaryRestarted, RemoteMoved}
 	}
 	return []string{Before, CanaryInstalled, PrimaryMoved, RemoteMoved, RolledBack, RolledForward, OldRemoved}
 }
@@ -175,7 +176,7 @@ func (p Plan) Expect(phase string) (primary, remote string, err error) {
 	switch phase {
 	case Before, CanaryInstalled, ControlPlaneUp, RolledBack:
 		return p.From, p.From, nil
-	case PrimaryMoved:
+	case PrimaryMoved, PrimaryRestarted:
 		return p.To, p.From, nil
 	case RemoteMoved, RolledForward, OldRemoved:
 		return p.To, p.To, nil

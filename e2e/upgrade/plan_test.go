@@ -37,7 +37,7 @@ func TestExpect(t *testing.T) {
 	for phase, want := range map[string][2]string{
 		Before: {"1.26.0", "1.26.0"}, CanaryInstalled: {"1.26.0", "1.26.0"}, PrimaryMoved: {"1.27.0", "1.26.0"},
 		RemoteMoved: {"1.27.0", "1.27.0"}, RolledBack: {"1.26.0", "1.26.0"}, RolledForward: {"1.27.0", "1.27.0"},
-		OldRemoved: {"1.27.0", "1.27.0"}, ControlPlaneUp: {"1.26.0", "1.26.0"},
+		OldRemoved: {"1.27.0", "1.27.0"}, ControlPlaneUp: {"1.26.0", "1.26.0"}, PrimaryRestarted: {"1.27.0", "1.26.0"},
 	} {
 		if a, b, err := p.Expect(phase); err != nil || a != want[0] || b != want[1] {
 			t.Errorf("%s: %s/%s (%v), want %v", phase, a, b, err, want)

@@ -132,7 +132,7 @@ func inPlaceUpgrade() {
 		}, NodeTimeout(10*time.Minute))
 
 		It("restarts the primary's workloads onto the new version", func(ctx SpecContext) {
-			u.phase(ctx, upgrade.PrimaryMoved, func() { u.restart(ctx, u.primary) })
+			u.phase(ctx, upgrade.PrimaryRestarted, func() { u.restart(ctx, u.primary) })
 		}, NodeTimeout(10*time.Minute))
 
 		It("restarts the remote's workloads onto the new version", func(ctx SpecContext) {
