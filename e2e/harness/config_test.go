@@ -28,6 +28,8 @@ func TestConfigFromEnvRejectsBadInput(t *testing.T) {
 		"bad source":                 {"MESHCONFORM_IMAGE_SOURCE", "hub", "want \"local\" or \"upstream\""},
 		"bad port":                   {"MESHCONFORM_REGISTRY_PORT", "99999", "is not a port number"},
 		"bad revision":               {"MESHCONFORM_ISTIO_REVISION", "Canary_1", "a revision is a DNS label"},
+		"unbuildable upgrade target": {"MESHCONFORM_UPGRADE_TO", "1.27.5", "unknown Istio version \"1.27.5\""},
+		"upgrade method":             {"MESHCONFORM_UPGRADE_METHODS", "rolling", "unknown method \"rolling\""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -46,5 +48,20 @@ func TestUpstreamAcceptsAnyIstioVersionWithAnIstioctl(t *testing.T) {
 	t.Setenv("MESHCONFORM_ISTIOCTL", "/usr/local/bin/istioctl")
 	if _, err := ConfigFromEnv(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An upgrade Istio does not support is refused with Istio's reason before
+// anything is created.
+func TestConfigRejectsUnsupportedUpgrade(t *testing.T) {
+	t.Setenv("MESHCONFORM_UPGRADE_FROM", "1.27.0")
+	t.Setenv("MESHCONFORM_UPGRADE_TO", "1.29.2")
+	t.Setenv("MESHCONFORM_UPGRADE_METHODS", "canary,in-place")
+	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "one minor version at a time") {
+		t.Fatalf("in-place 1.27.0 → 1.29.2 accepted or refused without the reason: %v", err)
+	}
+	t.Setenv("MESHCONFORM_UPGRADE_METHODS", "canary")
+	if _, err := ConfigFromEnv(); err != nil {
+		t.Fatalf("canary 1.27.0 → 1.29.2 is supported: %v", err)
 	}
 }
