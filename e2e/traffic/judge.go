@@ -27,8 +27,9 @@ type Phase struct {
 	// phase mark counts whole, in both phases); GapStream is that stream.
 	LongestGap time.Duration
 	GapStream  string
-	// P50 and P99 are the answered requests' latencies.
-	P50, P99 time.Duration
+	// P50 and P99 are the answered requests' latencies; SteadyP99 is the
+	// p99 of those started in the steady span.
+	P50, P99, SteadyP99 time.Duration
 	// Streams counts requests per stream; Served answered requests per
 	// cluster that served them (proven by address).
 	Streams map[string]int
@@ -67,7 +68,7 @@ func (r Record) Phases() []Phase {
 			steady = m.At
 		}
 		p.SteadyFrom = steady.Sub(r.Start)
-		var lat []time.Duration
+		var lat, steadyLat []time.Duration
 		for _, s := range r.Samples {
 			if s.At.Before(m.At) || !s.At.Before(end) {
 				continue
@@ -87,6 +88,9 @@ func (r Record) Phases() []Phase {
 				continue
 			}
 			lat = append(lat, s.Latency)
+			if inSteady {
+				steadyLat = append(steadyLat, s.Latency)
+			}
 			p.Served[s.ServedBy]++
 			st := from[s.Stream]
 			switch {
@@ -102,7 +106,7 @@ func (r Record) Phases() []Phase {
 				p.ServerVersions[s.ServedBy+" "+orUnknown(s.ServerProxy)]++
 			}
 		}
-		p.P50, p.P99 = quantile(lat, 0.50), quantile(lat, 0.99)
+		p.P50, p.P99, p.SteadyP99 = quantile(lat, 0.50), quantile(lat, 0.99), quantile(steadyLat, 0.99)
 		for _, st := range r.Streams {
 			for _, g := range gaps[st.Name] {
 				if g.from.Before(end) && g.to.After(m.At) && g.to.Sub(g.from) > p.LongestGap {
@@ -177,8 +181,10 @@ type Budget struct {
 	MaxFailed int
 	// MaxGap bounds LongestGap.
 	MaxGap time.Duration
-	// MaxP99Over bounds how far the phase's p99 latency may exceed the
-	// baseline phase's.
+	// MaxP99Over bounds how far the p99 latency of the phase's steady span
+	// may exceed the baseline phase's. The span of the action itself is
+	// measured, not judged: pods starting on a small machine stall every
+	// stream at once, whatever the mesh does.
 	MaxP99Over time.Duration
 	// MinPerStream: fewer requests than this in any stream, in the phase
 	// or in its steady span, is no verdict.
@@ -212,8 +218,8 @@ func (b Budget) Judge(p Phase, baseline Phase, streams []Stream) error {
 	if b.MaxGap > 0 && p.LongestGap > b.MaxGap {
 		errs = append(errs, fmt.Errorf("stream %s went %s without an answer (budget %s)", p.GapStream, p.LongestGap.Round(time.Millisecond), b.MaxGap))
 	}
-	if b.MaxP99Over > 0 && p.P99 > baseline.P99+b.MaxP99Over {
-		errs = append(errs, fmt.Errorf("p99 latency %s, baseline %s: more than %s above it", p.P99.Round(time.Millisecond), baseline.P99.Round(time.Millisecond), b.MaxP99Over))
+	if b.MaxP99Over > 0 && p.SteadyP99 > baseline.P99+b.MaxP99Over {
+		errs = append(errs, fmt.Errorf("p99 latency %s after the action finished, baseline %s: more than %s above it", p.SteadyP99.Round(time.Millisecond), baseline.P99.Round(time.Millisecond), b.MaxP99Over))
 	}
 	if len(p.Misplaced) > 0 {
 		errs = append(errs, fmt.Errorf("answers from the wrong place: %s", topErrors(p.Misplaced)))

@@ -240,3 +240,24 @@ func TestWriteSVG(t *testing.T) {
 		t.Errorf("failed %d", failed)
 	}
 }
+
+// Latency during the action (pods starting on a 2-core machine) is
+// reported, not judged; the same slowness after the action is.
+func TestLatencyJudgedAfterTheAction(t *testing.T) {
+	s := healthy("1.27.0")
+	for i := 0; i < 40; i++ { // the first 2 s: 40 of 200 requests slow
+		s[i].Latency = 1500 * time.Millisecond
+	}
+	base := record(healthy("1.27.0")).Phases()[0]
+	during := record(s, Mark{Name: "restart", At: t0, Steady: t0.Add(3 * time.Second)}).Phases()[0]
+	if err := canary.Judge(during, base, testStreams); err != nil {
+		t.Errorf("slowness during the action judged: %v", err)
+	}
+	if during.P99 < time.Second {
+		t.Errorf("the phase's p99 must still report it: %s", during.P99)
+	}
+	after := record(s, Mark{Name: "restart", At: t0}).Phases()[0]
+	if err := canary.Judge(after, base, testStreams); err == nil {
+		t.Error("the same slowness after the action passed")
+	}
+}

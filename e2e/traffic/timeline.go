@@ -63,9 +63,9 @@ func (r Record) WriteSVG(path, title string) error {
 		x := left + barW*p.Start.Seconds()
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1e88e5" stroke-dasharray="3,2"/>`, x, top, x, top+height+12)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#1e88e5">%d</text>`+"\n", x+2, top+height+12, i+1)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%d %s — %ds–%ds: %d requests, %d failed, longest gap %s, p99 %s</text>`+"\n",
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%d %s — %ds–%ds: %d requests, %d failed, longest gap %s, p99 %s (after the action %s)</text>`+"\n",
 			left, top+height+30+labelH*i, i+1, html.EscapeString(p.Name), int(p.Start.Seconds()), int(p.End.Seconds()),
-			p.Requests, p.Failed, p.LongestGap.Round(time.Millisecond), p.P99.Round(time.Millisecond))
+			p.Requests, p.Failed, p.LongestGap.Round(time.Millisecond), p.P99.Round(time.Millisecond), p.SteadyP99.Round(time.Millisecond))
 	}
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)

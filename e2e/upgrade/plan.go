@@ -136,15 +136,18 @@ func MaxRequests(streams int) int { return int(Rate*MaxLoad.Seconds()) * streams
 
 // Budgets. Canary and rollback phases may fail no request: a restart under
 // a drained, revision-tagged canary moves every call to a live pod. A gap
-// of 2 s is ten requests in a row of one stream unanswered at Rate. The
-// p99 may rise by 500 ms over the "before" phase: restarts on a 2-core
-// machine cost CPU, but a call near its 2 s deadline is a stall. In-place
-// upgrades restart the one istiod every proxy is connected to; Istio does
-// not promise them hitless, so their failures and gaps are measured and
-// reported, not judged — but their "before" phase is.
+// of 2 s is ten requests in a row of one stream unanswered at Rate. Once a
+// phase's action is done, its p99 may exceed the "before" phase's by 500 ms
+// at most, whatever the method; during the action it is measured only:
+// pods starting on a 2-core machine stalled every stream at once by up to
+// 1.5 s in one CI run (p99 1.05 s) without a failed request, while the
+// steady spans stayed under 400 ms in every run. In-place upgrades restart
+// the one istiod every proxy is connected to; Istio does not promise them
+// hitless, so their failures and gaps during the action are measured and
+// reported, not judged; after it, they fail nothing either.
 var (
 	CanaryBudget  = traffic.Budget{MaxFailed: 0, MaxGap: 2 * time.Second, MaxP99Over: 500 * time.Millisecond, MinPerStream: 20}
-	InPlaceBudget = traffic.Budget{MaxFailed: -1, MinPerStream: 20}
+	InPlaceBudget = traffic.Budget{MaxFailed: -1, MaxP99Over: 500 * time.Millisecond, MinPerStream: 20}
 )
 
 // Phases of the time line, named as the guides' steps. A phase starts when

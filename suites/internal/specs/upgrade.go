@@ -410,6 +410,7 @@ func (u *upgradeRun) finish() {
 		run.Figure(figure(u.method, p.Name, "longest_gap_seconds"), p.LongestGap.Seconds())
 		run.Figure(figure(u.method, p.Name, "p50_ms"), float64(p.P50.Microseconds())/1000)
 		run.Figure(figure(u.method, p.Name, "p99_ms"), float64(p.P99.Microseconds())/1000)
+		run.Figure(figure(u.method, p.Name, "steady_p99_ms"), float64(p.SteadyP99.Microseconds())/1000)
 	}
 	title := fmt.Sprintf("Istio %s → %s, %s upgrade: requests per second (%d streams at %.0f/s)", u.plan.From, u.plan.To, u.method, len(u.streams), upgrade.Rate)
 	Expect(rec.WriteSVG(filepath.Join(u.dir, "timeline.svg"), title)).To(Succeed())
@@ -488,9 +489,9 @@ func waitNoTerminating(ctx context.Context, cl *clusters.Cluster) error {
 }
 
 func describePhase(p traffic.Phase) string {
-	return fmt.Sprintf("%.0fs–%.0fs: %d requests, %d failed %v, longest gap %s (%s), p50 %s, p99 %s, served by %v, misplaced %v, frontends' proxies %v, backends' proxies %v",
-		p.Start.Seconds(), p.End.Seconds(), p.Requests, p.Failed, p.Errors, p.LongestGap.Round(time.Millisecond), p.GapStream,
-		p.P50.Round(100*time.Microsecond), p.P99.Round(100*time.Microsecond), p.Served, p.Misplaced, p.CallerVersions, p.ServerVersions)
+	return fmt.Sprintf("%.0fs–%.0fs (steady from %.0fs): %d requests, %d failed %v, longest gap %s (%s), p50 %s, p99 %s (steady %s), served by %v, misplaced %v, frontends' proxies %v, backends' proxies %v",
+		p.Start.Seconds(), p.End.Seconds(), p.SteadyFrom.Seconds(), p.Requests, p.Failed, p.Errors, p.LongestGap.Round(time.Millisecond), p.GapStream,
+		p.P50.Round(100*time.Microsecond), p.P99.Round(100*time.Microsecond), p.SteadyP99.Round(100*time.Microsecond), p.Served, p.Misplaced, p.CallerVersions, p.ServerVersions)
 }
 
 // figure names a figure of phases.json: upgrade/<method>/<phase>/<what>.
