@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/e2e-framework/klient"
 
@@ -176,12 +175,11 @@ func RevisionRemains(ctx context.Context, c klient.Client, rev string) ([]string
 	}
 	seen := map[string]bool{}
 	for _, gvk := range append(revisionKinds, schema.GroupVersionKind{Version: "v1", Kind: "PodList"}) {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(gvk)
-		if err := c.Resources().List(ctx, list); err != nil {
-			return nil, fmt.Errorf("list %s: %w", gvk.Kind, err)
+		items, err := listKind(ctx, c, gvk)
+		if err != nil {
+			return nil, err
 		}
-		for _, u := range list.Items {
+		for _, u := range items {
 			if u.GetLabels()["istio.io/rev"] == rev || strings.HasSuffix(u.GetName(), "-"+rev) || strings.Contains(u.GetName(), "-"+rev+"-") {
 				if u.GetDeletionTimestamp() != nil && gvk.Kind == "PodList" {
 					continue

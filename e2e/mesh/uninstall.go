@@ -70,12 +70,11 @@ func Remains(ctx context.Context, c klient.Client) ([]string, error) {
 			func(u unstructured.Unstructured) bool { return u.GetName() == Namespace }},
 	}
 	for _, k := range kinds {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(k.gvk)
-		if err := c.Resources().List(ctx, list); err != nil {
-			return nil, fmt.Errorf("list %s: %w", k.gvk.Kind, err)
+		items, err := listKind(ctx, c, k.gvk)
+		if err != nil {
+			return nil, err
 		}
-		for _, u := range list.Items {
+		for _, u := range items {
 			if k.match(u) {
 				left = append(left, strings.TrimSuffix(k.gvk.Kind, "List")+" "+u.GetName())
 			}
@@ -86,3 +85,13 @@ func Remains(ctx context.Context, c klient.Client) ([]string, error) {
 }
 
 func nameHasIstio(u unstructured.Unstructured) bool { return strings.Contains(u.GetName(), "istio") }
+
+// listKind lists every object of a list kind (all namespaces).
+func listKind(ctx context.Context, c klient.Client, gvk schema.GroupVersionKind) ([]unstructured.Unstructured, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(gvk)
+	if err := c.Resources().List(ctx, list); err != nil {
+		return nil, fmt.Errorf("list %s: %w", gvk.Kind, err)
+	}
+	return list.Items, nil
+}

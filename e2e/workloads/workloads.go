@@ -247,6 +247,29 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 	return nil
 }
 
+// WaitNoneTerminating waits until no pod of ns is being deleted: after a
+// rollout, only the pods that should serve are left.
+func WaitNoneTerminating(ctx context.Context, c klient.Client, ns string, timeout time.Duration) error {
+	var left []string
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		var pods corev1.PodList
+		if err := c.Resources(ns).List(ctx, &pods); err != nil {
+			return false, nil
+		}
+		left = left[:0]
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				left = append(left, p.Name)
+			}
+		}
+		return len(left) == 0, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second), wait.WithImmediate())
+	if err != nil {
+		return fmt.Errorf("pods of %s still terminating after %s: %v: %w", ns, timeout, left, err)
+	}
+	return nil
+}
+
 // Replace creates obj, or replaces the existing object's content with it
 // (Istio's CRDs too, as unstructured objects).
 func Replace(ctx context.Context, c klient.Client, obj k8s.Object) error {

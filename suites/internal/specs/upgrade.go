@@ -3,6 +3,7 @@ package specs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -13,8 +14,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
@@ -273,7 +272,8 @@ func (u *upgradeRun) phase(ctx context.Context, name string, action func()) {
 func (u *upgradeRun) settle(ctx context.Context, name string) {
 	GinkgoHelper()
 	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
-		Expect(waitNoTerminating(ctx, cl)).To(Succeed())
+		// The steady span starts with only the pods that should serve.
+		Expect(workloads.WaitNoneTerminating(ctx, cl.Client, verify.AppNamespace, 2*time.Minute)).To(Succeed())
 	}
 	u.load.Steady()
 	for _, m := range u.live {
@@ -305,17 +305,13 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 	if err != nil {
 		return err
 	}
+	where, err := u.apps.mesh.AppProxies(ctx)
+	if err != nil {
+		return err
+	}
 	pods := map[string]mesh.ProxyWant{}
-	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
-		var list corev1.PodList
-		if err := cl.Client.Resources(verify.AppNamespace).List(ctx, &list, resources.WithLabelSelector("app in (frontend,backend)")); err != nil {
-			return err
-		}
-		for _, p := range list.Items {
-			if p.DeletionTimestamp == nil {
-				pods[p.Name] = mesh.ProxyWant{Cluster: cl.Name, Version: want[cl.Name]}
-			}
-		}
+	for pod, cl := range where {
+		pods[pod] = mesh.ProxyWant{Cluster: cl, Version: want[cl]}
 	}
 	if len(pods) != expectedProxies(2) {
 		return fmt.Errorf("%d app pods, want %d", len(pods), expectedProxies(2))
@@ -412,10 +408,7 @@ func (u *upgradeRun) finish() {
 		run.Figure(figure(u.method, p.Name, "p99_ms"), float64(p.P99.Microseconds())/1000)
 		run.Figure(figure(u.method, p.Name, "steady_p99_ms"), float64(p.SteadyP99.Microseconds())/1000)
 	}
-	title := fmt.Sprintf("Istio %s → %s, %s upgrade: requests per second (%d streams at %.0f/s)", u.plan.From, u.plan.To, u.method, len(u.streams), upgrade.Rate)
-	Expect(rec.WriteSVG(filepath.Join(u.dir, "timeline.svg"), title)).To(Succeed())
-	Expect(writeJSON(filepath.Join(u.dir, "phases.json"), phases)).To(Succeed())
-	Expect(writeJSON(filepath.Join(u.dir, "requests.json"), rec)).To(Succeed())
+	Expect(u.writeRecord(rec, phases, "")).To(Succeed())
 	var errs []string
 	for _, p := range phases {
 		AddReportEntry("time line: "+p.Name, describePhase(p))
@@ -428,14 +421,22 @@ func (u *upgradeRun) finish() {
 	Expect(phases).To(HaveLen(want), "every phase of the %s upgrade ran", u.method)
 }
 
+// writeRecord writes the load's record, its phases and its time line to
+// the method's artifacts.
+func (u *upgradeRun) writeRecord(rec traffic.Record, phases []traffic.Phase, note string) error {
+	title := fmt.Sprintf("Istio %s → %s, %s upgrade%s: requests per second (%d streams at %.0f/s)", u.plan.From, u.plan.To, u.method, note, len(u.streams), upgrade.Rate)
+	return errors.Join(rec.WriteSVG(filepath.Join(u.dir, "timeline.svg"), title),
+		writeJSON(filepath.Join(u.dir, "phases.json"), phases),
+		writeJSON(filepath.Join(u.dir, "requests.json"), rec))
+}
+
 // cleanUp stops the load (keeping its record), removes the apps and
 // uninstalls every revision as the guide's cleanup does.
 func (u *upgradeRun) cleanUp(ctx context.Context) {
 	if u.load != nil && !u.done {
 		u.done = true
 		rec := u.load.Stop()
-		_ = writeJSON(filepath.Join(u.dir, "requests.json"), rec)
-		_ = rec.WriteSVG(filepath.Join(u.dir, "timeline.svg"), fmt.Sprintf("Istio %s → %s, %s upgrade (stopped early)", u.plan.From, u.plan.To, u.method))
+		_ = u.writeRecord(rec, rec.Phases(), " (stopped early)")
 	}
 	if u.from == nil {
 		return
@@ -456,35 +457,6 @@ func (u *upgradeRun) cleanUp(ctx context.Context) {
 		left, err := mesh.Remains(ctx, cl.Client)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(left).To(BeEmpty(), "Istio left in %s", cl.Name)
-	}
-}
-
-// waitNoTerminating waits until no sample-app pod of cl is terminating, so
-// a phase's steady span starts with only the pods that should serve.
-func waitNoTerminating(ctx context.Context, cl *clusters.Cluster) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var list corev1.PodList
-		if err := cl.Client.Resources(verify.AppNamespace).List(ctx, &list); err != nil {
-			return err
-		}
-		var left []string
-		for _, p := range list.Items {
-			if p.DeletionTimestamp != nil {
-				left = append(left, p.Name)
-			}
-		}
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pods of %s still terminating after 2m: %v", cl.Name, left)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
 	}
 }
 
