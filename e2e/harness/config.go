@@ -47,7 +47,26 @@ type Config struct {
 	// (MESHCONFORM_UPGRADE_FROM, MESHCONFORM_UPGRADE_TO,
 	// MESHCONFORM_UPGRADE_METHODS), checked against what Istio supports.
 	Upgrade upgrade.Plan
+
+	// Bring your own clusters: with Kubeconfig set, the run creates no
+	// cluster and builds no node image; it attaches to the clusters these
+	// contexts reach, one per cluster of the topology.
+	Kubeconfig string            // MESHCONFORM_KUBECONFIG (files joined by ':', as KUBECONFIG)
+	Contexts   map[string]string // MESHCONFORM_CONTEXTS=cluster1=ctxA,cluster2=ctxB
+	// Mesh is MeshInstall (the run installs Istio and removes it after) or
+	// MeshExisting (the run tests the mesh already installed and creates
+	// nothing outside its own namespaces); MESHCONFORM_MESH.
+	Mesh string
 }
+
+// The two mesh modes of a run.
+const (
+	MeshInstall  = "install"
+	MeshExisting = "existing"
+)
+
+// BringYourOwn reports whether the run uses clusters the user brought.
+func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
 // ConfigFromEnv reads the settings, with defaults, and rejects bad values.
 func ConfigFromEnv() (Config, error) {
@@ -66,6 +85,14 @@ func ConfigFromEnv() (Config, error) {
 		IstioVersion:      strings.TrimPrefix(envOr("MESHCONFORM_ISTIO_VERSION", images.DefaultIstioVersion), "v"),
 		IstioRevision:     os.Getenv("MESHCONFORM_ISTIO_REVISION"),
 		Istioctl:          os.Getenv("MESHCONFORM_ISTIOCTL"),
+		Kubeconfig:        os.Getenv("MESHCONFORM_KUBECONFIG"),
+		Mesh:              envOr("MESHCONFORM_MESH", MeshInstall),
+	}
+	if c.Contexts, err = ParseContexts(os.Getenv("MESHCONFORM_CONTEXTS")); err != nil {
+		return c, err
+	}
+	if err := c.checkBringYourOwn(); err != nil {
+		return c, err
 	}
 	if p := os.Getenv("MESHCONFORM_REGISTRY_PORT"); p != "" {
 		if c.RegistryPort, err = strconv.Atoi(p); err != nil || c.RegistryPort < 1 || c.RegistryPort > 65535 {
@@ -104,6 +131,44 @@ func ConfigFromEnv() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// ParseContexts reads "cluster1=ctxA,cluster2=ctxB" (spaces allowed).
+func ParseContexts(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		name, ctx, ok := strings.Cut(pair, "=")
+		name, ctx = strings.TrimSpace(name), strings.TrimSpace(ctx)
+		if !ok || name == "" || ctx == "" {
+			return nil, fmt.Errorf("MESHCONFORM_CONTEXTS: %q is not cluster=context (e.g. cluster1=kind-cluster1,cluster2=kind-cluster2)", pair)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("MESHCONFORM_CONTEXTS: cluster %s named twice", name)
+		}
+		out[name] = ctx
+	}
+	return out, nil
+}
+
+// checkBringYourOwn refuses settings that only make sense together, before
+// anything runs. Which names the topology has is checked by New.
+func (c Config) checkBringYourOwn() error {
+	switch {
+	case c.Mesh != MeshInstall && c.Mesh != MeshExisting:
+		return fmt.Errorf("MESHCONFORM_MESH=%q: want %q (install Istio, remove it after) or %q (test the mesh already installed)", c.Mesh, MeshInstall, MeshExisting)
+	case c.Kubeconfig == "" && len(c.Contexts) > 0:
+		return fmt.Errorf("MESHCONFORM_CONTEXTS is set but MESHCONFORM_KUBECONFIG is not: name the kubeconfig that holds these contexts")
+	case c.Kubeconfig != "" && len(c.Contexts) == 0:
+		return fmt.Errorf("MESHCONFORM_KUBECONFIG is set but MESHCONFORM_CONTEXTS is not: say which context is which cluster (cluster1=ctxA,cluster2=ctxB)")
+	case c.Mesh == MeshExisting && c.Kubeconfig == "":
+		return fmt.Errorf("MESHCONFORM_MESH=existing tests a mesh already installed: point MESHCONFORM_KUBECONFIG and MESHCONFORM_CONTEXTS at its clusters")
+	case c.Kubeconfig != "" && c.KeepClusters:
+		return fmt.Errorf("MESHCONFORM_KEEP_CLUSTERS applies to clusters meshconform creates; with MESHCONFORM_KUBECONFIG the clusters are yours and always stay")
+	}
+	return nil
 }
 
 var revisionName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)

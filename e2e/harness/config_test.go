@@ -65,3 +65,34 @@ func TestConfigRejectsUnsupportedUpgrade(t *testing.T) {
 		t.Fatalf("canary 1.27.0 → 1.29.2 is supported: %v", err)
 	}
 }
+
+func TestParseContexts(t *testing.T) {
+	got, err := ParseContexts(" cluster1=kind-cluster1, cluster2 = prod-west ")
+	if err != nil || got["cluster1"] != "kind-cluster1" || got["cluster2"] != "prod-west" || len(got) != 2 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"cluster1", "cluster1=", "=ctx", "cluster1=a,cluster1=b"} {
+		if _, err := ParseContexts(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// Settings that cannot work together are refused before anything runs.
+func TestBringYourOwnSettingsRefused(t *testing.T) {
+	for name, c := range map[string]Config{
+		"contexts without kubeconfig":   {Mesh: MeshInstall, Contexts: map[string]string{"cluster1": "a"}},
+		"kubeconfig without contexts":   {Mesh: MeshInstall, Kubeconfig: "/k"},
+		"existing mesh on our clusters": {Mesh: MeshExisting},
+		"unknown mesh mode":             {Mesh: "reuse"},
+		"keep clusters not ours":        {Mesh: MeshInstall, Kubeconfig: "/k", Contexts: map[string]string{"cluster1": "a"}, KeepClusters: true},
+	} {
+		if err := c.checkBringYourOwn(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ok := Config{Mesh: MeshExisting, Kubeconfig: "/k", Contexts: map[string]string{"cluster1": "a"}}
+	if err := ok.checkBringYourOwn(); err != nil {
+		t.Errorf("a valid setting refused: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/metallb"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // Harness is one run: its settings, topology, images and clusters.
@@ -49,6 +50,10 @@ type Harness struct {
 	mu        sync.Mutex
 	created   map[string]*clusters.Cluster
 	tornDown  bool
+	// byo is set on clusters the user brought (Config.BringYourOwn).
+	byo *byo
+	// RunID labels what the run creates in clusters (workloads.RunLabel).
+	RunID string
 }
 
 // New validates everything that needs no Docker (settings, topology,
@@ -78,6 +83,17 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 		buildLog.Close()
 		return nil, err
 	}
+	h.RunID = newRunID()
+	workloads.RunLabels = map[string]string{workloads.RunLabel: h.RunID}
+	if cfg.BringYourOwn() {
+		if err := h.checkBrought(); err != nil {
+			h.cacheLock.Unlock()
+			buildLog.Close()
+			return nil, err
+		}
+		h.Run.Figure("clusters", "brought: "+describeContexts(cfg.Contexts))
+		h.Run.Figure("mesh_mode", cfg.Mesh)
+	}
 	h.bg, h.bgCancel = context.WithCancel(context.Background())
 	// CPU use over the whole run, for the report and the Gantt chart: when
 	// both cores are busy throughout, only less work makes a run faster.
@@ -99,6 +115,9 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 // taken by something not ours.
 func (h *Harness) Preflight(ctx context.Context) error {
 	return h.Run.Time("preflight", func() error {
+		if h.byo != nil {
+			return h.preflightBrought(ctx)
+		}
 		if err := h.Source.Check(ctx); err != nil {
 			return err
 		}
@@ -254,6 +273,9 @@ func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error
 	if err := h.Preflight(ctx); err != nil {
 		return nil, err
 	}
+	if h.byo != nil {
+		return h.attachClusters(ctx)
+	}
 	if err := h.PrepareImages(ctx); err != nil {
 		return nil, err
 	}
@@ -333,6 +355,12 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 	if done {
 		return nil
 	}
+	if h.byo != nil {
+		// The clusters are the user's: only the run's own namespaces go,
+		// and the private copies of the user's kubeconfig (the clients
+		// keep their configuration in memory for the audit).
+		return errors.Join(h.RemoveRunNamespaces(ctx), h.closeBrought())
+	}
 	if h.Config.KeepClusters {
 		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)
 		return nil
@@ -389,5 +417,5 @@ func (h *Harness) Close() error {
 		err = errors.Join(err, ferr)
 	}
 	h.buildLog.Close()
-	return errors.Join(err, h.cacheLock.Unlock())
+	return errors.Join(err, h.closeBrought(), h.cacheLock.Unlock())
 }

@@ -114,3 +114,25 @@ func (m *Mesh) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]me
 	rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision, perType)
 	return rows, err
 }
+
+// ExistingMesh describes the mesh already installed on the brought clusters
+// (MESHCONFORM_MESH=existing): its revision and version are read from the
+// primary's istiod, where the remote reaches it from its exposure Service.
+// Nothing is installed; istioctl is built (local source) for the version
+// found, or MESHCONFORM_ISTIOCTL.
+func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster) (*Mesh, error) {
+	revision, version, err := mesh.FindIstiod(ctx, primary.Client, h.Config.IstioRevision)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", primary.Name, err)
+	}
+	// The istioctl of MESHCONFORM_ISTIOCTL is for the run's version: here
+	// that is the version found.
+	h.Config.IstioVersion = version
+	m, err := h.PrepareIstioVersion(ctx, version, revision)
+	if err != nil {
+		return nil, fmt.Errorf("the installed mesh is Istio %s: %w", version, err)
+	}
+	m.Discovery, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
+	h.Run.Figure("istio_version", version)
+	return m, nil
+}

@@ -140,3 +140,21 @@ func waitRegistry(ctx context.Context, port int) error {
 	}
 	return errors.Join(fmt.Errorf("local registry at %s did not answer within 30s", url), last)
 }
+
+// RegistryServing fails unless the local registry answers on its port now:
+// a run on clusters meshconform keeps (`meshconform up`) serves its app
+// images from the registry that run left up.
+func RegistryServing(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/v2/", port), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("meshconform's local registry does not answer on 127.0.0.1:%d (%v): the app images of the local source are served by the registry `meshconform up` keeps running; run `meshconform up` again", port, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("meshconform's local registry on 127.0.0.1:%d answered %s", port, resp.Status)
+	}
+	return nil
+}

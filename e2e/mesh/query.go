@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -88,4 +89,82 @@ func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, 
 	}
 	rows, err := ParseProxyStatus(out)
 	return rows, out, err
+}
+
+// FindIstiod finds the istiod of a mesh installed by someone else: the one
+// revision running (or the one asked for) and its version, from the
+// discovery container's image tag.
+func FindIstiod(ctx context.Context, c klient.Client, revision string) (rev, version string, err error) {
+	var pods corev1.PodList
+	if err := c.Resources(Namespace).List(ctx, &pods, resources.WithLabelSelector("app=istiod")); err != nil {
+		return "", "", fmt.Errorf("list istiod pods: %w", err)
+	}
+	revs := map[string]string{}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+			continue
+		}
+		r := p.Labels["istio.io/rev"]
+		if r == "default" {
+			r = ""
+		}
+		for _, ctr := range p.Spec.Containers {
+			if ctr.Name == "discovery" {
+				revs[r] = imageVersion(ctr.Image)
+			}
+		}
+	}
+	var names []string
+	for r := range revs {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	switch {
+	case len(revs) == 0:
+		return "", "", fmt.Errorf("no running istiod in %s: MESHCONFORM_MESH=existing needs the mesh installed", Namespace)
+	case revision != "":
+		v, ok := revs[revision]
+		if !ok {
+			return "", "", fmt.Errorf("no running istiod of revision %q (running: %q)", revision, names)
+		}
+		return revision, v, nil
+	case len(revs) > 1:
+		return "", "", fmt.Errorf("istiods of several revisions run (%q): name the one to test with MESHCONFORM_ISTIO_REVISION", names)
+	}
+	return names[0], revs[names[0]], nil
+}
+
+// imageVersion is an image's tag without a variant suffix
+// (docker.io/istio/pilot:1.29.2-distroless → 1.29.2).
+func imageVersion(image string) string {
+	if i := strings.LastIndex(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	i := strings.LastIndex(image, ":")
+	if i < 0 || strings.Contains(image[i:], "/") {
+		return ""
+	}
+	tag := image[i+1:]
+	for _, variant := range []string{"-distroless", "-debug"} {
+		tag = strings.TrimSuffix(tag, variant)
+	}
+	return tag
+}
+
+// ExposedAddress is where istiod is exposed to remotes: the load balancer
+// address of the revision's istiod-remote Service (local source) or of the
+// east-west gateway (the guide's way).
+func ExposedAddress(ctx context.Context, c klient.Client, revision string) (netip.Addr, error) {
+	for _, name := range []string{(Values{Revision: revision}).IstiodService() + "-remote", "istio-eastwestgateway"} {
+		var svc corev1.Service
+		if err := c.Resources(Namespace).Get(ctx, name, Namespace, &svc); err != nil {
+			continue
+		}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err == nil {
+				return a, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("istiod is exposed by no load balancer Service in %s", Namespace)
 }

@@ -127,3 +127,16 @@ func TestCheckProxies(t *testing.T) {
 		t.Error("a STALE proxy passed")
 	}
 }
+
+func TestImageVersion(t *testing.T) {
+	for image, want := range map[string]string{
+		"docker.io/istio/pilot:1.29.2":                    "1.29.2",
+		"docker.io/istio/pilot:1.29.2-distroless":         "1.29.2",
+		"localhost:5000/istio/pilot:1.27.0@sha256:abcdef": "1.27.0",
+		"localhost:5000/istio/pilot":                      "",
+	} {
+		if got := imageVersion(image); got != want {
+			t.Errorf("imageVersion(%q) = %q, want %q", image, got, want)
+		}
+	}
+}

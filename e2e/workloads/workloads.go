@@ -127,9 +127,26 @@ func podSpec(obj k8s.Object) *corev1.PodSpec {
 	return nil
 }
 
-// CreateNamespace creates ns with labels.
+// RunLabel marks every namespace a run creates with the run's ID, so a
+// clean-up on clusters the user brought removes exactly what this run made
+// and nothing else (harness.RemoveRunNamespaces).
+const RunLabel = "meshconform.io/run"
+
+// RunLabels are stamped on every namespace CreateNamespace makes; the
+// harness sets them once, when the run starts. Process-wide because every
+// namespace of a run, whichever package creates it, must carry them.
+var RunLabels = map[string]string{}
+
+// CreateNamespace creates ns with labels and the run's RunLabels.
 func CreateNamespace(ctx context.Context, c klient.Client, ns string, labels map[string]string) error {
-	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
+	all := map[string]string{}
+	for k, v := range RunLabels {
+		all[k] = v
+	}
+	for k, v := range labels {
+		all[k] = v
+	}
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: all}}
 	if err := c.Resources().Create(ctx, obj); err != nil {
 		return fmt.Errorf("create namespace %s: %w", ns, err)
 	}

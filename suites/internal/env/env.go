@@ -204,6 +204,10 @@ func TeardownAndAudit(ctx SpecContext) {
 		AddReportEntry("teardown audit", "not run: MESHCONFORM_KEEP_CLUSTERS=1 keeps the clusters")
 		return
 	}
+	if r.H.Config.BringYourOwn() {
+		auditBrought(ctx, r)
+		return
+	}
 	// Teardown comes first whatever else fails: an inventory that cannot
 	// be taken must not leave clusters behind.
 	during, derr := r.H.Snapshot(ctx)
@@ -230,9 +234,31 @@ func TeardownAndAudit(ctx SpecContext) {
 	Expect(left).To(BeEmpty(), "meshconform's objects still present")
 }
 
+// auditBrought is the teardown audit on clusters the user brought: the
+// run's namespaces are removed, then every object of every cluster is
+// compared with the snapshot taken before the run. Anything added, removed,
+// replaced or edited fails the audit, named.
+func auditBrought(ctx context.Context, r *Run) {
+	terr := r.H.Teardown(ctx, r.Failed())
+	diffs, derr := r.H.ClustersAsFound(ctx)
+	Expect(terr).NotTo(HaveOccurred(), "remove the run's namespaces")
+	Expect(derr).NotTo(HaveOccurred(), "snapshot the clusters after the run")
+	changed := 0
+	for name, d := range diffs {
+		AddReportEntry("clusters as found: "+name, d.String())
+		changed += len(d.Added) + len(d.Removed) + len(d.Replaced) + len(d.Changed)
+	}
+	r.H.Run.Figure("audit_objects_changed", changed)
+	for name, d := range diffs {
+		Expect(d.Empty()).To(BeTrue(), "cluster %s not left as found:\n%s", name, d)
+	}
+}
+
 // Mesh installs Istio primary-remote the first time it is called (the
 // primary and the first remote of the topology) and returns it; later calls
-// return the same mesh, so every spec shares one install.
+// return the same mesh, so every spec shares one install. With
+// MESHCONFORM_MESH=existing it installs nothing and describes the mesh
+// found on the brought clusters.
 func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -240,6 +266,10 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
 		return r.mesh.m, r.mesh.err
 	}
 	r.mesh = &meshOnce{}
+	if r.H.Config.Mesh == harness.MeshExisting {
+		r.mesh.m, r.mesh.err = r.H.ExistingMesh(ctx, r.byPrimaryUnlocked(true))
+		return r.mesh.m, r.mesh.err
+	}
 	m, err := r.H.PrepareIstio(ctx)
 	if err == nil {
 		r.mesh.m = m

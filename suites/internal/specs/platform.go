@@ -60,6 +60,9 @@ func Platform() {
 
 	Context("Platform: kind clusters on one Docker network", Ordered, Label(labels.Platform), func() {
 		BeforeAll(func(ctx SpecContext) {
+			if run().H.Config.BringYourOwn() {
+				Skip("clusters brought by MESHCONFORM_KUBECONFIG: the platform specs describe the kind clusters meshconform creates (versions, MetalLB pools, its flat network)")
+			}
 			all = run().Clusters
 			By("deploying a server (ClusterIP and LoadBalancer Services) and a client pod in every cluster")
 			probe, err := run().H.App(ctx, "probe")

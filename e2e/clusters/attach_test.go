@@ -1,0 +1,74 @@
+package clusters
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/meshconform/meshconform/e2e/topology"
+)
+
+func node(region, zone string, cidrs ...string) corev1.Node {
+	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{}}}
+	if region != "" {
+		n.Labels[topology.RegionLabel] = region
+	}
+	if zone != "" {
+		n.Labels[topology.ZoneLabel] = zone
+	}
+	n.Spec.PodCIDRs = cidrs
+	return n
+}
+
+func TestNodeLocality(t *testing.T) {
+	r, z, err := NodeLocality([]corev1.Node{node("us-east-1", "us-east-1a"), node("us-east-1", "us-east-1a")})
+	if err != nil || r != "us-east-1" || z != "us-east-1a" {
+		t.Fatalf("one region, one zone: %q %q %v", r, z, err)
+	}
+	if r, z, err = NodeLocality([]corev1.Node{node("us-east-1", "a"), node("us-east-1", "b")}); err != nil || r != "us-east-1" || z != "" {
+		t.Fatalf("two zones: %q %q %v", r, z, err)
+	}
+	// A cluster whose locality cannot be told must be refused, not guessed:
+	// the failover checks would judge a wrong region.
+	for name, nodes := range map[string][]corev1.Node{
+		"no label":    {node("", "")},
+		"two regions": {node("us-east-1", ""), node("eu-west-1", "")},
+		"no nodes":    nil,
+	} {
+		if _, _, err := NodeLocality(nodes); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestPodCIDRCover(t *testing.T) {
+	got, err := PodCIDRCover([]corev1.Node{node("", "", "10.10.0.0/24"), node("", "", "10.10.1.0/24"), node("", "", "10.10.3.0/24", "fd00::/64")})
+	if err != nil || got.String() != "10.10.0.0/22" {
+		t.Fatalf("cover = %v %v, want 10.10.0.0/22", got, err)
+	}
+	if got, err := PodCIDRCover([]corev1.Node{node("", "", "10.20.0.0/24")}); err != nil || got.String() != "10.20.0.0/24" {
+		t.Fatalf("one node: %v %v", got, err)
+	}
+	if _, err := PodCIDRCover([]corev1.Node{node("", "")}); err == nil {
+		t.Fatal("no podCIDR accepted: the checks could not tell clusters apart")
+	}
+}
+
+func TestCheckContexts(t *testing.T) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Contexts["kind-cluster1"] = &clientcmdapi.Context{}
+	cfg.Contexts["kind-cluster2"] = &clientcmdapi.Context{}
+	if err := CheckContexts(cfg, []Brought{{"cluster1", "kind-cluster1"}, {"cluster2", "kind-cluster2"}}); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckContexts(cfg, []Brought{{"cluster1", "kind-cluster1"}, {"cluster2", "prod"}})
+	if err == nil || !strings.Contains(err.Error(), `context "prod" is not in the kubeconfig (it has: kind-cluster1, kind-cluster2)`) {
+		t.Fatalf("missing context: %v", err)
+	}
+	if err := CheckContexts(cfg, []Brought{{"cluster1", "kind-cluster1"}, {"cluster2", "kind-cluster1"}}); err == nil {
+		t.Fatal("one context for two roles accepted")
+	}
+}

@@ -1,0 +1,195 @@
+// Package snapshot proves that a run left a cluster it did not create
+// exactly as it found it: it records the identity (UID) and spec generation
+// of every object the API server lists — cluster-scoped and in every
+// namespace — before the run and after its clean-up, and names every object
+// added, removed, replaced or changed in between.
+//
+// It reads metadata only (client-go's metadata client), so it never reads a
+// Secret's data: a snapshot of a user's cluster holds no credentials.
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+)
+
+// Volatile are resources the cluster itself creates and deletes all the
+// time, whatever a run does: a difference in them says nothing about the
+// run. Everything else is compared.
+var Volatile = map[string]bool{
+	"events":                             true, // core/v1
+	"events.events.k8s.io":               true,
+	"leases.coordination.k8s.io":         true, // leader election, node heartbeats
+	"endpointslices.discovery.k8s.io":    true, // rewritten as pods come and go
+	"endpoints":                          true,
+	"tokenreviews.authentication.k8s.io": true,
+	// Deprecated since 1.19 and computed on each read, not stored.
+	"componentstatuses": true,
+}
+
+// Object is one object's identity in a snapshot.
+type Object struct {
+	UID        string
+	Generation int64
+}
+
+// Snapshot maps "resource.group ns/name" to the object's identity.
+type Snapshot map[string]Object
+
+// Take lists every listable resource of the cluster at cfg (metadata only),
+// skipping Volatile ones. A resource that cannot be listed fails the
+// snapshot: an audit that skipped it would prove nothing about it.
+func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
+	// A snapshot lists ~100 resources twice per run; client-go's default
+	// 5 requests/s would make that 12 s per cluster.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 100, 200
+	cfg.WarningHandler = rest.NoWarnings{}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lists, err := dc.ServerPreferredResources()
+	if err != nil {
+		// Aggregated APIs that are down (metrics-server, say) fail
+		// discovery for their group only; the rest is still listed.
+		if !discovery.IsGroupDiscoveryFailedError(err) {
+			return nil, fmt.Errorf("discover API resources: %w", err)
+		}
+	}
+	var gvrs []schema.GroupVersionResource
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") || !hasVerb(r, "list") || Volatile[resourceKey(gv.WithResource(r.Name))] {
+				continue
+			}
+			gvrs = append(gvrs, gv.WithResource(r.Name))
+		}
+	}
+	snap := Snapshot{}
+	results := make([]Snapshot, len(gvrs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, gvr := range gvrs {
+		g.Go(func() error {
+			list, err := mc.Resource(gvr).List(gctx, metav1.ListOptions{})
+			if err != nil {
+				return fmt.Errorf("list %s: %w", resourceKey(gvr), err)
+			}
+			part := Snapshot{}
+			for _, o := range list.Items {
+				part[key(gvr, o.Namespace, o.Name)] = Object{UID: string(o.UID), Generation: o.Generation}
+			}
+			results[i] = part
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, part := range results {
+		for k, v := range part {
+			snap[k] = v
+		}
+	}
+	return snap, nil
+}
+
+func hasVerb(r metav1.APIResource, verb string) bool {
+	for _, v := range r.Verbs {
+		if v == verb {
+			return true
+		}
+	}
+	return false
+}
+
+func resourceKey(gvr schema.GroupVersionResource) string {
+	if gvr.Group == "" {
+		return gvr.Resource
+	}
+	return gvr.Resource + "." + gvr.Group
+}
+
+func key(gvr schema.GroupVersionResource, ns, name string) string {
+	if ns == "" {
+		return resourceKey(gvr) + " " + name
+	}
+	return resourceKey(gvr) + " " + ns + "/" + name
+}
+
+// Diff is what changed between two snapshots.
+type Diff struct {
+	// Added exist after but not before: left behind by the run.
+	Added []string
+	// Removed existed before and are gone: deleted by the run.
+	Removed []string
+	// Replaced have the same name but a new UID: deleted and recreated.
+	Replaced []string
+	// Changed kept their UID but their spec generation moved: edited.
+	Changed []string
+}
+
+// Compare returns what after has that before had not, and the reverse.
+func Compare(before, after Snapshot) Diff {
+	var d Diff
+	for k, a := range after {
+		b, ok := before[k]
+		switch {
+		case !ok:
+			d.Added = append(d.Added, k)
+		case b.UID != a.UID:
+			d.Replaced = append(d.Replaced, k)
+		case b.Generation != a.Generation:
+			d.Changed = append(d.Changed, fmt.Sprintf("%s (generation %d → %d)", k, b.Generation, a.Generation))
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			d.Removed = append(d.Removed, k)
+		}
+	}
+	for _, s := range [][]string{d.Added, d.Removed, d.Replaced, d.Changed} {
+		sort.Strings(s)
+	}
+	return d
+}
+
+// Empty reports whether the cluster was left exactly as found.
+func (d Diff) Empty() bool {
+	return len(d.Added)+len(d.Removed)+len(d.Replaced)+len(d.Changed) == 0
+}
+
+// String names every difference, one kind per line.
+func (d Diff) String() string {
+	if d.Empty() {
+		return "left exactly as found"
+	}
+	var b strings.Builder
+	for _, part := range []struct {
+		what string
+		keys []string
+	}{{"added", d.Added}, {"removed", d.Removed}, {"replaced", d.Replaced}, {"changed", d.Changed}} {
+		if len(part.keys) > 0 {
+			fmt.Fprintf(&b, "%s (%d): %s\n", part.what, len(part.keys), strings.Join(part.keys, ", "))
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
