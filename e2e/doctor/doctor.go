@@ -1,0 +1,216 @@
+// Package doctor checks an installed primary-remote mesh, read-only, the
+// way `linkerd multicluster check` does: named checks, each passing,
+// warning or failing with a one-line reason and a link to the Istio guide's
+// section it verifies. It changes nothing in the clusters: it reads
+// objects, asks istiod's debug endpoints from inside its pods, and asks the
+// remote's API server (SubjectAccessReview, never stored) what the remote
+// secret's account may do. It never prints a credential.
+//
+// The doctor diagnoses configuration; the conformance specs judge
+// behaviour. A mistake of intent in the apps' own rules (a weight, which
+// subset is which, PERMISSIVE where STRICT was meant) is invisible to it:
+// the specs catch those.
+package doctor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+)
+
+// Status of one check.
+type Status string
+
+// The three outcomes; Fail means the mesh is broken in a way the guide's
+// steps prevent, Warn that it may work but is fragile or unproven.
+const (
+	Pass Status = "pass"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+// Result is one check's outcome.
+type Result struct {
+	// ID names the check (stable, for -o json and tests).
+	ID string `json:"id"`
+	// Cluster the result is about ("" for the mesh as a whole).
+	Cluster string `json:"cluster,omitempty"`
+	Status  Status `json:"status"`
+	// Reason is one line: what was found.
+	Reason string `json:"reason"`
+	// Doc is the Istio documentation section the check verifies.
+	Doc string `json:"doc"`
+}
+
+// Mesh is what the doctor looks at.
+type Mesh struct {
+	Primary *clusters.Cluster
+	Remotes []*clusters.Cluster
+	// Revision of the control plane ("" = default).
+	Revision string
+}
+
+// Report is every check's results, in order.
+type Report struct {
+	Results []Result `json:"results"`
+}
+
+// Failed lists the IDs of failed checks (with their cluster).
+func (r Report) Failed() []string {
+	var out []string
+	for _, res := range r.Results {
+		if res.Status == Fail {
+			out = append(out, res.key())
+		}
+	}
+	return out
+}
+
+// Status is the worst status in the report.
+func (r Report) Status() Status {
+	worst := Pass
+	for _, res := range r.Results {
+		if res.Status == Fail {
+			return Fail
+		}
+		if res.Status == Warn {
+			worst = Warn
+		}
+	}
+	return worst
+}
+
+// Find returns the results of a check.
+func (r Report) Find(id string) []Result {
+	var out []Result
+	for _, res := range r.Results {
+		if res.ID == id {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+func (r Result) key() string {
+	if r.Cluster == "" {
+		return r.ID
+	}
+	return r.ID + "@" + r.Cluster
+}
+
+// Guide sections the checks verify.
+const (
+	docPrimaryRemote = "https://istio.io/latest/docs/setup/install/multicluster/primary-remote/"
+	docAttach        = docPrimaryRemote + "#attach-cluster2-as-a-remote-cluster-of-cluster1"
+	docRemoteInstall = docPrimaryRemote + "#install-the-remote-cluster"
+	docExternalCP    = docPrimaryRemote + "#configure-cluster1-as-a-primary"
+	docEastWest      = docPrimaryRemote + "#install-the-east-west-gateway-in-cluster1"
+	docCerts         = "https://istio.io/latest/docs/tasks/security/cert-management/plugin-ca-cert/"
+	docLocality      = "https://istio.io/latest/docs/tasks/traffic-management/locality-load-balancing/before-you-begin/"
+	docVersions      = "https://istio.io/latest/docs/releases/supported-releases/#control-planedata-plane-skew"
+	docTroubleshoot  = "https://istio.io/latest/docs/ops/diagnostic-tools/multicluster/"
+)
+
+// check is one named check.
+type check struct {
+	id  string
+	doc string
+	run func(ctx context.Context, m Mesh) []Result
+}
+
+// checks, in the order of the guide's steps.
+var checks = []check{
+	{"remote-secret", docAttach, remoteSecrets},
+	{"remote-secret-rbac", docAttach, remoteSecretRBAC},
+	{"root-cert", docCerts, rootCerts},
+	{"remote-injection-webhook", docRemoteInstall, remoteWebhooks},
+	{"control-plane-clusters", docRemoteInstall, controlPlaneClusters},
+	{"external-istiod", docExternalCP, externalIstiod},
+	{"istiod-clusterz", docTroubleshoot, clusterz},
+	{"discovery-address", docEastWest, discoveryAddress},
+	{"istio-version", docVersions, versions},
+	{"node-locality", docLocality, nodeLocality},
+}
+
+// IDs are the names of every check, in order.
+func IDs() []string {
+	var out []string
+	for _, c := range checks {
+		out = append(out, c.id)
+	}
+	return out
+}
+
+// Run runs every check. A check that cannot read what it needs fails with
+// that reason: an unreadable mesh is not a healthy one.
+func Run(ctx context.Context, m Mesh) Report {
+	var r Report
+	for _, c := range checks {
+		for _, res := range c.run(ctx, m) {
+			res.ID, res.Doc = c.id, c.doc
+			r.Results = append(r.Results, res)
+		}
+	}
+	return r
+}
+
+func pass(cluster, format string, a ...any) Result {
+	return Result{Cluster: cluster, Status: Pass, Reason: fmt.Sprintf(format, a...)}
+}
+
+func warn(cluster, format string, a ...any) Result {
+	return Result{Cluster: cluster, Status: Warn, Reason: fmt.Sprintf(format, a...)}
+}
+
+func fail(cluster, format string, a ...any) Result {
+	return Result{Cluster: cluster, Status: Fail, Reason: fmt.Sprintf(format, a...)}
+}
+
+// WriteTable prints the report as a table, worst last line: the verdict.
+func (r Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tCLUSTER\tSTATUS\tREASON")
+	for _, res := range r.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", res.ID, dash(res.Cluster), strings.ToUpper(string(res.Status)), res.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var docs []string
+	seen := map[string]bool{}
+	for _, res := range r.Results {
+		if res.Status != Pass && !seen[res.Doc] {
+			seen[res.Doc] = true
+			docs = append(docs, fmt.Sprintf("  %s: %s", res.ID, res.Doc))
+		}
+	}
+	sort.Strings(docs)
+	if len(docs) > 0 {
+		fmt.Fprintf(w, "\nsee:\n%s\n", strings.Join(docs, "\n"))
+	}
+	_, err := fmt.Fprintf(w, "\ndoctor: %s\n", strings.ToUpper(string(r.Status())))
+	return err
+}
+
+// WriteJSON writes the report as JSON (-o json).
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Status  Status   `json:"status"`
+		Results []Result `json:"results"`
+	}{r.Status(), r.Results})
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
