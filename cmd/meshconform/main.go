@@ -1,39 +1,11 @@
-// Command meshconform holds the operations a person runs outside the suites.
+// Command meshconform runs the conformance suite for Istio multicluster
+// meshes, on clusters it creates or on clusters a user brings, and holds
+// the operations a person runs outside the suites. `meshconform --help`
+// lists the commands; README.md explains them.
 //
-//	meshconform clean   remove what a killed run left: the topology's clusters
-//	                    (only ours), the local registry container, the network.
-//	                    The image cache stays.
-//	meshconform bench [warm|cold|report]
-//	                    measure a run: wall time per make command, the
-//	                    machine's CPU use, the critical path, the longest
-//	                    phases and the run's figures (time to SYNCED,
-//	                    failover time, failed requests), written as
-//	                    artifacts/bench/<istio>-<time>/bench.json and
-//	                    bench.md, to compare versions.
-//	                      warm    (default) run `make e2e` once, caches as
-//	                              they are.
-//	                      cold    run `make test` and `make e2e` with empty
-//	                              GOMODCACHE, GOCACHE and MESHCONFORM_CACHE
-//	                              (made under ~/.cache, ~15 GB, removed
-//	                              afterwards), then `make e2e` again warm.
-//	                      report  run nothing: record the last run's
-//	                              artifacts/phases.json.
-//	meshconform leftovers
-//	                    list what of meshconform exists on this machine; exit 1
-//	                    if anything does.
-//	meshconform prebuild [VERSION...]
-//	                    run the Go builds of Istio versions (default: the
-//	                    upgrade suite's MESHCONFORM_UPGRADE_FROM and _TO)
-//	                    into the image cache, niced and without Docker, so
-//	                    a later run finds them built (CI runs it beside the
-//	                    seeded-fault suite).
-//	meshconform cache size
-//	                    the image cache's size, per top-level directory.
-//	meshconform cache prune [-dry-run] [-no-docker]
-//	                    remove from the image cache what no current recipe
-//	                    uses (old builds, root filesystems, registry images);
-//	                    runs also prune by themselves past
-//	                    MESHCONFORM_CACHE_LIMIT (default 8GiB).
+// Settings come from MESHCONFORM_* environment variables (README,
+// "Settings"), which flags of the same meaning override; `go test
+// ./suites/...` and `ginkgo` read the same variables.
 package main
 
 import (
@@ -41,71 +13,156 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/meshconform/meshconform/e2e/harness"
 )
 
 func main() {
-	args := os.Args[1:]
-	if len(args) < 1 || (args[0] != "cache" && args[0] != "prebuild" && (len(args) > 2 || (len(args) == 2 && args[0] != "bench"))) {
-		fmt.Fprintln(os.Stderr, "usage: meshconform clean|leftovers|bench [warm|cold|report]|prebuild [VERSION...]|cache size|cache prune [-dry-run] [-no-docker]")
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, args[0], args[1:]...); err != nil {
+	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "meshconform:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cmd string, args ...string) error {
-	cfg, err := harness.ConfigFromEnv()
-	if err != nil {
-		return err
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "meshconform",
+		Short: "End-to-end conformance for Istio multicluster meshes (primary-remote)",
+		Long: `meshconform creates kind clusters, installs Istio primary-remote and judges
+the mesh with real traffic — or points the same specs at clusters you bring.
+
+  meshconform up                     create the clusters, install Istio, keep them
+  meshconform test [flags]           run a suite (on kept or brought clusters with --kubeconfig)
+  meshconform doctor [flags]         read-only checks of an installed primary-remote mesh
+  meshconform bundle                 pack a run's artifacts into a verifiable results bundle
+  meshconform verify BUNDLE          check a bundle's integrity and print its verdict
+  meshconform down                   delete what up created`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	if cmd == "cache" {
-		return cacheCommand(ctx, cfg, args)
+	root.AddCommand(newUp(), newTest(), newDoctor(), newBundle(), newVerify(), newReport(),
+		newClean(), newLeftovers(), newBench(), newPrebuild(), newCache())
+	return root
+}
+
+// config reads the MESHCONFORM_* settings; commands apply their flags
+// first (as environment variables), so one validation covers both.
+func config() (harness.Config, error) { return harness.ConfigFromEnv() }
+
+// setEnv applies a flag as the setting it stands for, when given.
+func setEnv(key, value string) {
+	if value != "" {
+		os.Setenv(key, value)
 	}
-	if cmd == "prebuild" {
-		return prebuild(ctx, cfg, args)
+}
+
+func newClean() *cobra.Command {
+	return &cobra.Command{
+		Use:     "clean",
+		Aliases: []string{"down"},
+		Short:   "Remove what up or a killed run left: the topology's clusters (only ours), the local registry, the network, the kept clusters' kubeconfigs (not the image cache)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return removeClusters(cmd.Context(), "meshconform-clean")
+		},
 	}
-	if cmd == "bench" {
-		mode := "warm"
-		if len(args) > 0 {
-			mode = args[0]
-		}
-		return bench(ctx, cfg, mode)
+}
+
+func newLeftovers() *cobra.Command {
+	return &cobra.Command{
+		Use:   "leftovers",
+		Short: "List what of meshconform exists on this machine; exit 1 if anything does",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			h, err := newHarness(cfg, "meshconform-leftovers")
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			var names []string
+			for _, c := range h.Topology.Clusters {
+				names = append(names, c.Name)
+			}
+			left, err := h.Leftovers(cmd.Context(), names...)
+			if err != nil {
+				return err
+			}
+			for _, l := range left {
+				fmt.Println(l)
+			}
+			if _, err := os.Stat(upDir()); err == nil {
+				left = append(left, "kept clusters' state "+upDir())
+				fmt.Println("kept clusters' state", upDir(), "(meshconform down removes it)")
+			}
+			if len(left) > 0 {
+				return fmt.Errorf("%d leftovers", len(left))
+			}
+			fmt.Println("nothing left")
+			return nil
+		},
 	}
-	// Its own report directory: a cleanup must not overwrite a run's report.
-	cfg.ArtifactsDir = filepath.Join(cfg.ArtifactsDir, "meshconform-"+cmd)
-	h, err := harness.New(cfg, os.Stdout)
-	if err != nil {
-		return err
+}
+
+func newBench() *cobra.Command {
+	return &cobra.Command{
+		Use:   "bench [warm|cold|report]",
+		Short: "Measure a run: wall time per make command, CPU use, critical path, longest phases, figures",
+		Long: `Measure a run and write artifacts/bench/<istio>-<time>/bench.json and bench.md.
+  warm    (default) run make e2e once, caches as they are
+  cold    make test and make e2e with empty GOMODCACHE, GOCACHE and
+          MESHCONFORM_CACHE (made under ~/.cache, ~15 GB, removed after),
+          then make e2e again warm
+  report  run nothing: record the last run's artifacts/phases.json`,
+		Args:      cobra.MaximumNArgs(1),
+		ValidArgs: []string{"warm", "cold", "report"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			mode := "warm"
+			if len(args) > 0 {
+				mode = args[0]
+			}
+			return bench(cmd.Context(), cfg, mode)
+		},
 	}
-	defer h.Close()
-	switch cmd {
-	case "clean":
-		h.Config.KeepClusters = false
-		return h.Teardown(ctx, false)
-	case "leftovers":
-		var names []string
-		for _, c := range h.Topology.Clusters {
-			names = append(names, c.Name)
-		}
-		left, err := h.Leftovers(ctx, names...)
-		if err != nil {
-			return err
-		}
-		for _, l := range left {
-			fmt.Println(l)
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("%d leftovers", len(left))
-		}
-		fmt.Println("nothing left")
-		return nil
+}
+
+func newPrebuild() *cobra.Command {
+	return &cobra.Command{
+		Use:   "prebuild [VERSION...]",
+		Short: "Run the Go builds of Istio versions (default: the upgrade suite's) into the image cache, niced, without Docker",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			return prebuild(cmd.Context(), cfg, args)
+		},
 	}
-	return fmt.Errorf("unknown command %q (want clean, leftovers or bench)", cmd)
+}
+
+func newCache() *cobra.Command {
+	return &cobra.Command{
+		Use:                "cache size|prune [-dry-run] [-no-docker]",
+		Short:              "The image cache: its size per directory, or prune what no current recipe uses",
+		Long:               cacheUsage,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			return cacheCommand(cmd.Context(), cfg, args)
+		},
+	}
 }

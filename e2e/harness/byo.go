@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -21,7 +23,9 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/snapshot"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -69,6 +73,29 @@ func (h *Harness) checkBrought() error {
 // install has a clean slate, and snapshots every cluster before the run
 // creates anything (see ClustersAsFound).
 func (h *Harness) attachClusters(ctx context.Context) ([]*clusters.Cluster, error) {
+	return h.attach(ctx, true)
+}
+
+// Attach attaches the clusters cfg names, read-only: no snapshot, no
+// run of any kind (the doctor; cfg.Mesh should be MeshExisting, so the
+// mesh network is read from the clusters). close removes the private
+// kubeconfigs.
+func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Cluster, close func() error, err error) {
+	topo, err := topology.Load(filepath.Join(cfg.RepoRoot, "kindconfigs"))
+	if err != nil {
+		return nil, nil, err
+	}
+	h := &Harness{Config: cfg, Topology: topo, Run: report.NewRun(io.Discard), out: out}
+	if err := h.checkBrought(); err != nil {
+		return nil, nil, err
+	}
+	if cls, err = h.attach(ctx, false); err != nil {
+		return nil, nil, errors.Join(err, h.closeBrought())
+	}
+	return cls, h.closeBrought, nil
+}
+
+func (h *Harness) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
 	cfg, err := clusters.LoadKubeconfig(h.Config.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -94,6 +121,9 @@ func (h *Harness) attachClusters(ctx context.Context) ([]*clusters.Cluster, erro
 					return err
 				}
 				out[i] = cl
+				if !snap {
+					return nil
+				}
 				snaps[i], err = snapshot.Take(gctx, cl.Client.RESTConfig())
 				if err != nil {
 					return fmt.Errorf("cluster %s: snapshot before the run: %w", cl.Name, err)
@@ -208,4 +238,22 @@ func (h *Harness) preflightBrought(ctx context.Context) error {
 		return images.RegistryServing(ctx, h.Config.RegistryPort)
 	}
 	return fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=upstream on brought clusters: the sample apps are built here and no registry of yours can be named yet; use the local source on clusters made by `meshconform up`")
+}
+
+// Validate checks settings against the topology and, for brought clusters,
+// the kubeconfig, creating nothing: the CLI's one clear error before a
+// suite is even built.
+func Validate(cfg Config) error {
+	topo, err := topology.Load(filepath.Join(cfg.RepoRoot, "kindconfigs"))
+	if err != nil {
+		return err
+	}
+	if _, err := images.LookupKubeRelease(cfg.KubernetesVersion); err != nil {
+		return err
+	}
+	if !cfg.BringYourOwn() {
+		return nil
+	}
+	h := &Harness{Config: cfg, Topology: topo}
+	return h.checkBrought()
 }

@@ -30,6 +30,7 @@ type Mesh struct {
 // run's version, and returns an installer set up for the topology; nothing
 // is installed yet.
 func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
+	h.Run.Figure("istio_version", h.Config.IstioVersion)
 	return h.PrepareIstioVersion(ctx, h.Config.IstioVersion, h.Config.IstioRevision)
 }
 

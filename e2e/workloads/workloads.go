@@ -189,6 +189,15 @@ func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
 	if err := c.Resources().Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete namespace %s: %w", ns, err)
 	}
+	// The namespace is going: its pods need no graceful end. Without this
+	// the namespace controller waits out each pod's drain and grace period
+	// and retries on a backoff: 20-25 s for the sample apps, now a few.
+	var pods corev1.PodList
+	if err := c.Resources(ns).List(ctx, &pods); err == nil {
+		for i := range pods.Items {
+			_ = c.Resources(ns).Delete(ctx, &pods.Items[i], resources.WithGracePeriod(0))
+		}
+	}
 	err := wait.For(func(ctx context.Context) (bool, error) {
 		err := c.Resources().Get(ctx, ns, "", &corev1.Namespace{})
 		return apierrors.IsNotFound(err), nil

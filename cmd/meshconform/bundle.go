@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshconform/meshconform/e2e/bundle"
+	"github.com/meshconform/meshconform/e2e/report/page"
+)
+
+func newBundle() *cobra.Command {
+	var artifacts, out, command string
+	cmd := &cobra.Command{
+		Use:   "bundle",
+		Short: "Pack a run's artifacts into meshconform-results-<time>.tar.gz with a SHA-256 manifest and its verdict",
+		Long: `Write meshconform-results-<time>.tar.gz from a run's artifacts directory:
+JUnit and Ginkgo reports, phases.json, the doctor report, the environment
+fingerprint, report.html, a failure's dumps, command.txt (the command that
+reproduces the run), verdict.json and MANIFEST.sha256. Kubeconfigs are never
+bundled, and a file holding a private key or a credential stops the bundle.
+The verdict of the core profile is "certified" only with zero failures and
+zero skips. Check a bundle with ` + "`meshconform verify`" + `.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			setEnv("MESHCONFORM_ARTIFACTS", artifacts)
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = filepath.Dir(cfg.ArtifactsDir)
+			}
+			if err := writeReportPage(cmd.Context(), cfg.ArtifactsDir); err != nil {
+				fmt.Fprintln(os.Stderr, "meshconform: report page:", err)
+			}
+			path, v, err := bundle.Write(bundle.Options{ArtifactsDir: cfg.ArtifactsDir, OutDir: out, Command: command})
+			if err != nil {
+				return err
+			}
+			res, err := bundle.Verify(path)
+			if err != nil {
+				return fmt.Errorf("the bundle just written does not verify: %w", err)
+			}
+			fmt.Print(v)
+			fmt.Printf("\nbundle %s\n%d files; manifest sha256 %s (publish it beside the bundle)\n", path, res.Files, res.ManifestSHA256)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
+	cmd.Flags().StringVar(&out, "out", "", "directory to write the bundle to (default: beside the artifacts directory)")
+	cmd.Flags().StringVar(&command, "command", "", "the command that reproduces the run (default: the artifacts' command.txt)")
+	return cmd
+}
+
+func newVerify() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify BUNDLE",
+		Short: "Check a results bundle's integrity (every file against its manifest, the verdict against the reports) and print its verdict",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := bundle.Verify(args[0])
+			if err != nil {
+				return fmt.Errorf("%s does not verify: %w", args[0], err)
+			}
+			fmt.Print(res.Verdict)
+			fmt.Printf("\n%s: intact, %d files; manifest sha256 %s\n", args[0], res.Files, res.ManifestSHA256)
+			if !res.Verdict.Certified() {
+				return fmt.Errorf("core profile not certified")
+			}
+			return nil
+		},
+	}
+}
+
+func newReport() *cobra.Command {
+	var artifacts string
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Write the run's report page, report.html (and its screenshot report.png when Chromium is installed), to the artifacts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			setEnv("MESHCONFORM_ARTIFACTS", artifacts)
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			return writeReportPage(cmd.Context(), cfg.ArtifactsDir)
+		},
+	}
+	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
+	return cmd
+}
+
+// writeReportPage writes report.html to the artifacts, with the verdict a
+// bundle of them would hold, and its screenshot report.png when Debian's
+// Chromium is installed (scripts/setup-chromium.sh).
+func writeReportPage(ctx context.Context, artifactsDir string) error {
+	in, err := page.Load(artifactsDir)
+	if err != nil {
+		return err
+	}
+	v, err := bundle.Judge(artifactsDir)
+	if err != nil {
+		return err
+	}
+	in.Verdict = page.Verdict{Title: "core profile: not certified", Certified: v.Certified(), Lines: verdictLines(v)}
+	if v.Certified() {
+		in.Verdict.Title = "core profile: certified"
+	}
+	html, err := page.WriteFile(artifactsDir, in)
+	if err != nil {
+		return err
+	}
+	fmt.Println("report page:", html)
+	if _, err := exec.LookPath(page.Chromium); err != nil {
+		return nil
+	}
+	png := strings.TrimSuffix(html, ".html") + ".png"
+	if err := page.Screenshot(ctx, html, png); err != nil {
+		return fmt.Errorf("screenshot: %w", err)
+	}
+	fmt.Println("screenshot:", png)
+	return nil
+}
+
+// verdictLines are the reasons of every profile, or the counts when none.
+func verdictLines(v bundle.Verdict) []string {
+	var lines []string
+	for _, p := range v.Profiles {
+		for _, r := range p.Reasons {
+			lines = append(lines, p.Name+": "+r)
+		}
+	}
+	return append(lines, fmt.Sprintf("%d specs: %d passed, %d failed, %d skipped", v.Totals.Specs, v.Totals.Passed, v.Totals.Failed, v.Totals.Skipped))
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshconform/meshconform/e2e/doctor"
+	"github.com/meshconform/meshconform/e2e/harness"
+)
+
+func newDoctor() *cobra.Command {
+	var kubeconfig, contexts, output, revision, save string
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Read-only checks of an installed primary-remote mesh, each with its reason and the Istio doc section",
+		Long: `Check an installed primary-remote mesh without changing it: remote secrets
+(address, rights), one root of trust, the remote's injection webhooks, the
+controlPlaneClusters annotation, EXTERNAL_ISTIOD, every istiod replica's
+debug/clusterz, the discovery address, versions, node localities.
+
+Without --kubeconfig it checks the clusters ` + "`meshconform up`" + ` kept. Exit status 1
+when a check fails (warnings do not fail).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %s: want table or json", output)
+			}
+			if kubeconfig == "" && os.Getenv("MESHCONFORM_KUBECONFIG") == "" {
+				if err := useKeptClusters(); err != nil {
+					return err
+				}
+			}
+			setEnv("MESHCONFORM_KUBECONFIG", kubeconfig)
+			setEnv("MESHCONFORM_CONTEXTS", contexts)
+			setEnv("MESHCONFORM_ISTIO_REVISION", revision)
+			os.Setenv("MESHCONFORM_MESH", harness.MeshExisting)
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			cls, closeFn, err := harness.Attach(cmd.Context(), cfg, os.Stderr)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			m := doctor.Mesh{Revision: cfg.IstioRevision}
+			for _, cl := range cls {
+				if cl.Primary {
+					m.Primary = cl
+				} else {
+					m.Remotes = append(m.Remotes, cl)
+				}
+			}
+			rep := doctor.Run(cmd.Context(), m)
+			if save != "" {
+				if err := saveDoctor(rep, save); err != nil {
+					return err
+				}
+			}
+			if output == "json" {
+				err = rep.WriteJSON(os.Stdout)
+			} else {
+				err = rep.WriteTable(os.Stdout)
+			}
+			if err != nil {
+				return err
+			}
+			if failed := rep.Failed(); len(failed) > 0 {
+				return fmt.Errorf("doctor: %d checks failed: %s", len(failed), strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the mesh's clusters; several files joined by ':' (MESHCONFORM_KUBECONFIG)")
+	fl.StringVar(&contexts, "contexts", "", "which context is which cluster: cluster1=ctxA,cluster2=ctxB (MESHCONFORM_CONTEXTS)")
+	fl.StringVar(&revision, "revision", "", "the control plane's revision, when several run (MESHCONFORM_ISTIO_REVISION)")
+	fl.StringVarP(&output, "output", "o", "table", "table or json")
+	fl.StringVar(&save, "save", "", "also write the JSON report to this file (e.g. artifacts/doctor.json, bundled)")
+	return cmd
+}
+
+func saveDoctor(rep doctor.Report, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// useKeptClusters points the settings at the clusters `meshconform up` kept.
+func useKeptClusters() error {
+	raw, err := os.ReadFile(filepath.Join(upDir(), "env"))
+	if err != nil {
+		return fmt.Errorf("no --kubeconfig, and no clusters kept by `meshconform up` (%v)", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && k != "MESHCONFORM_MESH" {
+			setEnv(k, v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshconform/meshconform/e2e/harness"
+)
+
+// testFlags are `meshconform test`'s flags; each names the setting it
+// overrides.
+type testFlags struct {
+	kubeconfig, contexts, mesh      string
+	suite, focus, skip, labelFilter string
+	junitFile, artifacts            string
+	timeout                         time.Duration
+}
+
+func newTest() *cobra.Command {
+	var f testFlags
+	cmd := &cobra.Command{
+		Use:   "test",
+		Short: "Run a suite: on new kind clusters, or on clusters you bring (--kubeconfig, --contexts)",
+		Long: `Run one suite of suites/ with go test, as make e2e does, and write its JUnit
+and Ginkgo reports, phases.json, report.html and command.txt (the command
+that reproduces the run) to the artifacts directory.
+
+Without --kubeconfig the suite creates its kind clusters and removes them.
+With --kubeconfig and --contexts it runs on those clusters and creates or
+deletes none: --mesh install installs Istio and removes it after,
+--mesh existing tests the mesh already there and installs nothing. Either
+way the run removes only the namespaces it created (labelled with its run
+ID), and compares a snapshot of every object before and after.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTest(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of clusters you bring; several files joined by ':' (MESHCONFORM_KUBECONFIG)")
+	fl.StringVar(&f.contexts, "contexts", "", "which context is which cluster: cluster1=ctxA,cluster2=ctxB (MESHCONFORM_CONTEXTS)")
+	fl.StringVar(&f.mesh, "mesh", "", "install (default) or existing (MESHCONFORM_MESH)")
+	fl.StringVar(&f.suite, "suite", "", "suite of suites/: e2e (default: platform, install, conformance, uninstall), conformance, install, platform, faults, upgrade")
+	fl.StringVar(&f.focus, "focus", "", "run only specs whose text matches this regular expression (ginkgo --focus)")
+	fl.StringVar(&f.skip, "skip", "", "skip specs whose text matches this regular expression (ginkgo --skip)")
+	fl.StringVar(&f.labelFilter, "label-filter", "", "run only specs whose labels match this filter, e.g. 'conformance && !locality-failover' (ginkgo --label-filter)")
+	fl.StringVar(&f.junitFile, "junit-file", "", "also write the JUnit report here")
+	fl.StringVar(&f.artifacts, "artifacts", "", "artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
+	fl.DurationVar(&f.timeout, "timeout", 80*time.Minute, "the whole run's time limit")
+	return cmd
+}
+
+func runTest(cmd *cobra.Command, f testFlags) error {
+	setEnv("MESHCONFORM_KUBECONFIG", f.kubeconfig)
+	setEnv("MESHCONFORM_CONTEXTS", f.contexts)
+	setEnv("MESHCONFORM_MESH", f.mesh)
+	setEnv("MESHCONFORM_ARTIFACTS", f.artifacts)
+	cfg, err := config()
+	if err != nil {
+		return err
+	}
+	// Bad input gets its one clear error here, before go test builds
+	// anything or the suite touches a cluster.
+	if err := harness.Validate(cfg); err != nil {
+		return err
+	}
+	suite := f.suite
+	if suite == "" {
+		suite = "e2e"
+	}
+	if _, err := os.Stat(filepath.Join(cfg.RepoRoot, "suites", suite)); err != nil {
+		return fmt.Errorf("--suite %s: no suites/%s in %s", suite, suite, cfg.RepoRoot)
+	}
+	os.Setenv("MESHCONFORM_ARTIFACTS", cfg.ArtifactsDir)
+	reports := filepath.Join(cfg.ArtifactsDir, suite)
+	if err := os.MkdirAll(reports, 0o755); err != nil {
+		return err
+	}
+	args := []string{"test", "./suites/" + suite, "-count=1", "-v", "-timeout=" + (f.timeout + 5*time.Minute).String(),
+		"-args", "-ginkgo.v", "-ginkgo.timeout=" + f.timeout.String(),
+		"-ginkgo.junit-report=" + filepath.Join(reports, "junit.xml"), "-ginkgo.json-report=" + filepath.Join(reports, "ginkgo.json")}
+	for flag, v := range map[string]string{"focus": f.focus, "skip": f.skip, "label-filter": f.labelFilter} {
+		if v != "" {
+			args = append(args, "-ginkgo."+flag+"="+v)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "command.txt"), []byte(reproduce(os.Args)+"\n"), 0o644); err != nil {
+		return err
+	}
+	run := exec.CommandContext(cmd.Context(), "go", args...)
+	run.Dir, run.Stdout, run.Stderr = cfg.RepoRoot, os.Stdout, os.Stderr
+	runErr := run.Run()
+	if f.junitFile != "" {
+		if raw, err := os.ReadFile(filepath.Join(reports, "junit.xml")); err == nil {
+			_ = os.WriteFile(f.junitFile, raw, 0o644)
+		}
+	}
+	if err := writeReportPage(cmd.Context(), cfg.ArtifactsDir); err != nil {
+		fmt.Fprintln(os.Stderr, "meshconform: report page:", err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("suite %s failed (reports in %s): %w", suite, reports, runErr)
+	}
+	return nil
+}
+
+// reproduce is the command line that reproduces the run: the MESHCONFORM_*
+// settings in force (none of them secret: a kubeconfig is named by its path,
+// never copied) and the arguments, shell-quoted.
+func reproduce(argv []string) string {
+	var parts []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "MESHCONFORM_") && !strings.HasPrefix(kv, "MESHCONFORM_ARTIFACTS=") {
+			parts = append(parts, shellQuote(kv))
+		}
+	}
+	parts = append(parts, "meshconform")
+	for _, a := range argv[1:] {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./:,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
+)
+
+// upDir holds what `up` keeps for later runs: the clusters' kubeconfigs and
+// its report. Not under artifacts/, which every `make e2e` wipes, and not in
+// the user's ~/.kube: meshconform never edits the user's kubeconfig.
+func upDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "meshconform", "up")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "meshconform", "up")
+}
+
+// newHarness is a harness whose report goes to its own directory under
+// the artifacts, so a command never overwrites a run's report.
+func newHarness(cfg harness.Config, name string) (*harness.Harness, error) {
+	cfg.ArtifactsDir = filepath.Join(cfg.ArtifactsDir, name)
+	return harness.New(cfg, os.Stdout)
+}
+
+func newUp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "up",
+		Short: "Create the topology's clusters, install Istio primary-remote, and keep them for `meshconform test`",
+		Long: `Create the clusters of kindconfigs/ from images built here, install Istio
+primary-remote as the guide does, and keep everything up. It prints the
+command that runs the conformance specs against the kept mesh in seconds:
+
+  meshconform test --kubeconfig … --contexts cluster1=kind-cluster1,… --mesh existing
+
+The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconform down`" + ` removes it all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			if cfg.BringYourOwn() {
+				return fmt.Errorf("up creates clusters; MESHCONFORM_KUBECONFIG names clusters you brought: unset it")
+			}
+			cfg.ArtifactsDir, cfg.KeepClusters = upDir(), true
+			return up(cmd.Context(), cfg)
+		},
+	}
+}
+
+func up(ctx context.Context, cfg harness.Config) (err error) {
+	h, err := harness.New(cfg, os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// Half a mesh is no use to a later test run: remove it all.
+			h.Config.KeepClusters = false
+		}
+		_ = h.Teardown(context.WithoutCancel(ctx), err != nil)
+		_ = h.Close()
+	}()
+	cls, err := h.SetUpPlatform(ctx)
+	if err != nil {
+		return err
+	}
+	m, err := h.PrepareIstio(ctx)
+	if err != nil {
+		return err
+	}
+	var primary, remote *clusters.Cluster
+	for _, cl := range cls {
+		if cl.Primary && primary == nil {
+			primary = cl
+		} else if !cl.Primary && remote == nil {
+			remote = cl
+		}
+	}
+	if err := m.Install(ctx, primary, remote); err != nil {
+		return err
+	}
+	var paths, contexts []string
+	for _, cl := range cls {
+		paths = append(paths, cl.Kubeconfig)
+		contexts = append(contexts, cl.Name+"="+clusters.Context(cl.Name))
+	}
+	kc, cx := strings.Join(paths, string(os.PathListSeparator)), strings.Join(contexts, ",")
+	env := fmt.Sprintf("MESHCONFORM_KUBECONFIG=%s\nMESHCONFORM_CONTEXTS=%s\nMESHCONFORM_MESH=existing\n", kc, cx)
+	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "env"), []byte(env), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("\nclusters up, Istio %s installed and kept. Run the conformance specs against them:\n\n"+
+		"  meshconform test --kubeconfig %s --contexts %s --mesh existing\n\n"+
+		"or, with go test: env $(cat %s) go test ./suites/conformance\n"+
+		"Remove everything with: meshconform down\n", m.Version, kc, cx, filepath.Join(cfg.ArtifactsDir, "env"))
+	return nil
+}
+
+// removeClusters deletes the topology's clusters (only ours), the registry
+// and the network, then what `up` kept.
+func removeClusters(ctx context.Context, name string) error {
+	cfg, err := config()
+	if err != nil {
+		return err
+	}
+	if cfg.BringYourOwn() {
+		return fmt.Errorf("MESHCONFORM_KUBECONFIG names clusters you brought; meshconform deletes only clusters it created: unset it")
+	}
+	cfg.KeepClusters = false
+	h, err := newHarness(cfg, name)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := h.Teardown(ctx, false); err != nil {
+		return err
+	}
+	return os.RemoveAll(upDir())
+}

@@ -1,0 +1,144 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/discovery"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
+)
+
+// EnvironmentFile is the fingerprint of what a run judged, in the artifacts
+// (and so in a results bundle): a verdict is about these clusters and this
+// Istio, nothing else.
+const EnvironmentFile = "environment.json"
+
+// Environment is the fingerprint.
+type Environment struct {
+	RunID       string               `json:"runId"`
+	ImageSource string               `json:"imageSource"`
+	Brought     bool                 `json:"broughtClusters"`
+	MeshMode    string               `json:"meshMode"`
+	Clusters    []ClusterFingerprint `json:"clusters"`
+	Istio       IstioFingerprint     `json:"istio"`
+}
+
+// ClusterFingerprint is one cluster: Kubernetes, nodes, network, role.
+type ClusterFingerprint struct {
+	Name          string            `json:"name"`
+	Primary       bool              `json:"primary"`
+	Region        string            `json:"region"`
+	Zone          string            `json:"zone,omitempty"`
+	MeshNetwork   string            `json:"meshNetwork"`
+	PodCIDRs      string            `json:"podCIDRs"`
+	ServerVersion string            `json:"serverVersion"`
+	Nodes         []NodeFingerprint `json:"nodes"`
+	// DaemonSets of kube-system name the CNI and node agents.
+	SystemDaemonSets []string `json:"kubeSystemDaemonSets"`
+}
+
+// NodeFingerprint is what the kubelet reports of its node.
+type NodeFingerprint struct {
+	Name             string `json:"name"`
+	OSImage          string `json:"osImage"`
+	Kernel           string `json:"kernel"`
+	ContainerRuntime string `json:"containerRuntime"`
+	Kubelet          string `json:"kubelet"`
+	Arch             string `json:"arch"`
+}
+
+// IstioFingerprint is the control plane: version, revision, the images the
+// istiod pods run by digest, and the mesh config.
+type IstioFingerprint struct {
+	Version    string            `json:"version"`
+	Revision   string            `json:"revision,omitempty"`
+	Images     map[string]string `json:"images"` // image → digest (imageID)
+	MeshConfig string            `json:"meshConfig"`
+}
+
+// WriteEnvironment fingerprints the clusters and the mesh into the
+// artifacts. It reads only: versions, node info, istiod's pods and the mesh
+// config map.
+func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster, m *Mesh) error {
+	env := Environment{RunID: h.RunID, ImageSource: h.Config.Source, Brought: h.Config.BringYourOwn(), MeshMode: h.Config.Mesh}
+	for _, cl := range cls {
+		fp, err := fingerprintCluster(ctx, cl)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		env.Clusters = append(env.Clusters, fp)
+		if cl.Primary && m != nil {
+			if env.Istio, err = fingerprintIstio(ctx, cl, m); err != nil {
+				return fmt.Errorf("cluster %s: %w", cl.Name, err)
+			}
+		}
+	}
+	raw, err := json.MarshalIndent(env, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(h.Config.ArtifactsDir, EnvironmentFile), append(raw, '\n'), 0o644)
+}
+
+func fingerprintCluster(ctx context.Context, cl *clusters.Cluster) (ClusterFingerprint, error) {
+	fp := ClusterFingerprint{Name: cl.Name, Primary: cl.Primary, Region: cl.Region, Zone: cl.Zone, MeshNetwork: cl.MeshNetwork, PodCIDRs: cl.PodSubnet.String()}
+	dc, err := discovery.NewDiscoveryClientForConfig(cl.Client.RESTConfig())
+	if err != nil {
+		return fp, err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return fp, fmt.Errorf("server version: %w", err)
+	}
+	fp.ServerVersion = v.GitVersion
+	var nodes corev1.NodeList
+	if err := cl.Client.Resources().List(ctx, &nodes); err != nil {
+		return fp, fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		i := n.Status.NodeInfo
+		fp.Nodes = append(fp.Nodes, NodeFingerprint{Name: n.Name, OSImage: i.OSImage, Kernel: i.KernelVersion,
+			ContainerRuntime: i.ContainerRuntimeVersion, Kubelet: i.KubeletVersion, Arch: i.Architecture})
+	}
+	sort.Slice(fp.Nodes, func(a, b int) bool { return fp.Nodes[a].Name < fp.Nodes[b].Name })
+	var dss appsv1.DaemonSetList
+	if err := cl.Client.Resources("kube-system").List(ctx, &dss); err != nil {
+		return fp, fmt.Errorf("list kube-system daemonsets: %w", err)
+	}
+	for _, ds := range dss.Items {
+		fp.SystemDaemonSets = append(fp.SystemDaemonSets, ds.Name)
+	}
+	sort.Strings(fp.SystemDaemonSets)
+	return fp, nil
+}
+
+func fingerprintIstio(ctx context.Context, primary *clusters.Cluster, m *Mesh) (IstioFingerprint, error) {
+	fp := IstioFingerprint{Version: m.Version, Revision: m.Revision, Images: map[string]string{}}
+	pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
+	if err != nil {
+		return fp, err
+	}
+	for _, p := range pods {
+		for _, s := range p.Status.ContainerStatuses {
+			fp.Images[s.Image] = s.ImageID
+		}
+	}
+	cm := "istio"
+	if m.Revision != "" {
+		cm += "-" + m.Revision
+	}
+	var c corev1.ConfigMap
+	if err := primary.Client.Resources(mesh.Namespace).Get(ctx, cm, mesh.Namespace, &c); err != nil {
+		return fp, fmt.Errorf("mesh config %s: %w", cm, err)
+	}
+	fp.MeshConfig = c.Data["mesh"]
+	return fp, nil
+}
