@@ -28,18 +28,17 @@ The verdict of the core profile is "certified" only with zero failures and
 zero skips. Check a bundle with ` + "`meshconform verify`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			setEnv("MESHCONFORM_ARTIFACTS", artifacts)
-			cfg, err := config()
+			dir, err := artifactsDir(artifacts)
 			if err != nil {
 				return err
 			}
 			if out == "" {
-				out = filepath.Dir(cfg.ArtifactsDir)
+				out = filepath.Dir(dir)
 			}
-			if err := writeReportPage(cmd.Context(), cfg.ArtifactsDir); err != nil {
+			if err := writeReportPage(cmd.Context(), dir); err != nil {
 				fmt.Fprintln(os.Stderr, "meshconform: report page:", err)
 			}
-			path, v, err := bundle.Write(bundle.Options{ArtifactsDir: cfg.ArtifactsDir, OutDir: out, Command: command})
+			path, v, err := bundle.Write(bundle.Options{ArtifactsDir: dir, OutDir: out, Command: command})
 			if err != nil {
 				return err
 			}
@@ -85,12 +84,11 @@ func newReport() *cobra.Command {
 		Short: "Write the run's report page, report.html (and its screenshot report.png when Chromium is installed), to the artifacts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			setEnv("MESHCONFORM_ARTIFACTS", artifacts)
-			cfg, err := config()
+			dir, err := artifactsDir(artifacts)
 			if err != nil {
 				return err
 			}
-			return writeReportPage(cmd.Context(), cfg.ArtifactsDir)
+			return writeReportPage(cmd.Context(), dir)
 		},
 	}
 	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
@@ -138,4 +136,21 @@ func verdictLines(v bundle.Verdict) []string {
 		}
 	}
 	return append(lines, fmt.Sprintf("%d specs: %d passed, %d failed, %d skipped", v.Totals.Specs, v.Totals.Passed, v.Totals.Failed, v.Totals.Skipped))
+}
+
+// artifactsDir is the artifacts directory of a finished run: the flag,
+// else MESHCONFORM_ARTIFACTS, else ./artifacts. Bundling and checking a
+// run needs no repository and no cluster, so a certifier can do it anywhere.
+func artifactsDir(flag string) (string, error) {
+	dir := flag
+	if dir == "" {
+		dir = os.Getenv("MESHCONFORM_ARTIFACTS")
+	}
+	if dir == "" {
+		dir = "artifacts"
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("no artifacts directory %s (give --artifacts)", dir)
+	}
+	return filepath.Abs(dir)
 }

@@ -57,6 +57,8 @@ ID), and compares a snapshot of every object before and after.`,
 }
 
 func runTest(cmd *cobra.Command, f testFlags) error {
+	// Taken before the flags become settings, so each appears once.
+	cmdline := reproduce(os.Environ(), os.Args)
 	setEnv("MESHCONFORM_KUBECONFIG", f.kubeconfig)
 	setEnv("MESHCONFORM_CONTEXTS", f.contexts)
 	setEnv("MESHCONFORM_MESH", f.mesh)
@@ -90,7 +92,7 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 			args = append(args, "-ginkgo."+flag+"="+v)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "command.txt"), []byte(reproduce(os.Args)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "command.txt"), []byte(cmdline+"\n"), 0o644); err != nil {
 		return err
 	}
 	run := exec.CommandContext(cmd.Context(), "go", args...)
@@ -113,9 +115,9 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 // reproduce is the command line that reproduces the run: the MESHCONFORM_*
 // settings in force (none of them secret: a kubeconfig is named by its path,
 // never copied) and the arguments, shell-quoted.
-func reproduce(argv []string) string {
+func reproduce(environ, argv []string) string {
 	var parts []string
-	for _, kv := range os.Environ() {
+	for _, kv := range environ {
 		if strings.HasPrefix(kv, "MESHCONFORM_") && !strings.HasPrefix(kv, "MESHCONFORM_ARTIFACTS=") {
 			parts = append(parts, shellQuote(kv))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
@@ -32,6 +35,11 @@ type seededFault struct {
 	ref string
 	// spec is the conformance spec whose check catches it.
 	spec string
+	// doctor is the doctor check that must name the fault, read-only; ""
+	// for a fault of intent in the apps' own rules (a weight, which subset
+	// is which, PERMISSIVE where STRICT was meant), which only the specs'
+	// traffic can tell.
+	doctor string
 	// rules are the Istio config fixtures the check needs on the primary.
 	rules []string
 	check func(context.Context, *faultEnv) error
@@ -65,7 +73,8 @@ var faults = []seededFault{
 	{
 		name: "remote secret whose server address is 127.0.0.1",
 		ref:  "istio/istio#31081", spec: "install: the remote is a synced cluster of istiod",
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
+		doctor: "remote-secret",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
 		// istiod either keeps the cluster, never synced, or drops it.
 		cause: re(`(want synced|does not list cluster \S+ in debug/clusterz)[\s\S]*server https://127\.0\.0\.1:\d+ — a loopback address`),
 		seed: func(ctx context.Context, e *faultEnv) error {
@@ -76,7 +85,8 @@ var faults = []seededFault{
 	{
 		name: "remote secret deleted",
 		ref:  "Install Primary-Remote: Attach cluster2 as a remote", spec: "install: the remote is a synced cluster of istiod",
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
+		doctor: "remote-secret",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
 		// istiod drops the cluster, or (istio/istio#58047) hangs stopping
 		// it and lists it "closed".
 		cause: re(`(does not list cluster \S+ in debug/clusterz|want synced)[\s\S]*no remote secret`),
@@ -90,8 +100,9 @@ var faults = []seededFault{
 	{
 		name: "remote istio-system without the topology.istio.io/controlPlaneClusters annotation",
 		ref:  "istio/istio#47552; Install Primary-Remote: Configure cluster2 as a remote", spec: "install: istio-ca-root-cert in a new remote namespace",
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
-		cause: re(`got no istio-ca-root-cert[\s\S]*has no topology\.istio\.io/controlPlaneClusters annotation`),
+		doctor: "control-plane-clusters",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
+		cause:  re(`got no istio-ca-root-cert[\s\S]*has no topology\.istio\.io/controlPlaneClusters annotation`),
 		// istiod reads the annotation when it adds the remote, so the
 		// fault is the state after a restart (as after a fresh install).
 		seed: func(ctx context.Context, e *faultEnv) error {
@@ -110,9 +121,10 @@ var faults = []seededFault{
 	{
 		name: "primary without EXTERNAL_ISTIOD",
 		ref:  "Install Primary-Remote: values.global.externalIstiod", spec: "install: istio-ca-root-cert in a new remote namespace",
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
-		cause: re(`got no istio-ca-root-cert[\s\S]*EXTERNAL_ISTIOD="false"`),
-		seed:  func(ctx context.Context, e *faultEnv) error { return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "false") },
+		doctor: "external-istiod",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
+		cause:  re(`got no istio-ca-root-cert[\s\S]*EXTERNAL_ISTIOD="false"`),
+		seed:   func(ctx context.Context, e *faultEnv) error { return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "false") },
 		repair: func(ctx context.Context, e *faultEnv) error {
 			return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "true")
 		},
@@ -120,6 +132,7 @@ var faults = []seededFault{
 	{
 		name: "remote installed with a wrong remotePilotAddress",
 		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
+		doctor: "discovery-address",
 		check: func(ctx context.Context, e *faultEnv) error {
 			_, err := e.vm.RemoteInjection(ctx, time.Minute)
 			return err
@@ -218,8 +231,9 @@ var faults = []seededFault{
 		// would stay local — the fault would break nothing.
 		name: "cluster2's nodes labelled with cluster1's region and zone",
 		ref:  "Locality Load Balancing: localities come from node labels", spec: "locality-failover",
-		rules: []string{conformance.FailoverFile},
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocal(ctx, e.vm.Primary.Name) },
+		doctor: "node-locality",
+		rules:  []string{conformance.FailoverFile},
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocal(ctx, e.vm.Primary.Name) },
 		cause: func(e *faultEnv) *regexp.Regexp {
 			p, r := e.vm.Primary, e.vm.Remote
 			return regexp.MustCompile(`got \d+ from ` + regexp.QuoteMeta(r.Name) + `[\s\S]*` +
@@ -260,7 +274,9 @@ type faultOutcome struct {
 	Ref      string `json:"ref"`
 	CaughtBy string `json:"caught_by"`
 	Caught   bool   `json:"caught"`
-	Error    string `json:"error"`
+	// Doctor is the doctor check that named it ("" = not the doctor's).
+	Doctor string `json:"doctor,omitempty"`
+	Error  string `json:"error"`
 }
 
 // Faults declares the seeded-fault self-test: on a healthy mesh with the
@@ -321,6 +337,9 @@ func Faults() {
 
 				By("the check passes on the healthy mesh")
 				Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2 * time.Second).Should(Succeed())
+				if f.doctor != "" {
+					Expect(doctorSays(ctx, e, f.doctor, doctor.Pass)).To(Succeed(), "the doctor on the healthy mesh")
+				}
 
 				By("seeding the fault")
 				repaired := false
@@ -338,6 +357,12 @@ func Faults() {
 					Fail(fmt.Sprintf("fault %q not caught by %s within %s: %s", f.name, f.spec, faultDetect, text))
 				}
 				AddReportEntry("caught by "+f.spec, text)
+				if f.doctor != "" {
+					By("the doctor names it: check " + f.doctor + " fails")
+					Eventually(func() error { return doctorSays(ctx, e, f.doctor, doctor.Fail) }).WithContext(ctx).
+						WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+					outcome.Doctor = f.doctor
+				}
 
 				By("repairing: the check passes again")
 				Expect(f.repair(ctx, e)).To(Succeed(), "repair %s", f.name)
@@ -346,6 +371,31 @@ func Faults() {
 			}, NodeTimeout(25*time.Minute))
 		}
 	})
+}
+
+// doctorSays checks the doctor's verdict on check id: with want Pass every
+// result must pass, with want Fail at least one must fail (a check gives
+// one result per cluster, and a fault breaks one cluster).
+func doctorSays(ctx context.Context, e *faultEnv, id string, want doctor.Status) error {
+	rep := doctor.Run(ctx, doctor.Mesh{Primary: e.vm.Primary, Remotes: []*clusters.Cluster{e.vm.Remote}, Revision: e.m.Revision})
+	res := rep.Find(id)
+	if len(res) == 0 {
+		return fmt.Errorf("doctor ran no check %s", id)
+	}
+	var seen []string
+	for _, r := range res {
+		if want == doctor.Fail && r.Status == doctor.Fail {
+			return nil
+		}
+		if want == doctor.Pass && r.Status != doctor.Pass {
+			return fmt.Errorf("doctor check %s on %s: %s (%s), want pass", id, r.Cluster, r.Status, r.Reason)
+		}
+		seen = append(seen, fmt.Sprintf("%s on %s: %s", r.Status, r.Cluster, r.Reason))
+	}
+	if want == doctor.Fail {
+		return fmt.Errorf("doctor check %s does not fail: %s", id, strings.Join(seen, "; "))
+	}
+	return nil
 }
 
 // detect runs check until it fails with an error matching cause, or
