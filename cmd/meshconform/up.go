@@ -32,7 +32,8 @@ func newHarness(cfg harness.Config, name string) (*harness.Harness, error) {
 }
 
 func newUp() *cobra.Command {
-	return &cobra.Command{
+	istio := true
+	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create the topology's clusters, install Istio primary-remote, and keep them for `meshconform test`",
 		Long: `Create the clusters of kindconfigs/ from images built here, install Istio
@@ -52,12 +53,14 @@ The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconfo
 				return fmt.Errorf("up creates clusters; MESHCONFORM_KUBECONFIG names clusters you brought: unset it")
 			}
 			cfg.ArtifactsDir, cfg.KeepClusters = upDir(), true
-			return up(cmd.Context(), cfg)
+			return up(cmd.Context(), cfg, istio)
 		},
 	}
+	cmd.Flags().BoolVar(&istio, "istio", true, "install Istio; --istio=false keeps bare clusters, for `meshconform test --mesh install`")
+	return cmd
 }
 
-func up(ctx context.Context, cfg harness.Config) (err error) {
+func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
 	h, err := harness.New(cfg, os.Stdout)
 	if err != nil {
 		return err
@@ -74,20 +77,24 @@ func up(ctx context.Context, cfg harness.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	m, err := h.PrepareIstio(ctx)
-	if err != nil {
-		return err
-	}
-	var primary, remote *clusters.Cluster
-	for _, cl := range cls {
-		if cl.Primary && primary == nil {
-			primary = cl
-		} else if !cl.Primary && remote == nil {
-			remote = cl
+	mode, what := harness.MeshInstall, "bare clusters up"
+	if istio {
+		m, err := h.PrepareIstio(ctx)
+		if err != nil {
+			return err
 		}
-	}
-	if err := m.Install(ctx, primary, remote); err != nil {
-		return err
+		var primary, remote *clusters.Cluster
+		for _, cl := range cls {
+			if cl.Primary && primary == nil {
+				primary = cl
+			} else if !cl.Primary && remote == nil {
+				remote = cl
+			}
+		}
+		if err := m.Install(ctx, primary, remote); err != nil {
+			return err
+		}
+		mode, what = harness.MeshExisting, "clusters up, Istio "+m.Version+" installed"
 	}
 	var paths, contexts []string
 	for _, cl := range cls {
@@ -95,14 +102,14 @@ func up(ctx context.Context, cfg harness.Config) (err error) {
 		contexts = append(contexts, cl.Name+"="+clusters.Context(cl.Name))
 	}
 	kc, cx := strings.Join(paths, string(os.PathListSeparator)), strings.Join(contexts, ",")
-	env := fmt.Sprintf("MESHCONFORM_KUBECONFIG=%s\nMESHCONFORM_CONTEXTS=%s\nMESHCONFORM_MESH=existing\n", kc, cx)
+	env := fmt.Sprintf("MESHCONFORM_KUBECONFIG=%s\nMESHCONFORM_CONTEXTS=%s\nMESHCONFORM_MESH=%s\n", kc, cx, mode)
 	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "env"), []byte(env), 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("\nclusters up, Istio %s installed and kept. Run the conformance specs against them:\n\n"+
-		"  meshconform test --kubeconfig %s --contexts %s --mesh existing\n\n"+
-		"or, with go test: env $(cat %s) go test ./suites/conformance\n"+
-		"Remove everything with: meshconform down\n", m.Version, kc, cx, filepath.Join(cfg.ArtifactsDir, "env"))
+	fmt.Printf("\n%s and kept. Run the specs against them:\n\n"+
+		"  meshconform test --kubeconfig %s --contexts %s --mesh %s\n\n"+
+		"or, with go test: env $(cat %s) go test ./suites/e2e\n"+
+		"Remove everything with: meshconform down\n", what, kc, cx, mode, filepath.Join(cfg.ArtifactsDir, "env"))
 	return nil
 }
 

@@ -24,6 +24,10 @@ type Mesh struct {
 	// EchoImage is Istio's echo app of the same version, for proxyless
 	// workloads (local source).
 	EchoImage string
+	// Sidecars: the data plane is Envoy (upstream source), not proxyless
+	// gRPC; the injection check then uses SidecarImage, the sample app.
+	Sidecars     bool
+	SidecarImage string
 }
 
 // PrepareIstio builds (local source) the Istio images and istioctl of the
@@ -68,6 +72,11 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 	profile, exposure := "minimal", mesh.ExposeLoadBalancer
 	if h.Config.Source == images.SourceUpstream {
 		profile, exposure = "default", mesh.ExposeEastWest
+		m.Sidecars = true
+		var err error
+		if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
+			return nil, err
+		}
 	}
 	primary := h.Topology.Primary()
 	m.Installer = &mesh.Installer{

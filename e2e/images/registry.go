@@ -26,8 +26,11 @@ const (
 	DefaultRegistryPort = 5001
 )
 
+// RegistryHost is the registry's name and port as the nodes see it.
+const RegistryHost = RegistryContainer + ":5000"
+
 // RegistryEndpoint is the registry's address as the nodes see it.
-func RegistryEndpoint() string { return "http://" + RegistryContainer + ":5000" }
+func RegistryEndpoint() string { return "http://" + RegistryHost }
 
 // registryConfig is distribution's configuration: filesystem storage on a
 // volume the cache keeps, so a later run finds every image it pushed before.

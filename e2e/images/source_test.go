@@ -82,31 +82,49 @@ func TestNodeContainerdConfigRestrictsOOMScoreAdj(t *testing.T) {
 	}
 }
 
-func TestUpstreamUsesKindNodeImageAndMirrorsOnlyDockerHubForApps(t *testing.T) {
+// An upstream run after a local one must never pull the local source's
+// Envoy-less docker.io/istio/proxyv2 (the registry's storage survives in the
+// cache): the nodes get no mirror of any public registry, only the local
+// registry by its own name, and the sample apps are named after it.
+func TestUpstreamShadowsNoOfficialImage(t *testing.T) {
 	r, _ := LookupKubeRelease(DefaultKubernetesVersion)
 	got := (&Upstream{Release: r}).clusterImages()
 	if !strings.HasPrefix(got.Node, "kindest/node:v1.33.") {
 		t.Errorf("node image %s", got.Node)
 	}
-	var cfg map[string]any
-	if len(got.ContainerdConfigPatches) != 1 {
-		t.Fatalf("patches = %v", got.ContainerdConfigPatches)
-	}
-	if _, err := toml.Decode(got.ContainerdConfigPatches[0], &cfg); err != nil {
-		t.Fatal(err)
+	for _, p := range got.ContainerdConfigPatches {
+		var cfg map[string]any
+		if _, err := toml.Decode(p, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(p, "mirrors") {
+			t.Errorf("upstream patch mirrors a registry:\n%s", p)
+		}
 	}
 	if len(got.NodeFiles) != 1 {
 		t.Fatalf("node files = %v", got.NodeFiles)
 	}
-	hosts := got.NodeFiles["/etc/containerd/certs.d/docker.io/hosts.toml"]
-	var h struct {
-		Server string
-		Host   map[string]struct{ Capabilities []string }
+	for path, hosts := range got.NodeFiles {
+		for _, public := range MirroredRegistries {
+			if strings.Contains(path, "/"+public+"/") {
+				t.Errorf("hosts file for public registry %s: %s", public, path)
+			}
+		}
+		if path != "/etc/containerd/certs.d/meshconform-registry:5000/hosts.toml" {
+			t.Errorf("hosts file %s", path)
+		}
+		var h struct {
+			Server string
+			Host   map[string]struct{ Capabilities []string }
+		}
+		if _, err := toml.Decode(hosts, &h); err != nil {
+			t.Fatalf("hosts.toml: %v\n%s", err, hosts)
+		}
+		if h.Server != "http://meshconform-registry:5000" {
+			t.Errorf("hosts.toml = %+v", h)
+		}
 	}
-	if _, err := toml.Decode(hosts, &h); err != nil {
-		t.Fatalf("hosts.toml: %v\n%s", err, hosts)
-	}
-	if h.Server != "https://registry-1.docker.io" || len(h.Host["http://meshconform-registry:5000"].Capabilities) != 2 {
-		t.Errorf("hosts.toml = %+v", h)
+	if got := RegistryName("docker.io/meshconform/meshapp:abc"); got != "meshconform-registry:5000/meshconform/meshapp:abc" {
+		t.Errorf("app reference %s", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/report"
@@ -12,8 +13,12 @@ import (
 // Upstream uses kind's published node image, which carries the control-plane
 // images preloaded; Istio and MetalLB images are pulled from the public
 // registries by the nodes themselves. Only the sample apps, which no
-// registry publishes, are built here and served by the local registry,
-// which the nodes try first for docker.io and fall through from.
+// registry publishes, are built here and served by the local registry
+// under its own name (meshconform-registry:5000/…). Nothing of ours is
+// served under a public registry's name: the registry's storage outlives
+// runs and holds the local source's builds of docker.io/istio/* (without
+// Envoy), which a mirror of docker.io would hand to an upstream run in
+// place of the official images.
 type Upstream struct {
 	Release KubeRelease
 	// apps builds the sample apps and runs the local registry.
@@ -28,7 +33,14 @@ func NewUpstream(release KubeRelease, cacheDir string, port int, run *report.Run
 
 // App implements Source.
 func (u *Upstream) App(ctx context.Context, repoRoot, name string) (string, error) {
-	return u.apps.App(ctx, repoRoot, name)
+	ref, err := u.apps.App(ctx, repoRoot, name)
+	return RegistryName(ref), err
+}
+
+// RegistryName is a docker.io reference as the nodes pull it from the local
+// registry by the registry's own name, where no mirror is involved.
+func RegistryName(ref string) string {
+	return RegistryHost + "/" + strings.TrimPrefix(ref, "docker.io/")
 }
 
 // Name implements Source.
@@ -58,7 +70,9 @@ func (u *Upstream) Prepare(ctx context.Context, network string) (ClusterImages, 
 }
 
 func (u *Upstream) clusterImages() ClusterImages {
-	path, hosts := HostsTOML("docker.io", "https://registry-1.docker.io", RegistryEndpoint())
+	// The local registry by its own name, over plain HTTP; no public
+	// registry is mirrored.
+	path, hosts := HostsTOML(RegistryHost, RegistryEndpoint(), RegistryEndpoint())
 	return ClusterImages{
 		Node:                    u.Release.UpstreamNode,
 		ContainerdConfigPatches: []string{HostsConfigPatch},

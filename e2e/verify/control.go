@@ -107,6 +107,9 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	if err != nil {
 		return err
 	}
+	if m.Istio.Sidecars {
+		pod = install.SidecarPod(InjectionNamespace, m.Istio.SidecarImage)
+	}
 	if err := m.Remote.Client.Resources().Create(ctx, pod); err != nil {
 		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Remote.Name, InjectionNamespace, err)
 	}
