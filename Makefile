@@ -3,7 +3,8 @@
 #   make e2e    the main job: machine setup, images, clusters, suites, teardown
 #   make faults the seeded-fault suite
 #   make upgrade Istio upgraded under traffic, canary with rollback and in place
-#               (CI runs all four)
+#               (CI runs all four, and make byo)
+#   make byo    bring your own clusters: up, test on them, doctor, bundle, verify, down
 SHELL := /bin/bash
 GO ?= go
 ARTIFACTS ?= $(CURDIR)/artifacts
@@ -14,13 +15,16 @@ E2E_SUITES ?= e2e
 E2E_TIMEOUT ?= 80m
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test e2e faults upgrade prebuild bench setup clean
+.PHONY: test e2e faults upgrade byo prebuild bench setup clean
 
 # go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
+# The report page's browser test needs Debian's chromium: installed here
+# (once, ~45 s) and required, so the test can never skip unnoticed.
 test:
+	@bash scripts/setup-chromium.sh
 	$(GO) vet ./...
-	$(GO) test -vet=off ./e2e/... ./fixtures/... ./cmd/...
+	MESHCONFORM_REQUIRE_CHROMIUM=1 $(GO) test -vet=off ./e2e/... ./fixtures/... ./cmd/... ./suites/internal/...
 
 setup:
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-docker.sh; else sudo bash scripts/setup-docker.sh; fi
@@ -33,7 +37,9 @@ e2e: setup
 	  echo "== suite $$s"; \
 	  $(GO) test -v ./suites/$$s -count=1 -timeout=$(E2E_TIMEOUT) -args $(GINKGO_FLAGS) \
 	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
-	done; exit $$rc
+	done; \
+	$(GO) run ./cmd/meshconform report --artifacts $(ARTIFACTS) || echo "report page not written"; \
+	exit $$rc
 
 # The seeded-fault suite: its own clusters and install, then ten faults,
 # each caught and repaired (README, "Seeded faults"). Its report goes to
@@ -51,6 +57,14 @@ upgrade:
 	@rc=0; $(MAKE) e2e E2E_SUITES=upgrade ARTIFACTS=$(ARTIFACTS)/upgrade || rc=$$?; \
 	MESHCONFORM_ARTIFACTS=$(ARTIFACTS)/upgrade $(GO) run ./cmd/meshconform bench report || true; \
 	exit $$rc
+
+# Bring your own clusters, as a vendor would: meshconform up, then test
+# --kept --mesh existing (clusters left exactly as found), doctor, bundle,
+# verify (and a one-byte-changed bundle refused), down. BYO_MODES="existing
+# install" also runs test --mesh install on bare clusters (scripts/byo.sh).
+BYO_MODES ?= existing
+byo: setup
+	BYO_MODES="$(BYO_MODES)" ARTIFACTS=$(ARTIFACTS) bash scripts/byo.sh
 
 # Builds the upgrade suite's Istio versions into the cache, niced, without
 # Docker (CI runs it beside make faults, whose cores are mostly idle).

@@ -106,7 +106,8 @@ func useKeptClusters() error {
 		return fmt.Errorf("no --kubeconfig, and no clusters kept by `meshconform up` (%v)", err)
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && k != "MESHCONFORM_MESH" {
+		// Flags and settings already given win.
+		if k, v, ok := strings.Cut(line, "="); ok && os.Getenv(k) == "" {
 			setEnv(k, v)
 		}
 	}

@@ -20,6 +20,7 @@ type testFlags struct {
 	suite, focus, skip, labelFilter string
 	junitFile, artifacts            string
 	timeout                         time.Duration
+	kept                            bool
 }
 
 func newTest() *cobra.Command {
@@ -52,6 +53,7 @@ ID), and compares a snapshot of every object before and after.`,
 	fl.StringVar(&f.labelFilter, "label-filter", "", "run only specs whose labels match this filter, e.g. 'conformance && !locality-failover' (ginkgo --label-filter)")
 	fl.StringVar(&f.junitFile, "junit-file", "", "also write the JUnit report here")
 	fl.StringVar(&f.artifacts, "artifacts", "", "artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
+	fl.BoolVar(&f.kept, "kept", false, "run on the clusters `meshconform up` kept (their kubeconfig and contexts; --mesh as up left them)")
 	fl.DurationVar(&f.timeout, "timeout", 80*time.Minute, "the whole run's time limit")
 	return cmd
 }
@@ -59,6 +61,14 @@ ID), and compares a snapshot of every object before and after.`,
 func runTest(cmd *cobra.Command, f testFlags) error {
 	// Taken before the flags become settings, so each appears once.
 	cmdline := reproduce(os.Environ(), os.Args)
+	if f.kept {
+		if f.kubeconfig != "" || f.contexts != "" {
+			return fmt.Errorf("--kept names the clusters `meshconform up` kept: give it or --kubeconfig/--contexts, not both")
+		}
+		if err := useKeptClusters(); err != nil {
+			return err
+		}
+	}
 	setEnv("MESHCONFORM_KUBECONFIG", f.kubeconfig)
 	setEnv("MESHCONFORM_CONTEXTS", f.contexts)
 	setEnv("MESHCONFORM_MESH", f.mesh)

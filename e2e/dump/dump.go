@@ -24,23 +24,32 @@ const TailLines = 500
 
 // Cluster writes dir/pods.txt, dir/events.txt and dir/logs/<ns>/<pod>/<container>.log
 // for every namespace except kube-* and local-path-storage (kind's log bundle
-// has those). It collects as much as it can and returns every error.
-func Cluster(ctx context.Context, dir string, c klient.Client) error {
+// has those), or only for the namespaces named: on a cluster the user
+// brought, the run's own and Istio's, never the user's workloads. It
+// collects as much as it can and returns every error.
+func Cluster(ctx context.Context, dir string, c klient.Client, only ...string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	var errs []error
 	var pods corev1.PodList
-	if err := c.Resources().List(ctx, &pods); err != nil {
-		return fmt.Errorf("list pods: %w", err)
-	}
-	errs = append(errs, writePods(filepath.Join(dir, "pods.txt"), pods.Items))
 	var events corev1.EventList
-	if err := c.Resources().List(ctx, &events); err != nil {
-		errs = append(errs, fmt.Errorf("list events: %w", err))
-	} else {
-		errs = append(errs, writeEvents(filepath.Join(dir, "events.txt"), events.Items))
+	if len(only) == 0 {
+		if err := c.Resources().List(ctx, &pods); err != nil {
+			return fmt.Errorf("list pods: %w", err)
+		}
+		if err := c.Resources().List(ctx, &events); err != nil {
+			errs = append(errs, fmt.Errorf("list events: %w", err))
+		}
 	}
+	for _, ns := range only {
+		var p corev1.PodList
+		var e corev1.EventList
+		errs = append(errs, c.Resources(ns).List(ctx, &p), c.Resources(ns).List(ctx, &e))
+		pods.Items, events.Items = append(pods.Items, p.Items...), append(events.Items, e.Items...)
+	}
+	errs = append(errs, writePods(filepath.Join(dir, "pods.txt"), pods.Items),
+		writeEvents(filepath.Join(dir, "events.txt"), events.Items))
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
 	if err != nil {
 		return errors.Join(append(errs, err)...)

@@ -257,3 +257,20 @@ func Validate(cfg Config) error {
 	h := &Harness{Config: cfg, Topology: topo}
 	return h.checkBrought()
 }
+
+// dumpNamespaces are the namespaces a failure's dump may read on cl: all
+// of them on clusters the run created (nil), only Istio's and the run's own
+// on clusters the user brought — their workloads' logs are not ours to copy.
+func (h *Harness) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []string {
+	if h.byo == nil {
+		return nil
+	}
+	out := []string{mesh.Namespace}
+	var list corev1.NamespaceList
+	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(labels.SelectorFromSet(workloads.RunLabels).String())); err == nil {
+		for _, ns := range list.Items {
+			out = append(out, ns.Name)
+		}
+	}
+	return out
+}

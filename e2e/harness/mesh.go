@@ -106,7 +106,7 @@ func (m *Mesh) Install(ctx context.Context, primary, remote *clusters.Cluster) e
 func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Mesh, primary *clusters.Cluster) {
 	dir := filepath.Join(h.Config.ArtifactsDir, "dump")
 	for _, cl := range cls {
-		if err := dump.Cluster(ctx, filepath.Join(dir, cl.Name), cl.Client); err != nil {
+		if err := dump.Cluster(ctx, filepath.Join(dir, cl.Name), cl.Client, h.dumpNamespaces(ctx, cl)...); err != nil {
 			fmt.Fprintf(h.out, "   dump %s (partial): %v\n", cl.Name, err)
 		}
 	}

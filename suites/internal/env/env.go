@@ -93,10 +93,14 @@ func start(ctx context.Context) error {
 	}
 	r := &Run{H: h}
 	current = r
-	if r.Before, err = h.Snapshot(ctx); err != nil {
-		return err
+	// On brought clusters the audit is the clusters' own snapshot (taken
+	// when they are attached), not this machine's Docker inventory.
+	if !cfg.BringYourOwn() {
+		if r.Before, err = h.Snapshot(ctx); err != nil {
+			return err
+		}
+		r.BeforeTaken = true
 	}
-	r.BeforeTaken = true
 	r.Clusters, err = h.SetUpPlatform(ctx)
 	return err
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Bring your own clusters, end to end, as a platform vendor or an engineer
+# would run it (make byo; CI runs it):
+#   1. meshconform up: clusters and Istio, kept;
+#   2. meshconform test --kept --mesh existing: the specs against that mesh,
+#      leaving the clusters exactly as found (snapshot before/after);
+#   3. meshconform doctor: read-only checks, all must pass;
+#   4. meshconform bundle, then verify: the bundle verifies, and fails to
+#      once one byte of it is changed;
+#   5. with BYO_MODES containing "install": up --istio=false, then
+#      test --mesh install on the bare clusters (installs, tests, removes);
+#   6. meshconform down, whatever happened.
+# Artifacts go to $ARTIFACTS/byo-<mode>/. Every step is timed.
+set -euo pipefail
+
+ARTIFACTS=${ARTIFACTS:-$PWD/artifacts}
+MODES=${BYO_MODES:-existing}
+BIN=$(mktemp -d /tmp/meshconform-bin.XXXXXX)
+trap '"$BIN/meshconform" down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
+go build -o "$BIN/meshconform" ./cmd/meshconform
+mc() { "$BIN/meshconform" "$@"; }
+
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== byo: $name"
+  "$@"
+  echo "== byo: $name: $((SECONDS - t0)) s"
+}
+
+for mode in $MODES; do
+  out=$ARTIFACTS/byo-$mode
+  rm -rf "$out" && mkdir -p "$out"
+  case $mode in
+  existing)
+    step "up (clusters and Istio, kept)" mc up
+    step "test --kept --mesh existing" mc test --kept --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
+    step "doctor" mc doctor --save "$out/doctor-cli.json"
+    step "bundle" mc bundle --artifacts "$out" --out "$out"
+    bundle=$(ls "$out"/meshconform-results-*.tar.gz)
+    step "verify" mc verify "$bundle"
+    # One byte changed in one file: verify must refuse the bundle.
+    tmp=$(mktemp -d /tmp/meshconform-tamper.XXXXXX)
+    tar xzf "$bundle" -C "$tmp"
+    top=$(ls "$tmp")
+    printf 'X' | dd of="$tmp/$top/environment.json" bs=1 seek=10 conv=notrunc status=none
+    tar czf "$tmp/tampered.tar.gz" -C "$tmp" "$top"
+    if mc verify "$tmp/tampered.tar.gz" >"$tmp/verify.log" 2>&1; then
+      echo "byo: FAIL: a bundle with one byte changed verified"; cat "$tmp/verify.log"; rm -rf "$tmp"; exit 1
+    fi
+    echo "byo: a bundle with one byte changed is refused: $(tail -1 "$tmp/verify.log")"
+    rm -rf "$tmp"
+    ;;
+  install)
+    step "up --istio=false (bare clusters, kept)" mc up --istio=false
+    step "test --kept --mesh install" mc test --kept --mesh install --artifacts "$out"
+    ;;
+  *) echo "byo: unknown mode $mode (want existing, install)"; exit 2 ;;
+  esac
+  step "down" mc down
+done
