@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
 )
 
 func newDoctor() *cobra.Command {
@@ -54,6 +55,11 @@ when a check fails (warnings do not fail).`,
 				} else {
 					m.Remotes = append(m.Remotes, cl)
 				}
+			}
+			// The revision running, when only one does and none was named;
+			// otherwise the checks say what they cannot find.
+			if rev, _, err := mesh.FindIstiod(cmd.Context(), m.Primary.Client, cfg.IstioRevision); err == nil {
+				m.Revision = rev
 			}
 			rep := doctor.Run(cmd.Context(), m)
 			if save != "" {

@@ -86,8 +86,16 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 	if suite == "" {
 		suite = "e2e"
 	}
+	if cfg.BringYourOwn() && (suite == "faults" || suite == "upgrade") {
+		return fmt.Errorf("--suite %s breaks or replaces the mesh on purpose: it runs only on clusters meshconform creates, never on clusters you bring", suite)
+	}
 	if _, err := os.Stat(filepath.Join(cfg.RepoRoot, "suites", suite)); err != nil {
 		return fmt.Errorf("--suite %s: no suites/%s in %s", suite, suite, cfg.RepoRoot)
+	}
+	// A bundle judges every report in the directory: a run must not mix
+	// its reports with an earlier run's.
+	if entries, err := os.ReadDir(cfg.ArtifactsDir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("artifacts directory %s is not empty: a bundle of it would mix this run with an earlier one; remove it or give --artifacts another", cfg.ArtifactsDir)
 	}
 	os.Setenv("MESHCONFORM_ARTIFACTS", cfg.ArtifactsDir)
 	reports := filepath.Join(cfg.ArtifactsDir, suite)
@@ -107,10 +115,20 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 	}
 	run := exec.CommandContext(cmd.Context(), "go", args...)
 	run.Dir, run.Stdout, run.Stderr = cfg.RepoRoot, os.Stdout, os.Stderr
+	// The suite runs in a process group of its own; when meshconform is
+	// interrupted or terminated, the group gets SIGINT, which Ginkgo turns
+	// into its cleanup and teardown (never a SIGKILL that would leave
+	// clusters and namespaces behind), with time for it to finish.
+	interruptGroupOnCancel(run)
+	run.WaitDelay = 15 * time.Minute
 	runErr := run.Run()
 	if f.junitFile != "" {
-		if raw, err := os.ReadFile(filepath.Join(reports, "junit.xml")); err == nil {
-			_ = os.WriteFile(f.junitFile, raw, 0o644)
+		raw, err := os.ReadFile(filepath.Join(reports, "junit.xml"))
+		if err == nil {
+			err = os.WriteFile(f.junitFile, raw, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "meshconform: --junit-file:", err)
 		}
 	}
 	if err := writeReportPage(cmd.Context(), cfg.ArtifactsDir); err != nil {

@@ -167,6 +167,10 @@ func computeVerdict(reports map[string][]byte) Verdict {
 		}
 		suite := path.Dir(file)
 		for _, r := range rs {
+			// A dry run reports every spec passed and ran none.
+			if r.SuiteConfig.DryRun {
+				problems = append(problems, fmt.Sprintf("suite %s was a dry run: nothing ran", suite))
+			}
 			anyFailed := false
 			for _, sr := range r.SpecReports {
 				s := Spec{Suite: suite, Name: specName(sr), State: sr.State.String()}

@@ -147,6 +147,21 @@ func TestVerdictSuiteDidNotSucceed(t *testing.T) {
 	wantReason(t, verdictOf(t, rs), "suite e2e did not succeed: Interrupted by User")
 }
 
+// Broken input: `ginkgo --dry-run` reports every spec passed and runs
+// none; its report must never certify.
+func TestVerdictDryRun(t *testing.T) {
+	rs := sampleReports(t)
+	if !verdictOf(t, rs).Certified() {
+		t.Fatal("the sample run is not certified to begin with")
+	}
+	rs[0].SuiteConfig.DryRun = true
+	v := verdictOf(t, rs)
+	wantReason(t, v, "suite e2e was a dry run: nothing ran")
+	if v.Certified() {
+		t.Fatal("a dry run certified")
+	}
+}
+
 // Extended capabilities are reported, never required: a skipped canary
 // upgrade leaves core certified; a failed seeded fault does not (no spec
 // at all may fail).

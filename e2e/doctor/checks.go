@@ -94,6 +94,16 @@ func tokenSubject(token string) string {
 	return claims.Sub
 }
 
+// serviceAccountGroups are the groups the API server puts a service
+// account's token in: a role bound to any of them counts.
+func serviceAccountGroups(user string) []string {
+	groups := []string{"system:serviceaccounts", "system:authenticated"}
+	if parts := strings.Split(user, ":"); len(parts) == 4 && parts[0] == "system" && parts[1] == "serviceaccount" {
+		groups = append(groups, "system:serviceaccounts:"+parts[2])
+	}
+	return groups
+}
+
 // loopback reports whether a server address can only mean the istiod pod
 // itself (istio/istio#31081: a kubeconfig made for kubectl on a laptop).
 func loopback(server string) bool {
@@ -164,7 +174,7 @@ func remoteSecretRBAC(ctx context.Context, m Mesh) []Result {
 			for _, verb := range []string{"get", "list", "watch"} {
 				// A review is answered, never stored: asking changes nothing.
 				sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-					User: s.user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+					User: s.user, Groups: serviceAccountGroups(s.user),
 					ResourceAttributes: &authzv1.ResourceAttributes{Verb: verb, Group: need.group, Resource: need.resource}}}
 				got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 				if err != nil {
@@ -197,12 +207,18 @@ func rootCerts(ctx context.Context, m Mesh) []Result {
 			out = append(out, fail(cl.Name, "no istio-ca-root-cert in %s: istiod has not reached this cluster (%v)", mesh.Namespace, err))
 			continue
 		}
-		trusted[cl.Name] = fingerprint([]byte(cm.Data["root-cert.pem"]))
-		var s corev1.Secret
-		if err := cl.Client.Resources(mesh.Namespace).Get(ctx, "cacerts", mesh.Namespace, &s); err == nil {
-			// root-cert.pem is public; only its fingerprint is kept.
-			trusted["cacerts@"+cl.Name] = fingerprint(s.Data["root-cert.pem"])
+		// What workloads trust, as each cluster's istiod (or, for a remote,
+		// the primary's) distributes it. cacerts is not read: a Secret
+		// holding the CA's key is none of a read-only check's business.
+		fp := fingerprint([]byte(cm.Data["root-cert.pem"]))
+		if fp == "" {
+			out = append(out, fail(cl.Name, "istio-ca-root-cert in %s holds no PEM certificate", mesh.Namespace))
+			continue
 		}
+		trusted[cl.Name] = fp
+	}
+	if len(trusted) < len(m.all()) {
+		return out
 	}
 	roots := map[string][]string{}
 	for where, fp := range trusted {
@@ -227,7 +243,7 @@ func rootCerts(ctx context.Context, m Mesh) []Result {
 func fingerprint(pemBytes []byte) string {
 	b, _ := pem.Decode(pemBytes)
 	if b == nil {
-		return "(none)"
+		return ""
 	}
 	sum := sha256.Sum256(b.Bytes)
 	return "sha256:" + hex.EncodeToString(sum[:6])

@@ -151,6 +151,12 @@ func IDs() []string {
 // that reason: an unreadable mesh is not a healthy one.
 func Run(ctx context.Context, m Mesh) Report {
 	var r Report
+	if m.Primary == nil || len(m.Remotes) == 0 {
+		// Never pass on zero results: a mesh without a remote is not a
+		// primary-remote mesh.
+		r.Results = append(r.Results, Result{ID: "topology", Status: Fail, Reason: "no primary or no remote cluster to check", Doc: docPrimaryRemote})
+		return r
+	}
 	for _, c := range checks {
 		for _, res := range c.run(ctx, m) {
 			res.ID, res.Doc = c.id, c.doc

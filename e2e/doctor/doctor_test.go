@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -104,5 +105,23 @@ func TestReportStatusAndJSON(t *testing.T) {
 	}
 	if len(IDs()) != len(checks) {
 		t.Fatal("IDs")
+	}
+}
+
+func TestServiceAccountGroups(t *testing.T) {
+	g := serviceAccountGroups("system:serviceaccount:istio-system:istio-reader-service-account")
+	if len(g) != 3 || g[2] != "system:serviceaccounts:istio-system" {
+		t.Fatalf("groups %v", g)
+	}
+}
+
+// A state the doctor cannot read must not pass: no PEM is no root, and a
+// mesh without a remote fails outright.
+func TestNothingToCheckFails(t *testing.T) {
+	if fingerprint([]byte("garbage")) != "" || fingerprint(nil) != "" {
+		t.Fatal("garbage has a fingerprint")
+	}
+	if r := Run(context.Background(), Mesh{}); r.Status() != Fail {
+		t.Fatalf("empty mesh: %+v", r)
 	}
 }

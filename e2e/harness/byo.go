@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
@@ -273,4 +274,34 @@ func (h *Harness) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []st
 		}
 	}
 	return out
+}
+
+// RootCertName is the config map istiod writes into every namespace it
+// sees; an uninstall leaves them behind (istio/istio#23706).
+const RootCertName = "istio-ca-root-cert"
+
+// removeRootCertsLeft deletes, after a run that installed Istio on brought
+// clusters, the istio-ca-root-cert config maps its istiod wrote into the
+// user's namespaces: those the snapshot before the run did not have.
+func (h *Harness) removeRootCertsLeft(ctx context.Context) error {
+	if h.byo == nil || h.Config.Mesh != MeshInstall {
+		return nil
+	}
+	var errs []error
+	for _, cl := range h.byo.attached {
+		var list corev1.ConfigMapList
+		if err := cl.Client.Resources().List(ctx, &list, resources.WithFieldSelector("metadata.name="+RootCertName)); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %s: list %s: %w", cl.Name, RootCertName, err))
+			continue
+		}
+		for i, cm := range list.Items {
+			if _, existed := h.byo.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed {
+				continue
+			}
+			if err := cl.Client.Resources().Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("cluster %s: delete %s/%s: %w", cl.Name, cm.Namespace, cm.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

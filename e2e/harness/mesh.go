@@ -111,7 +111,7 @@ func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Mes
 		}
 	}
 	if m != nil && primary != nil {
-		if err := mesh.DumpMesh(ctx, filepath.Join(dir, "mesh"), m.Istioctl, m.Revision, primary); err != nil {
+		if err := mesh.DumpMesh(ctx, filepath.Join(dir, "mesh"), m.Istioctl, m.Revision, primary, h.byo == nil); err != nil {
 			fmt.Fprintf(h.out, "   dump mesh (partial): %v\n", err)
 		}
 	}

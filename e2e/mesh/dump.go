@@ -12,7 +12,10 @@ import (
 // DumpMesh writes the control plane's view of the mesh to dir: proxy-status
 // as istioctl prints it, and istiod's debug endpoints clusterz, syncz and
 // configz. Rendered manifests are already in the installer's ManifestsDir.
-func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision string, primary *clusters.Cluster) error {
+// With meshWide false (clusters the user brought) istiod's configz and
+// registryz, which hold every namespace's configuration and services, are
+// left out: only what the run itself made is the run's to copy.
+func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision string, primary *clusters.Cluster, meshWide bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -22,7 +25,11 @@ func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision strin
 		out += "\n" + err.Error()
 	}
 	errs = append(errs, os.WriteFile(filepath.Join(dir, "proxy-status.txt"), []byte(out), 0o644))
-	for _, ep := range []string{"clusterz", "syncz", "configz", "registryz"} {
+	endpoints := []string{"clusterz", "syncz"}
+	if meshWide {
+		endpoints = append(endpoints, "configz", "registryz")
+	}
+	for _, ep := range endpoints {
 		raw, err := IstiodDebug(ctx, primary.Client, revision, "/debug/"+ep)
 		if err != nil {
 			raw = []byte(err.Error())

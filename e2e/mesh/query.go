@@ -110,7 +110,10 @@ func FindIstiod(ctx context.Context, c klient.Client, revision string) (rev, ver
 		}
 		for _, ctr := range p.Spec.Containers {
 			if ctr.Name == "discovery" {
-				revs[r] = imageVersion(ctr.Image)
+				revs[r] = ImageVersion(ctr.Image)
+				if revs[r] == "" {
+					return "", "", fmt.Errorf("istiod %s runs image %s, whose tag names no version", p.Name, ctr.Image)
+				}
 			}
 		}
 	}
@@ -134,9 +137,9 @@ func FindIstiod(ctx context.Context, c klient.Client, revision string) (rev, ver
 	return names[0], revs[names[0]], nil
 }
 
-// imageVersion is an image's tag without a variant suffix
+// ImageVersion is an image's tag without a variant suffix
 // (docker.io/istio/pilot:1.29.2-distroless → 1.29.2).
-func imageVersion(image string) string {
+func ImageVersion(image string) string {
 	if i := strings.LastIndex(image, "@"); i >= 0 {
 		image = image[:i]
 	}

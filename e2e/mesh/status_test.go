@@ -135,8 +135,8 @@ func TestImageVersion(t *testing.T) {
 		"localhost:5000/istio/pilot:1.27.0@sha256:abcdef": "1.27.0",
 		"localhost:5000/istio/pilot":                      "",
 	} {
-		if got := imageVersion(image); got != want {
-			t.Errorf("imageVersion(%q) = %q, want %q", image, got, want)
+		if got := ImageVersion(image); got != want {
+			t.Errorf("ImageVersion(%q) = %q, want %q", image, got, want)
 		}
 	}
 }

@@ -1,8 +1,13 @@
 // Package snapshot proves that a run left a cluster it did not create
-// exactly as it found it: it records the identity (UID) and spec generation
-// of every object the API server lists — cluster-scoped and in every
-// namespace — before the run and after its clean-up, and names every object
-// added, removed, replaced or changed in between.
+// exactly as it found it: it records the identity (UID), spec generation and
+// a digest of the labels and annotations of every object the API server
+// lists — cluster-scoped and in every namespace — before the run and after
+// its clean-up, and names every object added, removed, replaced or changed
+// in between. Objects a controller owns (pods, ReplicaSets, Jobs) are left
+// out: their owner shows any edit, and they come and go on their own.
+// What it cannot see: edits of a config map's or secret's data (metadata
+// only, so no secret is ever read) and of volatile kinds (events, leases,
+// endpoints).
 //
 // It reads metadata only (client-go's metadata client), so it never reads a
 // Secret's data: a snapshot of a user's cluster holds no credentials.
@@ -10,6 +15,8 @@ package snapshot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -40,6 +47,45 @@ var Volatile = map[string]bool{
 type Object struct {
 	UID        string
 	Generation int64
+	// Meta digests the labels and annotations (less VolatileAnnotations):
+	// edits that move no generation, and the only edits of objects that
+	// have none (config maps, namespaces, nodes, secrets).
+	Meta string
+}
+
+// VolatileAnnotations are written by the cluster's own controllers on
+// their schedule, not by anything a run does.
+var VolatileAnnotations = map[string]bool{
+	"control-plane.alpha.kubernetes.io/leader": true, // leader election on config maps
+	"node.alpha.kubernetes.io/ttl":             true, // set from the cluster's size
+}
+
+// metaDigest is a short digest of an object's labels and annotations.
+func metaDigest(labels, annotations map[string]string) string {
+	var kv []string
+	for k, v := range labels {
+		kv = append(kv, "l:"+k+"="+v)
+	}
+	for k, v := range annotations {
+		if !VolatileAnnotations[k] {
+			kv = append(kv, "a:"+k+"="+v)
+		}
+	}
+	sort.Strings(kv)
+	sum := sha256.Sum256([]byte(strings.Join(kv, "\n")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// controlled reports whether a controller owns the object (a ReplicaSet's
+// pods, a Deployment's ReplicaSets, a CronJob's Jobs): the controller
+// replaces them on its own schedule; an edit by the run shows on the owner.
+func controlled(refs []metav1.OwnerReference) bool {
+	for _, r := range refs {
+		if r.Controller != nil && *r.Controller {
+			return true
+		}
+	}
+	return false
 }
 
 // Snapshot maps "resource.group ns/name" to the object's identity.
@@ -64,11 +110,10 @@ func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
 	}
 	lists, err := dc.ServerPreferredResources()
 	if err != nil {
-		// Aggregated APIs that are down (metrics-server, say) fail
-		// discovery for their group only; the rest is still listed.
-		if !discovery.IsGroupDiscoveryFailedError(err) {
-			return nil, fmt.Errorf("discover API resources: %w", err)
-		}
+		// An API group that cannot be discovered (an aggregated API that
+		// is down) could not be audited: the audit says so rather than
+		// pass over it.
+		return nil, fmt.Errorf("discover API resources (every group must be listable for the audit): %w", err)
 	}
 	var gvrs []schema.GroupVersionResource
 	for _, l := range lists {
@@ -95,7 +140,10 @@ func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
 			}
 			part := Snapshot{}
 			for _, o := range list.Items {
-				part[key(gvr, o.Namespace, o.Name)] = Object{UID: string(o.UID), Generation: o.Generation}
+				if controlled(o.OwnerReferences) {
+					continue
+				}
+				part[key(gvr, o.Namespace, o.Name)] = Object{UID: string(o.UID), Generation: o.Generation, Meta: metaDigest(o.Labels, o.Annotations)}
 			}
 			results[i] = part
 			return nil
@@ -159,6 +207,8 @@ func Compare(before, after Snapshot) Diff {
 			d.Replaced = append(d.Replaced, k)
 		case b.Generation != a.Generation:
 			d.Changed = append(d.Changed, fmt.Sprintf("%s (generation %d → %d)", k, b.Generation, a.Generation))
+		case b.Meta != a.Meta:
+			d.Changed = append(d.Changed, k+" (labels or annotations)")
 		}
 	}
 	for k := range before {

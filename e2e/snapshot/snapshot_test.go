@@ -3,6 +3,8 @@ package snapshot
 import (
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The broken runs the audit must reject: one that leaves a namespace
@@ -37,5 +39,31 @@ func TestCompareNamesEveryKindOfChange(t *testing.T) {
 	check("changed", d.Changed, "deployments.apps istio-system/istiod (generation 4 → 5)")
 	if d.Empty() || !strings.Contains(d.String(), "added (1): namespaces meshconform-apps") {
 		t.Errorf("String() = %q", d.String())
+	}
+}
+
+// Edits that move no generation: a label or an annotation put on or taken
+// off (the controlPlaneClusters annotation, a node's locality label).
+func TestCompareSeesLabelAndAnnotationEdits(t *testing.T) {
+	before := Snapshot{"namespaces istio-system": {UID: "n", Meta: metaDigest(map[string]string{"topology.istio.io/network": "network1"}, map[string]string{"topology.istio.io/controlPlaneClusters": "cluster1"})}}
+	after := Snapshot{"namespaces istio-system": {UID: "n", Meta: metaDigest(map[string]string{"topology.istio.io/network": "network1"}, nil)}}
+	if d := Compare(before, after); len(d.Changed) != 1 || d.Changed[0] != "namespaces istio-system (labels or annotations)" {
+		t.Fatalf("annotation removed: %v", d)
+	}
+	// The cluster's own bookkeeping is no change.
+	a := metaDigest(nil, map[string]string{"node.alpha.kubernetes.io/ttl": "0"})
+	b := metaDigest(nil, map[string]string{"node.alpha.kubernetes.io/ttl": "15"})
+	if a != b {
+		t.Fatal("a volatile annotation counted")
+	}
+	if metaDigest(map[string]string{"a": "b"}, nil) == metaDigest(nil, map[string]string{"a": "b"}) {
+		t.Fatal("a label and an annotation of the same text digest alike")
+	}
+}
+
+func TestControlledObjectsAreLeftToTheirOwner(t *testing.T) {
+	yes := true
+	if !controlled([]metav1.OwnerReference{{Kind: "ReplicaSet", Controller: &yes}}) || controlled(nil) || controlled([]metav1.OwnerReference{{Kind: "ConfigMap"}}) {
+		t.Fatal("controlled")
 	}
 }

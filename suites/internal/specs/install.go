@@ -52,7 +52,7 @@ func Install() {
 			pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(pods).NotTo(BeEmpty())
-			Expect(pods[0].Spec.Containers[0].Image).To(HaveSuffix(":"+m.Version), "istiod image")
+			Expect(mesh.ImageVersion(pods[0].Spec.Containers[0].Image)).To(Equal(m.Version), "istiod image %s", pods[0].Spec.Containers[0].Image)
 		}, NodeTimeout(3*time.Minute))
 
 		It("lists the remote as a synced cluster of istiod (remote secret applied)", func(ctx SpecContext) {
@@ -104,6 +104,20 @@ func Install() {
 			r().H.Run.Figure("seconds_to_first_remote_proxy", took.Seconds())
 		}, NodeTimeout(8*time.Minute))
 	})
+}
+
+// refusesBrought declares, on clusters the user brought, one failing spec
+// in place of a suite that must never run there, and reports whether it did
+// (the caller then declares nothing else). Decided while the tree is built,
+// so nothing of such a suite can run, not even its BeforeAll.
+func refusesBrought(why string) bool {
+	if os.Getenv("MESHCONFORM_KUBECONFIG") == "" {
+		return false
+	}
+	It("refuses clusters brought by MESHCONFORM_KUBECONFIG", func() {
+		Fail(why + ": it runs only on clusters meshconform creates, never on yours")
+	})
+	return true
 }
 
 // Uninstall declares the guide's cleanup and checks nothing of Istio
