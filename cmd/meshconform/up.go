@@ -132,5 +132,10 @@ func removeClusters(ctx context.Context, name string) error {
 	if err := h.Teardown(ctx, false); err != nil {
 		return err
 	}
-	return os.RemoveAll(upDir())
+	if err := os.RemoveAll(upDir()); err != nil {
+		return err
+	}
+	// Its parent too, when nothing else of meshconform's is in it.
+	_ = os.Remove(filepath.Dir(upDir()))
+	return nil
 }

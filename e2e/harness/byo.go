@@ -276,13 +276,15 @@ func (h *Harness) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []st
 	return out
 }
 
-// RootCertName is the config map istiod writes into every namespace it
-// sees; an uninstall leaves them behind (istio/istio#23706).
-const RootCertName = "istio-ca-root-cert"
+// IstiodConfigLabel marks the config maps istiod writes into every
+// namespace it sees (istio-ca-root-cert, and istio-ca-crl since 1.2x); an
+// uninstall leaves them behind (istio/istio#23706). The audit found the
+// CRL maps left in default, kube-system and metallb-system.
+const IstiodConfigLabel = "istio.io/config=true"
 
 // removeRootCertsLeft deletes, after a run that installed Istio on brought
-// clusters, the istio-ca-root-cert config maps its istiod wrote into the
-// user's namespaces: those the snapshot before the run did not have.
+// clusters, the config maps its istiod wrote into the user's namespaces:
+// those the snapshot before the run did not have.
 func (h *Harness) removeRootCertsLeft(ctx context.Context) error {
 	if h.byo == nil || h.Config.Mesh != MeshInstall {
 		return nil
@@ -290,8 +292,8 @@ func (h *Harness) removeRootCertsLeft(ctx context.Context) error {
 	var errs []error
 	for _, cl := range h.byo.attached {
 		var list corev1.ConfigMapList
-		if err := cl.Client.Resources().List(ctx, &list, resources.WithFieldSelector("metadata.name="+RootCertName)); err != nil {
-			errs = append(errs, fmt.Errorf("cluster %s: list %s: %w", cl.Name, RootCertName, err))
+		if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(IstiodConfigLabel)); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, IstiodConfigLabel, err))
 			continue
 		}
 		for i, cm := range list.Items {
