@@ -57,7 +57,19 @@ type Config struct {
 	// MeshExisting (the run tests the mesh already installed and creates
 	// nothing outside its own namespaces); MESHCONFORM_MESH.
 	Mesh string
+	// FrontendAccess is how this machine reaches the sample apps'
+	// frontends: FrontendLoadBalancer, FrontendPortForward, or FrontendAuto
+	// (a load balancer address; on brought clusters a port-forward when
+	// none comes within 30 s); MESHCONFORM_FRONTEND_ACCESS.
+	FrontendAccess string
 }
+
+// How the frontends are reached.
+const (
+	FrontendAuto         = "auto"
+	FrontendLoadBalancer = "loadbalancer"
+	FrontendPortForward  = "port-forward"
+)
 
 // The two mesh modes of a run.
 const (
@@ -87,6 +99,12 @@ func ConfigFromEnv() (Config, error) {
 		Istioctl:          os.Getenv("MESHCONFORM_ISTIOCTL"),
 		Kubeconfig:        os.Getenv("MESHCONFORM_KUBECONFIG"),
 		Mesh:              envOr("MESHCONFORM_MESH", MeshInstall),
+		FrontendAccess:    envOr("MESHCONFORM_FRONTEND_ACCESS", FrontendAuto),
+	}
+	switch c.FrontendAccess {
+	case FrontendAuto, FrontendLoadBalancer, FrontendPortForward:
+	default:
+		return c, fmt.Errorf("MESHCONFORM_FRONTEND_ACCESS=%q: want %s, %s or %s", c.FrontendAccess, FrontendAuto, FrontendLoadBalancer, FrontendPortForward)
 	}
 	if c.Contexts, err = ParseContexts(os.Getenv("MESHCONFORM_CONTEXTS")); err != nil {
 		return c, err

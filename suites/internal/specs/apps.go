@@ -22,6 +22,8 @@ import (
 type sampleApps struct {
 	dir, image string
 	mesh       *verify.Mesh
+	// forwards are the port-forwards to frontends, stopped by remove.
+	forwards []func()
 }
 
 // deploySampleApps installs the mesh if needed, builds the app image and
@@ -99,9 +101,25 @@ func (a *sampleApps) frontendReady(ctx context.Context, cl *clusters.Cluster) {
 	n, err := conformance.FrontendReplicas()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(workloads.WaitReady(ctx, cl.Client, verify.AppNamespace, "app=frontend", n, 3*time.Minute)).To(Succeed())
-	ip, err := mesh.LoadBalancerAddress(ctx, cl.Client, verify.AppNamespace, "frontend", 2*time.Minute)
-	Expect(err).NotTo(HaveOccurred())
-	a.mesh.Frontends[cl.Name] = "http://" + ip.String()
+	cfg := env.Get().H.Config
+	if cfg.FrontendAccess != harness.FrontendPortForward {
+		wait := 2 * time.Minute
+		if cfg.FrontendAccess == harness.FrontendAuto && cfg.BringYourOwn() {
+			wait = 30 * time.Second
+		}
+		ip, err := mesh.LoadBalancerAddress(ctx, cl.Client, verify.AppNamespace, "frontend", wait)
+		if err == nil {
+			a.mesh.Frontends[cl.Name] = "http://" + ip.String()
+			return
+		}
+		Expect(cfg.FrontendAccess == harness.FrontendAuto && cfg.BringYourOwn()).To(BeTrue(), "frontend in %s: %v", cl.Name, err)
+		GinkgoWriter.Printf("frontend in %s: no load balancer address (%v): port-forward instead\n", cl.Name, err)
+	}
+	// Outlives this node: the forward serves every later spec, until remove.
+	base, stop, err := workloads.PortForward(context.WithoutCancel(ctx), cl.Client, verify.AppNamespace, "app=frontend", conformance.FrontendPort)
+	Expect(err).NotTo(HaveOccurred(), "port-forward to the frontend in %s", cl.Name)
+	a.forwards = append(a.forwards, stop)
+	a.mesh.Frontends[cl.Name] = base
 }
 
 // outsider runs a client outside the mesh in cl (its namespace has no
@@ -136,6 +154,10 @@ func (a *sampleApps) scaleBackend(ctx context.Context, cl *clusters.Cluster, fac
 // remove deletes the apps' namespaces from every cluster.
 func (a *sampleApps) remove(ctx context.Context) {
 	GinkgoHelper()
+	for _, stop := range a.forwards {
+		stop()
+	}
+	a.forwards = nil
 	var nss []workloads.Namespace
 	for _, cl := range a.mesh.Clusters {
 		nss = append(nss, workloads.Namespace{Client: cl.Client, Name: verify.AppNamespace},
