@@ -185,8 +185,26 @@ func CreateIfMissing(ctx context.Context, c klient.Client, obj k8s.Object) error
 
 // DeleteNamespace deletes ns and waits until it is gone.
 func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
+	if err := StartDeletingNamespace(ctx, c, ns); err != nil {
+		return err
+	}
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		err := c.Resources().Get(ctx, ns, "", &corev1.Namespace{})
+		return apierrors.IsNotFound(err), nil
+	}, wait.WithContext(ctx), wait.WithTimeout(3*time.Minute), wait.WithInterval(time.Second))
+	if err != nil {
+		return fmt.Errorf("namespace %s still exists after 3m: %w", ns, err)
+	}
+	return nil
+}
+
+// StartDeletingNamespace deletes ns and its pods at once, without waiting
+// for the namespace to be gone (whoever needs it gone waits: DeleteNamespace,
+// or a teardown that waits for all of a run's namespaces together).
+func StartDeletingNamespace(ctx context.Context, c klient.Client, ns string) error {
 	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
-	if err := c.Resources().Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+	// Conflict: already being deleted, which is what is asked.
+	if err := c.Resources().Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete namespace %s: %w", ns, err)
 	}
 	// The namespace is going: its pods need no graceful end. Without this
@@ -197,13 +215,6 @@ func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
 		for i := range pods.Items {
 			_ = c.Resources(ns).Delete(ctx, &pods.Items[i], resources.WithGracePeriod(0))
 		}
-	}
-	err := wait.For(func(ctx context.Context) (bool, error) {
-		err := c.Resources().Get(ctx, ns, "", &corev1.Namespace{})
-		return apierrors.IsNotFound(err), nil
-	}, wait.WithContext(ctx), wait.WithTimeout(3*time.Minute), wait.WithInterval(time.Second))
-	if err != nil {
-		return fmt.Errorf("namespace %s still exists after 3m: %w", ns, err)
 	}
 	return nil
 }
