@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -35,8 +35,24 @@ type remoteSecret struct {
 	name, cluster, server, user string
 }
 
-// readRemoteSecrets parses the primary's remote secrets.
+// remoteSecretsRead is the primary's remote secrets, read once per Run
+// for the checks that need them.
+type remoteSecretsRead struct {
+	once    sync.Once
+	secrets map[string]remoteSecret
+	err     error
+}
+
+// readRemoteSecrets parses the primary's remote secrets (once per Run).
 func readRemoteSecrets(ctx context.Context, m Mesh) (map[string]remoteSecret, error) {
+	if m.secrets == nil {
+		return listRemoteSecrets(ctx, m)
+	}
+	m.secrets.once.Do(func() { m.secrets.secrets, m.secrets.err = listRemoteSecrets(ctx, m) })
+	return m.secrets.secrets, m.secrets.err
+}
+
+func listRemoteSecrets(ctx context.Context, m Mesh) (map[string]remoteSecret, error) {
 	var list corev1.SecretList
 	if err := m.Primary.Client.Resources(mesh.Namespace).List(ctx, &list, resources.WithLabelSelector("istio/multiCluster=true")); err != nil {
 		return nil, fmt.Errorf("list remote secrets: %w", err)
@@ -104,18 +120,6 @@ func serviceAccountGroups(user string) []string {
 	return groups
 }
 
-// loopback reports whether a server address can only mean the istiod pod
-// itself (istio/istio#31081: a kubeconfig made for kubectl on a laptop).
-func loopback(server string) bool {
-	u, err := url.Parse(server)
-	if err != nil {
-		return false
-	}
-	host := u.Hostname()
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
-}
-
 // remoteSecrets: each remote has a remote secret on the primary whose
 // server is not loopback. Rejects a remote never attached, a deleted
 // secret, and a secret pointing at 127.0.0.1.
@@ -130,7 +134,7 @@ func remoteSecrets(ctx context.Context, m Mesh) []Result {
 		switch {
 		case !ok:
 			out = append(out, fail(r.Name, "no remote secret for cluster %s on %s (label istio/multiCluster=true in %s): the remote was never attached, or its secret was deleted", r.Name, m.Primary.Name, mesh.Namespace))
-		case loopback(s.server):
+		case mesh.LoopbackServer(s.server):
 			out = append(out, fail(r.Name, "remote secret %s points at %s, a loopback address: istiod would dial itself, not %s's API server", s.name, s.server, r.Name))
 		default:
 			out = append(out, pass(r.Name, "remote secret %s → %s", s.name, s.server))

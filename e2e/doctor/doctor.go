@@ -54,6 +54,8 @@ type Mesh struct {
 	Remotes []*clusters.Cluster
 	// Revision of the control plane ("" = default).
 	Revision string
+
+	secrets *remoteSecretsRead // set by Run
 }
 
 // Report is every check's results, in order.
@@ -157,6 +159,7 @@ func Run(ctx context.Context, m Mesh) Report {
 		r.Results = append(r.Results, Result{ID: "topology", Status: Fail, Reason: "no primary or no remote cluster to check", Doc: docPrimaryRemote})
 		return r
 	}
+	m.secrets = &remoteSecretsRead{}
 	for _, c := range checks {
 		for _, res := range c.run(ctx, m) {
 			res.ID, res.Doc = c.id, c.doc

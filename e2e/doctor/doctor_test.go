@@ -40,10 +40,10 @@ func TestParseRemoteKubeconfig(t *testing.T) {
 	if err != nil || server != "https://127.0.0.1:6443" || user != "system:serviceaccount:istio-system:istio-reader-service-account" {
 		t.Fatalf("got %q %q %v", server, user, err)
 	}
-	if !loopback(server) || !loopback("https://localhost:6443") || !loopback("https://[::1]:6443") {
+	if !mesh.LoopbackServer(server) || !mesh.LoopbackServer("https://localhost:6443") || !mesh.LoopbackServer("https://[::1]:6443") {
 		t.Error("loopback servers not recognised")
 	}
-	if loopback("https://172.30.0.3:6443") || loopback("https://api.prod.example.com") {
+	if mesh.LoopbackServer("https://172.30.0.3:6443") || mesh.LoopbackServer("https://api.prod.example.com") {
 		t.Error("a routable server taken for loopback")
 	}
 	if tokenSubject("not-a-jwt") != "" || tokenSubject(jwt(`not json`)) != "" {

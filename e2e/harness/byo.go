@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
@@ -33,6 +34,8 @@ import (
 // byo is the state of a run on clusters the user brought.
 type byo struct {
 	brought []clusters.Brought
+	// kubeconfig is the user's, loaded once when the settings are checked.
+	kubeconfig *clientcmdapi.Config
 	// dir holds one kubeconfig per cluster (the user's credentials): 0700,
 	// outside the artifacts, removed when the run closes.
 	dir      string
@@ -63,7 +66,7 @@ func (h *Harness) checkBrought() error {
 	if err != nil {
 		return fmt.Errorf("MESHCONFORM_KUBECONFIG: %w", err)
 	}
-	h.byo = &byo{}
+	h.byo = &byo{kubeconfig: cfg}
 	for _, n := range names {
 		h.byo.brought = append(h.byo.brought, clusters.Brought{Name: n, Context: h.Config.Contexts[n]})
 	}
@@ -97,10 +100,8 @@ func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Clu
 }
 
 func (h *Harness) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
-	cfg, err := clusters.LoadKubeconfig(h.Config.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
+	cfg := h.byo.kubeconfig
+	var err error
 	if h.byo.dir, err = os.MkdirTemp("", "meshconform-byo-"); err != nil {
 		return nil, err
 	}
@@ -176,15 +177,14 @@ func (h *Harness) RemoveRunNamespaces(ctx context.Context) error {
 	if h.byo == nil {
 		return nil
 	}
-	sel := labels.SelectorFromSet(workloads.RunLabels).String()
 	var nss []workloads.Namespace
 	for _, cl := range h.byo.attached {
-		var list corev1.NamespaceList
-		if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(sel)); err != nil {
-			return fmt.Errorf("cluster %s: list the run's namespaces: %w", cl.Name, err)
+		names, err := runNamespaces(ctx, cl)
+		if err != nil {
+			return err
 		}
-		for _, ns := range list.Items {
-			nss = append(nss, workloads.Namespace{Client: cl.Client, Name: ns.Name})
+		for _, n := range names {
+			nss = append(nss, workloads.Namespace{Client: cl.Client, Name: n})
 		}
 	}
 	return h.Run.Time(fmt.Sprintf("remove the run's namespaces (%d)", len(nss)), func() error {
@@ -266,14 +266,22 @@ func (h *Harness) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []st
 	if h.byo == nil {
 		return nil
 	}
-	out := []string{mesh.Namespace}
+	// A failed listing still leaves Istio's namespace to dump.
+	names, _ := runNamespaces(ctx, cl)
+	return append([]string{mesh.Namespace}, names...)
+}
+
+// runNamespaces names the namespaces of cl that carry this run's ID.
+func runNamespaces(ctx context.Context, cl *clusters.Cluster) ([]string, error) {
 	var list corev1.NamespaceList
-	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(labels.SelectorFromSet(workloads.RunLabels).String())); err == nil {
-		for _, ns := range list.Items {
-			out = append(out, ns.Name)
-		}
+	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(labels.SelectorFromSet(workloads.RunLabels).String())); err != nil {
+		return nil, fmt.Errorf("cluster %s: list the run's namespaces: %w", cl.Name, err)
 	}
-	return out
+	var names []string
+	for _, ns := range list.Items {
+		names = append(names, ns.Name)
+	}
+	return names, nil
 }
 
 // IstiodConfigLabel marks the config maps istiod writes into every
@@ -282,10 +290,10 @@ func (h *Harness) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []st
 // CRL maps left in default, kube-system and metallb-system.
 const IstiodConfigLabel = "istio.io/config=true"
 
-// removeRootCertsLeft deletes, after a run that installed Istio on brought
+// removeIstiodConfigMapsLeft deletes, after a run that installed Istio on brought
 // clusters, the config maps its istiod wrote into the user's namespaces:
 // those the snapshot before the run did not have.
-func (h *Harness) removeRootCertsLeft(ctx context.Context) error {
+func (h *Harness) removeIstiodConfigMapsLeft(ctx context.Context) error {
 	if h.byo == nil || h.Config.Mesh != MeshInstall {
 		return nil
 	}

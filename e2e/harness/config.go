@@ -80,6 +80,16 @@ const (
 // BringYourOwn reports whether the run uses clusters the user brought.
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
+const kubeconfigEnv = "MESHCONFORM_KUBECONFIG"
+
+// BringYourOwnFromEnv and MeshModeFromEnv read what ConfigFromEnv reads,
+// for suites that must decide while their spec tree is built, before any
+// configuration is loaded (which specs exist on brought clusters).
+func BringYourOwnFromEnv() bool { return os.Getenv(kubeconfigEnv) != "" }
+
+// MeshModeFromEnv: see BringYourOwnFromEnv.
+func MeshModeFromEnv() string { return envOr("MESHCONFORM_MESH", MeshInstall) }
+
 // ConfigFromEnv reads the settings, with defaults, and rejects bad values.
 func ConfigFromEnv() (Config, error) {
 	root, err := RepoRoot()
@@ -97,8 +107,8 @@ func ConfigFromEnv() (Config, error) {
 		IstioVersion:      strings.TrimPrefix(envOr("MESHCONFORM_ISTIO_VERSION", images.DefaultIstioVersion), "v"),
 		IstioRevision:     os.Getenv("MESHCONFORM_ISTIO_REVISION"),
 		Istioctl:          os.Getenv("MESHCONFORM_ISTIOCTL"),
-		Kubeconfig:        os.Getenv("MESHCONFORM_KUBECONFIG"),
-		Mesh:              envOr("MESHCONFORM_MESH", MeshInstall),
+		Kubeconfig:        os.Getenv(kubeconfigEnv),
+		Mesh:              MeshModeFromEnv(),
 		FrontendAccess:    envOr("MESHCONFORM_FRONTEND_ACCESS", FrontendAuto),
 	}
 	switch c.FrontendAccess {

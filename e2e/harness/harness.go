@@ -359,7 +359,7 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 		// The clusters are the user's: only the run's own namespaces go,
 		// and the private copies of the user's kubeconfig (the clients
 		// keep their configuration in memory for the audit).
-		return errors.Join(h.RemoveRunNamespaces(ctx), h.removeRootCertsLeft(ctx), h.closeBrought())
+		return errors.Join(h.RemoveRunNamespaces(ctx), h.removeIstiodConfigMapsLeft(ctx), h.closeBrought())
 	}
 	if h.Config.KeepClusters {
 		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)

@@ -3,7 +3,9 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -170,4 +172,17 @@ func ExposedAddress(ctx context.Context, c klient.Client, revision string) (neti
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("istiod is exposed by no load balancer Service in %s", Namespace)
+}
+
+// LoopbackServer reports whether an API server address can only mean the
+// istiod pod itself: a remote secret made from a kubeconfig for kubectl on
+// a laptop (istio/istio#31081).
+func LoopbackServer(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"sort"
 	"strings"
 
@@ -57,11 +55,8 @@ func describeKubeconfigServer(raw []byte) string {
 	var out []string
 	for _, c := range cfg.Clusters {
 		note := ""
-		if u, err := url.Parse(c.Server); err == nil {
-			host := u.Hostname()
-			if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
-				note = " — a loopback address: istiod would be dialling itself, not the remote's API server (istio/istio#31081)"
-			}
+		if mesh.LoopbackServer(c.Server) {
+			note = " — a loopback address: istiod would be dialling itself, not the remote's API server (istio/istio#31081)"
 		}
 		out = append(out, "server "+c.Server+note)
 	}

@@ -111,7 +111,7 @@ func Install() {
 // (the caller then declares nothing else). Decided while the tree is built,
 // so nothing of such a suite can run, not even its BeforeAll.
 func refusesBrought(why string) bool {
-	if os.Getenv("MESHCONFORM_KUBECONFIG") == "" {
+	if !harness.BringYourOwnFromEnv() {
 		return false
 	}
 	It("refuses clusters brought by MESHCONFORM_KUBECONFIG", func() {
@@ -125,7 +125,7 @@ func refusesBrought(why string) bool {
 func Uninstall() {
 	// A mesh the run did not install is not the run's to remove: the spec
 	// is not declared at all, so a certified verdict never rests on a skip.
-	if os.Getenv("MESHCONFORM_MESH") == harness.MeshExisting {
+	if harness.MeshModeFromEnv() == harness.MeshExisting {
 		return
 	}
 	It("uninstalls Istio as the guide's cleanup does, leaving no CRD, webhook, namespace or cluster role", Label(labels.Install), func(ctx SpecContext) {
