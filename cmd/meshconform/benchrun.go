@@ -263,9 +263,9 @@ func leftovers(ctx context.Context, cfg harness.Config) ([]string, error) {
 		return nil, err
 	}
 	defer h.Close()
-	var names []string
-	for _, c := range h.Topology.Clusters {
-		names = append(names, c.Name)
+	names, err := h.ClusterNames()
+	if err != nil {
+		return nil, err
 	}
 	return h.Leftovers(ctx, names...)
 }

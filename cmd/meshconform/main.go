@@ -88,9 +88,9 @@ func newLeftovers() *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			var names []string
-			for _, c := range h.Topology.Clusters {
-				names = append(names, c.Name)
+			names, err := h.ClusterNames()
+			if err != nil {
+				return err
 			}
 			left, err := h.Leftovers(cmd.Context(), names...)
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 // overrides.
 type testFlags struct {
 	kubeconfig, contexts, mesh      string
+	topology                        string
 	suite, focus, skip, labelFilter string
 	junitFile, artifacts            string
 	timeout                         time.Duration
@@ -47,6 +48,7 @@ ID), and compares a snapshot of every object before and after.`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of clusters you bring; several files joined by ':' (MESHCONFORM_KUBECONFIG)")
 	fl.StringVar(&f.contexts, "contexts", "", "which context is which cluster: cluster1=ctxA,cluster2=ctxB (MESHCONFORM_CONTEXTS)")
 	fl.StringVar(&f.mesh, "mesh", "", "install (default) or existing (MESHCONFORM_MESH)")
+	fl.StringVar(&f.topology, "topology", "", "topology of kindconfigs/: primary-remote (default), primary-remotes, multi-primary (MESHCONFORM_TOPOLOGY)")
 	fl.StringVar(&f.suite, "suite", "", "suite of suites/: e2e (default: platform, install, conformance, uninstall), conformance, install, platform, faults, upgrade")
 	fl.StringVar(&f.focus, "focus", "", "run only specs whose text matches this regular expression (ginkgo --focus)")
 	fl.StringVar(&f.skip, "skip", "", "skip specs whose text matches this regular expression (ginkgo --skip)")
@@ -72,6 +74,7 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 	setEnv("MESHCONFORM_KUBECONFIG", f.kubeconfig)
 	setEnv("MESHCONFORM_CONTEXTS", f.contexts)
 	setEnv("MESHCONFORM_MESH", f.mesh)
+	setEnv("MESHCONFORM_TOPOLOGY", f.topology)
 	setEnv("MESHCONFORM_ARTIFACTS", f.artifacts)
 	cfg, err := config()
 	if err != nil {

@@ -28,7 +28,7 @@ func CheckNetwork(ctx context.Context, n topology.Network) error {
 		return fmt.Errorf("list routes: %w", err)
 	}
 	if r := overlappingRoute(string(routes), n.Subnet); r != "" {
-		return fmt.Errorf("docker network %s: subnet %s overlaps this machine's route %q; choose another subnet in kindconfigs/topology.yaml", n.Name, n.Subnet, r)
+		return fmt.Errorf("docker network %s: subnet %s overlaps this machine's route %q; choose another subnet in the topology file of kindconfigs/ (MESHCONFORM_TOPOLOGY)", n.Name, n.Subnet, r)
 	}
 	return nil
 }
@@ -41,7 +41,7 @@ func checkOurNetwork(ctx context.Context, n topology.Network) error {
 	}
 	f := strings.Fields(out)
 	if len(f) == 0 || f[0] != "true" {
-		return fmt.Errorf("docker network %s exists and is not meshconform's: remove it or name another network in kindconfigs/topology.yaml", n.Name)
+		return fmt.Errorf("docker network %s exists and is not meshconform's: remove it or name another network in the topology file of kindconfigs/ (MESHCONFORM_TOPOLOGY)", n.Name)
 	}
 	for _, s := range f[1:] {
 		if s == n.Subnet.String() {
@@ -89,7 +89,7 @@ func EnsureNetwork(ctx context.Context, n topology.Network) error {
 		"-o", "com.docker.network.bridge.enable_ip_masquerade=true", n.Name)
 	if err != nil {
 		if strings.Contains(err.Error(), "overlaps") {
-			return fmt.Errorf("docker network %s: subnet %s overlaps another Docker network; choose another subnet in kindconfigs/topology.yaml: %w", n.Name, n.Subnet, err)
+			return fmt.Errorf("docker network %s: subnet %s overlaps another Docker network; choose another subnet in the topology file of kindconfigs/ (MESHCONFORM_TOPOLOGY): %w", n.Name, n.Subnet, err)
 		}
 		return fmt.Errorf("create docker network %s: %w", n.Name, err)
 	}

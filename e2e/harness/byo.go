@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -27,7 +26,6 @@ import (
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/snapshot"
-	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -60,7 +58,7 @@ func (h *Harness) checkBrought() error {
 	}
 	given := slices.Sorted(maps.Keys(h.Config.Contexts))
 	if !slices.Equal(given, slices.Sorted(slices.Values(names))) {
-		return fmt.Errorf("MESHCONFORM_CONTEXTS names clusters %s; the topology (kindconfigs/topology.yaml) has %s: give a context for each", strings.Join(given, ", "), strings.Join(names, ", "))
+		return fmt.Errorf("MESHCONFORM_CONTEXTS names clusters %s; the topology (kindconfigs/, MESHCONFORM_TOPOLOGY) has %s: give a context for each", strings.Join(given, ", "), strings.Join(names, ", "))
 	}
 	cfg, err := clusters.LoadKubeconfig(h.Config.Kubeconfig)
 	if err != nil {
@@ -85,7 +83,7 @@ func (h *Harness) attachClusters(ctx context.Context) ([]*clusters.Cluster, erro
 // mesh network is read from the clusters). close removes the private
 // kubeconfigs.
 func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Cluster, close func() error, err error) {
-	topo, err := topology.Load(filepath.Join(cfg.RepoRoot, "kindconfigs"))
+	topo, err := cfg.LoadTopology()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,7 +243,7 @@ func (h *Harness) preflightBrought(ctx context.Context) error {
 // the kubeconfig, creating nothing: the CLI's one clear error before a
 // suite is even built.
 func Validate(cfg Config) error {
-	topo, err := topology.Load(filepath.Join(cfg.RepoRoot, "kindconfigs"))
+	topo, err := cfg.LoadTopology()
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/upgrade"
 )
 
@@ -62,6 +63,12 @@ type Config struct {
 	// (a load balancer address; on brought clusters a port-forward when
 	// none comes within 30 s); MESHCONFORM_FRONTEND_ACCESS.
 	FrontendAccess string
+	// Topology names the file of kindconfigs/ the run's clusters and roles
+	// come from (MESHCONFORM_TOPOLOGY, default topology.DefaultName).
+	Topology string
+	// IstiodReplicas, when not 0, overrides the topology's istiod replicas
+	// per primary (MESHCONFORM_ISTIOD_REPLICAS).
+	IstiodReplicas int
 }
 
 // How the frontends are reached.
@@ -80,7 +87,52 @@ const (
 // BringYourOwn reports whether the run uses clusters the user brought.
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
-const kubeconfigEnv = "MESHCONFORM_KUBECONFIG"
+const (
+	kubeconfigEnv = "MESHCONFORM_KUBECONFIG"
+	topologyEnv   = "MESHCONFORM_TOPOLOGY"
+	replicasEnv   = "MESHCONFORM_ISTIOD_REPLICAS"
+)
+
+func istiodReplicasFromEnv() (int, error) {
+	v := os.Getenv(replicasEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 5 {
+		return 0, fmt.Errorf("%s=%q: want a number of istiod replicas from 1 to 5", replicasEnv, v)
+	}
+	return n, nil
+}
+
+// LoadTopology reads the run's topology (Config.Topology) from kindconfigs/
+// with the istiod replicas of MESHCONFORM_ISTIOD_REPLICAS, if set.
+func (c Config) LoadTopology() (*topology.Topology, error) {
+	t, err := topology.Load(filepath.Join(c.RepoRoot, "kindconfigs"), c.Topology)
+	if err != nil {
+		return nil, err
+	}
+	if c.IstiodReplicas > 0 {
+		t.IstiodReplicas = c.IstiodReplicas
+	}
+	return t, nil
+}
+
+// TopologyFromEnv is the run's topology for suites that declare specs by
+// it (a spec per remote, specs of multi-primary only), while their spec
+// tree is built; errors surface when the run starts, through New.
+func TopologyFromEnv() *topology.Topology {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil
+	}
+	replicas, _ := istiodReplicasFromEnv()
+	t, err := Config{RepoRoot: root, Topology: envOr(topologyEnv, topology.DefaultName), IstiodReplicas: replicas}.LoadTopology()
+	if err != nil {
+		return nil
+	}
+	return t
+}
 
 // BringYourOwnFromEnv and MeshModeFromEnv read what ConfigFromEnv reads,
 // for suites that must decide while their spec tree is built, before any
@@ -110,6 +162,10 @@ func ConfigFromEnv() (Config, error) {
 		Kubeconfig:        os.Getenv(kubeconfigEnv),
 		Mesh:              MeshModeFromEnv(),
 		FrontendAccess:    envOr("MESHCONFORM_FRONTEND_ACCESS", FrontendAuto),
+		Topology:          envOr(topologyEnv, topology.DefaultName),
+	}
+	if c.IstiodReplicas, err = istiodReplicasFromEnv(); err != nil {
+		return c, err
 	}
 	switch c.FrontendAccess {
 	case FrontendAuto, FrontendLoadBalancer, FrontendPortForward:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/metallb"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
@@ -54,12 +56,15 @@ type Harness struct {
 	byo *byo
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
 	RunID string
+	// nodeMem samples the memory of the run's kind node containers; nil
+	// for clusters the user brought (not ours to measure).
+	nodeMem *report.NodeMemorySampler
 }
 
 // New validates everything that needs no Docker (settings, topology,
 // versions) and returns the run. Nothing is created yet.
 func New(cfg Config, out io.Writer) (*Harness, error) {
-	topo, err := topology.Load(filepath.Join(cfg.RepoRoot, "kindconfigs"))
+	topo, err := cfg.LoadTopology()
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +103,11 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 	// CPU use over the whole run, for the report and the Gantt chart: when
 	// both cores are busy throughout, only less work makes a run faster.
 	h.Run.StartCPU(report.DefaultCPUInterval)
+	// The node containers' memory at its peak: what a machine must hold to
+	// run this topology.
+	if !cfg.BringYourOwn() {
+		h.nodeMem = report.StartNodeMemory(report.DefaultNodeMemoryInterval, h.nodeContainers)
+	}
 	if cfg.Source == images.SourceLocal {
 		h.Source = images.NewLocal(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
 	} else {
@@ -108,6 +118,30 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 	h.Run.Figure("image_source", cfg.Source)
 	h.Run.Figure("kubernetes_version", release.Version)
 	return h, nil
+}
+
+// nodeContainers lists the running kind node containers of this run's
+// clusters (other kind clusters on the machine are not ours), with full IDs:
+// the names of their cgroups.
+func (h *Harness) nodeContainers() ([]report.NodeContainer, error) {
+	// Bounded: the sampler waits for it, and Close waits for the sampler.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lines, err := docker.Lines(ctx, "ps", "--no-trunc", "--filter", "label=io.x-k8s.kind.cluster",
+		"--format", `{{.ID}} {{.Label "io.x-k8s.kind.cluster"}}`)
+	if err != nil {
+		return nil, err
+	}
+	var out []report.NodeContainer
+	for _, l := range lines {
+		id, cluster, _ := strings.Cut(l, " ")
+		for _, c := range h.Topology.Clusters {
+			if c.Name == cluster {
+				out = append(out, report.NodeContainer{ID: id, Cluster: cluster})
+			}
+		}
+	}
+	return out, nil
 }
 
 // Preflight checks what must hold before anything is created: a Docker
@@ -365,15 +399,16 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)
 		return nil
 	}
-	var errs []error
-	for _, c := range h.Topology.Clusters {
-		exists, ours, err := h.Clusters.Exists(ctx, c.Name)
+	names, err := h.ClusterNames()
+	errs := []error{err}
+	for _, name := range names {
+		exists, ours, err := h.Clusters.Exists(ctx, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if exists && ours {
-			errs = append(errs, h.DeleteCluster(ctx, c.Name))
+			errs = append(errs, h.DeleteCluster(ctx, name))
 		}
 	}
 	regErr := h.Run.Time("remove local registry", func() error { return images.RemoveRegistry(ctx) })
@@ -383,6 +418,13 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 	}
 	errs = append(errs, h.Run.Time("remove docker network", func() error { return clusters.RemoveNetwork(ctx, h.Topology.Network) }))
 	return errors.Join(errs...)
+}
+
+// ClusterNames names the clusters of every topology of kindconfigs/: a
+// teardown removes (and a leftover check looks for) any of them that is
+// ours, so clusters kept by a run of another topology go too.
+func (h *Harness) ClusterNames() ([]string, error) {
+	return topology.AllClusterNames(filepath.Join(h.Config.RepoRoot, "kindconfigs"))
 }
 
 // pruneCache keeps the image cache bounded: past MESHCONFORM_CACHE_LIMIT it
@@ -410,6 +452,11 @@ func (h *Harness) pruneCache(ctx context.Context) {
 // phases.svg) and closes its logs.
 func (h *Harness) Close() error {
 	cpu := h.Run.StopCPU()
+	if h.nodeMem != nil {
+		for k, v := range h.nodeMem.Stop().Figures() {
+			h.Run.Figure(k, v)
+		}
+	}
 	err := h.Run.WriteJSON(filepath.Join(h.Config.ArtifactsDir, "phases.json"))
 	if f, ferr := os.Create(filepath.Join(h.Config.ArtifactsDir, "phases.svg")); ferr == nil {
 		err = errors.Join(err, report.WriteGanttCPU(f, h.Run.Phases(), cpu), f.Close())

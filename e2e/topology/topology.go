@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
@@ -23,9 +25,18 @@ const (
 
 // Topology is the whole set of clusters and the network joining them.
 type Topology struct {
+	// Name is the topology file's name without ".yaml" (MESHCONFORM_TOPOLOGY).
+	Name     string
 	Network  Network
 	Clusters []Cluster
+	// IstiodReplicas is how many istiod replicas each primary runs unless
+	// MESHCONFORM_ISTIOD_REPLICAS says otherwise (at least 1).
+	IstiodReplicas int
 }
+
+// DefaultName is the topology a run uses when MESHCONFORM_TOPOLOGY is unset:
+// Istio's "Install Primary-Remote" guide, one primary and one remote.
+const DefaultName = "primary-remote"
 
 // Network is the Docker network every node container is attached to.
 type Network struct {
@@ -35,8 +46,11 @@ type Network struct {
 
 // Cluster is one kind cluster of the mesh.
 type Cluster struct {
-	Name          string
-	Primary       bool
+	Name    string
+	Primary bool
+	// ControlPlane is the primary whose istiod serves this cluster: the
+	// cluster itself for a primary, its primary for a remote.
+	ControlPlane  string
 	MeshNetwork   string
 	PodSubnet     netip.Prefix
 	ServiceSubnet netip.Prefix
@@ -55,27 +69,66 @@ type file struct {
 		Name   string `json:"name"`
 		Subnet string `json:"subnet"`
 	} `json:"network"`
-	Clusters []struct {
+	IstiodReplicas int `json:"istiodReplicas"`
+	Clusters       []struct {
 		Config           string `json:"config"`
 		Primary          bool   `json:"primary"`
+		ControlPlane     string `json:"controlPlane"`
 		MeshNetwork      string `json:"meshNetwork"`
 		LoadBalancerPool string `json:"loadBalancerPool"`
 	} `json:"clusters"`
 }
 
-// Load reads dir/topology.yaml and the kind configs it names, and validates
-// the result. Errors name the file at fault.
-func Load(dir string) (*Topology, error) {
-	path := filepath.Join(dir, "topology.yaml")
+// Names lists the topologies of dir: every YAML file that parses as a
+// topology (the kind configs beside them do not).
+func Names(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range paths {
+		if _, err := readFile(p); err == nil {
+			names = append(names, strings.TrimSuffix(filepath.Base(p), ".yaml"))
+		}
+	}
+	return names, nil
+}
+
+func readFile(path string) (file, error) {
+	var f file
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w", err)
+		return f, fmt.Errorf("read topology: %w", err)
 	}
-	var f file
 	if err := yaml.UnmarshalStrict(raw, &f); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+		return f, fmt.Errorf("parse %s: %w", path, err)
 	}
-	t := &Topology{Network: Network{Name: f.Network.Name}}
+	if len(f.Clusters) == 0 {
+		return f, fmt.Errorf("%s: no clusters", path)
+	}
+	return f, nil
+}
+
+// Load reads the topology name ("" for DefaultName), dir/<name>.yaml, and
+// the kind configs it names, and validates the result. Errors name the
+// file at fault; an unknown name gets the list of topologies there.
+func Load(dir, name string) (*Topology, error) {
+	if name == "" {
+		name = DefaultName
+	}
+	path := filepath.Join(dir, name+".yaml")
+	f, err := readFile(path)
+	if err != nil {
+		if names, _ := Names(dir); !slices.Contains(names, name) {
+			return nil, fmt.Errorf("no topology %q in %s (MESHCONFORM_TOPOLOGY): the topologies are %s", name, dir, strings.Join(names, ", "))
+		}
+		return nil, err
+	}
+	t := &Topology{Name: name, Network: Network{Name: f.Network.Name}, IstiodReplicas: f.IstiodReplicas}
+	if t.IstiodReplicas == 0 {
+		t.IstiodReplicas = 1
+	}
 	if t.Network.Subnet, err = netip.ParsePrefix(f.Network.Subnet); err != nil {
 		return nil, fmt.Errorf("%s: network subnet: %w", path, err)
 	}
@@ -89,7 +142,7 @@ func Load(dir string) (*Topology, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", kindPath, err)
 		}
-		c.Primary, c.MeshNetwork = fc.Primary, fc.MeshNetwork
+		c.Primary, c.MeshNetwork, c.ControlPlane = fc.Primary, fc.MeshNetwork, fc.ControlPlane
 		if fc.LoadBalancerPool != "" {
 			if c.LoadBalancerPool, err = ParseAddrRange(fc.LoadBalancerPool); err != nil {
 				return nil, fmt.Errorf("%s: cluster %q: loadBalancerPool: %w", path, c.Name, err)
@@ -97,6 +150,7 @@ func Load(dir string) (*Topology, error) {
 		}
 		t.Clusters = append(t.Clusters, c)
 	}
+	t.defaultControlPlanes()
 	if err := t.defaultPools(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -150,8 +204,29 @@ func fromKind(kc *v1alpha4.Cluster) (Cluster, error) {
 	return c, nil
 }
 
+// defaultControlPlanes makes each primary its own control plane and gives a
+// remote that names none the topology's only primary (Validate refuses it
+// when there are several).
+func (t *Topology) defaultControlPlanes() {
+	var primaries []string
+	for _, c := range t.Clusters {
+		if c.Primary {
+			primaries = append(primaries, c.Name)
+		}
+	}
+	for i, c := range t.Clusters {
+		switch {
+		case c.Primary && c.ControlPlane == "":
+			t.Clusters[i].ControlPlane = c.Name
+		case !c.Primary && c.ControlPlane == "" && len(primaries) == 1:
+			t.Clusters[i].ControlPlane = primaries[0]
+		}
+	}
+}
+
 // Validate checks what must hold before anything is created: unique names,
-// one primary, and no two address ranges (Docker network, each cluster's pod
+// at least one primary, each remote served by a primary of the topology,
+// at least one istiod replica, and no two address ranges (Docker network, each cluster's pod
 // and service CIDRs) overlapping, since the clusters' networks are joined.
 func (t *Topology) Validate() error {
 	if t.Network.Name == "" {
@@ -175,8 +250,22 @@ func (t *Topology) Validate() error {
 			namedPrefix{fmt.Sprintf("cluster %q pod subnet", c.Name), c.PodSubnet},
 			namedPrefix{fmt.Sprintf("cluster %q service subnet", c.Name), c.ServiceSubnet})
 	}
-	if primaries != 1 {
-		return fmt.Errorf("want exactly one primary cluster, have %d", primaries)
+	if primaries == 0 {
+		return fmt.Errorf("no primary cluster: at least one must run istiod")
+	}
+	if t.IstiodReplicas < 1 {
+		return fmt.Errorf("istiodReplicas %d: want at least 1", t.IstiodReplicas)
+	}
+	for _, c := range t.Clusters {
+		cp, err := t.Cluster(c.ControlPlane)
+		switch {
+		case c.Primary && c.ControlPlane != c.Name:
+			return fmt.Errorf("cluster %q is a primary: its control plane is its own, not %q", c.Name, c.ControlPlane)
+		case c.ControlPlane == "":
+			return fmt.Errorf("remote cluster %q names no controlPlane, and the topology has %d primaries", c.Name, primaries)
+		case err != nil || !cp.Primary:
+			return fmt.Errorf("remote cluster %q: controlPlane %q is not a primary cluster of the topology", c.Name, c.ControlPlane)
+		}
 	}
 	if err := checkDisjoint(ranges); err != nil {
 		return err
@@ -271,7 +360,7 @@ func checkDisjoint(ranges []namedPrefix) error {
 	return nil
 }
 
-// Primary returns the primary cluster.
+// Primary returns the first primary cluster.
 func (t *Topology) Primary() Cluster {
 	for _, c := range t.Clusters {
 		if c.Primary {
@@ -279,6 +368,37 @@ func (t *Topology) Primary() Cluster {
 		}
 	}
 	panic("topology: validated topology has no primary")
+}
+
+// Primaries returns the primary clusters, in the file's order.
+func (t *Topology) Primaries() []Cluster {
+	var out []Cluster
+	for _, c := range t.Clusters {
+		if c.Primary {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Remotes returns the remote clusters, in the file's order.
+func (t *Topology) Remotes() []Cluster {
+	var out []Cluster
+	for _, c := range t.Clusters {
+		if !c.Primary {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Kind says what the topology is: "multi-primary" with several primaries,
+// else "primary-remote" (one primary, any number of remotes).
+func (t *Topology) Kind() string {
+	if len(t.Primaries()) > 1 {
+		return "multi-primary"
+	}
+	return "primary-remote"
 }
 
 // Cluster returns the cluster of that name.
@@ -289,4 +409,30 @@ func (t *Topology) Cluster(name string) (Cluster, error) {
 		}
 	}
 	return Cluster{}, fmt.Errorf("no cluster %q in the topology", name)
+}
+
+// AllClusterNames is every cluster name of every topology of dir, sorted:
+// what a teardown or a leftover check looks for, so clusters kept by a run
+// of another topology are not missed.
+func AllClusterNames(dir string) ([]string, error) {
+	names, err := Names(dir)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		t, err := Load(dir, n)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range t.Clusters {
+			seen[c.Name] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
 }

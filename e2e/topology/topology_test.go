@@ -8,7 +8,7 @@ import (
 )
 
 func TestLoadRepositoryTopology(t *testing.T) {
-	topo, err := Load("../../kindconfigs")
+	topo, err := Load("../../kindconfigs", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +78,36 @@ func TestValidateRejects(t *testing.T) {
 			kinds: map[string]string{"a.yaml": kindConfig("a", "192.168.0.0/16", "10.255.10.0/24")},
 			want:  "docker network net 10.0.0.0/8 overlaps cluster \"a\" service subnet",
 		},
-		"two primaries": {
-			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n- {config: b.yaml, primary: true}\n",
+		"no primary": {
+			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml}\n- {config: b.yaml}\n",
 			kinds: map[string]string{
 				"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
 				"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
 			},
-			want: "exactly one primary",
+			want: "no primary cluster",
+		},
+		"remote of two primaries names none": {
+			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n- {config: b.yaml, primary: true}\n- {config: c.yaml}\n",
+			kinds: map[string]string{
+				"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
+				"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
+				"c.yaml": kindConfig("c", "10.30.0.0/16", "10.255.30.0/24"),
+			},
+			want: `remote cluster "c" names no controlPlane, and the topology has 2 primaries`,
+		},
+		"remote served by a remote": {
+			topo: "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n- {config: b.yaml}\n- {config: c.yaml, controlPlane: b}\n",
+			kinds: map[string]string{
+				"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
+				"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
+				"c.yaml": kindConfig("c", "10.30.0.0/16", "10.255.30.0/24"),
+			},
+			want: `remote cluster "c": controlPlane "b" is not a primary`,
+		},
+		"zero replicas": {
+			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nistiodReplicas: -1\nclusters:\n- {config: a.yaml, primary: true}\n",
+			kinds: map[string]string{"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24")},
+			want:  "istiodReplicas -1",
 		},
 		"typo in kind config": {
 			topo:  "network: {name: net, subnet: 172.30.0.0/16}\nclusters:\n- {config: a.yaml, primary: true}\n",
@@ -117,7 +140,7 @@ func TestValidateRejects(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := Load(writeTopology(t, tc.topo, tc.kinds))
+			_, err := Load(writeTopology(t, tc.topo, tc.kinds), "topology")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
@@ -132,11 +155,70 @@ func TestDefaultPoolsAvoidExplicitOnes(t *testing.T) {
 			"a.yaml": kindConfig("a", "10.10.0.0/16", "10.255.10.0/24"),
 			"b.yaml": kindConfig("b", "10.20.0.0/16", "10.255.20.0/24"),
 		})
-	topo, err := Load(dir)
+	topo, err := Load(dir, "topology")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := topo.Clusters[1].LoadBalancerPool.String(); got != "172.30.255.155-172.30.255.204" {
 		t.Errorf("default pool of b = %s", got)
+	}
+}
+
+// Every topology of the repository loads, with the roles its file states:
+// the names MESHCONFORM_TOPOLOGY accepts are exactly these.
+func TestRepositoryTopologies(t *testing.T) {
+	names, err := Names("../../kindconfigs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		kind               string
+		primaries, remotes int
+		replicas           int
+	}{
+		"primary-remote":  {"primary-remote", 1, 1, 1},
+		"primary-remotes": {"primary-remote", 1, 2, 3},
+		"multi-primary":   {"multi-primary", 2, 0, 1},
+	}
+	if len(names) != len(want) {
+		t.Fatalf("topologies %v, want %d", names, len(want))
+	}
+	for _, name := range names {
+		topo, err := Load("../../kindconfigs", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, ok := want[name]
+		if !ok {
+			t.Fatalf("unexpected topology %s", name)
+		}
+		if topo.Kind() != w.kind || len(topo.Primaries()) != w.primaries || len(topo.Remotes()) != w.remotes || topo.IstiodReplicas != w.replicas {
+			t.Errorf("%s: %s, %d primaries, %d remotes, %d replicas; want %+v", name, topo.Kind(), len(topo.Primaries()), len(topo.Remotes()), topo.IstiodReplicas, w)
+		}
+		for _, r := range topo.Remotes() {
+			if r.ControlPlane != "cluster1" {
+				t.Errorf("%s: remote %s served by %q", name, r.Name, r.ControlPlane)
+			}
+		}
+	}
+	// Three regions, one per cluster: the failover rule can pick among two.
+	topo, _ := Load("../../kindconfigs", "primary-remotes")
+	regions := map[string]bool{}
+	for _, c := range topo.Clusters {
+		regions[c.Region] = true
+	}
+	if len(regions) != 3 {
+		t.Errorf("primary-remotes has regions %v, want 3", regions)
+	}
+}
+
+func TestUnknownTopologyListsTheOthers(t *testing.T) {
+	_, err := Load("../../kindconfigs", "primary-remote-typo")
+	if err == nil || !strings.Contains(err.Error(), "the topologies are multi-primary, primary-remote, primary-remotes") {
+		t.Fatalf("got %v", err)
+	}
+	// A kind config is not a topology.
+	if _, err := Load("../../kindconfigs", "cluster1"); err == nil || !strings.Contains(err.Error(), "no topology \"cluster1\"") {
+		t.Fatalf("got %v", err)
 	}
 }
