@@ -32,10 +32,10 @@ func newHarness(cfg harness.Config, name string) (*harness.Harness, error) {
 }
 
 func newUp() *cobra.Command {
-	istio := true
+	istio, topologyName := true, ""
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Create the topology's clusters, install Istio primary-remote, and keep them for `meshconform test`",
+		Short: "Create the topology's clusters, install Istio by their roles, and keep them for `meshconform test`",
 		Long: `Create the clusters of kindconfigs/ from images built here, install Istio
 primary-remote as the guide does, and keep everything up. It prints the
 command that runs the conformance specs against the kept mesh in seconds:
@@ -45,6 +45,7 @@ command that runs the conformance specs against the kept mesh in seconds:
 The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconform down`" + ` removes it all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			setEnv("MESHCONFORM_TOPOLOGY", topologyName)
 			cfg, err := config()
 			if err != nil {
 				return err
@@ -57,6 +58,7 @@ The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconfo
 		},
 	}
 	cmd.Flags().BoolVar(&istio, "istio", true, "install Istio; --istio=false keeps bare clusters, for `meshconform test --mesh install`")
+	cmd.Flags().StringVar(&topologyName, "topology", "", "topology of kindconfigs/: primary-remote (default), primary-remotes, multi-primary (MESHCONFORM_TOPOLOGY)")
 	return cmd
 }
 
@@ -83,15 +85,7 @@ func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
 		if err != nil {
 			return err
 		}
-		var primary, remote *clusters.Cluster
-		for _, cl := range cls {
-			if cl.Primary && primary == nil {
-				primary = cl
-			} else if !cl.Primary && remote == nil {
-				remote = cl
-			}
-		}
-		if err := m.Install(ctx, primary, remote); err != nil {
+		if err := m.Install(ctx, cls...); err != nil {
 			return err
 		}
 		mode, what = harness.MeshExisting, "clusters up, Istio "+m.Version+" installed"
@@ -102,7 +96,7 @@ func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
 		contexts = append(contexts, cl.Name+"="+clusters.Context(cl.Name))
 	}
 	kc, cx := strings.Join(paths, string(os.PathListSeparator)), strings.Join(contexts, ",")
-	env := fmt.Sprintf("MESHCONFORM_KUBECONFIG=%s\nMESHCONFORM_CONTEXTS=%s\nMESHCONFORM_MESH=%s\n", kc, cx, mode)
+	env := fmt.Sprintf("MESHCONFORM_KUBECONFIG=%s\nMESHCONFORM_CONTEXTS=%s\nMESHCONFORM_MESH=%s\nMESHCONFORM_TOPOLOGY=%s\n", kc, cx, mode, h.Topology.Name)
 	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "env"), []byte(env), 0o600); err != nil {
 		return err
 	}

@@ -19,8 +19,10 @@ type Mesh struct {
 	Istioctl  mesh.Istioctl
 	Version   string
 	Revision  string
-	// Discovery is the address the remote reaches istiod at.
-	Discovery netip.Addr
+	// Discovery is the address the remotes reach the (first) primary's
+	// istiod at; Discoveries has it for every primary that serves remotes.
+	Discovery   netip.Addr
+	Discoveries map[string]netip.Addr
 	// EchoImage is Istio's echo app of the same version, for proxyless
 	// workloads (local source).
 	EchoImage string
@@ -86,6 +88,7 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 		Values: mesh.Values{
 			Hub: "docker.io/istio", Tag: m.Version, Profile: profile,
 			MeshID: "mesh1", Network: primary.MeshNetwork, Revision: m.Revision,
+			Replicas: h.Topology.IstiodReplicas,
 		},
 		Exposure: exposure,
 		Run:      h.Run,
@@ -93,11 +96,17 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 	return m, nil
 }
 
-// Install runs the primary-remote install on the topology's primary and
-// remote clusters.
-func (m *Mesh) Install(ctx context.Context, primary, remote *clusters.Cluster) error {
+// Install runs the install of the topology (primary-remote, multi-primary)
+// on the clusters cls, each by its role.
+func (m *Mesh) Install(ctx context.Context, cls ...*clusters.Cluster) error {
 	var err error
-	m.Discovery, err = m.Installer.Install(ctx, primary, remote)
+	m.Discoveries, err = m.Installer.Install(ctx, cls...)
+	for _, c := range cls {
+		if a, ok := m.Discoveries[c.Name]; ok && c.Primary {
+			m.Discovery = a
+			break
+		}
+	}
 	return err
 }
 

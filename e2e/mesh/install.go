@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,42 +86,107 @@ func (in *Installer) step(name, cluster string, fn func() error) error {
 	return nil
 }
 
-// Install runs the guide's steps in order and returns the discovery address
-// the remote uses to reach istiod.
-func (in *Installer) Install(ctx context.Context, primary, remote *clusters.Cluster) (netip.Addr, error) {
+// Install runs the guides' steps in order on the clusters cls, by the role
+// the topology gives each: "Install Primary-Remote" for every primary and
+// the remotes it serves, "Install Multi-Primary" between primaries. Every
+// primary gets the remote secret of every other cluster (its remotes', and
+// the other primaries', whose endpoints it must see too). It returns, per
+// primary that serves remotes, the address they reach its istiod at.
+// Independent steps (one per cluster or pair) run side by side.
+func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map[string]netip.Addr, error) {
 	if err := os.MkdirAll(in.ManifestsDir, 0o755); err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
-	if err := in.step(StepTrust, primary.Name+","+remote.Name, func() error {
-		return in.configureTrust(ctx, primary, remote)
+	primaries, remotes := byRole(cls)
+	if len(primaries) == 0 {
+		return nil, fmt.Errorf("install: no primary cluster among %d", len(cls))
+	}
+	if err := in.step(StepTrust, names(cls), func() error {
+		return in.configureTrust(ctx, cls)
 	}); err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
-	if err := in.step(StepPrimary, primary.Name, func() error {
-		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.clusterValues(primary), "primary")
-	}); err != nil {
-		return netip.Addr{}, err
+	discovery := map[string]netip.Addr{}
+	var mu sync.Mutex
+	err := eachOf(ctx, primaries, func(ctx context.Context, p *clusters.Cluster) error {
+		if err := in.step(StepPrimary, p.Name, func() error {
+			return in.istioctlInstall(ctx, p, PrimaryTemplate, in.primaryValues(p, cls), "primary")
+		}); err != nil {
+			return err
+		}
+		if !servesRemotes(p, cls) {
+			return nil
+		}
+		return in.step(StepExpose+" ("+string(in.Exposure)+")", p.Name, func() error {
+			addr, err := in.exposeIstiod(ctx, p)
+			mu.Lock()
+			discovery[p.Name] = addr
+			mu.Unlock()
+			in.Run.Figure("istio_discovery_address_"+p.Name, addr.String())
+			return err
+		})
+	})
+	if err != nil {
+		return discovery, err
 	}
-	var discovery netip.Addr
-	if err := in.step(StepExpose+" ("+string(in.Exposure)+")", primary.Name, func() error {
-		var err error
-		discovery, err = in.exposeIstiod(ctx, primary)
-		return err
-	}); err != nil {
-		return netip.Addr{}, err
-	}
-	in.Run.Figure("istio_discovery_address", discovery.String())
-	if err := in.step(StepRemote, remote.Name, func() error {
-		return in.ConfigureRemote(ctx, remote, discovery)
+	if err := eachOf(ctx, remotes, func(ctx context.Context, r *clusters.Cluster) error {
+		return in.step(StepRemote, r.Name, func() error {
+			return in.ConfigureRemote(ctx, r, discovery[r.ControlPlane])
+		})
 	}); err != nil {
 		return discovery, err
 	}
-	if err := in.step(StepSecret, remote.Name+" → "+primary.Name, func() error {
-		return in.AttachRemote(ctx, primary, remote)
-	}); err != nil {
-		return discovery, err
+	var pairs [][2]*clusters.Cluster
+	for _, p := range primaries {
+		for _, c := range cls {
+			if c != p {
+				pairs = append(pairs, [2]*clusters.Cluster{p, c})
+			}
+		}
 	}
-	return discovery, nil
+	return discovery, eachOf(ctx, pairs, func(ctx context.Context, pc [2]*clusters.Cluster) error {
+		return in.step(StepSecret, pc[1].Name+" → "+pc[0].Name, func() error {
+			return in.AttachRemote(ctx, pc[0], pc[1])
+		})
+	})
+}
+
+// byRole splits clusters into primaries and remotes, keeping their order.
+func byRole(cls []*clusters.Cluster) (primaries, remotes []*clusters.Cluster) {
+	for _, c := range cls {
+		if c.Primary {
+			primaries = append(primaries, c)
+		} else {
+			remotes = append(remotes, c)
+		}
+	}
+	return primaries, remotes
+}
+
+func servesRemotes(p *clusters.Cluster, cls []*clusters.Cluster) bool {
+	for _, c := range cls {
+		if !c.Primary && c.ControlPlane == p.Name {
+			return true
+		}
+	}
+	return false
+}
+
+func names(cls []*clusters.Cluster) string {
+	var n []string
+	for _, c := range cls {
+		n = append(n, c.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+// eachOf runs fn on every item side by side and returns the first error.
+func eachOf[T any](ctx context.Context, items []T, fn func(context.Context, T) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, it := range items {
+		g.Go(func() error { return fn(gctx, it) })
+	}
+	return g.Wait()
 }
 
 // ConfigureRemote installs (or reinstalls) the remote profile on remote,
@@ -136,22 +203,29 @@ func (in *Installer) clusterValues(cl *clusters.Cluster) Values {
 	return v
 }
 
+// primaryValues are p's values as a primary of the mesh cls.
+func (in *Installer) primaryValues(p *clusters.Cluster, cls []*clusters.Cluster) Values {
+	v := in.clusterValues(p)
+	v.ExternalIstiod = servesRemotes(p, cls)
+	return v
+}
+
 // configureTrust makes one root CA and an intermediate per cluster, and
 // creates istio-system with each cluster's `cacerts` secret before istiod
-// starts, as "Plug in CA Certificates" does. The remote's namespace carries
-// the annotation that makes the primary's istiod manage it.
-func (in *Installer) configureTrust(ctx context.Context, primary, remote *clusters.Cluster) error {
+// starts, as "Plug in CA Certificates" does. A remote's namespace carries
+// the annotation that makes its primary's istiod manage it.
+func (in *Installer) configureTrust(ctx context.Context, cls []*clusters.Cluster) error {
 	root, err := cacerts.NewRoot()
 	if err != nil {
 		return err
 	}
-	for _, cl := range []*clusters.Cluster{primary, remote} {
+	for _, cl := range cls {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 			Name:   Namespace,
 			Labels: map[string]string{NetworkLabel: in.Values.Network},
 		}}
-		if cl != primary {
-			ns.Annotations = map[string]string{ControlPlaneClustersAnnotation: primary.Name}
+		if !cl.Primary {
+			ns.Annotations = map[string]string{ControlPlaneClustersAnnotation: cl.ControlPlane}
 		}
 		if err := createOrUpdate(ctx, cl.Client, ns); err != nil {
 			return fmt.Errorf("cluster %s: namespace %s: %w", cl.Name, Namespace, err)

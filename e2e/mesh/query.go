@@ -59,6 +59,16 @@ func IstiodDebug(ctx context.Context, c klient.Client, revision, path string) ([
 	return []byte(strings.TrimSpace(out)), nil
 }
 
+// RemoteClustersOf is one istiod pod's list of clusters and their sync
+// status: each replica of an HA istiod keeps its own.
+func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]RemoteCluster, error) {
+	out, err := workloads.Exec(ctx, c, Namespace, pod, "discovery", "pilot-discovery", "request", "GET", "/debug/clusterz")
+	if err != nil {
+		return nil, fmt.Errorf("istiod %s: /debug/clusterz: %w", pod, err)
+	}
+	return ParseClusterz([]byte(strings.TrimSpace(out)))
+}
+
 // RemoteClusters is istiod's list of clusters and their sync status.
 func RemoteClusters(ctx context.Context, c klient.Client, revision string) ([]RemoteCluster, error) {
 	raw, err := IstiodDebug(ctx, c, revision, "/debug/clusterz")

@@ -31,6 +31,10 @@ type Values struct {
 	Network            string
 	Revision           string
 	RemotePilotAddress string
+	// Replicas is istiod's replica count on a primary (at least 1).
+	Replicas int
+	// ExternalIstiod: the primary serves remote clusters.
+	ExternalIstiod bool
 }
 
 // IstiodService is the istiod Service's name: "istiod", or "istiod-<rev>".

@@ -33,7 +33,7 @@ func dig(doc map[string]any, path ...string) any {
 	return cur
 }
 
-var base = Values{Hub: "docker.io/istio", Tag: "1.29.2", Profile: "minimal", MeshID: "mesh1", Cluster: "cluster1", Network: "network1"}
+var base = Values{Hub: "docker.io/istio", Tag: "1.29.2", Profile: "minimal", MeshID: "mesh1", Cluster: "cluster1", Network: "network1", Replicas: 1, ExternalIstiod: true}
 
 func TestPrimaryRendersTheGuidesValues(t *testing.T) {
 	doc := renderYAML(t, PrimaryTemplate, base)
@@ -55,6 +55,36 @@ func TestPrimaryRendersTheGuidesValues(t *testing.T) {
 	rev.Revision = "canary"
 	if got := dig(renderYAML(t, PrimaryTemplate, rev), "spec", "revision"); got != "canary" {
 		t.Errorf("revision = %v", got)
+	}
+}
+
+// An HA primary runs its replicas with the autoscaler off (it would own the
+// count otherwise); one replica leaves the profile's defaults alone. A
+// primary without remotes (multi-primary) is not an external istiod.
+func TestPrimaryRendersReplicasAndRole(t *testing.T) {
+	doc := renderYAML(t, PrimaryTemplate, base)
+	if dig(doc, "spec", "components") != nil || dig(doc, "spec", "values", "pilot") != nil {
+		t.Errorf("one replica changed the profile's pilot settings: %v", doc["spec"])
+	}
+	ha := base
+	ha.Replicas = 3
+	doc = renderYAML(t, PrimaryTemplate, ha)
+	if got := dig(doc, "spec", "components", "pilot", "k8s", "replicaCount"); got != float64(3) {
+		t.Errorf("replicaCount = %v", got)
+	}
+	if got := dig(doc, "spec", "components", "pilot", "k8s", "resources", "requests", "cpu"); got != "100m" {
+		t.Errorf("HA replicas request %v CPU each: three of the profile's 500m do not fit a 2-CPU node", got)
+	}
+	if got := dig(doc, "spec", "values", "pilot", "autoscaleEnabled"); got != false {
+		t.Errorf("autoscaleEnabled = %v", got)
+	}
+	if dig(doc, "spec", "values", "global", "meshID") != "mesh1" {
+		t.Error("HA values lost the global ones")
+	}
+	mp := base
+	mp.ExternalIstiod = false
+	if got := dig(renderYAML(t, PrimaryTemplate, mp), "spec", "values", "global", "externalIstiod"); got != nil {
+		t.Errorf("externalIstiod = %v on a primary without remotes", got)
 	}
 }
 

@@ -276,3 +276,52 @@ func CheckNoProxies(rows []ProxyStatus, ns string) error {
 	}
 	return nil
 }
+
+// ByReplica counts the proxies of want (pod → cluster) that rows list, by
+// the istiod pod they are connected to.
+func ByReplica(rows []ProxyStatus, want map[string]string) map[string]int {
+	out := map[string]int{}
+	for _, r := range rows {
+		if _, ok := want[r.Pod]; ok {
+			out[r.Istiod]++
+		}
+	}
+	return out
+}
+
+// CheckSpread rejects an HA control plane that serves every proxy of want
+// from one replica (the others not serving, or not reachable through the
+// Service the proxies dial): the proxies rows list are connected to at
+// least two istiod pods. With n proxies connecting at random over k
+// replicas, a correct mesh fails it with probability k·(1/k)^n (3 replicas,
+// 10 proxies: 5e-5). No proxy listed is an error.
+func CheckSpread(rows []ProxyStatus, want map[string]string) (map[string]int, error) {
+	by := ByReplica(rows, want)
+	n := 0
+	for _, c := range by {
+		n += c
+	}
+	switch {
+	case n == 0:
+		return by, fmt.Errorf("no proxy of %d listed in proxy-status: nothing to judge", len(want))
+	case len(by) < 2:
+		return by, fmt.Errorf("all %d proxies are connected to one istiod replica (%v): the others serve none", n, by)
+	}
+	return by, nil
+}
+
+// CheckOff rejects proxies still connected to the istiod pod gone: after a
+// replica is deleted its proxies must reconnect to the others.
+func CheckOff(rows []ProxyStatus, want map[string]string, gone string) error {
+	var still []string
+	for _, r := range rows {
+		if _, ok := want[r.Pod]; ok && r.Istiod == gone {
+			still = append(still, r.Pod)
+		}
+	}
+	if len(still) > 0 {
+		sort.Strings(still)
+		return fmt.Errorf("%d proxies still listed on deleted istiod %s: %v", len(still), gone, still)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -138,5 +139,34 @@ func TestImageVersion(t *testing.T) {
 		if got := ImageVersion(image); got != want {
 			t.Errorf("ImageVersion(%q) = %q, want %q", image, got, want)
 		}
+	}
+}
+
+func TestCheckSpread(t *testing.T) {
+	want := map[string]string{"a": "cluster1", "b": "cluster2", "c": "cluster3"}
+	rows := []ProxyStatus{{Pod: "a", Istiod: "istiod-1"}, {Pod: "b", Istiod: "istiod-1"}, {Pod: "c", Istiod: "istiod-2"}, {Pod: "other", Istiod: "istiod-3"}}
+	by, err := CheckSpread(rows, want)
+	if err != nil || by["istiod-1"] != 2 || by["istiod-2"] != 1 || by["istiod-3"] != 0 {
+		t.Fatalf("spread over two replicas: %v, %v", by, err)
+	}
+	// The broken HA mesh: every proxy on one replica (a pod outside want
+	// on another does not count).
+	one := []ProxyStatus{{Pod: "a", Istiod: "istiod-1"}, {Pod: "b", Istiod: "istiod-1"}, {Pod: "c", Istiod: "istiod-1"}, {Pod: "other", Istiod: "istiod-2"}}
+	if _, err := CheckSpread(one, want); err == nil || !strings.Contains(err.Error(), "one istiod replica") {
+		t.Errorf("all on one replica: %v", err)
+	}
+	if _, err := CheckSpread(nil, want); err == nil || !strings.Contains(err.Error(), "nothing to judge") {
+		t.Errorf("no rows: %v", err)
+	}
+}
+
+func TestCheckOff(t *testing.T) {
+	want := map[string]string{"a": "cluster1", "b": "cluster2"}
+	rows := []ProxyStatus{{Pod: "a", Istiod: "istiod-1"}, {Pod: "b", Istiod: "istiod-2"}}
+	if err := CheckOff(rows, want, "istiod-3"); err != nil {
+		t.Errorf("none on the deleted replica: %v", err)
+	}
+	if err := CheckOff(rows, want, "istiod-2"); err == nil || !strings.Contains(err.Error(), "1 proxies still listed on deleted istiod istiod-2: [b]") {
+		t.Errorf("b still on the deleted replica: %v", err)
 	}
 }

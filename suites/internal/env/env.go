@@ -130,11 +130,40 @@ func (r *Run) Failed() bool {
 	return r.failed
 }
 
-// Primary is the topology's primary cluster.
+// Primary is the topology's (first) primary cluster.
 func (r *Run) Primary() *clusters.Cluster { return r.byPrimary(true) }
 
 // Remote is the (first) remote cluster.
 func (r *Run) Remote() *clusters.Cluster { return r.byPrimary(false) }
+
+// Primaries are the clusters that run istiod, in the topology's order.
+func (r *Run) Primaries() []*clusters.Cluster { return r.withRole(true) }
+
+// Remotes are the remote clusters, in the topology's order.
+func (r *Run) Remotes() []*clusters.Cluster { return r.withRole(false) }
+
+func (r *Run) withRole(primary bool) []*clusters.Cluster {
+	var out []*clusters.Cluster
+	for _, c := range r.Clusters {
+		if c.Primary == primary {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Away is the cluster the checks call into from the primary: the first
+// remote, or in a multi-primary mesh the second primary.
+func (r *Run) Away() *clusters.Cluster {
+	if rs := r.Remotes(); len(rs) > 0 {
+		return rs[0]
+	}
+	if ps := r.Primaries(); len(ps) > 1 {
+		return ps[1]
+	}
+	Fail("the topology has one cluster only")
+	return nil
+}
 
 func (r *Run) byPrimary(primary bool) *clusters.Cluster {
 	if c := r.byPrimaryUnlocked(primary); c != nil {
@@ -227,10 +256,8 @@ func TeardownAndAudit(ctx SpecContext) {
 	r.H.Run.Figure("audit_before", r.Before)
 	r.H.Run.Figure("audit_during", during)
 	r.H.Run.Figure("audit_after", after)
-	var names []string
-	for _, c := range r.H.Topology.Clusters {
-		names = append(names, c.Name)
-	}
+	names, nerr := r.H.ClusterNames()
+	Expect(nerr).NotTo(HaveOccurred(), "the topologies' cluster names")
 	left, lerr := r.H.Leftovers(ctx, names...)
 	r.H.Run.Figure("audit_leftovers", len(after.NewSince(r.Before))+len(left))
 	Expect(lerr).NotTo(HaveOccurred(), "list meshconform's objects")
@@ -247,7 +274,7 @@ func auditBrought(ctx context.Context, r *Run) {
 	// run (a failure before it, a filter, an interrupt).
 	var uerr error
 	if m := r.InstalledMesh(); m != nil && r.H.Config.Mesh == harness.MeshInstall {
-		uerr = m.Installer.Uninstall(ctx, r.Primary(), r.Remote())
+		uerr = m.Installer.Uninstall(ctx, r.Clusters...)
 		r.ForgetMesh()
 	}
 	terr := r.H.Teardown(ctx, r.Failed())
@@ -266,8 +293,8 @@ func auditBrought(ctx context.Context, r *Run) {
 	}
 }
 
-// Mesh installs Istio primary-remote the first time it is called (the
-// primary and the first remote of the topology) and returns it; later calls
+// Mesh installs Istio the first time it is called, on every cluster of the
+// topology by its role, and returns it; later calls
 // return the same mesh, so every spec shares one install. With
 // MESHCONFORM_MESH=existing it installs nothing and describes the mesh
 // found on the brought clusters.
@@ -285,7 +312,7 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
 	m, err := r.H.PrepareIstio(ctx)
 	if err == nil {
 		r.mesh.m = m
-		err = m.Install(ctx, r.byPrimaryUnlocked(true), r.byPrimaryUnlocked(false))
+		err = m.Install(ctx, r.Clusters...)
 	}
 	r.mesh.err = err
 	return r.mesh.m, err
@@ -294,7 +321,7 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
 // Verify describes the installed mesh m to the checks of package verify
 // (no sample apps: their frontends are added by whoever deploys them).
 func (r *Run) Verify(m *harness.Mesh) *verify.Mesh {
-	return &verify.Mesh{Primary: r.Primary(), Remote: r.Remote(), Clusters: r.Clusters, Istio: m, Frontends: map[string]string{}}
+	return &verify.Mesh{Primary: r.Primary(), Remote: r.Away(), Clusters: r.Clusters, Istio: m, Frontends: map[string]string{}}
 }
 
 // InstalledMesh returns the mesh if Mesh ran, else nil.

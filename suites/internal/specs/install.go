@@ -1,6 +1,7 @@
 package specs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,72 +22,77 @@ import (
 	"github.com/meshconform/meshconform/suites/internal/labels"
 )
 
-// Install declares the specs of Istio's "Install Primary-Remote" guide: the
-// install runs once (shared with later suites), then one spec per effect
-// the guide's steps should have had. Call inside an Ordered container after
+// Install declares the specs of Istio's install guides for the run's
+// topology ("Install Primary-Remote" for a primary and its remotes,
+// "Install Multi-Primary" between primaries): the install runs once (shared
+// with later suites), then one spec per effect the guide's steps should have
+// had, on every cluster of that role. Call inside an Ordered container after
 // env.Setup.
 func Install() {
 	env.WillInstallMesh(Label(labels.Install))
 	var m *harness.Mesh
 	r := func() *env.Run { return env.Get() }
 	vm := func() *verify.Mesh { return r().Verify(m) }
+	// onRemote is the checks' view with remote as the cluster they look at.
+	onRemote := func(remote *clusters.Cluster) *verify.Mesh {
+		v := vm()
+		v.Remote = remote
+		return v
+	}
+	// Specs of remote clusters are declared only where the topology has
+	// some (not in multi-primary), decided while the tree is built.
+	topo := harness.TopologyFromEnv()
+	hasRemotes := topo == nil || len(topo.Remotes()) > 0
 
-	Context("Install Primary-Remote", Ordered, Label(labels.Install), func() {
+	Context("Install Istio multicluster", Ordered, Label(labels.Install), func() {
 		BeforeAll(func(ctx SpecContext) {
 			var err error
 			m, err = r().Mesh(ctx)
-			Expect(err).NotTo(HaveOccurred(), "install Istio primary-remote")
+			Expect(err).NotTo(HaveOccurred(), "install Istio")
 		}, NodeTimeout(30*time.Minute))
 
-		It("runs istiod on the primary, Ready, at the version asked for", func(ctx SpecContext) {
-			primary := r().Primary()
-			name := "istiod"
-			if m.Revision != "" {
-				name += "-" + m.Revision
+		It("runs istiod on every primary, every replica Ready, at the version asked for", func(ctx SpecContext) {
+			replicas := r().H.Topology.IstiodReplicas
+			name := mesh.Values{Revision: m.Revision}.IstiodService()
+			for _, primary := range r().Primaries() {
+				Eventually(func(g Gomega) {
+					var d appsv1.Deployment
+					g.Expect(primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &d)).To(Succeed())
+					g.Expect(d.Status.ReadyReplicas).To(BeNumerically("==", replicas), "deployment %s ready replicas on %s", name, primary.Name)
+				}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+				pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(pods).To(HaveLen(replicas), "running istiod pods on %s", primary.Name)
+				for _, p := range pods {
+					Expect(mesh.ImageVersion(p.Spec.Containers[0].Image)).To(Equal(m.Version), "istiod image %s", p.Spec.Containers[0].Image)
+				}
 			}
-			Eventually(func(g Gomega) {
-				var d appsv1.Deployment
-				g.Expect(primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &d)).To(Succeed())
-				g.Expect(d.Status.ReadyReplicas).To(BeNumerically(">=", 1), "deployment %s ready replicas", name)
-			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-			pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(pods).NotTo(BeEmpty())
-			Expect(mesh.ImageVersion(pods[0].Spec.Containers[0].Image)).To(Equal(m.Version), "istiod image %s", pods[0].Spec.Containers[0].Image)
 		}, NodeTimeout(3*time.Minute))
 
-		It("lists the remote as a synced cluster of istiod (remote secret applied)", func(ctx SpecContext) {
+		It("lists every other cluster as a synced cluster of every istiod replica (remote secrets applied)", func(ctx SpecContext) {
 			Eventually(func() error { return vm().RemoteSynced(ctx) }).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 		}, NodeTimeout(3*time.Minute))
 
-		It("gives the remote's injection webhooks istiod's caBundle", func(ctx SpecContext) {
-			remote := r().Remote()
-			rev := m.Revision
-			if rev == "" {
-				rev = "default"
-			}
-			Eventually(func(g Gomega) {
-				var list admissionv1.MutatingWebhookConfigurationList
-				g.Expect(remote.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+rev))).To(Succeed())
-				g.Expect(list.Items).NotTo(BeEmpty(), "no injection webhook for revision %s in %s", rev, remote.Name)
-				for _, mwc := range list.Items {
-					for _, wh := range mwc.Webhooks {
-						g.Expect(wh.ClientConfig.CABundle).NotTo(BeEmpty(), "webhook %s/%s has no caBundle", mwc.Name, wh.Name)
-						if wh.ClientConfig.Service != nil {
-							g.Expect(*wh.ClientConfig.Service.Path).To(Equal("/inject/cluster/"+remote.Name+"/net/"+remote.MeshNetwork),
-								"webhook %s/%s injection path", mwc.Name, wh.Name)
-						}
-					}
+		if hasRemotes {
+			It("gives each remote's injection webhooks istiod's caBundle", func(ctx SpecContext) {
+				for _, remote := range r().Remotes() {
+					expectRemoteWebhooks(ctx, remote, m.Revision)
 				}
-			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-		}, NodeTimeout(3*time.Minute))
+			}, NodeTimeout(3*time.Minute))
 
-		It("writes istio-ca-root-cert into a namespace created in the remote", func(ctx SpecContext) {
-			Expect(vm().RootCertDistributed(ctx)).To(Succeed())
-		}, NodeTimeout(2*time.Minute))
+			It("writes istio-ca-root-cert into a namespace created in each remote", func(ctx SpecContext) {
+				for _, remote := range r().Remotes() {
+					Expect(onRemote(remote).RootCertDistributed(ctx)).To(Succeed())
+				}
+			}, NodeTimeout(2*time.Minute))
+		}
 
 		It("passes every doctor check (the same as `meshconform doctor`), and records the environment it judged", func(ctx SpecContext) {
-			rep := doctor.Run(ctx, doctor.Mesh{Primary: r().Primary(), Remotes: []*clusters.Cluster{r().Remote()}, Revision: m.Revision})
+			Expect(r().H.WriteEnvironment(ctx, r().Clusters, m)).To(Succeed())
+			if len(r().Primaries()) > 1 {
+				Skip("multi-primary: the doctor's checks judge one primary and its remotes (external istiod, controlPlaneClusters, remotePilotAddress); the install's own specs judge this mesh")
+			}
+			rep := doctor.Run(ctx, doctor.Mesh{Primary: r().Primary(), Remotes: r().Remotes(), Revision: m.Revision})
 			var table strings.Builder
 			Expect(rep.WriteTable(&table)).To(Succeed())
 			AddReportEntry("doctor", table.String())
@@ -94,16 +100,45 @@ func Install() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(rep.WriteJSON(f)).To(Succeed())
 			Expect(f.Close()).To(Succeed())
-			Expect(r().H.WriteEnvironment(ctx, r().Clusters, m)).To(Succeed())
 			Expect(rep.Failed()).To(BeEmpty(), "doctor:\n%s", table.String())
 		}, NodeTimeout(2*time.Minute))
 
-		It("injects the agent into a pod of the remote, which connects to istiod on the primary", func(ctx SpecContext) {
-			took, err := vm().RemoteInjection(ctx, 3*time.Minute)
-			Expect(err).NotTo(HaveOccurred())
-			r().H.Run.Figure("seconds_to_first_remote_proxy", took.Seconds())
-		}, NodeTimeout(8*time.Minute))
+		if hasRemotes {
+			It("injects the agent into a pod of each remote, which connects to istiod on its primary", func(ctx SpecContext) {
+				for i, remote := range r().Remotes() {
+					took, err := onRemote(remote).RemoteInjection(ctx, 3*time.Minute)
+					Expect(err).NotTo(HaveOccurred())
+					if i == 0 {
+						r().H.Run.Figure("seconds_to_first_remote_proxy", took.Seconds())
+					}
+				}
+			}, NodeTimeout(8*time.Minute))
+		}
 	})
+}
+
+// expectRemoteWebhooks checks the remote's injection webhooks of the
+// revision carry istiod's caBundle and the remote's own injection path.
+func expectRemoteWebhooks(ctx SpecContext, remote *clusters.Cluster, revision string) {
+	GinkgoHelper()
+	rev := revision
+	if rev == "" {
+		rev = "default"
+	}
+	Eventually(func(g Gomega) {
+		var list admissionv1.MutatingWebhookConfigurationList
+		g.Expect(remote.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+rev))).To(Succeed())
+		g.Expect(list.Items).NotTo(BeEmpty(), "no injection webhook for revision %s in %s", rev, remote.Name)
+		for _, mwc := range list.Items {
+			for _, wh := range mwc.Webhooks {
+				g.Expect(wh.ClientConfig.CABundle).NotTo(BeEmpty(), "webhook %s/%s has no caBundle", mwc.Name, wh.Name)
+				if wh.ClientConfig.Service != nil {
+					g.Expect(*wh.ClientConfig.Service.Path).To(Equal("/inject/cluster/"+remote.Name+"/net/"+remote.MeshNetwork),
+						"webhook %s/%s injection path", mwc.Name, wh.Name)
+				}
+			}
+		}
+	}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 }
 
 // refusesBrought declares, on clusters the user brought, one failing spec
@@ -120,8 +155,22 @@ func refusesBrought(why string) bool {
 	return true
 }
 
+// refusesTopology declares, for a topology other than the default's shape
+// (one primary, one remote), one failing spec in place of a suite written
+// for that shape, and reports whether it did.
+func refusesTopology(suite string) bool {
+	topo := harness.TopologyFromEnv()
+	if topo == nil || (len(topo.Primaries()) == 1 && len(topo.Remotes()) == 1) {
+		return false
+	}
+	It("refuses topology "+topo.Name, func() {
+		Fail(fmt.Sprintf("the %s suite is written for one primary and one remote (MESHCONFORM_TOPOLOGY=primary-remote); %s has %d primaries and %d remotes", suite, topo.Name, len(topo.Primaries()), len(topo.Remotes())))
+	})
+	return true
+}
+
 // Uninstall declares the guide's cleanup and checks nothing of Istio
-// remains in either cluster.
+// remains in any cluster.
 func Uninstall() {
 	// A mesh the run did not install is not the run's to remove: the spec
 	// is not declared at all, so a certified verdict never rests on a skip.
@@ -134,7 +183,7 @@ func Uninstall() {
 		if m == nil {
 			Skip("Istio was not installed in this run")
 		}
-		Expect(m.Installer.Uninstall(ctx, run.Primary(), run.Remote())).To(Succeed())
+		Expect(m.Installer.Uninstall(ctx, run.Clusters...)).To(Succeed())
 		run.ForgetMesh()
 		for _, cl := range run.Clusters {
 			left, err := mesh.Remains(ctx, cl.Client)

@@ -39,7 +39,7 @@ const RevisionTag = "prod-stable"
 // both clusters, every phase judged as it ends and the whole time line at
 // the end. Call inside an Ordered container after env.Setup.
 func Upgrade() {
-	if refusesBrought("the upgrade suite installs, upgrades and uninstalls Istio") {
+	if refusesBrought("the upgrade suite installs, upgrades and uninstalls Istio") || refusesTopology("upgrade") {
 		return
 	}
 	env.WillInstallMesh(Label(labels.Upgrade))
