@@ -39,6 +39,8 @@ var ExtendedCapabilities = []string{
 	"canary-upgrade",
 	"in-place-upgrade",
 	"seeded-faults",
+	"ha-control-plane",
+	"primary-loss",
 }
 
 // Profile names.

@@ -30,30 +30,56 @@ const (
 // write istio-ca-root-cert into it (it takes about a second).
 const RootCertWait = 30 * time.Second
 
-// RemoteSynced rejects a mesh whose istiod does not watch the remote (the
-// remote secret missing, or pointing where istiod cannot reach): istiod's
-// debug/clusterz must list the remote, through its remote secret, synced.
+// RemoteSynced rejects a mesh in which an istiod does not watch a cluster
+// whose endpoints it must know (a remote secret missing, or pointing where
+// istiod cannot reach), or in which one replica of an HA istiod lags the
+// others: every istiod replica of every primary lists, in its own
+// debug/clusterz, every other cluster of the mesh through that cluster's
+// remote secret, synced. No istiod pod is an error, not a pass.
 func (m *Mesh) RemoteSynced(ctx context.Context) error {
-	cs, err := mesh.RemoteClusters(ctx, m.Primary.Client, m.Istio.Revision)
-	if err != nil {
-		return err
-	}
-	secret := mesh.Namespace + "/istio-remote-secret-" + m.Remote.Name
-	var found *mesh.RemoteCluster
-	for i := range cs {
-		if cs[i].ID == m.Remote.Name {
-			found = &cs[i]
+	for _, p := range m.Primaries() {
+		pods, err := mesh.IstiodPods(ctx, p.Client, m.Istio.Revision)
+		if err != nil {
+			return err
+		}
+		if len(pods) == 0 {
+			return fmt.Errorf("no running istiod pod on %s (%s)", p.Name, mesh.IstiodSelector(m.Istio.Revision))
+		}
+		for _, pod := range pods {
+			cs, err := mesh.RemoteClustersOf(ctx, p.Client, pod.Name)
+			if err != nil {
+				return err
+			}
+			for _, c := range m.Clusters {
+				if c == p {
+					continue
+				}
+				if err := judgeListed(p.Name, pod.Name, c.Name, cs); err != nil {
+					return withDiagnosis(err, func() string { return m.describeRemoteSecrets(ctx, p) })
+				}
+			}
 		}
 	}
-	switch {
-	case found == nil:
-		err = fmt.Errorf("istiod on %s does not list cluster %s in debug/clusterz (lists %v)", m.Primary.Name, m.Remote.Name, cs)
-	case found.SecretName != secret:
-		err = fmt.Errorf("istiod lists %s through %q, want the remote secret %s", m.Remote.Name, found.SecretName, secret)
-	case found.SyncStatus != "synced":
-		err = fmt.Errorf("istiod lists cluster %s as %q, want synced", m.Remote.Name, found.SyncStatus)
+	return nil
+}
+
+// judgeListed passes when istiod pod (of primary) lists cluster through
+// its remote secret, synced.
+func judgeListed(primary, pod, cluster string, cs []mesh.RemoteCluster) error {
+	secret := mesh.Namespace + "/istio-remote-secret-" + cluster
+	for _, c := range cs {
+		if c.ID != cluster {
+			continue
+		}
+		switch {
+		case c.SecretName != secret:
+			return fmt.Errorf("istiod %s on %s lists %s through %q, want the remote secret %s", pod, primary, cluster, c.SecretName, secret)
+		case c.SyncStatus != "synced":
+			return fmt.Errorf("istiod %s on %s lists cluster %s as %q, want synced", pod, primary, cluster, c.SyncStatus)
+		}
+		return nil
 	}
-	return withDiagnosis(err, func() string { return m.describeRemoteSecrets(ctx) })
+	return fmt.Errorf("istiod %s on %s does not list cluster %s in debug/clusterz (lists %v)", pod, primary, cluster, cs)
 }
 
 // RootCertDistributed rejects a mesh whose istiod does not manage the
@@ -180,15 +206,48 @@ func (m *Mesh) AppProxies(ctx context.Context) (map[string]string, error) {
 }
 
 // AllSynced rejects a mesh in which a proxy is unknown to istiod, listed
-// in the wrong cluster, or behind on configuration: every pod of want
-// (pod → cluster) is in proxy-status on the primary with its cluster and
-// every type it subscribes to SYNCED. An empty want is an error.
+// in the wrong cluster, connected to another cluster's control plane, or
+// behind on configuration: every pod of want (pod → cluster) is in
+// proxy-status on its cluster's control plane (the primary serving it, or
+// its own in a multi-primary mesh) with its cluster and every type it
+// subscribes to SYNCED. An empty want is an error.
 func (m *Mesh) AllSynced(ctx context.Context, want map[string]string) error {
-	rows, err := m.Istio.ProxyStatus(ctx, m.Primary)
-	if err != nil {
-		return err
+	_, err := m.ProxyRows(ctx, want)
+	return err
+}
+
+// ProxyRows is AllSynced that also returns the rows it judged, by primary.
+func (m *Mesh) ProxyRows(ctx context.Context, want map[string]string) (map[string][]mesh.ProxyStatus, error) {
+	if len(want) == 0 {
+		return nil, fmt.Errorf("no proxies to look for: nothing to judge")
 	}
-	return mesh.CheckSynced(rows, want)
+	byPrimary := map[string]map[string]string{}
+	for pod, cluster := range want {
+		cl := m.Cluster(cluster)
+		if cl == nil {
+			return nil, fmt.Errorf("pod %s: no cluster %q in the mesh", pod, cluster)
+		}
+		if byPrimary[cl.ControlPlane] == nil {
+			byPrimary[cl.ControlPlane] = map[string]string{}
+		}
+		byPrimary[cl.ControlPlane][pod] = cluster
+	}
+	rows := map[string][]mesh.ProxyStatus{}
+	for _, p := range m.Primaries() {
+		sub, ok := byPrimary[p.Name]
+		if !ok {
+			continue
+		}
+		r, err := m.Istio.ProxyStatus(ctx, p)
+		if err != nil {
+			return rows, err
+		}
+		rows[p.Name] = r
+		if err := mesh.CheckSynced(r, sub); err != nil {
+			return rows, fmt.Errorf("proxy-status on %s: %w", p.Name, err)
+		}
+	}
+	return rows, nil
 }
 
 // NodeLocality rejects a cluster whose nodes do not carry its locality
@@ -229,4 +288,50 @@ func SystemPodsHealthy(ctx context.Context, cls []*clusters.Cluster, namespaces 
 		}
 	}
 	return nil
+}
+
+// Budgets for losing control-plane pods under traffic. Proxies keep their
+// last configuration while their istiod goes, so no request may fail.
+// Reconnecting is the agent's xDS retry (about a second) plus a push; a
+// replica's proxies are SYNCED with another within ReplicaLossBudget, and
+// a primary's with its istiod back within PrimaryReturnBudget, which
+// includes the pod's start (istiod is Ready in about 15 s here).
+var (
+	ReplicaLossBudget   = checks.Budget{MaxTime: 60 * time.Second, MaxFailed: 0}
+	PrimaryReturnBudget = checks.Budget{MaxTime: 2 * time.Minute, MaxFailed: 0}
+)
+
+// Resynced polls, for at most timeout, until every proxy of want is SYNCED
+// on its control plane (AllSynced) and none is listed on the istiod pod
+// gone (mesh.CheckOff; "" for none); it returns how long that took and the
+// last error if it never held. It rejects a mesh whose proxies stay on a
+// deleted replica, or do not come back to their istiod.
+func (m *Mesh) Resynced(ctx context.Context, want map[string]string, gone string, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	err := poll(ctx, timeout, time.Second, func() error {
+		rows, err := m.ProxyRows(ctx, want)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if err := mesh.CheckOff(r, want, gone); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return time.Since(start), err
+}
+
+// ProxiesOf is the subset of want (pod → cluster) running in cls.
+func ProxiesOf(want map[string]string, cls ...*clusters.Cluster) map[string]string {
+	out := map[string]string{}
+	for pod, cl := range want {
+		for _, c := range cls {
+			if c.Name == cl {
+				out[pod] = cl
+			}
+		}
+	}
+	return out
 }

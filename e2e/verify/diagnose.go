@@ -25,15 +25,15 @@ import (
 // say what they find, so a failure names its likely cause. They never
 // decide a verdict, and never print a secret's credentials.
 
-// describeRemoteSecrets names each remote secret on the primary with the
-// API server address its kubeconfig points at (never its token).
-func (m *Mesh) describeRemoteSecrets(ctx context.Context) string {
+// describeRemoteSecrets names each remote secret on primary with the API
+// server address its kubeconfig points at (never its token).
+func (m *Mesh) describeRemoteSecrets(ctx context.Context, primary *clusters.Cluster) string {
 	var list corev1.SecretList
-	if err := m.Primary.Client.Resources(mesh.Namespace).List(ctx, &list, resources.WithLabelSelector("istio/multiCluster=true")); err != nil {
+	if err := primary.Client.Resources(mesh.Namespace).List(ctx, &list, resources.WithLabelSelector("istio/multiCluster=true")); err != nil {
 		return "cannot list remote secrets: " + err.Error()
 	}
 	if len(list.Items) == 0 {
-		return fmt.Sprintf("no remote secret (label istio/multiCluster=true) in %s/%s: cluster %s was never attached, or its secret was deleted", m.Primary.Name, mesh.Namespace, m.Remote.Name)
+		return fmt.Sprintf("no remote secret (label istio/multiCluster=true) in %s/%s: no other cluster was attached to it, or the secrets were deleted", primary.Name, mesh.Namespace)
 	}
 	var out []string
 	for _, s := range list.Items {
@@ -264,5 +264,9 @@ func describeNodeLocalities(ctx context.Context, cls []*clusters.Cluster) string
 // describeControlPlane is the remote secret and node picture for checks
 // whose failure could come from either.
 func (m *Mesh) describeControlPlane(ctx context.Context) string {
-	return m.describeRemoteSecrets(ctx) + "; " + describeNodeLocalities(ctx, m.Clusters)
+	var parts []string
+	for _, p := range m.Primaries() {
+		parts = append(parts, m.describeRemoteSecrets(ctx, p))
+	}
+	return strings.Join(append(parts, describeNodeLocalities(ctx, m.Clusters)), "; ")
 }

@@ -93,11 +93,15 @@ func headerNote(h []string) string {
 }
 
 // CrossCluster rejects a mesh whose calls from one cluster do not all reach
-// the backend in another (the remote's endpoints unknown to istiod, the
-// flat network broken): every one of CrossClusterCalls calls from from's
-// frontend is answered, in cluster to.
-func (m *Mesh) CrossCluster(ctx context.Context, from, to string) error {
-	_, err := m.Settled(ctx, from, CrossClusterCalls, checks.And(checks.NoFailures(), checks.OnlyClusters(to)))
+// the backends in the others (their endpoints unknown to istiod, the flat
+// network broken): every one of CrossClusterCalls calls from from's
+// frontend is answered, in the clusters to, and each of them answers some
+// (round robin over every endpoint cannot miss one: see ReachCalls).
+func (m *Mesh) CrossCluster(ctx context.Context, from string, to ...string) error {
+	if len(to) == 0 {
+		return fmt.Errorf("cross-cluster calls from %s: no cluster to call", from)
+	}
+	_, err := m.Settled(ctx, from, CrossClusterCalls, checks.And(checks.NoFailures(), checks.OnlyClusters(to...), checks.ReachedClusters(to...)))
 	return withDiagnosis(err, func() string { return m.describeControlPlane(ctx) })
 }
 
@@ -171,6 +175,21 @@ func (m *Mesh) TrafficRules(ctx context.Context, from string, weights map[string
 func (m *Mesh) StaysLocal(ctx context.Context, from string) error {
 	_, err := m.Settled(ctx, from, LocalWindow, checks.And(checks.NoFailures(), checks.OnlyClusters(from)))
 	return withDiagnosis(err, func() string { return m.describeLocality(ctx) })
+}
+
+// ServedOnlyBy rejects a mesh whose failover rule does not choose the
+// region it names (traffic spread over every other region, or sent to
+// another one): after settling, every one of LocalWindow calls from from's
+// frontend is answered in cluster to, as proven by ServedFrom. A mesh that
+// ignores the rule and splits between two equal regions passes with
+// probability 2·0.5^1000; a correct mesh sends no call elsewhere. It
+// returns the window's calls by cluster.
+func (m *Mesh) ServedOnlyBy(ctx context.Context, from, to string) (map[string]int, error) {
+	calls, err := m.Settled(ctx, from, LocalWindow, checks.And(checks.NoFailures(), checks.OnlyClusters(to)))
+	if err != nil {
+		return nil, withDiagnosis(err, func() string { return m.describeLocality(ctx) })
+	}
+	return checks.Counts(calls.Results, checks.ByCluster), nil
 }
 
 // Transition calls from's frontend in small batches until a batch is

@@ -74,7 +74,11 @@ var (
 
 // Mesh is what the checks look at.
 type Mesh struct {
-	Primary  *clusters.Cluster
+	// Primary is the (first) primary cluster: the checks' home, where the
+	// frontend that calls across runs.
+	Primary *clusters.Cluster
+	// Remote is the cluster Primary's calls cross to: the first remote, or
+	// in a multi-primary mesh the second primary.
 	Remote   *clusters.Cluster
 	Clusters []*clusters.Cluster
 	Istio    *harness.Mesh
@@ -87,6 +91,27 @@ type Mesh struct {
 
 	mu        sync.Mutex
 	placement *checks.Placement
+}
+
+// Primaries are the clusters that run istiod, in the topology's order.
+func (m *Mesh) Primaries() []*clusters.Cluster {
+	var out []*clusters.Cluster
+	for _, c := range m.Clusters {
+		if c.Primary {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Cluster is the mesh's cluster of that name, or nil.
+func (m *Mesh) Cluster(name string) *clusters.Cluster {
+	for _, c := range m.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // DefaultSettle is how long configuration may take to reach every proxy.

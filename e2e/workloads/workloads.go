@@ -391,3 +391,12 @@ func SetContainerEnv(d *appsv1.Deployment, container, name, value string) {
 		c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
 	}
 }
+
+// DeletePod deletes a pod with its own grace period, as a node drain or a
+// crash-free eviction would.
+func DeletePod(ctx context.Context, c klient.Client, ns, name string) error {
+	if err := c.Resources(ns).Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}); err != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+	}
+	return nil
+}

@@ -29,6 +29,13 @@ const (
 	Failover     = "locality-failover"
 )
 
+// Control-plane resilience: an HA istiod losing a replica, a multi-primary
+// mesh losing one primary's istiod, under traffic.
+const (
+	HAControlPlane = "ha-control-plane"
+	PrimaryLoss    = "primary-loss"
+)
+
 // Faults: the seeded-fault self-test, every check shown to catch the
 // broken mesh it is meant for.
 const Faults = "seeded-faults"

@@ -28,6 +28,8 @@ var declared = map[string]string{
 	"TrafficRules":   TrafficRules,
 	"MTLS":           MTLS,
 	"Failover":       Failover,
+	"HAControlPlane": HAControlPlane,
+	"PrimaryLoss":    PrimaryLoss,
 	"Faults":         Faults,
 	"Upgrade":        Upgrade,
 	"CanaryUpgrade":  CanaryUpgrade,

@@ -7,6 +7,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
@@ -131,13 +133,48 @@ func (a *sampleApps) outsider(ctx context.Context, cl *clusters.Cluster) {
 	Expect(workloads.WaitReady(ctx, cl.Client, verify.OutsideNamespace, "app=outsider", 1, 2*time.Minute)).To(Succeed())
 }
 
-// applyRules applies an Istio config fixture on the primary and removes
-// it when the spec ends.
+// applyRules applies an Istio config fixture on every primary (a
+// multi-primary mesh has no shared configuration: the guide applies it to
+// each) and removes it when the spec ends. The failover rule is rendered
+// for the caller's region → the away cluster's (applyFailover).
 func (a *sampleApps) applyRules(ctx context.Context, file string) {
 	GinkgoHelper()
+	if file == conformance.FailoverFile {
+		a.applyFailover(ctx, a.mesh.Primary.Region, a.mesh.Remote.Region)
+		return
+	}
 	path := filepath.Join(a.dir, file)
-	Expect(workloads.ApplyObjects(ctx, a.mesh.Primary.Client, path, verify.AppNamespace)).To(Succeed())
-	DeferCleanup(workloads.DeleteFile, a.mesh.Primary.Client, path, verify.AppNamespace)
+	for _, p := range a.mesh.Primaries() {
+		Expect(workloads.ApplyObjects(ctx, p.Client, path, verify.AppNamespace)).To(Succeed())
+		DeferCleanup(workloads.DeleteFile, p.Client, path, verify.AppNamespace)
+	}
+}
+
+// applyFailover applies (or replaces) the failover rule from region from
+// to region to on every primary, and removes it when the spec ends.
+func (a *sampleApps) applyFailover(ctx context.Context, from, to string) {
+	GinkgoHelper()
+	for _, p := range a.mesh.Primaries() {
+		u := failoverRule(from, to)
+		Expect(workloads.Replace(ctx, p.Client, u)).To(Succeed(), "failover rule %s → %s on %s", from, to, p.Name)
+		DeferCleanup(func(ctx context.Context) error {
+			if err := p.Client.Resources().Delete(ctx, failoverRule(from, to)); !apierrors.IsNotFound(err) {
+				return err
+			}
+			return nil
+		})
+	}
+}
+
+// failoverRule is the rendered failover DestinationRule in the apps'
+// namespace.
+func failoverRule(from, to string) *unstructured.Unstructured {
+	GinkgoHelper()
+	obj, err := conformance.FailoverRule(from, to)
+	Expect(err).NotTo(HaveOccurred())
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(verify.AppNamespace)
+	return u
 }
 
 // scaleBackend scales every backend deployment of cl to its fixture's

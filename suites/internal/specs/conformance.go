@@ -3,12 +3,15 @@ package specs
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
@@ -16,9 +19,11 @@ import (
 )
 
 // Conformance declares what users run meshconform for: traffic across the
-// clusters of a primary-remote mesh, every proxy in sync with the one
-// control plane, rules written on the primary governing both clusters, mTLS
-// across clusters, and locality failover. Each spec composes checks of
+// clusters of the mesh (primary-remote with any number of remotes, or
+// multi-primary), every proxy in sync with its control plane, rules written
+// on the primaries governing every cluster, mTLS across clusters, locality
+// failover to the region the rule names, and a control plane that survives
+// losing an istiod. Each spec composes checks of
 // package verify, whose comments state the broken mesh each rejects. Call
 // inside an Ordered container after env.Setup; it installs the mesh if no
 // earlier spec did.
@@ -28,14 +33,20 @@ func Conformance() {
 	vm := func() *verify.Mesh { return apps.mesh }
 	r := func() *env.Run { return env.Get() }
 
-	Context("Conformance: traffic in the primary-remote mesh", Ordered, Label(labels.Conformance), func() {
+	topo := harness.TopologyFromEnv()
+	Context("Conformance: traffic in the multicluster mesh", Ordered, Label(labels.Conformance), func() {
 		BeforeAll(func(ctx SpecContext) {
 			apps = deploySampleApps(ctx)
-			primary, remote := r().Primary(), r().Remote()
-			By("frontend in " + primary.Name + ", backend v1 and v2 in " + remote.Name)
+			primary, away := r().Primary(), othersThan(r().Clusters, r().Primary())
+			By("frontend in " + primary.Name + ", backend v1 and v2 in " + clusterNames(away))
 			apps.frontendApplied(ctx, primary)
 			apps.serviceOnly(ctx, primary)
-			apps.backend(ctx, remote)
+			for _, cl := range away {
+				apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+			}
+			for _, cl := range away {
+				apps.waitBackend(ctx, cl)
+			}
 			apps.frontendReady(ctx, primary)
 		}, NodeTimeout(40*time.Minute))
 
@@ -45,20 +56,25 @@ func Conformance() {
 			}
 		}, NodeTimeout(5*time.Minute))
 
-		It("cross-cluster call: every request from the frontend in the primary reaches the backend in the remote", Label(labels.CrossCluster), func(ctx SpecContext) {
-			Expect(vm().CrossCluster(ctx, vm().Primary.Name, vm().Remote.Name)).To(Succeed())
+		It("cross-cluster call: every request from the frontend in the primary reaches a backend in another cluster", Label(labels.CrossCluster), func(ctx SpecContext) {
+			Expect(vm().CrossCluster(ctx, vm().Primary.Name, clusterNameList(othersThan(vm().Clusters, vm().Primary))...)).To(Succeed())
 		}, NodeTimeout(4*time.Minute))
 
-		Context("with the backend in both clusters and a frontend in each", func() {
+		Context("with the backend in every cluster and a frontend in each", func() {
 			BeforeAll(func(ctx SpecContext) {
-				apps.frontendApplied(ctx, vm().Remote)
+				away := othersThan(vm().Clusters, vm().Primary)
+				for _, cl := range away {
+					apps.frontendApplied(ctx, cl)
+				}
 				apps.apply(ctx, vm().Primary, conformance.BackendFile, verify.AppNamespace)
 				// Time to SYNCED runs from the last workload applied to every
 				// proxy SYNCED, here and not in a spec, so label filters do
 				// not change it.
 				lastApplied := time.Now()
 				apps.waitBackend(ctx, vm().Primary)
-				apps.frontendReady(ctx, vm().Remote)
+				for _, cl := range away {
+					apps.frontendReady(ctx, cl)
+				}
 				var want map[string]string
 				Eventually(func() error {
 					var err error
@@ -81,14 +97,14 @@ func Conformance() {
 				}
 			}, NodeTimeout(5*time.Minute))
 
-			It("lists every proxy of both clusters in istioctl proxy-status, with its cluster, every subscribed type SYNCED", Label(labels.ProxyStatus), func(ctx SpecContext) {
+			It("lists every proxy of every cluster in istioctl proxy-status on its own control plane, with its cluster, every subscribed type SYNCED", Label(labels.ProxyStatus), func(ctx SpecContext) {
 				want, err := vm().AppProxies(ctx)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(want).To(HaveLen(expectedProxies(len(vm().Clusters))))
 				Expect(vm().AllSynced(ctx, want)).To(Succeed())
 			}, NodeTimeout(2*time.Minute))
 
-			It("applies traffic rules set on the primary to callers in both clusters", Label(labels.TrafficRules), func(ctx SpecContext) {
+			It("applies traffic rules set on the primaries to callers in every cluster", Label(labels.TrafficRules), func(ctx SpecContext) {
 				apps.applyRules(ctx, conformance.TrafficRulesFile)
 				weights, err := conformance.SplitWeights()
 				Expect(err).NotTo(HaveOccurred())
@@ -111,21 +127,43 @@ func Conformance() {
 				Eventually(func() error { return vm().MTLSStrict(ctx) }).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 			}, NodeTimeout(8*time.Minute))
 
-			It("keeps traffic in the caller's locality, fails over to the other region within budget when its backends go, and returns", Label(labels.Failover), func(ctx SpecContext) {
-				primary, remote := vm().Primary, vm().Remote
-				apps.applyRules(ctx, conformance.FailoverFile)
+			It("keeps traffic in the caller's locality, fails over within budget to the region the failover rule names, and returns", Label(labels.Failover), func(ctx SpecContext) {
+				primary := vm().Primary
+				targets := otherRegions(vm().Clusters, primary)
+				Expect(targets).NotTo(BeEmpty(), "no cluster outside %s's region %s: nothing to fail over to", primary.Name, primary.Region)
+				first := targets[0]
+				apps.applyFailover(ctx, primary.Region, first.Region)
 				By(fmt.Sprintf("every one of %d calls from %s stays in %s", verify.LocalWindow, primary.Name, primary.Region))
 				Expect(vm().StaysLocal(ctx, primary.Name)).To(Succeed())
 
-				// With two regions the failover rule's from → to cannot be told
-				// apart from the default order (any other region comes next);
-				// what is judged here is the cost of failing over. The
-				// three-region topology proves the rule itself.
-				By("scaling " + primary.Name + "'s backends to zero")
+				By("scaling " + primary.Name + "'s backends to zero: the rule " + primary.Region + " → " + first.Region + " decides where traffic goes")
 				apps.scaleBackend(ctx, primary, 0)
-				failover := vm().Transition(ctx, primary.Name, remote.Name, 90*time.Second)
+				failover := vm().Transition(ctx, primary.Name, first.Name, 90*time.Second)
 				reportTransition("failover", failover)
-				Expect(verify.FailoverBudget.Within("failover to "+remote.Name, failover)).To(Succeed())
+				Expect(verify.FailoverBudget.Within("failover to "+first.Name, failover)).To(Succeed())
+
+				// With two regions the rule's from → to cannot be told apart
+				// from the default order (any other region comes next): what
+				// is judged there is the cost of failing over. With three,
+				// the rule is proven to choose: all of a window goes to the
+				// region it names, none to the other — and pointed at the
+				// other region, the reverse.
+				for i, to := range targets {
+					if i > 0 {
+						By("the rule pointed at " + to.Region + " instead: traffic moves to " + to.Name + " and only there")
+						apps.applyFailover(ctx, primary.Region, to.Region)
+						moved := vm().Transition(ctx, primary.Name, to.Name, 90*time.Second)
+						reportTransition("failover_rule_to_"+to.Region, moved)
+						Expect(verify.FailoverBudget.Within("failover rule moved to "+to.Region, moved)).To(Succeed())
+					}
+					if len(targets) > 1 {
+						By(fmt.Sprintf("every one of %d calls from %s answered in %s (%s), none in %s", verify.LocalWindow, primary.Name, to.Name, to.Region, clusterNames(othersThan(targets, to))))
+						counts, err := vm().ServedOnlyBy(ctx, primary.Name, to.Name)
+						Expect(err).NotTo(HaveOccurred())
+						AddReportEntry("failover "+primary.Region+" → "+to.Region, fmt.Sprintf("%v of %d calls", counts, verify.LocalWindow))
+						r().H.Run.Figure("failover_to_"+to.Region+"_calls_by_cluster", counts)
+					}
+				}
 
 				By("scaling them back: traffic returns to " + primary.Name + " and stays there")
 				apps.scaleBackend(ctx, primary, 1)
@@ -135,7 +173,9 @@ func Conformance() {
 				Expect(verify.FailbackBudget.Within("failback to "+primary.Name, failback)).To(Succeed())
 				apps.waitBackend(ctx, primary)
 				Expect(vm().StaysLocal(ctx, primary.Name)).To(Succeed())
-			}, NodeTimeout(10*time.Minute))
+			}, NodeTimeout(12*time.Minute))
+
+			controlPlaneSpecs(topo, func() *sampleApps { return apps })
 		})
 	})
 }
@@ -153,6 +193,39 @@ func plaintextAnswered(ctx context.Context, vm *verify.Mesh) error {
 	}
 	return nil
 }
+
+// othersThan are the clusters of cls other than cl, in order.
+func othersThan(cls []*clusters.Cluster, cl *clusters.Cluster) []*clusters.Cluster {
+	var out []*clusters.Cluster
+	for _, c := range cls {
+		if c.Name != cl.Name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// otherRegions are the clusters outside cl's region, in order: where its
+// traffic may fail over to.
+func otherRegions(cls []*clusters.Cluster, cl *clusters.Cluster) []*clusters.Cluster {
+	var out []*clusters.Cluster
+	for _, c := range cls {
+		if c.Region != cl.Region {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func clusterNameList(cls []*clusters.Cluster) []string {
+	var out []string
+	for _, c := range cls {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func clusterNames(cls []*clusters.Cluster) string { return strings.Join(clusterNameList(cls), ", ") }
 
 func reportTransition(what string, t checks.Transition) {
 	r := env.Get()

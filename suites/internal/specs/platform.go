@@ -30,7 +30,18 @@ func Platform() {
 	const ns = platformNS
 	var all []*clusters.Cluster
 	run := func() *env.Run { return env.Get() }
-	other := func(cl *clusters.Cluster) *clusters.Cluster { return run().Other(cl) }
+	// others are the clusters that are not cl: with three clusters, each
+	// pair is checked both ways.
+	others := func(cl *clusters.Cluster) []*clusters.Cluster {
+		var out []*clusters.Cluster
+		for _, o := range all {
+			if o.Name != cl.Name {
+				out = append(out, o)
+			}
+		}
+		Expect(out).NotTo(BeEmpty(), "the topology has one cluster only")
+		return out
+	}
 	podsOf := func(ctx SpecContext, cl *clusters.Cluster, app string) []corev1.Pod {
 		var pods corev1.PodList
 		Expect(cl.Client.Resources(ns).List(ctx, &pods)).To(Succeed())
@@ -148,7 +159,9 @@ func Platform() {
 						ip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
 					}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "echo-lb in %s", cl.Name)
 					Expect(cl.LoadBalancerPool.Contains(ip)).To(BeTrue(), "echo-lb in %s got %s, outside its pool %s", cl.Name, ip, cl.LoadBalancerPool)
-					Expect(other(cl).LoadBalancerPool.Contains(ip)).To(BeFalse())
+					for _, o := range others(cl) {
+						Expect(o.LoadBalancerPool.Contains(ip)).To(BeFalse(), "echo-lb in %s got %s, inside %s's pool", cl.Name, ip, o.Name)
+					}
 				}
 			}, NodeTimeout(2*time.Minute))
 
@@ -174,9 +187,11 @@ func Platform() {
 				for _, cl := range all {
 					url := "http://" + lbAddress(ctx, cl).String() + "/"
 					server := podsOf(ctx, cl, "echo")[0].Name
-					Eventually(fromClient(ctx, other(cl), "get", url)).WithContext(ctx).
-						WithTimeout(time.Minute).WithPolling(2*time.Second).
-						Should(HavePrefix("pod="+server+" "), "GET %s from %s", url, other(cl).Name)
+					for _, o := range others(cl) {
+						Eventually(fromClient(ctx, o, "get", url)).WithContext(ctx).
+							WithTimeout(time.Minute).WithPolling(2*time.Second).
+							Should(HavePrefix("pod="+server+" "), "GET %s from %s", url, o.Name)
+					}
 				}
 			}, NodeTimeout(3*time.Minute))
 		})
@@ -184,14 +199,16 @@ func Platform() {
 		It("routes pod to pod across clusters, both ways, without address translation", Label(labels.FlatNetwork), func(ctx SpecContext) {
 			for _, cl := range all {
 				server := podsOf(ctx, cl, "echo")[0]
-				caller := podsOf(ctx, other(cl), "client")[0]
-				url := "http://" + server.Status.PodIP + ":8080/"
-				By(fmt.Sprintf("%s/%s → %s/%s at %s", other(cl).Name, caller.Name, cl.Name, server.Name, server.Status.PodIP))
-				// The server reports the caller's address as it saw it: the
-				// caller's own pod IP, so nothing masqueraded on the way.
-				Eventually(fromClient(ctx, other(cl), "get", url)).WithContext(ctx).
-					WithTimeout(time.Minute).WithPolling(2 * time.Second).
-					Should(And(HavePrefix("pod="+server.Name+" "), ContainSubstring("remote="+caller.Status.PodIP+":")))
+				for _, o := range others(cl) {
+					caller := podsOf(ctx, o, "client")[0]
+					url := "http://" + server.Status.PodIP + ":8080/"
+					By(fmt.Sprintf("%s/%s → %s/%s at %s", o.Name, caller.Name, cl.Name, server.Name, server.Status.PodIP))
+					// The server reports the caller's address as it saw it: the
+					// caller's own pod IP, so nothing masqueraded on the way.
+					Eventually(fromClient(ctx, o, "get", url)).WithContext(ctx).
+						WithTimeout(time.Minute).WithPolling(2 * time.Second).
+						Should(And(HavePrefix("pod="+server.Name+" "), ContainSubstring("remote="+caller.Status.PodIP+":")))
+				}
 			}
 		}, NodeTimeout(3*time.Minute))
 

@@ -1,0 +1,214 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/traffic"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/labels"
+)
+
+// The load kept running while control-plane pods go: every frontend calls
+// any backend (round robin over every cluster's), bounded in time and
+// count, and stops by itself.
+const (
+	resilienceRate    = 5.0
+	resilienceMaxLoad = 5 * time.Minute
+	// resilienceDwell is the steady traffic before and after each action.
+	resilienceDwell = 5 * time.Second
+	// minPerStream: fewer requests in a stream is no verdict.
+	minPerStream = 10
+)
+
+// controlPlaneSpecs declares, where the topology has them, the specs of a
+// control plane losing pods under traffic: an HA istiod losing a replica
+// (istiodReplicas > 1), and a multi-primary mesh losing one primary's
+// istiod. Declared inside the conformance context where the apps run in
+// every cluster with a frontend each.
+func controlPlaneSpecs(topo *topology.Topology, apps func() *sampleApps) {
+	if topo != nil && topo.IstiodReplicas > 1 {
+		It(fmt.Sprintf("HA istiod: spreads the proxies over its %d replicas; deleting one loses no request of cross-cluster traffic, and its proxies are SYNCED with the others within budget", topo.IstiodReplicas), Label(labels.HAControlPlane), func(ctx SpecContext) {
+			replicaLoss(ctx, apps().mesh)
+		}, NodeTimeout(8*time.Minute))
+	}
+	if topo != nil && len(topo.Primaries()) > 1 {
+		It("multi-primary: with one primary's istiod scaled to zero, its cluster's traffic keeps flowing, the other primary's proxies stay SYNCED, and the proxies return to their istiod", Label(labels.PrimaryLoss), func(ctx SpecContext) {
+			primaryLoss(ctx, apps().mesh)
+		}, NodeTimeout(8*time.Minute))
+	}
+}
+
+// replicaLoss deletes the istiod replica of the primary that serves the
+// most proxies, under traffic from every frontend.
+func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
+	r := env.Get()
+	want, err := vm.AppProxies(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	rows, err := vm.ProxyRows(ctx, want)
+	Expect(err).NotTo(HaveOccurred())
+	primary := vm.Primary
+	served := verify.ProxiesOf(want, servedBy(vm, primary)...)
+	by, err := mesh.CheckSpread(rows[primary.Name], served)
+	Expect(err).NotTo(HaveOccurred(), "proxies connected to the replicas of %s", primary.Name)
+	AddReportEntry("proxies by istiod replica", fmt.Sprint(by))
+	r.H.Run.Figure("proxies_by_istiod_replica", by)
+	victim, most := "", -1
+	for pod, n := range by {
+		if n > most {
+			victim, most = pod, n
+		}
+	}
+
+	load, streams := startLoad(ctx, vm, "before")
+	defer load.Stop()
+	sleepCtx(ctx, resilienceDwell)
+	load.Phase("istiod replica deleted")
+	By(fmt.Sprintf("deleting istiod replica %s, which serves %d proxies", victim, most))
+	Expect(workloads.DeletePod(ctx, primary.Client, mesh.Namespace, victim)).To(Succeed())
+	took, rerr := vm.Resynced(ctx, want, victim, 2*verify.ReplicaLossBudget.MaxTime)
+	load.Steady()
+	sleepCtx(ctx, resilienceDwell)
+	phase := judgeLoad(load, streams, "ha-replica-loss", len(vm.Clusters))
+	r.H.Run.Figure("seconds_to_resynced_after_replica_loss", took.Seconds())
+	AddReportEntry("replica loss", fmt.Sprintf("proxies of %s SYNCED with the other replicas %.1fs after its deletion; %d of %d requests failed meanwhile; served by %v", victim, took.Seconds(), phase.Failed, phase.Requests, phase.Served))
+	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED without replica %s", victim)
+	Expect(verify.ReplicaLossBudget.Within("resync after losing istiod replica "+victim,
+		checks.Transition{Reached: true, Elapsed: took, Asked: phase.Requests, Failed: phase.Failed})).To(Succeed())
+
+	By("the deployment brings the replica back, so later specs run on the HA control plane")
+	Expect(workloads.WaitReady(ctx, primary.Client, mesh.Namespace, mesh.IstiodSelector(vm.Istio.Revision), r.H.Topology.IstiodReplicas, 3*time.Minute)).To(Succeed())
+}
+
+// primaryLoss scales the second primary's istiod to zero under traffic,
+// then back.
+func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
+	r := env.Get()
+	primaries := vm.Primaries()
+	Expect(len(primaries)).To(BeNumerically(">=", 2), "multi-primary needs two primaries")
+	lost := primaries[1]
+	kept := othersThan(vm.Clusters, lost)
+	want, err := vm.AppProxies(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
+	istiod := mesh.Values{Revision: vm.Istio.Revision}.IstiodService()
+	replicas := int32(r.H.Topology.IstiodReplicas)
+	// Whatever happens, the istiod comes back for the specs after this one.
+	DeferCleanup(func(ctx context.Context) error {
+		return workloads.Scale(ctx, lost.Client, mesh.Namespace, istiod, replicas)
+	})
+
+	load, streams := startLoad(ctx, vm, "before")
+	defer load.Stop()
+	sleepCtx(ctx, resilienceDwell)
+	load.Phase("istiod of " + lost.Name + " at zero")
+	By("scaling istiod of " + lost.Name + " to zero")
+	Expect(workloads.Scale(ctx, lost.Client, mesh.Namespace, istiod, 0)).To(Succeed())
+	Eventually(func() ([]string, error) { return istiodPodNames(ctx, lost, vm.Istio.Revision) }).
+		WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeEmpty(), "istiod pods of %s", lost.Name)
+	load.Steady()
+	By("the other primary's proxies stay SYNCED with their own istiod while " + lost.Name + "'s is gone")
+	keptProxies := verify.ProxiesOf(want, kept...)
+	Expect(vm.AllSynced(ctx, keptProxies)).To(Succeed())
+	sleepCtx(ctx, 3*resilienceDwell)
+	Expect(vm.AllSynced(ctx, keptProxies)).To(Succeed())
+
+	load.Phase("istiod of " + lost.Name + " back")
+	By("scaling it back: " + lost.Name + "'s proxies reconnect and are SYNCED")
+	Expect(workloads.Scale(ctx, lost.Client, mesh.Namespace, istiod, replicas)).To(Succeed())
+	took, rerr := vm.Resynced(ctx, want, "", 2*verify.PrimaryReturnBudget.MaxTime)
+	load.Steady()
+	sleepCtx(ctx, resilienceDwell)
+	rec := load.Stop()
+	phases := rec.Phases()
+	writeTimeline(rec, "primary-loss")
+	r.H.Run.Figure("seconds_to_resynced_after_primary_return", took.Seconds())
+	for _, p := range phases {
+		AddReportEntry("phase "+p.Name, fmt.Sprintf("%d of %d requests failed; served by %v", p.Failed, p.Requests, p.Served))
+		Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
+		Expect(p.Served).To(HaveLen(len(vm.Clusters)), "phase %q: traffic must keep crossing to every cluster", p.Name)
+	}
+	Expect(rerr).NotTo(HaveOccurred(), "proxies of %s SYNCED with their istiod back", lost.Name)
+	Expect(verify.PrimaryReturnBudget.Within("proxies of "+lost.Name+" back on their istiod",
+		checks.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
+}
+
+// servedBy are the clusters whose proxies primary's istiod serves.
+func servedBy(vm *verify.Mesh, primary *clusters.Cluster) []*clusters.Cluster {
+	var out []*clusters.Cluster
+	for _, c := range vm.Clusters {
+		if c.ControlPlane == primary.Name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func istiodPodNames(ctx context.Context, cl *clusters.Cluster, revision string) ([]string, error) {
+	pods, err := mesh.IstiodPods(ctx, cl.Client, revision)
+	var names []string
+	for _, p := range pods {
+		names = append(names, p.Name)
+	}
+	return names, err
+}
+
+// startLoad starts a stream from every frontend of vm to any backend.
+func startLoad(ctx context.Context, vm *verify.Mesh, first string) (*traffic.Load, []traffic.Stream) {
+	GinkgoHelper()
+	var streams []traffic.Stream
+	cidrs := map[string]netip.Prefix{}
+	for _, cl := range vm.Clusters {
+		cidrs[cl.Name] = cl.PodSubnet
+		if base, ok := vm.Frontends[cl.Name]; ok {
+			streams = append(streams, traffic.Stream{Name: cl.Name + "→any", From: cl.Name, Base: base})
+		}
+	}
+	load, err := traffic.Start(context.WithoutCancel(ctx), traffic.Config{
+		Rate: resilienceRate, MaxDuration: resilienceMaxLoad, MaxRequests: int(resilienceRate*resilienceMaxLoad.Seconds()) * len(streams), PodCIDRs: cidrs,
+	}, streams, first)
+	Expect(err).NotTo(HaveOccurred())
+	return load, streams
+}
+
+// judgeLoad stops the load, writes its time line and judges its last
+// phase (the action's) against the first: no request failed, enough of
+// them in every stream, every answer from where the network says, and
+// traffic crossing to every cluster.
+func judgeLoad(load *traffic.Load, streams []traffic.Stream, name string, clusterCount int) traffic.Phase {
+	GinkgoHelper()
+	rec := load.Stop()
+	writeTimeline(rec, name)
+	phases := rec.Phases()
+	Expect(phases).To(HaveLen(2))
+	p := phases[1]
+	Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
+	Expect(p.Served).To(HaveLen(clusterCount), "phase %q: traffic must cross to every cluster (served by %v)", p.Name, p.Served)
+	return p
+}
+
+func writeTimeline(rec traffic.Record, name string) {
+	path := filepath.Join(env.Get().H.Config.ArtifactsDir, name+".svg")
+	if err := rec.WriteSVG(path, name); err != nil {
+		GinkgoWriter.Printf("time line %s: %v\n", path, err)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
