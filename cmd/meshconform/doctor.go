@@ -48,20 +48,16 @@ when a check fails (warnings do not fail).`,
 				return err
 			}
 			defer closeFn()
-			m := doctor.Mesh{Revision: cfg.IstioRevision}
+			revision := cfg.IstioRevision
 			for _, cl := range cls {
-				if cl.Primary {
-					m.Primary = cl
-				} else {
-					m.Remotes = append(m.Remotes, cl)
+				// The revision running, when only one does and none was
+				// named; otherwise the checks say what they cannot find.
+				if rev, _, err := mesh.FindIstiod(cmd.Context(), cl.Client, cfg.IstioRevision); err == nil && cl.Primary {
+					revision = rev
+					break
 				}
 			}
-			// The revision running, when only one does and none was named;
-			// otherwise the checks say what they cannot find.
-			if rev, _, err := mesh.FindIstiod(cmd.Context(), m.Primary.Client, cfg.IstioRevision); err == nil {
-				m.Revision = rev
-			}
-			rep := doctor.Run(cmd.Context(), m)
+			rep := doctor.ForClusters(cmd.Context(), cls, revision)
 			if save != "" {
 				if err := saveDoctor(rep, save); err != nil {
 					return err

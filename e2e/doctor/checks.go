@@ -432,6 +432,18 @@ func versions(ctx context.Context, m Mesh) []Result {
 	}
 	out := []Result{pass(m.Primary.Name, "istiod %s", primaryVersion)}
 	for _, r := range m.Remotes {
+		if m.Peers {
+			// A peer primary's version is its own istiod's.
+			switch _, v, err := mesh.FindIstiod(ctx, r.Client, m.Revision); {
+			case err != nil:
+				out = append(out, fail(r.Name, "%v", err))
+			case v != primaryVersion:
+				out = append(out, warn(r.Name, "istiod %s, %s's istiod %s: a skew meant for an upgrade, not a steady state", v, m.Primary.Name, primaryVersion))
+			default:
+				out = append(out, pass(r.Name, "istiod %s", v))
+			}
+			continue
+		}
 		var list admissionv1.MutatingWebhookConfigurationList
 		if err := r.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+revOrDefault(m.Revision))); err != nil || len(list.Items) == 0 {
 			out = append(out, fail(r.Name, "no remote install of revision %s found (%v)", revOrDefault(m.Revision), err))

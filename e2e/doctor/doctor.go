@@ -52,6 +52,9 @@ type Result struct {
 type Mesh struct {
 	Primary *clusters.Cluster
 	Remotes []*clusters.Cluster
+	// Peers: Remotes are primaries too (multi-primary), each with its own
+	// istiod, not clusters Primary serves.
+	Peers bool
 	// Revision of the control plane ("" = default).
 	Revision string
 
@@ -124,20 +127,56 @@ type check struct {
 	id  string
 	doc string
 	run func(ctx context.Context, m Mesh) []Result
+	// primaryRemote: the check judges how a primary serves its remotes
+	// (their webhooks, annotation, EXTERNAL_ISTIOD, discovery address),
+	// which a multi-primary mesh has none of.
+	primaryRemote bool
 }
 
 // checks, in the order of the guide's steps.
 var checks = []check{
-	{"remote-secret", docAttach, remoteSecrets},
-	{"remote-secret-rbac", docAttach, remoteSecretRBAC},
-	{"root-cert", docCerts, rootCerts},
-	{"remote-injection-webhook", docRemoteInstall, remoteWebhooks},
-	{"control-plane-clusters", docRemoteInstall, controlPlaneClusters},
-	{"external-istiod", docExternalCP, externalIstiod},
-	{"istiod-clusterz", docTroubleshoot, clusterz},
-	{"discovery-address", docEastWest, discoveryAddress},
-	{"istio-version", docVersions, versions},
-	{"node-locality", docLocality, nodeLocality},
+	{"remote-secret", docAttach, remoteSecrets, false},
+	{"remote-secret-rbac", docAttach, remoteSecretRBAC, false},
+	{"root-cert", docCerts, rootCerts, false},
+	{"remote-injection-webhook", docRemoteInstall, remoteWebhooks, true},
+	{"control-plane-clusters", docRemoteInstall, controlPlaneClusters, true},
+	{"external-istiod", docExternalCP, externalIstiod, true},
+	{"istiod-clusterz", docTroubleshoot, clusterz, false},
+	{"discovery-address", docEastWest, discoveryAddress, true},
+	{"istio-version", docVersions, versions, false},
+	{"node-locality", docLocality, nodeLocality, false},
+}
+
+// ForClusters is the doctor's report on a mesh of clusters by their roles:
+// one primary with its remotes, or in a multi-primary mesh each primary
+// with the others as its peers (the checks of how a primary serves remotes
+// left out).
+func ForClusters(ctx context.Context, cls []*clusters.Cluster, revision string) Report {
+	var primaries, remotes []*clusters.Cluster
+	for _, c := range cls {
+		if c.Primary {
+			primaries = append(primaries, c)
+		} else {
+			remotes = append(remotes, c)
+		}
+	}
+	if len(primaries) != 1 && len(remotes) > 0 {
+		return Report{Results: []Result{{ID: "topology", Status: Fail, Reason: fmt.Sprintf("%d primaries and %d remotes: the doctor judges one primary with its remotes, or primaries only", len(primaries), len(remotes)), Doc: docPrimaryRemote}}}
+	}
+	if len(primaries) == 1 {
+		return Run(ctx, Mesh{Primary: primaries[0], Remotes: remotes, Revision: revision})
+	}
+	var rep Report
+	for _, p := range primaries {
+		var peers []*clusters.Cluster
+		for _, o := range primaries {
+			if o != p {
+				peers = append(peers, o)
+			}
+		}
+		rep.Results = append(rep.Results, Run(ctx, Mesh{Primary: p, Remotes: peers, Peers: true, Revision: revision}).Results...)
+	}
+	return rep
 }
 
 // IDs are the names of every check, in order.
@@ -161,6 +200,9 @@ func Run(ctx context.Context, m Mesh) Report {
 	}
 	m.secrets = &remoteSecretsRead{}
 	for _, c := range checks {
+		if c.primaryRemote && m.Peers {
+			continue
+		}
 		for _, res := range c.run(ctx, m) {
 			res.ID, res.Doc = c.id, c.doc
 			r.Results = append(r.Results, res)

@@ -8,7 +8,9 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 
+	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
 )
 
 func jwt(payload string) string {
@@ -123,5 +125,36 @@ func TestNothingToCheckFails(t *testing.T) {
 	}
 	if r := Run(context.Background(), Mesh{}); r.Status() != Fail {
 		t.Fatalf("empty mesh: %+v", r)
+	}
+}
+
+// A mesh of several primaries and remotes is a topology the doctor does not
+// judge: it says so rather than pass on checks it cannot make.
+func TestForClustersRefusesMixedTopology(t *testing.T) {
+	p1 := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster1", Primary: true}}
+	p2 := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster2", Primary: true}}
+	r := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster3"}}
+	rep := ForClusters(context.Background(), []*clusters.Cluster{p1, p2, r}, "")
+	if rep.Status() != Fail || len(rep.Find("topology")) != 1 {
+		t.Fatalf("mixed topology: %+v", rep)
+	}
+	if rep := ForClusters(context.Background(), []*clusters.Cluster{r}, ""); rep.Status() != Fail {
+		t.Fatalf("no primary: %+v", rep)
+	}
+}
+
+// A peer primary is not a remote: the checks of how a primary serves its
+// remotes are exactly the four that judge webhooks, the annotation,
+// EXTERNAL_ISTIOD and the discovery address.
+func TestPeersLeaveOutThePrimaryRemoteChecks(t *testing.T) {
+	var left []string
+	for _, c := range checks {
+		if c.primaryRemote {
+			left = append(left, c.id)
+		}
+	}
+	want := []string{"remote-injection-webhook", "control-plane-clusters", "external-istiod", "discovery-address"}
+	if strings.Join(left, ",") != strings.Join(want, ",") {
+		t.Errorf("left out for peers: %v, want %v", left, want)
 	}
 }

@@ -264,8 +264,9 @@ var multiPrimaryFaults = []seededFault{
 		topology: "multi-primary",
 		name:     "a primary's cacerts from a different root CA",
 		ref:      "Plug in CA Certificates: every cluster's intermediate from one root", spec: "mtls",
-		rules: []string{conformance.MTLSFile},
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.MTLSStrict(ctx) },
+		doctor: "root-cert",
+		rules:  []string{conformance.MTLSFile},
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.MTLSStrict(ctx) },
 		// The frontend's calls to the other primary's backends fail at
 		// the TLS handshake: its certificate chains to a root the caller
 		// does not trust.
@@ -296,7 +297,8 @@ var multiPrimaryFaults = []seededFault{
 		topology: "multi-primary",
 		name:     "remote secret missing in one direction",
 		ref:      "Install Multi-Primary: Enable Endpoint Discovery (a secret in each primary)", spec: "install: every other cluster synced",
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
+		doctor: "remote-secret",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
 		cause: func(e *faultEnv) *regexp.Regexp {
 			return regexp.MustCompile(`istiod \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` (does not list cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) + ` in debug/clusterz|lists cluster \S+ as "\w+", want synced)[\s\S]*no remote secret`)
 		},
@@ -486,7 +488,7 @@ func Faults() {
 // result must pass, with want Fail at least one must fail (a check gives
 // one result per cluster, and a fault breaks one cluster).
 func doctorSays(ctx context.Context, e *faultEnv, id string, want doctor.Status) error {
-	rep := doctor.Run(ctx, doctor.Mesh{Primary: e.vm.Primary, Remotes: []*clusters.Cluster{e.vm.Remote}, Revision: e.m.Revision})
+	rep := doctor.ForClusters(ctx, e.vm.Clusters, e.m.Revision)
 	res := rep.Find(id)
 	if len(res) == 0 {
 		return fmt.Errorf("doctor ran no check %s", id)
