@@ -2,11 +2,8 @@ package doctor
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/url"
 	"sort"
@@ -243,15 +240,9 @@ func rootCerts(ctx context.Context, m Mesh) []Result {
 	return out
 }
 
-// fingerprint is the SHA-256 of a PEM's first certificate, short.
-func fingerprint(pemBytes []byte) string {
-	b, _ := pem.Decode(pemBytes)
-	if b == nil {
-		return ""
-	}
-	sum := sha256.Sum256(b.Bytes)
-	return "sha256:" + hex.EncodeToString(sum[:6])
-}
+// fingerprint is mesh.RootFingerprint: one way to name a root, for the
+// doctor and the checks' diagnoses alike.
+var fingerprint = mesh.RootFingerprint
 
 // remoteWebhooks: each remote has the revision's injection webhooks with a
 // caBundle and the path that names the remote and its network. Rejects a

@@ -2,6 +2,9 @@ package mesh
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/netip"
@@ -195,4 +198,16 @@ func LoopbackServer(server string) bool {
 	host := u.Hostname()
 	ip := net.ParseIP(host)
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// RootFingerprint is the SHA-256 of a PEM's first certificate, short
+// ("sha256:…"), or "" when it holds none: how the doctor and the checks'
+// diagnoses name a root CA.
+func RootFingerprint(pemBytes []byte) string {
+	b, _ := pem.Decode(pemBytes)
+	if b == nil {
+		return ""
+	}
+	sum := sha256.Sum256(b.Bytes)
+	return "sha256:" + hex.EncodeToString(sum[:6])
 }

@@ -170,3 +170,14 @@ func TestCheckOff(t *testing.T) {
 		t.Errorf("b still on the deleted replica: %v", err)
 	}
 }
+
+func TestRootFingerprint(t *testing.T) {
+	if got := RootFingerprint([]byte("no certificate")); got != "" {
+		t.Errorf("no PEM: %q", got)
+	}
+	a := RootFingerprint([]byte("-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n"))
+	b := RootFingerprint([]byte("-----BEGIN CERTIFICATE-----\nAAED\n-----END CERTIFICATE-----\n"))
+	if !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+12 || a == b {
+		t.Errorf("fingerprints %q and %q", a, b)
+	}
+}

@@ -261,6 +261,31 @@ func describeNodeLocalities(ctx context.Context, cls []*clusters.Cluster) string
 	return strings.Join(out, "; ")
 }
 
+// describeTrust compares the root CA each cluster's workloads trust
+// (istio-ca-root-cert in istio-system): workloads under different roots
+// cannot authenticate each other, and a gRPC client then keeps only the
+// endpoints whose handshake succeeds, so cross-cluster calls stop while
+// local ones go on.
+func (m *Mesh) describeTrust(ctx context.Context) string {
+	var parts []string
+	roots := map[string]bool{}
+	for _, cl := range m.Clusters {
+		var cm corev1.ConfigMap
+		if err := cl.Client.Resources(mesh.Namespace).Get(ctx, "istio-ca-root-cert", mesh.Namespace, &cm); err != nil {
+			parts = append(parts, fmt.Sprintf("%s: no istio-ca-root-cert (%v)", cl.Name, err))
+			continue
+		}
+		fp := mesh.RootFingerprint([]byte(cm.Data["root-cert.pem"]))
+		roots[fp] = true
+		parts = append(parts, fmt.Sprintf("%s trusts root %s", cl.Name, fp))
+	}
+	msg := strings.Join(parts, ", ")
+	if len(roots) > 1 {
+		return msg + fmt.Sprintf(": %d different roots — workloads of different roots cannot authenticate each other (every cluster's cacerts must come from one root)", len(roots))
+	}
+	return msg
+}
+
 // describeControlPlane is the remote secret and node picture for checks
 // whose failure could come from either.
 func (m *Mesh) describeControlPlane(ctx context.Context) string {

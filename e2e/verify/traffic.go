@@ -118,7 +118,7 @@ func (m *Mesh) ReachesAll(ctx context.Context, from string) error {
 		names = append(names, cl.Name)
 	}
 	_, err := m.Settled(ctx, from, ReachCalls, checks.And(checks.NoFailures(), checks.ReachedClusters(names...)))
-	return withDiagnosis(err, func() string { return m.describeControlPlane(ctx) })
+	return withDiagnosis(err, func() string { return m.describeControlPlane(ctx) + "; " + m.describeTrust(ctx) })
 }
 
 // HeaderRoutes rejects a mesh whose header matches or subsets are wrong
@@ -242,7 +242,7 @@ func failedCount(rs []checks.Result) int {
 //     SPIFFE IDs, read from the pods' service accounts.
 func (m *Mesh) MTLSStrict(ctx context.Context) error {
 	err := m.mtlsStrict(ctx)
-	return withDiagnosis(err, func() string { return m.describeRouting(ctx) })
+	return withDiagnosis(err, func() string { return m.describeRouting(ctx) + "; " + m.describeTrust(ctx) })
 }
 
 func (m *Mesh) mtlsStrict(ctx context.Context) error {
