@@ -72,3 +72,17 @@ func TestCheckContexts(t *testing.T) {
 		t.Fatal("one context for two roles accepted")
 	}
 }
+
+func TestFilterKeepsOrder(t *testing.T) {
+	mk := func(name string, primary bool) *Cluster {
+		return &Cluster{Cluster: topology.Cluster{Name: name, Primary: primary}}
+	}
+	cls := []*Cluster{mk("a", true), mk("b", false), mk("c", true)}
+	got := Filter(cls, func(c *Cluster) bool { return c.Primary })
+	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "c" {
+		t.Errorf("primaries = %v", got)
+	}
+	if got := Filter(cls, func(*Cluster) bool { return false }); len(got) != 0 {
+		t.Errorf("none kept: %v", got)
+	}
+}

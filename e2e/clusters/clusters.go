@@ -412,3 +412,15 @@ func CrossClusterRoutes(serviceCIDR netip.Prefix, nodes []cni.NodeInfo) []cni.Ro
 	}
 	return routes
 }
+
+// Filter returns the clusters of cls that keep says to keep, in order: the
+// one way the harness picks clusters by role, region or name.
+func Filter(cls []*Cluster, keep func(*Cluster) bool) []*Cluster {
+	var out []*Cluster
+	for _, c := range cls {
+		if keep(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}

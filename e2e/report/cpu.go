@@ -269,16 +269,20 @@ func (s *CPUSampler) readStat() (procStat, error) {
 	return parseProcStat(raw)
 }
 
-func (s *CPUSampler) loop() {
-	defer close(s.done)
-	t := time.NewTicker(s.interval)
+func (s *CPUSampler) loop() { every(s.interval, s.stop, s.done, s.tick) }
+
+// every runs tick each interval until stop closes, then closes done: the
+// loop of every sampler of a run.
+func every(interval time.Duration, stop <-chan struct{}, done chan<- struct{}, tick func()) {
+	defer close(done)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		case <-t.C:
-			s.tick()
+			tick()
 		}
 	}
 }

@@ -219,19 +219,7 @@ func newNodeMemorySampler(interval time.Duration, list func() ([]NodeContainer, 
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (s *NodeMemorySampler) loop() {
-	defer close(s.done)
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.tick()
-		}
-	}
-}
+func (s *NodeMemorySampler) loop() { every(s.interval, s.stop, s.done, s.tick) }
 
 // tick lists the containers when due, then reads each once.
 func (s *NodeMemorySampler) tick() {

@@ -95,13 +95,7 @@ type Mesh struct {
 
 // Primaries are the clusters that run istiod, in the topology's order.
 func (m *Mesh) Primaries() []*clusters.Cluster {
-	var out []*clusters.Cluster
-	for _, c := range m.Clusters {
-		if c.Primary {
-			out = append(out, c)
-		}
-	}
-	return out
+	return clusters.Filter(m.Clusters, func(c *clusters.Cluster) bool { return c.Primary })
 }
 
 // Cluster is the mesh's cluster of that name, or nil.

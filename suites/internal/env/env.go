@@ -143,13 +143,7 @@ func (r *Run) Primaries() []*clusters.Cluster { return r.withRole(true) }
 func (r *Run) Remotes() []*clusters.Cluster { return r.withRole(false) }
 
 func (r *Run) withRole(primary bool) []*clusters.Cluster {
-	var out []*clusters.Cluster
-	for _, c := range r.Clusters {
-		if c.Primary == primary {
-			out = append(out, c)
-		}
-	}
-	return out
+	return clusters.Filter(r.Clusters, func(c *clusters.Cluster) bool { return c.Primary == primary })
 }
 
 // Away is the cluster the checks call into from the primary: the first

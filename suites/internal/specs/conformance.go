@@ -196,25 +196,13 @@ func plaintextAnswered(ctx context.Context, vm *verify.Mesh) error {
 
 // othersThan are the clusters of cls other than cl, in order.
 func othersThan(cls []*clusters.Cluster, cl *clusters.Cluster) []*clusters.Cluster {
-	var out []*clusters.Cluster
-	for _, c := range cls {
-		if c.Name != cl.Name {
-			out = append(out, c)
-		}
-	}
-	return out
+	return clusters.Filter(cls, func(c *clusters.Cluster) bool { return c.Name != cl.Name })
 }
 
 // otherRegions are the clusters outside cl's region, in order: where its
 // traffic may fail over to.
 func otherRegions(cls []*clusters.Cluster, cl *clusters.Cluster) []*clusters.Cluster {
-	var out []*clusters.Cluster
-	for _, c := range cls {
-		if c.Region != cl.Region {
-			out = append(out, c)
-		}
-	}
-	return out
+	return clusters.Filter(cls, func(c *clusters.Cluster) bool { return c.Region != cl.Region })
 }
 
 func clusterNameList(cls []*clusters.Cluster) []string {

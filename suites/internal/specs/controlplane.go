@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/traffic"
@@ -37,8 +38,13 @@ const (
 // control plane losing pods under traffic: an HA istiod losing a replica
 // (istiodReplicas > 1), and a multi-primary mesh losing one primary's
 // istiod. Declared inside the conformance context where the apps run in
-// every cluster with a frontend each.
+// every cluster with a frontend each. Not declared on a mesh the user
+// brought (MESHCONFORM_MESH=existing): deleting or scaling its istiod is
+// not the run's to do.
 func controlPlaneSpecs(topo *topology.Topology, apps func() *sampleApps) {
+	if harness.BringYourOwnFromEnv() && harness.MeshModeFromEnv() == harness.MeshExisting {
+		return
+	}
 	if topo != nil && topo.IstiodReplicas > 1 {
 		It(fmt.Sprintf("HA istiod: spreads the proxies over its %d replicas; deleting one loses no request of cross-cluster traffic, and its proxies are SYNCED with the others within budget", topo.IstiodReplicas), Label(labels.HAControlPlane), func(ctx SpecContext) {
 			replicaLoss(ctx, apps().mesh)
@@ -147,13 +153,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 
 // servedBy are the clusters whose proxies primary's istiod serves.
 func servedBy(vm *verify.Mesh, primary *clusters.Cluster) []*clusters.Cluster {
-	var out []*clusters.Cluster
-	for _, c := range vm.Clusters {
-		if c.ControlPlane == primary.Name {
-			out = append(out, c)
-		}
-	}
-	return out
+	return clusters.Filter(vm.Clusters, func(c *clusters.Cluster) bool { return c.ControlPlane == primary.Name })
 }
 
 func istiodPodNames(ctx context.Context, cl *clusters.Cluster, revision string) ([]string, error) {

@@ -33,12 +33,7 @@ func Platform() {
 	// others are the clusters that are not cl: with three clusters, each
 	// pair is checked both ways.
 	others := func(cl *clusters.Cluster) []*clusters.Cluster {
-		var out []*clusters.Cluster
-		for _, o := range all {
-			if o.Name != cl.Name {
-				out = append(out, o)
-			}
-		}
+		out := othersThan(all, cl)
 		Expect(out).NotTo(BeEmpty(), "the topology has one cluster only")
 		return out
 	}
