@@ -160,7 +160,7 @@ func ForClusters(ctx context.Context, cls []*clusters.Cluster, revision string) 
 			remotes = append(remotes, c)
 		}
 	}
-	if len(primaries) != 1 && len(remotes) > 0 {
+	if len(primaries) == 0 || (len(primaries) != 1 && len(remotes) > 0) {
 		return Report{Results: []Result{{ID: "topology", Status: Fail, Reason: fmt.Sprintf("%d primaries and %d remotes: the doctor judges one primary with its remotes, or primaries only", len(primaries), len(remotes)), Doc: docPrimaryRemote}}}
 	}
 	if len(primaries) == 1 {

@@ -120,18 +120,17 @@ func (c Config) LoadTopology() (*topology.Topology, error) {
 
 // TopologyFromEnv is the run's topology for suites that declare specs by
 // it (a spec per remote, specs of multi-primary only), while their spec
-// tree is built; errors surface when the run starts, through New.
-func TopologyFromEnv() *topology.Topology {
+// tree is built.
+func TopologyFromEnv() (*topology.Topology, error) {
 	root, err := RepoRoot()
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	replicas, _ := istiodReplicasFromEnv()
-	t, err := Config{RepoRoot: root, Topology: envOr(topologyEnv, topology.DefaultName), IstiodReplicas: replicas}.LoadTopology()
+	replicas, err := istiodReplicasFromEnv()
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return t
+	return Config{RepoRoot: root, Topology: envOr(topologyEnv, topology.DefaultName), IstiodReplicas: replicas}.LoadTopology()
 }
 
 // BringYourOwnFromEnv and MeshModeFromEnv read what ConfigFromEnv reads,

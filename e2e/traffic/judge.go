@@ -34,6 +34,9 @@ type Phase struct {
 	// cluster that served them (proven by address).
 	Streams map[string]int
 	Served  map[string]int
+	// StreamServed counts answered requests per stream and serving
+	// cluster: whether each caller's traffic crossed, not only the sum.
+	StreamServed map[string]map[string]int
 	// Misplaced lists answers that came from the wrong place: from no
 	// cluster's pod CIDR, from another cluster than the backend named,
 	// or, for a stream aimed at one cluster, from another.
@@ -61,7 +64,7 @@ func (r Record) Phases() []Phase {
 			end = r.Marks[i+1].At
 		}
 		p := Phase{Name: m.Name, Start: m.At.Sub(r.Start), End: end.Sub(r.Start), Errors: map[string]int{},
-			Streams: map[string]int{}, Served: map[string]int{}, Misplaced: map[string]int{},
+			Streams: map[string]int{}, Served: map[string]int{}, StreamServed: map[string]map[string]int{}, Misplaced: map[string]int{},
 			CallerVersions: map[string]int{}, ServerVersions: map[string]int{}, SteadyRequests: map[string]int{}}
 		steady := m.Steady
 		if steady.IsZero() {
@@ -92,6 +95,10 @@ func (r Record) Phases() []Phase {
 				steadyLat = append(steadyLat, s.Latency)
 			}
 			p.Served[s.ServedBy]++
+			if p.StreamServed[s.Stream] == nil {
+				p.StreamServed[s.Stream] = map[string]int{}
+			}
+			p.StreamServed[s.Stream][s.ServedBy]++
 			st := from[s.Stream]
 			switch {
 			case s.ServedBy == "":
@@ -226,6 +233,25 @@ func (b Budget) Judge(p Phase, baseline Phase, streams []Stream) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("phase %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// Crossed rejects a phase in which a stream's answers did not come from
+// every one of clusters: traffic that stayed in its caller's cluster (a
+// split trust, endpoints of another cluster dropped) while no request
+// failed. A stream with no answer is rejected too.
+func (p Phase) Crossed(streams []Stream, clusters []string) error {
+	if len(clusters) == 0 || len(streams) == 0 {
+		return fmt.Errorf("phase %q: no stream or no cluster: nothing to judge", p.Name)
+	}
+	for _, s := range streams {
+		got := p.StreamServed[s.Name]
+		for _, c := range clusters {
+			if got[c] == 0 {
+				return fmt.Errorf("phase %q: stream %s got no answer from %s (answers by cluster %v): its traffic did not cross", p.Name, s.Name, c, got)
+			}
+		}
 	}
 	return nil
 }

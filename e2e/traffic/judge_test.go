@@ -261,3 +261,31 @@ func TestLatencyJudgedAfterTheAction(t *testing.T) {
 		t.Error("the same slowness after the action passed")
 	}
 }
+
+// Traffic that stays local in every cluster fills the phase's Served with
+// every cluster while no stream crossed: Crossed judges per stream.
+func TestCrossedJudgesEachStream(t *testing.T) {
+	t0 := time.Now()
+	streams := []Stream{{Name: "c1", From: "cluster1", Base: "x"}, {Name: "c2", From: "cluster2", Base: "y"}}
+	sample := func(stream, by string, i int) Sample {
+		return Sample{Stream: stream, At: t0.Add(time.Duration(i) * time.Millisecond), ServedBy: by, Claimed: by}
+	}
+	local := Record{Streams: streams, Start: t0, End: t0.Add(time.Second), Marks: []Mark{{Name: "p", At: t0}},
+		Samples: []Sample{sample("c1", "cluster1", 1), sample("c1", "cluster1", 2), sample("c2", "cluster2", 3), sample("c2", "cluster2", 4)}}
+	p := local.Phases()[0]
+	if len(p.Served) != 2 {
+		t.Fatalf("served %v: the sum sees both clusters", p.Served)
+	}
+	if err := p.Crossed(streams, []string{"cluster1", "cluster2"}); err == nil || !strings.Contains(err.Error(), "stream c1 got no answer from cluster2") {
+		t.Errorf("local-only traffic: %v", err)
+	}
+	crossed := local
+	crossed.Samples = append(crossed.Samples[:0:0], local.Samples...)
+	crossed.Samples = append(crossed.Samples, sample("c1", "cluster2", 5), sample("c2", "cluster1", 6))
+	if err := crossed.Phases()[0].Crossed(streams, []string{"cluster1", "cluster2"}); err != nil {
+		t.Errorf("crossed traffic: %v", err)
+	}
+	if err := p.Crossed(nil, []string{"cluster1"}); err == nil {
+		t.Error("no stream judged as crossed")
+	}
+}

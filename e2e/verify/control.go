@@ -37,6 +37,9 @@ const RootCertWait = 30 * time.Second
 // debug/clusterz, every other cluster of the mesh through that cluster's
 // remote secret, synced. No istiod pod is an error, not a pass.
 func (m *Mesh) RemoteSynced(ctx context.Context) error {
+	if len(m.Primaries()) == 0 || len(m.Clusters) < 2 {
+		return fmt.Errorf("%d primaries among %d clusters: no multicluster mesh to judge", len(m.Primaries()), len(m.Clusters))
+	}
 	for _, p := range m.Primaries() {
 		pods, err := mesh.IstiodPods(ctx, p.Client, m.Istio.Revision)
 		if err != nil {
@@ -218,19 +221,9 @@ func (m *Mesh) AllSynced(ctx context.Context, want map[string]string) error {
 
 // ProxyRows is AllSynced that also returns the rows it judged, by primary.
 func (m *Mesh) ProxyRows(ctx context.Context, want map[string]string) (map[string][]mesh.ProxyStatus, error) {
-	if len(want) == 0 {
-		return nil, fmt.Errorf("no proxies to look for: nothing to judge")
-	}
-	byPrimary := map[string]map[string]string{}
-	for pod, cluster := range want {
-		cl := m.Cluster(cluster)
-		if cl == nil {
-			return nil, fmt.Errorf("pod %s: no cluster %q in the mesh", pod, cluster)
-		}
-		if byPrimary[cl.ControlPlane] == nil {
-			byPrimary[cl.ControlPlane] = map[string]string{}
-		}
-		byPrimary[cl.ControlPlane][pod] = cluster
+	byPrimary, err := byControlPlane(want, m.Clusters)
+	if err != nil {
+		return nil, err
 	}
 	rows := map[string][]mesh.ProxyStatus{}
 	for _, p := range m.Primaries() {
@@ -321,6 +314,42 @@ func (m *Mesh) Resynced(ctx context.Context, want map[string]string, gone string
 		return nil
 	})
 	return time.Since(start), err
+}
+
+// byControlPlane groups want (pod → cluster) by the primary serving each
+// pod's cluster. It refuses an empty want, a pod of a cluster not in the
+// mesh, and a cluster whose control plane is no primary of the mesh: no
+// proxy goes unjudged for want of an istiod to ask.
+func byControlPlane(want map[string]string, cls []*clusters.Cluster) (map[string]map[string]string, error) {
+	if len(want) == 0 {
+		return nil, fmt.Errorf("no proxies to look for: nothing to judge")
+	}
+	primaries := map[string]bool{}
+	for _, c := range cls {
+		if c.Primary {
+			primaries[c.Name] = true
+		}
+	}
+	out := map[string]map[string]string{}
+	for pod, cluster := range want {
+		var cl *clusters.Cluster
+		for _, c := range cls {
+			if c.Name == cluster {
+				cl = c
+			}
+		}
+		switch {
+		case cl == nil:
+			return nil, fmt.Errorf("pod %s: no cluster %q in the mesh", pod, cluster)
+		case !primaries[cl.ControlPlane]:
+			return nil, fmt.Errorf("pod %s: cluster %s names control plane %q, which is no primary of the mesh", pod, cluster, cl.ControlPlane)
+		}
+		if out[cl.ControlPlane] == nil {
+			out[cl.ControlPlane] = map[string]string{}
+		}
+		out[cl.ControlPlane][pod] = cluster
+	}
+	return out, nil
 }
 
 // ProxiesOf is the subset of want (pod → cluster) running in cls.

@@ -7,6 +7,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 )
 
@@ -130,5 +133,53 @@ func TestAnalyzeRoutingNamesTheMisconfiguration(t *testing.T) {
 	pa := obj("PeerAuthentication", map[string]any{"mtls": map[string]any{"mode": "PERMISSIVE"}})
 	if got := strings.Join(analyzeRouting(pa), ""); got != "PeerAuthentication x: mTLS mode PERMISSIVE, not STRICT" {
 		t.Errorf("PA: %q", got)
+	}
+}
+
+// judgeListed rejects each way an istiod can fail to watch a cluster.
+func TestJudgeListed(t *testing.T) {
+	good := []mesh.RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "synced"}}
+	if err := judgeListed("cluster1", "istiod-a", "cluster2", good); err != nil {
+		t.Errorf("synced through its secret: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		cs   []mesh.RemoteCluster
+		want string
+	}{
+		"not listed":   {nil, "istiod istiod-a on cluster1 does not list cluster cluster2"},
+		"other secret": {[]mesh.RemoteCluster{{ID: "cluster2", SecretName: "istio-system/other", SyncStatus: "synced"}}, `through "istio-system/other"`},
+		"not synced":   {[]mesh.RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "timeout"}}, `as "timeout", want synced`},
+	} {
+		if err := judgeListed("cluster1", "istiod-a", "cluster2", tc.cs); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Every proxy is judged by the istiod serving its cluster; none is left
+// out for want of one.
+func TestByControlPlane(t *testing.T) {
+	cl := func(name, cp string, primary bool) *clusters.Cluster {
+		return &clusters.Cluster{Cluster: topology.Cluster{Name: name, ControlPlane: cp, Primary: primary}}
+	}
+	pr := []*clusters.Cluster{cl("cluster1", "cluster1", true), cl("cluster2", "cluster1", false), cl("cluster3", "cluster1", false)}
+	got, err := byControlPlane(map[string]string{"a": "cluster1", "b": "cluster2", "c": "cluster3"}, pr)
+	if err != nil || len(got) != 1 || len(got["cluster1"]) != 3 {
+		t.Errorf("primary-remotes: %v, %v", got, err)
+	}
+	mp := []*clusters.Cluster{cl("cluster1", "cluster1", true), cl("cluster2", "cluster2", true)}
+	got, err = byControlPlane(map[string]string{"a": "cluster1", "b": "cluster2"}, mp)
+	if err != nil || got["cluster1"]["a"] != "cluster1" || got["cluster2"]["b"] != "cluster2" {
+		t.Errorf("multi-primary: %v, %v", got, err)
+	}
+	orphan := []*clusters.Cluster{cl("cluster1", "cluster1", true), cl("cluster2", "", false)}
+	if _, err := byControlPlane(map[string]string{"b": "cluster2"}, orphan); err == nil || !strings.Contains(err.Error(), "no primary of the mesh") {
+		t.Errorf("a cluster without a control plane: %v", err)
+	}
+	if _, err := byControlPlane(map[string]string{"x": "cluster9"}, mp); err == nil {
+		t.Error("a pod of an unknown cluster accepted")
+	}
+	if _, err := byControlPlane(nil, mp); err == nil {
+		t.Error("no proxies judged")
 	}
 }

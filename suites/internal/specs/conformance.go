@@ -11,7 +11,6 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
-	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
@@ -33,7 +32,7 @@ func Conformance() {
 	vm := func() *verify.Mesh { return apps.mesh }
 	r := func() *env.Run { return env.Get() }
 
-	topo := harness.TopologyFromEnv()
+	topo := specTopology()
 	Context("Conformance: traffic in the multicluster mesh", Ordered, Label(labels.Conformance), func() {
 		BeforeAll(func(ctx SpecContext) {
 			apps = deploySampleApps(ctx)

@@ -302,7 +302,7 @@ var multiPrimaryFaults = []seededFault{
 		doctor: "remote-secret",
 		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
 		cause: func(e *faultEnv) *regexp.Regexp {
-			return regexp.MustCompile(`istiod \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` (does not list cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) + ` in debug/clusterz|lists cluster \S+ as "\w+", want synced)[\s\S]*no remote secret`)
+			return regexp.MustCompile(`istiod \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` (does not list cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) + ` in debug/clusterz|lists cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) + ` as "\w+", want synced)[\s\S]*no remote secret`)
 		},
 		// istiod 1.29.2 does not always drop a cluster whose secret goes
 		// (istio/istio#58047): restarted, it starts without it, as a
@@ -398,7 +398,7 @@ func Faults() {
 	var outcomes []faultOutcome
 	// The faults of the run's topology, decided while the tree is built.
 	seeded := faults
-	if topo := harness.TopologyFromEnv(); topo != nil && topo.Kind() == "multi-primary" && len(topo.Clusters) == 2 {
+	if topo, err := harness.TopologyFromEnv(); err == nil && topo.Kind() == "multi-primary" && len(topo.Clusters) == 2 {
 		seeded = multiPrimaryFaults
 	} else if refusesTopology("seeded-fault") {
 		return

@@ -17,6 +17,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/suites/internal/env"
 	"github.com/meshconform/meshconform/suites/internal/labels"
@@ -41,8 +42,8 @@ func Install() {
 	}
 	// Specs of remote clusters are declared only where the topology has
 	// some (not in multi-primary), decided while the tree is built.
-	topo := harness.TopologyFromEnv()
-	hasRemotes := topo == nil || len(topo.Remotes()) > 0
+	topo := specTopology()
+	hasRemotes := topo != nil && len(topo.Remotes()) > 0
 
 	Context("Install Istio multicluster", Ordered, Label(labels.Install), func() {
 		BeforeAll(func(ctx SpecContext) {
@@ -54,6 +55,7 @@ func Install() {
 		It("runs istiod on every primary, every replica Ready, at the version asked for", func(ctx SpecContext) {
 			replicas := r().H.Topology.IstiodReplicas
 			name := mesh.Values{Revision: m.Revision}.IstiodService()
+			Expect(r().Primaries()).NotTo(BeEmpty(), "no primary cluster")
 			for _, primary := range r().Primaries() {
 				Eventually(func(g Gomega) {
 					var d appsv1.Deployment
@@ -75,12 +77,14 @@ func Install() {
 
 		if hasRemotes {
 			It("gives each remote's injection webhooks istiod's caBundle", func(ctx SpecContext) {
+				Expect(r().Remotes()).NotTo(BeEmpty(), "no remote cluster")
 				for _, remote := range r().Remotes() {
 					expectRemoteWebhooks(ctx, remote, m.Revision)
 				}
 			}, NodeTimeout(3*time.Minute))
 
 			It("writes istio-ca-root-cert into a namespace created in each remote", func(ctx SpecContext) {
+				Expect(r().Remotes()).NotTo(BeEmpty(), "no remote cluster")
 				for _, remote := range r().Remotes() {
 					Expect(onRemote(remote).RootCertDistributed(ctx)).To(Succeed())
 				}
@@ -103,6 +107,7 @@ func Install() {
 
 		if hasRemotes {
 			It("injects the agent into a pod of each remote, which connects to istiod on its primary", func(ctx SpecContext) {
+				Expect(r().Remotes()).NotTo(BeEmpty(), "no remote cluster")
 				for i, remote := range r().Remotes() {
 					took, err := onRemote(remote).RemoteInjection(ctx, 3*time.Minute)
 					Expect(err).NotTo(HaveOccurred())
@@ -153,12 +158,28 @@ func refusesBrought(why string) bool {
 	return true
 }
 
+// specTopology is the run's topology for specs declared by it. When it
+// cannot be read, one failing spec says why and nil is returned: the
+// caller then declares none of its topology's specs, and no shape is
+// guessed.
+func specTopology() *topology.Topology {
+	topo, err := harness.TopologyFromEnv()
+	if err != nil {
+		It("reads the topology (MESHCONFORM_TOPOLOGY)", func() { Fail(err.Error()) })
+		return nil
+	}
+	return topo
+}
+
 // refusesTopology declares, for a topology other than the default's shape
 // (one primary, one remote), one failing spec in place of a suite written
 // for that shape, and reports whether it did.
 func refusesTopology(suite string) bool {
-	topo := harness.TopologyFromEnv()
-	if topo == nil || (len(topo.Primaries()) == 1 && len(topo.Remotes()) == 1) {
+	topo := specTopology()
+	if topo == nil {
+		return true
+	}
+	if len(topo.Primaries()) == 1 && len(topo.Remotes()) == 1 {
 		return false
 	}
 	It("refuses topology "+topo.Name, func() {
