@@ -23,18 +23,26 @@ const EnvironmentFile = "environment.json"
 
 // Environment is the fingerprint.
 type Environment struct {
-	RunID       string               `json:"runId"`
-	ImageSource string               `json:"imageSource"`
-	Brought     bool                 `json:"broughtClusters"`
-	MeshMode    string               `json:"meshMode"`
-	Clusters    []ClusterFingerprint `json:"clusters"`
-	Istio       IstioFingerprint     `json:"istio"`
+	RunID       string `json:"runId"`
+	ImageSource string `json:"imageSource"`
+	Brought     bool   `json:"broughtClusters"`
+	MeshMode    string `json:"meshMode"`
+	// Topology is the topology file's name; IstiodReplicas per primary.
+	Topology       string               `json:"topology"`
+	IstiodReplicas int                  `json:"istiodReplicas"`
+	Clusters       []ClusterFingerprint `json:"clusters"`
+	// Istio is the first primary's control plane; IstiodByPrimary has
+	// every primary's (a multi-primary mesh runs one istiod per cluster,
+	// and a skew between them must show).
+	Istio           IstioFingerprint            `json:"istio"`
+	IstiodByPrimary map[string]IstioFingerprint `json:"istiodByPrimary,omitempty"`
 }
 
 // ClusterFingerprint is one cluster: Kubernetes, nodes, network, role.
 type ClusterFingerprint struct {
 	Name          string            `json:"name"`
 	Primary       bool              `json:"primary"`
+	ControlPlane  string            `json:"controlPlane"`
 	Region        string            `json:"region"`
 	Zone          string            `json:"zone,omitempty"`
 	MeshNetwork   string            `json:"meshNetwork"`
@@ -68,7 +76,8 @@ type IstioFingerprint struct {
 // artifacts. It reads only: versions, node info, istiod's pods and the mesh
 // config map.
 func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster, m *Mesh) error {
-	env := Environment{RunID: h.RunID, ImageSource: h.Config.Source, Brought: h.Config.BringYourOwn(), MeshMode: h.Config.Mesh}
+	env := Environment{RunID: h.RunID, ImageSource: h.Config.Source, Brought: h.Config.BringYourOwn(), MeshMode: h.Config.Mesh,
+		Topology: h.Topology.Name, IstiodReplicas: h.Topology.IstiodReplicas, IstiodByPrimary: map[string]IstioFingerprint{}}
 	for _, cl := range cls {
 		fp, err := fingerprintCluster(ctx, cl)
 		if err != nil {
@@ -76,9 +85,14 @@ func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster,
 		}
 		env.Clusters = append(env.Clusters, fp)
 		if cl.Primary && m != nil {
-			if env.Istio, err = fingerprintIstio(ctx, cl, m); err != nil {
+			ifp, err := fingerprintIstio(ctx, cl, m)
+			if err != nil {
 				return fmt.Errorf("cluster %s: %w", cl.Name, err)
 			}
+			if len(env.IstiodByPrimary) == 0 {
+				env.Istio = ifp
+			}
+			env.IstiodByPrimary[cl.Name] = ifp
 		}
 	}
 	raw, err := json.MarshalIndent(env, "", "  ")
@@ -89,7 +103,7 @@ func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster,
 }
 
 func fingerprintCluster(ctx context.Context, cl *clusters.Cluster) (ClusterFingerprint, error) {
-	fp := ClusterFingerprint{Name: cl.Name, Primary: cl.Primary, Region: cl.Region, Zone: cl.Zone, MeshNetwork: cl.MeshNetwork, PodCIDRs: cl.PodSubnet.String()}
+	fp := ClusterFingerprint{Name: cl.Name, Primary: cl.Primary, ControlPlane: cl.ControlPlane, Region: cl.Region, Zone: cl.Zone, MeshNetwork: cl.MeshNetwork, PodCIDRs: cl.PodSubnet.String()}
 	dc, err := discovery.NewDiscoveryClientForConfig(cl.Client.RESTConfig())
 	if err != nil {
 		return fp, err
