@@ -233,20 +233,28 @@ func failedCount(rs []checks.Result) int {
 
 // MTLSStrict rejects a mesh that does not enforce STRICT mTLS between the
 // clusters' workloads, or whose identities are not the workloads' own:
-//   - a plaintext call from outside the mesh to a backend pod of the remote
-//     fails at the handshake while that address accepts TCP and presents
-//     the backend's workload certificate (PlaintextRefusedByMTLS);
+//   - in every cluster (each primary of a multi-primary mesh enforces its
+//     own configuration), a plaintext call from outside the mesh to a
+//     backend pod fails at the handshake while that address accepts TCP
+//     and presents the backend's workload certificate
+//     (PlaintextRefusedByMTLS);
 //   - at that moment the same pod answers mesh calls from the primary's
 //     frontend, so the refusal is mTLS and not a dead pod;
 //   - every mesh call carries exactly the backend's and the frontend's
 //     SPIFFE IDs, read from the pods' service accounts.
+//
+// It needs the outsider pod in every cluster.
 func (m *Mesh) MTLSStrict(ctx context.Context) error {
-	err := m.mtlsStrict(ctx)
-	return withDiagnosis(err, func() string { return m.describeRouting(ctx) + "; " + m.describeTrust(ctx) })
+	for _, cl := range m.Clusters {
+		if err := m.mtlsStrict(ctx, cl); err != nil {
+			return withDiagnosis(fmt.Errorf("in %s: %w", cl.Name, err), func() string { return m.describeRouting(ctx) + "; " + m.describeTrust(ctx) })
+		}
+	}
+	return nil
 }
 
-func (m *Mesh) mtlsStrict(ctx context.Context) error {
-	o, target, err := m.PlaintextToBackend(ctx)
+func (m *Mesh) mtlsStrict(ctx context.Context, cl *clusters.Cluster) error {
+	o, target, err := m.PlaintextToBackend(ctx, cl)
 	if err != nil {
 		return err
 	}
@@ -275,17 +283,17 @@ func (m *Mesh) mtlsStrict(ctx context.Context) error {
 	return fmt.Errorf("backend pod %s refused plaintext but answered none of %d mesh calls: cannot tell mTLS from a dead pod", target.Name, 3*CrossClusterCalls)
 }
 
-// PlaintextToBackend makes a plaintext call from the outsider pod (outside
-// the mesh, in the remote) to a ready backend pod of the remote, by pod IP,
-// and returns how it went and the pod called.
-func (m *Mesh) PlaintextToBackend(ctx context.Context) (checks.PlaintextOutcome, corev1.Pod, error) {
+// PlaintextToBackend makes a plaintext call from the outsider pod of cl
+// (outside the mesh) to a ready backend pod of cl, by pod IP, and returns
+// how it went and the pod called.
+func (m *Mesh) PlaintextToBackend(ctx context.Context, cl *clusters.Cluster) (checks.PlaintextOutcome, corev1.Pod, error) {
 	var o checks.PlaintextOutcome
-	target, err := runningPod(ctx, m.Remote, AppNamespace, "app=backend")
+	target, err := runningPod(ctx, cl, AppNamespace, "app=backend")
 	if err != nil {
 		return o, target, err
 	}
 	addr := netip.AddrPortFrom(netip.MustParseAddr(target.Status.PodIP), 7070).String()
-	out, err := workloads.Exec(ctx, m.Remote.Client, OutsideNamespace, "outsider", "app", "meshapp", "call", addr)
+	out, err := workloads.Exec(ctx, cl.Client, OutsideNamespace, "outsider", "app", "meshapp", "call", addr)
 	if err != nil {
 		return o, target, fmt.Errorf("plaintext call from outside the mesh: %w", err)
 	}

@@ -118,7 +118,9 @@ func Conformance() {
 			}, NodeTimeout(10*time.Minute))
 
 			It("carries mTLS across clusters under STRICT, with the workloads' exact SPIFFE identities, and refuses plaintext from outside the mesh", Label(labels.MTLS), func(ctx SpecContext) {
-				apps.outsider(ctx, vm().Remote)
+				for _, cl := range vm().Clusters {
+					apps.outsider(ctx, cl)
+				}
 				By("before STRICT, a plaintext call from outside the mesh is answered, so a refusal later is STRICT's doing")
 				Eventually(func() error { return plaintextAnswered(ctx, vm()) }).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 				apps.applyRules(ctx, conformance.MTLSFile)
@@ -179,16 +181,18 @@ func Conformance() {
 	})
 }
 
-// plaintextAnswered passes when a plaintext call from the outsider to a
-// backend of the remote is answered: the precondition that makes a later
-// refusal STRICT's doing.
+// plaintextAnswered passes when, in every cluster, a plaintext call from
+// the outsider to a backend is answered: the precondition that makes a
+// later refusal STRICT's doing.
 func plaintextAnswered(ctx context.Context, vm *verify.Mesh) error {
-	o, _, err := vm.PlaintextToBackend(ctx)
-	if err != nil {
-		return err
-	}
-	if !o.Answered {
-		return fmt.Errorf("before STRICT, a plaintext call to %s was not answered: %s %s", o.Addr, o.Code, o.Error)
+	for _, cl := range vm.Clusters {
+		o, _, err := vm.PlaintextToBackend(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if !o.Answered {
+			return fmt.Errorf("before STRICT, a plaintext call to %s in %s was not answered: %s %s", o.Addr, cl.Name, o.Code, o.Error)
+		}
 	}
 	return nil
 }

@@ -418,7 +418,9 @@ func Faults() {
 				e.apps.waitBackend(ctx, cl)
 				e.apps.frontendReady(ctx, cl)
 			}
-			e.apps.outsider(ctx, e.vm.Remote)
+			for _, cl := range e.vm.Clusters {
+				e.apps.outsider(ctx, cl)
+			}
 		}, NodeTimeout(40*time.Minute))
 
 		AfterAll(func(ctx SpecContext) {
