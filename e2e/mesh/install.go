@@ -136,6 +136,17 @@ func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map
 	}); err != nil {
 		return discovery, err
 	}
+	return discovery, eachOf(ctx, secretPairs(cls), func(ctx context.Context, pc [2]*clusters.Cluster) error {
+		return in.step(StepSecret, pc[1].Name+" → "+pc[0].Name, func() error {
+			return in.AttachRemote(ctx, pc[0], pc[1])
+		})
+	})
+}
+
+// secretPairs are the remote secrets the mesh needs, as (primary, cluster
+// whose secret it gets): every other cluster's, for every primary.
+func secretPairs(cls []*clusters.Cluster) [][2]*clusters.Cluster {
+	primaries, _ := byRole(cls)
 	var pairs [][2]*clusters.Cluster
 	for _, p := range primaries {
 		for _, c := range cls {
@@ -144,11 +155,7 @@ func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map
 			}
 		}
 	}
-	return discovery, eachOf(ctx, pairs, func(ctx context.Context, pc [2]*clusters.Cluster) error {
-		return in.step(StepSecret, pc[1].Name+" → "+pc[0].Name, func() error {
-			return in.AttachRemote(ctx, pc[0], pc[1])
-		})
-	})
+	return pairs
 }
 
 // byRole splits clusters into primaries and remotes, keeping their order.
