@@ -51,3 +51,18 @@ func TestPrimaryValuesExternalIstiod(t *testing.T) {
 		}
 	}
 }
+
+// An upgrade's new control plane serves the remote: rendered without
+// externalIstiod, the canary's remote pods were never injected (a rollout
+// stuck at 0 updated pods, in CI).
+func TestRevisionPrimaryIsExternalIstiod(t *testing.T) {
+	in := &Installer{Values: Values{Revision: "canary", Replicas: 1}}
+	v := in.revisionPrimaryValues(cluster("cluster1", true, "cluster1"))
+	if !v.ExternalIstiod || v.Cluster != "cluster1" || v.Revision != "canary" {
+		t.Errorf("canary primary values: %+v", v)
+	}
+	doc := renderYAML(t, PrimaryTemplate, Values{Hub: "h", Tag: "1.27.0", Profile: "minimal", MeshID: "mesh1", Cluster: v.Cluster, Network: "n", Revision: v.Revision, Replicas: v.Replicas, ExternalIstiod: v.ExternalIstiod})
+	if dig(doc, "spec", "values", "global", "externalIstiod") != true {
+		t.Error("the canary's primary renders without externalIstiod")
+	}
+}

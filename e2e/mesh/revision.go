@@ -40,7 +40,7 @@ func (in *Installer) AddRevision(ctx context.Context, primary, remote *clusters.
 		return netip.Addr{}, fmt.Errorf("a canary install needs a revision name")
 	}
 	if err := in.step(StepCanary+": "+StepPrimary, primary.Name, func() error {
-		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.clusterValues(primary), "primary-"+in.Values.Revision)
+		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.revisionPrimaryValues(primary), "primary-"+in.Values.Revision)
 	}); err != nil {
 		return netip.Addr{}, err
 	}
@@ -60,13 +60,23 @@ func (in *Installer) AddRevision(ctx context.Context, primary, remote *clusters.
 	return discovery, err
 }
 
+// revisionPrimaryValues are the primary's values for an upgrade of a
+// primary-remote mesh: the new control plane serves the remote, so it is
+// an external istiod (without it, the remote's pods are never injected by
+// the new revision: seen in CI when this was left to the default).
+func (in *Installer) revisionPrimaryValues(primary *clusters.Cluster) Values {
+	v := in.clusterValues(primary)
+	v.ExternalIstiod = true
+	return v
+}
+
 // UpgradeInPlace installs the installer's version over the running
 // control plane of the same revision: the primary first, then the remote
 // pointed at the same discovery address, as "In-place Upgrades" does for
 // each cluster.
 func (in *Installer) UpgradeInPlace(ctx context.Context, primary, remote *clusters.Cluster, discovery netip.Addr) error {
 	if err := in.step(StepInPlace+": "+StepPrimary, primary.Name, func() error {
-		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.clusterValues(primary), "primary-inplace-"+in.Values.Tag)
+		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.revisionPrimaryValues(primary), "primary-inplace-"+in.Values.Tag)
 	}); err != nil {
 		return err
 	}
