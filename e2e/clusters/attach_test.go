@@ -1,6 +1,7 @@
 package clusters
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -84,5 +85,16 @@ func TestFilterKeepsOrder(t *testing.T) {
 	}
 	if got := Filter(cls, func(*Cluster) bool { return false }); len(got) != 0 {
 		t.Errorf("none kept: %v", got)
+	}
+}
+
+func TestByRoleAndNames(t *testing.T) {
+	mk := func(name string, primary bool) *Cluster {
+		return &Cluster{Cluster: topology.Cluster{Name: name, Primary: primary}}
+	}
+	cls := []*Cluster{mk("a", true), mk("b", false), mk("c", true)}
+	p, r := ByRole(cls)
+	if fmt.Sprint(Names(p)) != "[a c]" || fmt.Sprint(Names(r)) != "[b]" {
+		t.Errorf("primaries %v, remotes %v", Names(p), Names(r))
 	}
 }

@@ -424,3 +424,17 @@ func Filter(cls []*Cluster, keep func(*Cluster) bool) []*Cluster {
 	}
 	return out
 }
+
+// ByRole splits cls into primaries and remotes, keeping their order.
+func ByRole(cls []*Cluster) (primaries, remotes []*Cluster) {
+	return Filter(cls, func(c *Cluster) bool { return c.Primary }), Filter(cls, func(c *Cluster) bool { return !c.Primary })
+}
+
+// Names are the clusters' names, in order.
+func Names(cls []*Cluster) []string {
+	out := make([]string, 0, len(cls))
+	for _, c := range cls {
+		out = append(out, c.Name)
+	}
+	return out
+}

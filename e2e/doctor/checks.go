@@ -23,7 +23,6 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
-	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // remoteSecret is what the doctor reads of one remote secret: never the
@@ -342,14 +341,9 @@ func clusterz(ctx context.Context, m Mesh) []Result {
 	}
 	var out []Result
 	for _, p := range pods {
-		raw, err := workloads.Exec(ctx, m.Primary.Client, mesh.Namespace, p.Name, "discovery", "pilot-discovery", "request", "GET", "/debug/clusterz")
+		cs, err := mesh.RemoteClustersOf(ctx, m.Primary.Client, p.Name)
 		if err != nil {
-			out = append(out, fail(m.Primary.Name, "istiod %s: debug/clusterz: %v", p.Name, err))
-			continue
-		}
-		cs, err := mesh.ParseClusterz([]byte(strings.TrimSpace(raw)))
-		if err != nil {
-			out = append(out, fail(m.Primary.Name, "istiod %s: %v", p.Name, err))
+			out = append(out, fail(m.Primary.Name, "%v", err))
 			continue
 		}
 		out = append(out, judgeClusterz(m.Primary.Name, p.Name, remoteNames(m), cs))

@@ -152,14 +152,7 @@ var checks = []check{
 // with the others as its peers (the checks of how a primary serves remotes
 // left out).
 func ForClusters(ctx context.Context, cls []*clusters.Cluster, revision string) Report {
-	var primaries, remotes []*clusters.Cluster
-	for _, c := range cls {
-		if c.Primary {
-			primaries = append(primaries, c)
-		} else {
-			remotes = append(remotes, c)
-		}
-	}
+	primaries, remotes := clusters.ByRole(cls)
 	if len(primaries) == 0 || (len(primaries) != 1 && len(remotes) > 0) {
 		return Report{Results: []Result{{ID: "topology", Status: Fail, Reason: fmt.Sprintf("%d primaries and %d remotes: the doctor judges one primary with its remotes, or primaries only", len(primaries), len(remotes)), Doc: docPrimaryRemote}}}
 	}
@@ -168,12 +161,7 @@ func ForClusters(ctx context.Context, cls []*clusters.Cluster, revision string) 
 	}
 	var rep Report
 	for _, p := range primaries {
-		var peers []*clusters.Cluster
-		for _, o := range primaries {
-			if o != p {
-				peers = append(peers, o)
-			}
-		}
+		peers := clusters.Filter(primaries, func(o *clusters.Cluster) bool { return o != p })
 		rep.Results = append(rep.Results, Run(ctx, Mesh{Primary: p, Remotes: peers, Peers: true, Revision: revision}).Results...)
 	}
 	return rep

@@ -97,11 +97,11 @@ func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map
 	if err := os.MkdirAll(in.ManifestsDir, 0o755); err != nil {
 		return nil, err
 	}
-	primaries, remotes := byRole(cls)
+	primaries, remotes := clusters.ByRole(cls)
 	if len(primaries) == 0 {
 		return nil, fmt.Errorf("install: no primary cluster among %d", len(cls))
 	}
-	if err := in.step(StepTrust, names(cls), func() error {
+	if err := in.step(StepTrust, strings.Join(clusters.Names(cls), ","), func() error {
 		return in.configureTrust(ctx, cls)
 	}); err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map
 // secretPairs are the remote secrets the mesh needs, as (primary, cluster
 // whose secret it gets): every other cluster's, for every primary.
 func secretPairs(cls []*clusters.Cluster) [][2]*clusters.Cluster {
-	primaries, _ := byRole(cls)
+	primaries, _ := clusters.ByRole(cls)
 	var pairs [][2]*clusters.Cluster
 	for _, p := range primaries {
 		for _, c := range cls {
@@ -158,18 +158,6 @@ func secretPairs(cls []*clusters.Cluster) [][2]*clusters.Cluster {
 	return pairs
 }
 
-// byRole splits clusters into primaries and remotes, keeping their order.
-func byRole(cls []*clusters.Cluster) (primaries, remotes []*clusters.Cluster) {
-	for _, c := range cls {
-		if c.Primary {
-			primaries = append(primaries, c)
-		} else {
-			remotes = append(remotes, c)
-		}
-	}
-	return primaries, remotes
-}
-
 func servesRemotes(p *clusters.Cluster, cls []*clusters.Cluster) bool {
 	for _, c := range cls {
 		if !c.Primary && c.ControlPlane == p.Name {
@@ -177,14 +165,6 @@ func servesRemotes(p *clusters.Cluster, cls []*clusters.Cluster) bool {
 		}
 	}
 	return false
-}
-
-func names(cls []*clusters.Cluster) string {
-	var n []string
-	for _, c := range cls {
-		n = append(n, c.Name)
-	}
-	return strings.Join(n, ",")
 }
 
 // eachOf runs fn on every item side by side and returns the first error.

@@ -55,9 +55,14 @@ func IstiodDebug(ctx context.Context, c klient.Client, revision, path string) ([
 	if len(pods) == 0 {
 		return nil, fmt.Errorf("no running istiod pod (%s)", IstiodSelector(revision))
 	}
-	out, err := workloads.Exec(ctx, c, Namespace, pods[0].Name, "discovery", "pilot-discovery", "request", "GET", path)
+	return istiodPodDebug(ctx, c, pods[0].Name, path)
+}
+
+// istiodPodDebug is IstiodDebug of one named istiod pod.
+func istiodPodDebug(ctx context.Context, c klient.Client, pod, path string) ([]byte, error) {
+	out, err := workloads.Exec(ctx, c, Namespace, pod, "discovery", "pilot-discovery", "request", "GET", path)
 	if err != nil {
-		return nil, fmt.Errorf("istiod %s: %w", path, err)
+		return nil, fmt.Errorf("istiod %s: %s: %w", pod, path, err)
 	}
 	return []byte(strings.TrimSpace(out)), nil
 }
@@ -65,20 +70,15 @@ func IstiodDebug(ctx context.Context, c klient.Client, revision, path string) ([
 // RemoteClustersOf is one istiod pod's list of clusters and their sync
 // status: each replica of an HA istiod keeps its own.
 func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]RemoteCluster, error) {
-	out, err := workloads.Exec(ctx, c, Namespace, pod, "discovery", "pilot-discovery", "request", "GET", "/debug/clusterz")
-	if err != nil {
-		return nil, fmt.Errorf("istiod %s: /debug/clusterz: %w", pod, err)
-	}
-	return ParseClusterz([]byte(strings.TrimSpace(out)))
-}
-
-// RemoteClusters is istiod's list of clusters and their sync status.
-func RemoteClusters(ctx context.Context, c klient.Client, revision string) ([]RemoteCluster, error) {
-	raw, err := IstiodDebug(ctx, c, revision, "/debug/clusterz")
+	raw, err := istiodPodDebug(ctx, c, pod, "/debug/clusterz")
 	if err != nil {
 		return nil, err
 	}
-	return ParseClusterz(raw)
+	cs, err := ParseClusterz(raw)
+	if err != nil {
+		return nil, fmt.Errorf("istiod %s: %w", pod, err)
+	}
+	return cs, nil
 }
 
 // ProxyStatus runs `istioctl proxy-status` against the primary. perType

@@ -98,16 +98,6 @@ func (m *Mesh) Primaries() []*clusters.Cluster {
 	return clusters.Filter(m.Clusters, func(c *clusters.Cluster) bool { return c.Primary })
 }
 
-// Cluster is the mesh's cluster of that name, or nil.
-func (m *Mesh) Cluster(name string) *clusters.Cluster {
-	for _, c := range m.Clusters {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
 // DefaultSettle is how long configuration may take to reach every proxy.
 const DefaultSettle = 2 * time.Minute
 

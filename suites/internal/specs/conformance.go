@@ -56,7 +56,7 @@ func Conformance() {
 		}, NodeTimeout(5*time.Minute))
 
 		It("cross-cluster call: every request from the frontend in the primary reaches a backend in another cluster", Label(labels.CrossCluster), func(ctx SpecContext) {
-			Expect(vm().CrossCluster(ctx, vm().Primary.Name, clusterNameList(othersThan(vm().Clusters, vm().Primary))...)).To(Succeed())
+			Expect(vm().CrossCluster(ctx, vm().Primary.Name, clusters.Names(othersThan(vm().Clusters, vm().Primary))...)).To(Succeed())
 		}, NodeTimeout(4*time.Minute))
 
 		Context("with the backend in every cluster and a frontend in each", func() {
@@ -208,15 +208,7 @@ func otherRegions(cls []*clusters.Cluster, cl *clusters.Cluster) []*clusters.Clu
 	return clusters.Filter(cls, func(c *clusters.Cluster) bool { return c.Region != cl.Region })
 }
 
-func clusterNameList(cls []*clusters.Cluster) []string {
-	var out []string
-	for _, c := range cls {
-		out = append(out, c.Name)
-	}
-	return out
-}
-
-func clusterNames(cls []*clusters.Cluster) string { return strings.Join(clusterNameList(cls), ", ") }
+func clusterNames(cls []*clusters.Cluster) string { return strings.Join(clusters.Names(cls), ", ") }
 
 func reportTransition(what string, t checks.Transition) {
 	r := env.Get()

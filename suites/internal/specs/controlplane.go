@@ -89,7 +89,7 @@ func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
 	took, rerr := vm.Resynced(ctx, want, victim, 2*verify.ReplicaLossBudget.MaxTime)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
-	phase := judgeLoad(load, streams, "ha-replica-loss", clusterNameList(vm.Clusters))
+	phase := judgeLoad(load, streams, "ha-replica-loss", clusters.Names(vm.Clusters))
 	r.H.Run.Figure("seconds_to_resynced_after_replica_loss", took.Seconds())
 	AddReportEntry("replica loss", fmt.Sprintf("proxies of %s SYNCED with the other replicas %.1fs after its deletion; %d of %d requests failed meanwhile; served by %v", victim, took.Seconds(), phase.Failed, phase.Requests, phase.Served))
 	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED without replica %s", victim)
@@ -150,7 +150,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 		if p.Name != phases[0].Name {
 			// Every caller's traffic keeps crossing: calls that stayed
 			// local would fail no request.
-			Expect(p.Crossed(streams, clusterNameList(vm.Clusters))).To(Succeed())
+			Expect(p.Crossed(streams, clusters.Names(vm.Clusters))).To(Succeed())
 		}
 	}
 	Expect(rerr).NotTo(HaveOccurred(), "proxies of %s SYNCED with their istiod back", lost.Name)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -158,12 +159,20 @@ func refusesBrought(why string) bool {
 	return true
 }
 
+var (
+	loadTopology sync.Once
+	specTopo     *topology.Topology
+	specTopoErr  error
+)
+
 // specTopology is the run's topology for specs declared by it. When it
 // cannot be read, one failing spec says why and nil is returned: the
 // caller then declares none of its topology's specs, and no shape is
 // guessed.
 func specTopology() *topology.Topology {
-	topo, err := harness.TopologyFromEnv()
+	// Read once per suite process: every suite's declarations ask.
+	loadTopology.Do(func() { specTopo, specTopoErr = harness.TopologyFromEnv() })
+	topo, err := specTopo, specTopoErr
 	if err != nil {
 		It("reads the topology (MESHCONFORM_TOPOLOGY)", func() { Fail(err.Error()) })
 		return nil
