@@ -14,6 +14,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 )
 
 // Inventory is what exists on the machine that a run could leave behind,
@@ -53,13 +54,18 @@ func (h *Harness) Snapshot(ctx context.Context) (Inventory, error) {
 			inv.Contexts = append(inv.Contexts, c+" in "+f)
 		}
 	}
-	for _, pattern := range []string{
-		filepath.Join(os.TempDir(), "meshconform*"),
-		filepath.Join(h.Config.CacheDir, "*", "*.tmp"),
-		filepath.Join(h.Config.CacheDir, "*", "*.tree"),
-	} {
-		m, _ := filepath.Glob(pattern)
-		inv.TempFiles = append(inv.TempFiles, m...)
+	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "meshconform*"))
+	inv.TempFiles = append(inv.TempFiles, m...)
+	// Builds in the cache are this run's only when they carry its process
+	// ID: another process's build beside it (CI's prebuild) is not the run's
+	// leftover, and a name without an owner is an earlier version's.
+	for _, pattern := range []string{"*.tmp", "*.tree"} {
+		m, _ := filepath.Glob(filepath.Join(h.Config.CacheDir, "*", pattern))
+		for _, f := range m {
+			if fsutil.OwnTemp(f) {
+				inv.TempFiles = append(inv.TempFiles, f)
+			}
+		}
 	}
 	for _, l := range [][]string{inv.Containers, inv.Networks, inv.Contexts, inv.Kubeconfigs, inv.TempFiles} {
 		sort.Strings(l)

@@ -16,6 +16,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 	"github.com/meshconform/meshconform/e2e/metallb"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
@@ -170,11 +171,15 @@ func (h *Harness) Preflight(ctx context.Context) error {
 
 // removeStaleTemp deletes what builds of an earlier, killed run left half
 // done in the cache (unfinished build directories and root filesystem
-// trees): they are never reused, only in the way.
+// trees): they are never reused, only in the way. A build of a process
+// still running (a prebuild beside this run) is left alone.
 func (h *Harness) removeStaleTemp() {
 	for _, pattern := range []string{"*/*.tmp", "*/*.tree"} {
 		matches, _ := filepath.Glob(filepath.Join(h.Config.CacheDir, pattern))
 		for _, m := range matches {
+			if !fsutil.StaleTemp(m) {
+				continue
+			}
 			if err := os.RemoveAll(m); err == nil {
 				fmt.Fprintf(h.out, "   removed %s, left by an interrupted build\n", m)
 			}
