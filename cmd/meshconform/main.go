@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/images"
 )
 
 func main() {
@@ -46,7 +47,7 @@ the mesh with real traffic — or points the same specs at clusters you bring.
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUp(), newTest(), newDoctor(), newBundle(), newVerify(), newReport(),
-		newClean(), newLeftovers(), newBench(), newPrebuild(), newCache())
+		newClean(), newLeftovers(), newBench(), newPrebuild(), newCache(), newImages())
 	return root
 }
 
@@ -150,6 +151,38 @@ func newPrebuild() *cobra.Command {
 			return prebuild(cmd.Context(), cfg, args)
 		},
 	}
+}
+
+func newImages() *cobra.Command {
+	group := &cobra.Command{Use: "images", Short: "The images of the local source"}
+	var start bool
+	fresh := &cobra.Command{
+		Use:   "fresh-check",
+		Short: "Build the cheap images (registry, pause, sample apps) from nothing into a throwaway cache and prove each can start",
+		Long: `fresh-check builds the local source's cheap images as a new machine would,
+with no cache, and proves each can start: from its files (entrypoint, loader,
+libraries), and with --start by starting it once in Docker. Nothing is kept.
+make test runs it without Docker, CI with --start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			kube, err := images.LookupKubeRelease(cfg.KubernetesVersion)
+			if err != nil {
+				return err
+			}
+			root, err := harness.RepoRoot()
+			if err != nil {
+				return err
+			}
+			return images.FreshCheck(cmd.Context(), kube, root, start, os.Stdout)
+		},
+	}
+	fresh.Flags().BoolVar(&start, "start", false, "also start each image once in Docker")
+	group.AddCommand(fresh)
+	return group
 }
 
 func newCache() *cobra.Command {

@@ -14,8 +14,6 @@ import (
 	"sort"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/meshconform/meshconform/e2e/internal/oci"
 )
 
@@ -42,43 +40,49 @@ func SampleApps(repoRoot string) ([]string, error) {
 
 // App returns the image of the sample app in fixtures/apps/<name>, built from
 // this repository's source and served by the local registry as
-// docker.io/meshconform/<name>:<digest of its inputs>.
+// docker.io/meshconform/<name>:<digest of its build>.
 func (l *Local) App(ctx context.Context, repoRoot, name string) (string, error) {
-	key, err := appKey(repoRoot, name)
+	rc, err := l.appRecipe(repoRoot, name)
 	if err != nil {
 		return "", err
 	}
-	ref := appRecipe(name, key).ref
 	// Once per Local: a background prebuild and the spec that needs the
 	// image share one build.
-	_, err = l.memo(ctx, "app "+ref, func(ctx context.Context) (any, error) { return nil, l.ensureApp(ctx, repoRoot, name, key, ref) })
-	return ref, err
+	_, err = l.memo(ctx, "app "+rc.ref, func(ctx context.Context) (any, error) { return nil, l.ensure(ctx, l.registry(), rc) })
+	return rc.ref, err
 }
 
-// appRecipe is the image of an app whose inputs digest to key; build is set
-// by whoever builds it (cache prune needs only ref and inputs).
-func appRecipe(name, key string) recipe {
-	return recipe{ref: fmt.Sprintf("docker.io/meshconform/%s:%s", name, key), inputs: []string{key}}
-}
-
-func (l *Local) ensureApp(ctx context.Context, repoRoot, name, key, ref string) error {
-	rc := appRecipe(name, key)
-	rc.build = func(ctx context.Context) (v1.Image, error) {
-		bin, err := l.buildApp(ctx, repoRoot, name, key)
-		if err != nil {
-			return nil, err
-		}
-		return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"},
-			oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755, Src: bin})
+// appRecipe is the image of a sample app: its binary, run as a user
+// without rights. With a nil l only ref and key are meaningful.
+func (l *Local) appRecipe(repoRoot, name string) (recipe, error) {
+	key, err := appKey(repoRoot, name)
+	if err != nil {
+		return recipe{}, err
 	}
-	return l.ensure(ctx, l.registry(), rc)
+	bin := planFile{File: oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755}, From: "app " + name + " " + key,
+		fetch: func(ctx context.Context, _ *assembly) (string, error) { return l.buildApp(ctx, repoRoot, name, key) }}
+	return newRecipe(fmt.Sprintf("docker.io/meshconform/%s:%s", name, key),
+		oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"}, bin), nil
+}
+
+// appBuild is the go command that builds app name into out, and what it
+// sets of the environment: a static linux binary.
+func appBuild(name, out string) (args, env []string) {
+	return []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./" + AppsDir + "/" + name},
+		[]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1", "GOEXPERIMENT=", "GOFLAGS="}
+}
+
+// appDir is where the binary of an app's build is kept in the cache.
+func (l *Local) appDir(name, key string) string {
+	return filepath.Join(l.CacheDir, "bin", "app-"+name+"-"+key)
 }
 
 func (l *Local) buildApp(ctx context.Context, repoRoot, name, key string) (string, error) {
-	out := filepath.Join(l.CacheDir, "bin", "app-"+name+"-"+key, name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./"+AppsDir+"/"+name)
+	out := filepath.Join(l.appDir(name, key), name)
+	args, env := appBuild(name, out)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build app %s: %w: %s", name, err, b)
 	}
@@ -88,7 +92,8 @@ func (l *Local) buildApp(ctx context.Context, repoRoot, name, key string) (strin
 // appKey digests what the app's binary is made of: the Go files of its
 // directory and every directory below it (its own packages, such as
 // meshapp/api; apps import nothing else of this repository), the module's
-// go.mod and go.sum, and the Go toolchain.
+// go.mod and go.sum, the go command's arguments and environment, and the Go
+// toolchain.
 func appKey(repoRoot, name string) (string, error) {
 	var files []string
 	err := filepath.WalkDir(filepath.Join(repoRoot, AppsDir, name), func(p string, d fs.DirEntry, err error) error {
@@ -103,7 +108,8 @@ func appKey(repoRoot, name string) (string, error) {
 	files = append(files, filepath.Join(repoRoot, "go.mod"), filepath.Join(repoRoot, "go.sum"))
 	sort.Strings(files)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", runtime.Version())
+	args, env := appBuild(name, "$OUT")
+	fmt.Fprintf(h, "%s\x00%q\x00%q\x00", runtime.Version(), args, env)
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshconform/meshconform/e2e/internal/gobuild"
@@ -96,42 +95,24 @@ func istioLDFlags(r IstioRelease) []string {
 		"-X " + v + "buildHub=docker.io/istio", "-X " + v + "buildOS=linux", "-X " + v + "buildArch=amd64"}
 }
 
-// istioRecipes are the release's images. Their build functions use l; with
-// a nil l only refs and inputs are meaningful (what cache prune needs).
+// istioRecipes are the release's images. Their plans' files are built
+// through l; with a nil l only refs and keys are meaningful (what cache
+// prune needs).
 func istioRecipes(l *Local, r IstioRelease) []recipe {
-	std, agent := istioStandard(r), istioAgent(r)
+	std, agent := l.goFiles(istioStandard(r)), l.goFiles(istioAgent(r))
 	pilot, proxy, echo := IstioImages(r.Version)
-	certs := oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"}
 	return []recipe{
-		{ref: pilot, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, std)
-			if err != nil {
-				return nil, err
-			}
-			// As Istio's pilot image: the binary as entrypoint, run as 1337.
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-discovery"}, User: "1337:1337"},
-				oci.File{Path: "/usr/local/bin/pilot-discovery", Mode: 0o755, Src: bins.Binary("pilot-discovery")}, certs)
-		}},
-		{ref: proxy, inputs: []string{agent.Key()}, build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, agent)
-			if err != nil {
-				return nil, err
-			}
-			// The agent without Envoy: the grpc-agent injection template gives
-			// only args, and its postStart hook runs `pilot-agent wait`.
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-agent"}, WorkingDir: "/"},
-				oci.File{Path: "/usr/local/bin/pilot-agent", Mode: 0o755, Src: bins.Binary("pilot-agent")}, certs,
-				oci.File{Path: "/etc/istio/proxy", Dir: true, Mode: 0o777}, oci.File{Path: "/var/lib/istio/data", Dir: true, Mode: 0o777})
-		}},
-		{ref: echo, inputs: []string{std.Key()}, build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, std)
-			if err != nil {
-				return nil, err
-			}
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/server"}, User: "1338:1338"},
-				oci.File{Path: "/usr/local/bin/server", Mode: 0o755, Src: bins.Binary("server")},
-				oci.File{Path: "/usr/local/bin/client", Mode: 0o755, Src: bins.Binary("client")}, certs)
-		}},
+		// As Istio's pilot image: the binary as entrypoint, run as 1337.
+		newRecipe(pilot, oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-discovery"}, User: "1337:1337"},
+			std("/usr/local/bin/pilot-discovery", "pilot-discovery"), caCertificates()),
+		// The agent without Envoy: the grpc-agent injection template gives
+		// only args, and its postStart hook runs `pilot-agent wait`.
+		newRecipe(proxy, oci.Config{Entrypoint: []string{"/usr/local/bin/pilot-agent"}, WorkingDir: "/"},
+			agent("/usr/local/bin/pilot-agent", "pilot-agent"), caCertificates(),
+			planFile{File: oci.File{Path: "/etc/istio/proxy", Dir: true, Mode: 0o777}},
+			planFile{File: oci.File{Path: "/var/lib/istio/data", Dir: true, Mode: 0o777}}),
+		newRecipe(echo, oci.Config{Entrypoint: []string{"/usr/local/bin/server"}, User: "1338:1338"},
+			std("/usr/local/bin/server", "server"), std("/usr/local/bin/client", "client"), caCertificates()),
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"go/format"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -18,11 +17,11 @@ import (
 	"strings"
 	"sync"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshconform/meshconform/e2e/internal/debian"
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 	"github.com/meshconform/meshconform/e2e/internal/gobuild"
 	"github.com/meshconform/meshconform/e2e/internal/oci"
 	"github.com/meshconform/meshconform/e2e/internal/rootfs"
@@ -32,14 +31,12 @@ import (
 const (
 	kindNodeRepo      = "meshconform/node"
 	registryImageRepo = "meshconform/registry"
-	// recipeVersion is bumped when how images are assembled changes, so no
-	// image assembled the old way is taken from the cache.
-	recipeVersion = "1"
 )
 
 // Local builds every image on this machine and serves it from a local
-// registry. Images are cached by a digest of their inputs: the registry keeps
-// each image under a tag made of that digest as well as its usual tag.
+// registry. Images are cached by the digest of their build plan: the
+// registry keeps each image under a tag made of that digest as well as its
+// usual tag.
 type Local struct {
 	Release  KubeRelease
 	CacheDir string
@@ -52,6 +49,9 @@ type Local struct {
 	mu    sync.Mutex
 	memos map[string]*lazy
 	goBld *gobuild.Builder
+	// unpackDeb unpacks a Debian package (debian.Unpack when nil; tests
+	// give trees laid out as packages are).
+	unpackDeb func(ctx context.Context, pkg debian.Package, debDir, dir string) error
 }
 
 // NewLocal returns the local source for release, caching under cacheDir.
@@ -107,14 +107,18 @@ func (l *Local) Prepare(ctx context.Context, network string) (ClusterImages, err
 	}
 	reg := l.registry()
 
+	kube, err := l.kubeBuild(ctx)
+	if err != nil {
+		return ClusterImages{}, err
+	}
 	var node string
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		node, err = l.nodeImage(gctx)
+		node, err = l.nodeImage(gctx, kube)
 		return err
 	})
-	for _, r := range l.clusterRecipes() {
+	for _, r := range l.clusterRecipes(kube) {
 		g.Go(func() error { return l.ensure(gctx, reg, r) })
 	}
 	if err := g.Wait(); err != nil {
@@ -128,19 +132,18 @@ func (l *Local) registry() oci.Registry {
 	return oci.Registry{Host: fmt.Sprintf("127.0.0.1:%d", l.RegistryPort)}
 }
 
-// recipe is one image for the registry: its usual name, the inputs that
-// determine it, and how to build it.
+// recipe is one image for the registry: its usual name and its plan.
 type recipe struct {
-	ref    string
-	inputs []string
-	build  func(ctx context.Context) (v1.Image, error)
+	ref  string
+	plan plan
 }
 
-func (r recipe) key() string {
-	h := sha256.New()
-	json.NewEncoder(h).Encode(append([]string{recipeVersion, r.ref}, r.inputs...))
-	return hex.EncodeToString(h.Sum(nil))[:16]
+func newRecipe(ref string, cfg oci.Config, files ...planFile) recipe {
+	return recipe{ref: ref, plan: newPlan(ref, cfg, files...)}
 }
+
+// key is the plan's digest: the cache tag of the image.
+func (r recipe) key() string { return r.plan.key() }
 
 // repoTag strips the registry host: the mirror serves registry.k8s.io/x:t
 // as x:t.
@@ -153,8 +156,8 @@ func (r recipe) repoTag() (repo, tag string) {
 	return ref[:i], ref[i+1:]
 }
 
-// ensure makes the registry serve r: from the cache tag when an image with
-// the same inputs was built before, else by building it now.
+// ensure makes the registry serve r: from the cache tag when an image of
+// the same plan was built before, else by assembling it now.
 func (l *Local) ensure(ctx context.Context, reg oci.Registry, r recipe) error {
 	repo, tag := r.repoTag()
 	cacheTag := repo + ":mc-" + r.key()
@@ -173,7 +176,7 @@ func (l *Local) ensure(ctx context.Context, reg oci.Registry, r recipe) error {
 			}
 			return "cached", nil
 		}
-		img, err := r.build(ctx)
+		img, err := l.assemble(ctx, r.plan)
 		if err != nil {
 			return "", err
 		}
@@ -305,23 +308,25 @@ func (l *Local) kubeModule() gobuild.Module {
 	}
 }
 
-func (l *Local) kubeBinaries(ctx context.Context) (gobuild.Result, error) {
-	m := l.kubeModule()
-	v, err := l.do(ctx, "go build "+m.Name+" "+m.Version, func(ctx context.Context) (any, bool, error) {
-		// Kubernetes replaces its staging modules with directories of its own
-		// tree; built as a dependency, each is pinned to its published v0.x.y.
+// kubeBuild is kubeModule complete: Kubernetes replaces its staging modules
+// with directories of its own tree; built as a dependency, each is pinned
+// to its published v0.x.y, read from the module's go.mod (downloaded once).
+// The replaces are part of the build's key, and so of every plan of an
+// image made of its binaries: they are worked out before anything is planned.
+func (l *Local) kubeBuild(ctx context.Context) (gobuild.Module, error) {
+	v, err := l.memo(ctx, "kubernetes replaces "+l.Release.Version, func(ctx context.Context) (any, error) {
+		m := l.kubeModule()
 		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", l.Release.stagingVersion())
 		if err != nil {
-			return nil, false, err
+			return nil, fmt.Errorf("Kubernetes %s: %w", m.Version, err)
 		}
 		m.Replace = repl
-		r, err := l.build(ctx, m)
-		return r, r.Cached, err
+		return m, nil
 	})
 	if err != nil {
-		return gobuild.Result{}, err
+		return gobuild.Module{}, err
 	}
-	return v.(gobuild.Result), nil
+	return v.(gobuild.Module), nil
 }
 
 func (l *Local) etcdModule() gobuild.Module {
@@ -392,122 +397,100 @@ func metallbModule() gobuild.Module {
 	}
 }
 
-// binaryImage is an image of one or more static programs in
-// /usr/local/bin, like the distroless images Kubernetes publishes.
-func binaryImage(cfg oci.Config, files ...oci.File) (v1.Image, error) {
-	layer, err := oci.FilesLayer(files)
-	if err != nil {
-		return nil, err
+// goFiles returns the plan file of one binary of m's build (through the
+// memoized goBuild, so a build shared by several images runs once).
+func (l *Local) goFiles(m gobuild.Module) func(dest, bin string) planFile {
+	return func(dest, bin string) planFile {
+		return goFile(dest, m.Key(), bin, func(ctx context.Context) (gobuild.Result, error) { return l.goBuild(ctx, m) })
 	}
-	return oci.NewImage(cfg, layer)
 }
 
-func (l *Local) clusterRecipes() []recipe {
+// onRootfs puts p on the root filesystem spec describes.
+func (l *Local) onRootfs(p plan, spec rootfs.Spec) plan {
+	p.Base = spec.Key()
+	p.base = func(ctx context.Context) (string, error) { return l.rootfs(ctx, spec) }
+	return p
+}
+
+// caCertificates are this machine's CA certificates, for programs that
+// call out over TLS.
+func caCertificates() planFile {
+	return hostFile("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt")
+}
+
+// clusterRecipes are the images the nodes pull; kube is the Kubernetes
+// build, replaces included (kubeBuild).
+func (l *Local) clusterRecipes(kube gobuild.Module) []recipe {
 	r := l.Release
-	kube := l.kubeModule()
+	kubeFiles := l.goFiles(kube)
+	kubeFile := func(c string) planFile { return kubeFiles("/usr/local/bin/"+c, c) }
 	var recipes []recipe
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-		recipes = append(recipes, recipe{
-			ref: "registry.k8s.io/" + c + ":" + r.Version, inputs: []string{kube.Key()},
-			build: func(ctx context.Context) (v1.Image, error) {
-				bins, err := l.kubeBinaries(ctx)
-				if err != nil {
-					return nil, err
-				}
-				return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/" + c}},
-					oci.File{Path: "/usr/local/bin/" + c, Mode: 0o755, Src: bins.Binary(c)})
-			},
-		})
+		recipes = append(recipes, newRecipe("registry.k8s.io/"+c+":"+r.Version,
+			oci.Config{Entrypoint: []string{"/usr/local/bin/" + c}}, kubeFile(c)))
 	}
-	proxySpec := kubeProxyRootfsSpec()
-	recipes = append(recipes, recipe{
-		ref: "registry.k8s.io/kube-proxy:" + r.Version, inputs: []string{kube.Key(), proxySpec.Key()},
-		build: func(ctx context.Context) (v1.Image, error) {
-			// The Debian tree and the binaries are independent: make both at once.
-			var bins gobuild.Result
-			var base string
-			g, gctx := errgroup.WithContext(ctx)
-			g.Go(func() (err error) { bins, err = l.kubeBinaries(gctx); return err })
-			g.Go(func() (err error) { base, err = l.rootfs(gctx, proxySpec); return err })
-			if err := g.Wait(); err != nil {
-				return nil, err
-			}
-			baseLayer, err := oci.LayerFromTar(base)
-			if err != nil {
-				return nil, err
-			}
-			bin, err := oci.FilesLayer([]oci.File{{Path: "/usr/local/bin/kube-proxy", Mode: 0o755, Src: bins.Binary("kube-proxy")}})
-			if err != nil {
-				return nil, err
-			}
-			return oci.NewImage(oci.Config{Entrypoint: []string{"/usr/local/bin/kube-proxy"}}, baseLayer, bin)
-		},
-	})
-	etcd := l.etcdModule()
-	recipes = append(recipes, recipe{
-		ref: "registry.k8s.io/etcd:" + r.EtcdTag, inputs: []string{etcd.Key()},
-		build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, etcd)
-			if err != nil {
-				return nil, err
-			}
-			return binaryImage(oci.Config{Entrypoint: []string{"/usr/local/bin/etcd"}},
-				oci.File{Path: "/usr/local/bin/etcd", Mode: 0o755, Src: bins.Binary("etcd")})
-		},
-	})
-	coredns := l.corednsModule()
-	recipes = append(recipes, recipe{
-		ref: "registry.k8s.io/coredns/coredns:" + r.CoreDNSTag, inputs: []string{coredns.Key()},
-		build: func(ctx context.Context) (v1.Image, error) {
-			bins, err := l.goBuild(ctx, coredns)
-			if err != nil {
-				return nil, err
-			}
-			return binaryImage(oci.Config{Entrypoint: []string{"/coredns"}},
-				oci.File{Path: "/coredns", Mode: 0o755, Src: bins.Binary("coredns")},
-				oci.File{Path: "/etc/ssl/certs/ca-certificates.crt", Src: "/etc/ssl/certs/ca-certificates.crt"})
-		},
-	})
-	mlb := metallbModule()
+	proxy := newRecipe("registry.k8s.io/kube-proxy:"+r.Version,
+		oci.Config{Entrypoint: []string{"/usr/local/bin/kube-proxy"}}, kubeFile("kube-proxy"))
+	proxy.plan = l.onRootfs(proxy.plan, kubeProxyRootfsSpec())
+	recipes = append(recipes, proxy)
+	etcd := l.goFiles(l.etcdModule())
+	recipes = append(recipes, newRecipe("registry.k8s.io/etcd:"+r.EtcdTag,
+		oci.Config{Entrypoint: []string{"/usr/local/bin/etcd"}}, etcd("/usr/local/bin/etcd", "etcd")))
+	coredns := l.goFiles(l.corednsModule())
+	recipes = append(recipes, newRecipe("registry.k8s.io/coredns/coredns:"+r.CoreDNSTag,
+		oci.Config{Entrypoint: []string{"/coredns"}}, coredns("/coredns", "coredns"), caCertificates()))
+	mlb := l.goFiles(metallbModule())
 	for _, c := range []string{"controller", "speaker"} {
-		recipes = append(recipes, recipe{
-			ref: "quay.io/metallb/" + c + ":" + MetalLBVersion, inputs: []string{mlb.Key()},
-			build: func(ctx context.Context) (v1.Image, error) {
-				bins, err := l.goBuild(ctx, mlb)
-				if err != nil {
-					return nil, err
-				}
-				// As MetalLB's own images: the binary at the root, run as is.
-				return binaryImage(oci.Config{Entrypoint: []string{"/" + c}},
-					oci.File{Path: "/" + c, Mode: 0o755, Src: bins.Binary(c)})
-			},
-		})
+		// As MetalLB's own images: the binary at the root, run as is.
+		recipes = append(recipes, newRecipe("quay.io/metallb/"+c+":"+MetalLBVersion,
+			oci.Config{Entrypoint: []string{"/" + c}}, mlb("/"+c, c)))
 	}
-	recipes = append(recipes, recipe{
-		ref: "registry.k8s.io/pause:" + r.PauseTag, inputs: []string{r.Version, r.PauseTag, gccVersion()},
-		build: func(ctx context.Context) (v1.Image, error) {
-			pause, err := l.pauseBinary(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return binaryImage(oci.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
-				oci.File{Path: "/pause", Mode: 0o755, Src: pause})
-		},
-	})
-	return recipes
+	return append(recipes, l.pauseRecipe())
 }
 
-// pauseBinary compiles pause.c from the Kubernetes module, statically, as
-// Kubernetes' own build/pause Makefile does.
-func (l *Local) pauseBinary(ctx context.Context) (string, error) {
+// pauseCompile is how pause.c is compiled: statically, as Kubernetes' own
+// build/pause Makefile does, from the Kubernetes module of the release.
+type pauseCompile struct {
+	GCC, Module, Source string
+	Flags               []string
+}
+
+func (l *Local) pauseCompile() pauseCompile {
+	return pauseCompile{
+		GCC: gccVersion(), Module: "k8s.io/kubernetes@" + l.Release.Version, Source: "build/pause/linux/pause.c",
+		Flags: []string{"-Os", "-Wall", "-Werror", "-static", fmt.Sprintf("-DVERSION=v%s-meshconform", l.Release.PauseTag)},
+	}
+}
+
+func (c pauseCompile) key() string {
+	enc, _ := json.Marshal(c)
+	sum := sha256.Sum256(enc)
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// pauseDir is where the pause binary of a compile is kept in the cache.
+func (l *Local) pauseDir(c pauseCompile) string {
+	return filepath.Join(l.CacheDir, "bin", "pause-"+l.Release.PauseTag+"-"+l.Release.Version+"-"+c.key())
+}
+
+func (l *Local) pauseRecipe() recipe {
+	c := l.pauseCompile()
+	file := planFile{File: oci.File{Path: "/pause", Mode: 0o755}, From: "gcc " + c.key(),
+		fetch: func(ctx context.Context, _ *assembly) (string, error) { return l.pauseBinary(ctx, c) }}
+	return newRecipe("registry.k8s.io/pause:"+l.Release.PauseTag,
+		oci.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}, file)
+}
+
+// pauseBinary compiles pause.c as c says, once per cache.
+func (l *Local) pauseBinary(ctx context.Context, c pauseCompile) (string, error) {
 	v, err := l.do(ctx, "gcc pause "+l.Release.PauseTag, func(ctx context.Context) (any, bool, error) {
-		out := filepath.Join(l.CacheDir, "bin", "pause-"+l.Release.PauseTag+"-"+l.Release.Version, "pause")
+		out := filepath.Join(l.pauseDir(c), "pause")
 		if _, err := os.Stat(out); err == nil {
 			return out, true, nil
 		}
-		dl, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "k8s.io/kubernetes@"+l.Release.Version).Output()
+		dl, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", c.Module).Output()
 		if err != nil {
-			return nil, false, fmt.Errorf("download k8s.io/kubernetes@%s: %w", l.Release.Version, err)
+			return nil, false, fmt.Errorf("download %s: %w", c.Module, err)
 		}
 		var info struct{ Dir string }
 		if err := json.Unmarshal(dl, &info); err != nil {
@@ -516,13 +499,13 @@ func (l *Local) pauseBinary(ctx context.Context) (string, error) {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return nil, false, err
 		}
-		cmd := exec.CommandContext(ctx, "gcc", "-Os", "-Wall", "-Werror", "-static",
-			fmt.Sprintf("-DVERSION=v%s-meshconform", l.Release.PauseTag),
-			"-o", out+".tmp", filepath.Join(info.Dir, "build/pause/linux/pause.c"))
-		if b, err := cmd.CombinedOutput(); err != nil {
+		tmp := fsutil.TempName(out)
+		defer os.Remove(tmp)
+		args := append(append([]string{}, c.Flags...), "-o", tmp, filepath.Join(info.Dir, c.Source))
+		if b, err := exec.CommandContext(ctx, "gcc", args...).CombinedOutput(); err != nil {
 			return nil, false, fmt.Errorf("gcc pause.c: %w: %s", err, b)
 		}
-		return out, false, os.Rename(out+".tmp", out)
+		return out, false, os.Rename(tmp, out)
 	})
 	if err != nil {
 		return "", err
@@ -540,138 +523,110 @@ func gccVersion() string {
 // every other image) and the glibc it is linked against.
 var registryPackages = []string{"docker-registry", "libc6"}
 
-// registryImage assembles the registry's own image from Debian's packages
-// and loads it into Docker, which runs it.
-func (l *Local) registryImage(ctx context.Context) (string, error) {
+// multiarch is where Debian installs x86_64 libraries: under /lib on
+// bookworm, under /usr/lib on later releases (merged /usr).
+var multiarch = []string{"lib/x86_64-linux-gnu/", "usr/lib/x86_64-linux-gnu/"}
+
+func inMultiarch(name string) []string {
+	var paths []string
+	for _, d := range multiarch {
+		paths = append(paths, d+name)
+	}
+	return paths
+}
+
+// registryPlan is the registry's image: the binary at the path Debian's
+// package installs it to (the package also ships an init script of the same
+// name), the two glibc files it needs (ldd: libc.so.6 and the loader, at
+// the path the binary names as its interpreter) and the configuration.
+func registryPlan(registry, libc debian.Package) plan {
+	return newPlan(registryImageRepo, oci.Config{
+		Entrypoint: []string{"/usr/bin/docker-registry"}, Cmd: []string{"serve", "/etc/distribution/config.yml"},
+		Labels: map[string]string{OwnerLabel: "true"},
+	},
+		dataFile("/etc/distribution/config.yml", 0o644, []byte(registryConfig)),
+		debFile("/usr/bin/docker-registry", 0o755, registry, "usr/bin/docker-registry"),
+		debFile("/lib/x86_64-linux-gnu/libc.so.6", 0o755, libc, inMultiarch("libc.so.6")...),
+		debFile("/lib64/ld-linux-x86-64.so.2", 0o755, libc, inMultiarch("ld-linux-x86-64.so.2")...),
+	)
+}
+
+// registryImagePlan reads the package versions apt would fetch and plans
+// the registry's image from them.
+func registryImagePlan(ctx context.Context) (plan, error) {
 	pkgs, err := debian.Candidates(ctx, registryPackages...)
 	if err != nil {
-		return "", fmt.Errorf("registry image: %w", err)
+		return plan{}, fmt.Errorf("registry image: %w", err)
 	}
-	parts := []string{recipeVersion, registryConfig}
-	for _, p := range pkgs {
-		parts = append(parts, p.Key())
+	return registryPlan(pkgs[0], pkgs[1]), nil
+}
+
+// registryImage assembles the registry's own image and loads it into
+// Docker, which runs it; an image just loaded is started once, so an image
+// that cannot run is named here and not by a bare exit status later.
+func (l *Local) registryImage(ctx context.Context) (string, error) {
+	p, err := registryImagePlan(ctx)
+	if err != nil {
+		return "", err
 	}
-	tag := registryImageRepo + ":debian-" + shortHash(parts...)
+	tag := registryImageRepo + ":" + p.key()
 	if _, err := docker.Run(ctx, "image", "inspect", tag); err == nil {
 		return tag, nil
 	}
-	debs := filepath.Join(l.CacheDir, "debs")
-	if err := os.MkdirAll(debs, 0o755); err != nil {
-		return "", err
-	}
-	tree, err := os.MkdirTemp(debs, "registry-*.tree")
+	img, err := l.assemble(ctx, p)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tree)
-	for _, p := range pkgs {
-		if err := debian.Unpack(ctx, p, debs, tree); err != nil {
-			return "", fmt.Errorf("registry image: %w", err)
-		}
-	}
-	// The binary and the two glibc files it needs (ldd: libc.so.6 and the
-	// loader), at the paths the packages install them to: /lib/x86_64-linux-gnu
-	// on bookworm, /usr/lib/x86_64-linux-gnu on later releases.
-	files := []oci.File{{Path: "/etc/distribution/config.yml", Data: []byte(registryConfig)}}
-	for _, name := range []string{"docker-registry", "libc.so.6", "ld-linux-x86-64.so.2"} {
-		rel, err := findFile(tree, name)
-		if err != nil {
-			return "", fmt.Errorf("registry image: %w", err)
-		}
-		files = append(files, oci.File{Path: "/" + rel, Mode: 0o755, Src: filepath.Join(tree, rel)})
-		if name == "ld-linux-x86-64.so.2" {
-			// The path the binary names as its interpreter.
-			files = append(files, oci.File{Path: "/lib64/ld-linux-x86-64.so.2", Link: "/" + rel})
-		}
-	}
-	img, err := binaryImage(oci.Config{
-		Entrypoint: []string{"/usr/bin/docker-registry"}, Cmd: []string{"serve", "/etc/distribution/config.yml"},
-		Labels: map[string]string{OwnerLabel: "true"},
-	}, files...)
-	if err != nil {
+	if err := oci.DockerLoad(ctx, img, tag); err != nil {
 		return "", err
 	}
-	return tag, oci.DockerLoad(ctx, img, tag)
+	if err := startsInDocker(ctx, tag, "--version"); err != nil {
+		_, _ = docker.Run(ctx, "image", "rm", tag)
+		return "", err
+	}
+	return tag, nil
 }
 
-// findFile returns the path, relative to tree, of the regular file named
-// name (the first in lexical order), or an error naming what is missing.
-func findFile(tree, name string) (string, error) {
-	var found string
-	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || found != "" {
-			return err
-		}
-		if d.Type().IsRegular() && d.Name() == name {
-			found, err = filepath.Rel(tree, p)
-			return err
-		}
-		return nil
-	})
-	if err == nil && found == "" {
-		err = fmt.Errorf("no %s in the unpacked packages %v", name, registryPackages)
+// nodePlan is the kind node image: the node's root filesystem, then
+// Kubernetes' node programs, its version and the containerd config.
+func (l *Local) nodePlan(spec rootfs.Spec, kube gobuild.Module) plan {
+	kubeFile := l.goFiles(kube)
+	files := []planFile{
+		dataFile("/kind/version", 0o644, []byte(l.Release.Version+"\n")),
+		dataFile("/etc/containerd/config.toml", 0o644, []byte(nodeContainerdConfig("registry.k8s.io/pause:"+l.Release.PauseTag))),
 	}
-	return found, err
+	for _, b := range []string{"kubelet", "kubeadm", "kubectl"} {
+		files = append(files, kubeFile("/usr/bin/"+b, b))
+	}
+	p := newPlan(kindNodeRepo+":"+l.Release.Version, oci.Config{
+		Entrypoint: []string{"/usr/local/bin/entrypoint", "/sbin/init"},
+		Env:        []string{"container=docker"},
+		StopSignal: "SIGRTMIN+3",
+		Labels:     map[string]string{OwnerLabel: "true"},
+	}, files...)
+	return l.onRootfs(p, spec)
 }
 
 // nodeImage builds the kind node image and loads it into Docker (kind starts
 // node containers from the Docker image store).
-func (l *Local) nodeImage(ctx context.Context) (string, error) {
-	spec, err := nodeRootfsSpec(ctx, l.BuildLog)
+func (l *Local) nodeImage(ctx context.Context, kube gobuild.Module) (string, error) {
+	spec, err := nodeRootfsSpec(ctx)
 	if err != nil {
 		return "", err
 	}
-	kube := l.kubeModule()
-	pause := "registry.k8s.io/pause:" + l.Release.PauseTag
-	config := nodeContainerdConfig(pause)
-	tag := fmt.Sprintf("%s:%s-%s", kindNodeRepo, l.Release.Version, shortHash(recipeVersion, spec.Key(), kube.Key(), config))
+	p := l.nodePlan(spec, kube)
+	tag := fmt.Sprintf("%s:%s-%s", kindNodeRepo, l.Release.Version, p.key()[:12])
 	_, err = l.Run.TimeNote("image "+tag, func() (string, error) {
 		if _, err := docker.Run(ctx, "image", "inspect", tag); err == nil {
 			return "cached", nil
 		}
-		base, err := l.rootfs(ctx, spec)
-		if err != nil {
-			return "", err
-		}
-		bins, err := l.kubeBinaries(ctx)
-		if err != nil {
-			return "", err
-		}
-		baseLayer, err := oci.LayerFromTar(base)
-		if err != nil {
-			return "", err
-		}
-		files := []oci.File{
-			{Path: "/kind/version", Data: []byte(l.Release.Version + "\n")},
-			{Path: "/etc/containerd/config.toml", Data: []byte(config)},
-		}
-		for _, b := range []string{"kubelet", "kubeadm", "kubectl"} {
-			files = append(files, oci.File{Path: "/usr/bin/" + b, Mode: 0o755, Src: bins.Binary(b)})
-		}
-		k8sLayer, err := oci.FilesLayer(files)
-		if err != nil {
-			return "", err
-		}
-		img, err := oci.NewImage(oci.Config{
-			Entrypoint: []string{"/usr/local/bin/entrypoint", "/sbin/init"},
-			Env:        []string{"container=docker"},
-			StopSignal: "SIGRTMIN+3",
-			Labels:     map[string]string{OwnerLabel: "true"},
-		}, baseLayer, k8sLayer)
+		img, err := l.assemble(ctx, p)
 		if err != nil {
 			return "", err
 		}
 		return "built", oci.DockerLoad(ctx, img, tag)
 	})
 	return tag, err
-}
-
-func shortHash(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

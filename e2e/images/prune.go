@@ -190,10 +190,12 @@ type cacheUse struct {
 	// pushes to the cache tags of the recipes that push it.
 	cacheTags map[string]bool
 	usualTags map[string][]string
+	// repos are registry repositories kept whole: a key could not be known.
+	repos map[string]bool
 }
 
 func newCacheUse() *cacheUse {
-	return &cacheUse{entries: map[string]bool{}, cacheTags: map[string]bool{}, usualTags: map[string][]string{}}
+	return &cacheUse{entries: map[string]bool{}, cacheTags: map[string]bool{}, usualTags: map[string][]string{}, repos: map[string]bool{}}
 }
 
 func (u *cacheUse) goBuild(m gobuild.Module) {
@@ -207,6 +209,14 @@ func (u *cacheUse) recipe(r recipe) {
 	cache := repo + ":mc-" + r.key()
 	u.cacheTags[cache] = true
 	u.usualTags[repo+":"+tag] = append(u.usualTags[repo+":"+tag], cache)
+}
+
+// keepRepo keeps every tag of a registry repository.
+func (u *cacheUse) keepRepo(repo, why string) {
+	if !u.repos[repo] {
+		u.repos[repo] = true
+		u.notes = append(u.notes, fmt.Sprintf("kept every tag of %s: %s", repo, why))
+	}
 }
 
 // keepPrefix keeps every entry whose path starts with prefix.
@@ -255,7 +265,7 @@ var defaultProbes = keyProbes{
 	kubeReplaces: func(ctx context.Context, r KubeRelease) (map[string]string, error) {
 		return gobuild.ModuleReplaces(ctx, "k8s.io/kubernetes", r.Version, "./staging/", r.stagingVersion())
 	},
-	nodeSpec: func(ctx context.Context) (rootfs.Spec, error) { return nodeRootfsSpec(ctx, io.Discard) },
+	nodeSpec: nodeRootfsSpec,
 }
 
 // currentUse computes what every current recipe uses. A key that cannot be
@@ -266,7 +276,8 @@ func currentUse(ctx context.Context, repoRoot string, p keyProbes) (*cacheUse, e
 	for _, v := range KubeVersions() {
 		l := &Local{Release: kubeReleases[v]} // recipes only: nothing is built
 		kube := l.kubeModule()
-		if repl, err := p.kubeReplaces(ctx, l.Release); err != nil {
+		repl, err := p.kubeReplaces(ctx, l.Release)
+		if err != nil {
 			for _, top := range []string{cacheBin, cacheSrc} {
 				u.keepPrefix(top+"/"+kube.Name+"-"+kube.Version+"-", fmt.Sprintf("Kubernetes %s build key unknown: %v", v, err))
 			}
@@ -277,8 +288,14 @@ func currentUse(ctx context.Context, repoRoot string, p keyProbes) (*cacheUse, e
 		for _, m := range []gobuild.Module{l.etcdModule(), l.corednsModule(), metallbModule()} {
 			u.goBuild(m)
 		}
-		u.entries[cacheBin+"/pause-"+l.Release.PauseTag+"-"+l.Release.Version] = true
-		for _, r := range l.clusterRecipes() {
+		u.entries[cacheBin+"/"+filepath.Base(l.pauseDir(l.pauseCompile()))] = true
+		for _, r := range l.clusterRecipes(kube) {
+			// Images of Kubernetes' binaries have unknown keys with the build's.
+			if err != nil && r.plan.uses(kube.Key()) {
+				repo, _ := r.repoTag()
+				u.keepRepo(repo, fmt.Sprintf("Kubernetes %s build key unknown: %v", v, err))
+				continue
+			}
 			u.recipe(r)
 		}
 	}
@@ -305,8 +322,12 @@ func currentUse(ctx context.Context, repoRoot string, p keyProbes) (*cacheUse, e
 		if err != nil {
 			return nil, err
 		}
+		rc, err := (&Local{}).appRecipe(repoRoot, name)
+		if err != nil {
+			return nil, err
+		}
 		u.entries[cacheBin+"/app-"+name+"-"+key] = true
-		u.recipe(appRecipe(name, key))
+		u.recipe(rc)
 	}
 	return u, nil
 }
@@ -318,17 +339,16 @@ var (
 	goBuildName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*-v[0-9][0-9A-Za-z.+-]*-[0-9a-f]{16}$`)
 	// app-<name>-<appKey>
 	appName = regexp.MustCompile(`^app-[a-z0-9][a-z0-9_.-]*-[0-9a-f]{12}$`)
-	// pause-<PauseTag>-<Kubernetes version>
+	// pause-<PauseTag>-<Kubernetes version>-<pauseCompile key> (and
+	// pause-<PauseTag>-<Kubernetes version> of earlier versions)
 	pauseName = regexp.MustCompile(`^pause-[0-9][0-9.]*-v[0-9][0-9A-Za-z.+-]*$`)
 	// <Spec.Name>-<Spec.Key()>.tar
 	rootfsFileName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*-[0-9a-f]{16}\.tar$`)
 )
 
-// leftover reports names of what an interrupted build leaves (the
-// harness's preflight removes the same: *.tmp and *.tree).
-func leftover(name string) bool {
-	return strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".tree")
-}
+// leftover reports names of what an interrupted build left (the harness's
+// preflight removes the same): a temporary name no live process owns.
+func leftover(name string) bool { return fsutil.StaleTemp(name) }
 
 // planFiles sorts the entries of the cache's bin/, src/, rootfs/ and debs/
 // into stale (or leftover), kept and unknown, and says whether registry/ is
@@ -437,7 +457,7 @@ func registryKeep(tags []registrystore.Tag, u *cacheUse) map[string]bool {
 	keep := map[string]bool{}
 	for _, t := range tags {
 		ref := t.Ref()
-		if u.cacheTags[ref] {
+		if repo, _, _ := strings.Cut(ref, ":"); u.cacheTags[ref] || u.repos[repo] {
 			keep[ref] = true
 			continue
 		}

@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/meshconform/meshconform/e2e/internal/gobuild"
+	"github.com/meshconform/meshconform/e2e/internal/oci"
 	"github.com/meshconform/meshconform/e2e/internal/rootfs"
 )
 
@@ -41,10 +41,10 @@ func TestBuildIDMatchesGobuild(t *testing.T) {
 // kubeProxyRootfsSpec must be the spec the kube-proxy recipe is made from.
 func TestKubeProxySpecMatchesRecipe(t *testing.T) {
 	l := &Local{Release: kubeReleases[DefaultKubernetesVersion]}
-	for _, r := range l.clusterRecipes() {
+	for _, r := range l.clusterRecipes(l.kubeModule()) {
 		if strings.HasPrefix(r.ref, "registry.k8s.io/kube-proxy:") {
-			if !slices.Contains(r.inputs, kubeProxyRootfsSpec().Key()) {
-				t.Errorf("kube-proxy recipe inputs %v lack kubeProxyRootfsSpec's key %s", r.inputs, kubeProxyRootfsSpec().Key())
+			if r.plan.Base != kubeProxyRootfsSpec().Key() {
+				t.Errorf("kube-proxy plan's base %s is not kubeProxyRootfsSpec's key %s", r.plan.Base, kubeProxyRootfsSpec().Key())
 			}
 			return
 		}
@@ -72,7 +72,7 @@ func TestCurrentUse(t *testing.T) {
 	want := []string{
 		"bin/" + buildID(kube), "src/" + buildID(kube),
 		"bin/" + buildID(l.etcdModule()), "src/" + buildID(l.corednsModule()),
-		"bin/" + buildID(metallbModule()), "bin/pause-" + r.PauseTag + "-" + r.Version,
+		"bin/" + buildID(metallbModule()), "bin/pause-" + r.PauseTag + "-" + r.Version + "-" + l.pauseCompile().key(),
 		"bin/" + buildID(istioStandard(ir)), "src/" + buildID(istioAgent(ir)),
 		"rootfs/" + rootfsName(kubeProxyRootfsSpec()), "rootfs/node-" + (rootfs.Spec{Name: "node", Suite: "bookworm"}).Key() + ".tar",
 	}
@@ -100,7 +100,7 @@ func TestCurrentUse(t *testing.T) {
 			t.Errorf("current entry %s is not named as planFiles expects", e)
 		}
 	}
-	pilot := recipe{ref: "docker.io/istio/pilot:" + ir.Version, inputs: []string{istioStandard(ir).Key()}}
+	pilot := istioRecipes(nil, ir)[0]
 	if !u.cacheTags["istio/pilot:mc-"+pilot.key()] {
 		t.Errorf("cache tags lack istio/pilot:mc-%s: %v", pilot.key(), sortedKeys(u.cacheTags))
 	}
@@ -121,7 +121,10 @@ func TestCurrentUse(t *testing.T) {
 			t.Errorf("with its key unknown, %s is not kept", p)
 		}
 	}
-	if len(u.notes) != 3 {
+	if !u.repos["kube-apiserver"] || !u.repos["kube-proxy"] || u.repos["etcd"] {
+		t.Errorf("with the Kubernetes build's key unknown, its images' repositories kept: %v; want kube-* only", u.repos)
+	}
+	if len(u.notes) != 3+4*len(KubeVersions()) {
 		t.Errorf("notes = %q, want one per unknown key and directory", u.notes)
 	}
 	if _, err := currentUse(context.Background(), t.TempDir(), stubProbes); err == nil {
@@ -178,13 +181,13 @@ func TestPruneSyntheticCache(t *testing.T) {
 	const cur, old = "0123456789abcdef", "fedcba9876543210"
 	u := newCacheUse()
 	for _, e := range []string{"bin/etcd-v3.5.24-" + cur, "src/etcd-v3.5.24-" + cur, "bin/app-probe-0123456789ab",
-		"bin/pause-3.10-v1.33.13", "rootfs/node-" + cur + ".tar"} {
+		"bin/pause-3.10-v1.33.13-0123456789ab", "rootfs/node-" + cur + ".tar"} {
 		u.entries[e] = true
 	}
 	u.keepPrefix("bin/kubernetes-v1.33.13-", "test")
-	currentPause := recipe{ref: "registry.k8s.io/pause:3.10", inputs: []string{"now"}}
+	currentPause := newRecipe("registry.k8s.io/pause:3.10", oci.Config{Entrypoint: []string{"/pause"}})
 	u.recipe(currentPause)
-	u.recipe(recipe{ref: "docker.io/istio/pilot:1.29.2", inputs: []string{"now"}})
+	u.recipe(newRecipe("docker.io/istio/pilot:1.29.2", oci.Config{Entrypoint: []string{"/pilot"}}))
 
 	c := cache{t, t.TempDir()}
 	outside := t.TempDir()
@@ -195,9 +198,10 @@ func TestPruneSyntheticCache(t *testing.T) {
 	keep := []string{
 		"bin/etcd-v3.5.24-" + cur + "/etcd", "bin/etcd-v3.5.24-" + cur + "/.complete",
 		"src/etcd-v3.5.24-" + cur + "/go.mod", "bin/app-probe-0123456789ab/probe",
-		"bin/pause-3.10-v1.33.13/pause", "bin/kubernetes-v1.33.13-" + old + "/kubelet",
+		"bin/pause-3.10-v1.33.13-0123456789ab/pause", "bin/kubernetes-v1.33.13-" + old + "/kubelet",
 		"rootfs/node-" + cur + ".tar", "debs/libc6_2.36-9_amd64.deb",
 		// Not ours to judge:
+		"bin/etcd-v3.5.24-" + cur + ".1.tmp/etcd", // a build of a live process (PID 1 always is)
 		"bin/README", "bin/mytool/x", "rootfs/node-" + old + ".img", "notes.txt", "go-build/00/x",
 		"src/etcd-v3.5.24-" + old, // a file, where builds make directories
 	}
@@ -208,6 +212,8 @@ func TestPruneSyntheticCache(t *testing.T) {
 		"bin/pause-3.9-v1.32.0/pause", "rootfs/node-" + old + ".tar", "rootfs/kube-proxy-" + old + ".tar",
 		"rootfs/node-" + cur + ".tree/etc/hostname", "rootfs/node-" + cur + ".tar.tmp",
 		"bin/etcd-v3.5.24-" + cur + ".tmp/etcd", "debs/registry-123.tree/usr/bin/docker-registry",
+		"bin/pause-3.10-v1.33.13/pause", // named before the compile's flags were in the name
+
 	}
 	for _, f := range append(append([]string{}, keep...), stale...) {
 		c.file(f, strings.Repeat("x", 100))
@@ -259,11 +265,11 @@ func TestPruneSyntheticCache(t *testing.T) {
 	for _, e := range res.Removed {
 		removed = append(removed, e.Path)
 	}
-	if len(removed) != 12 || !reflect.DeepEqual(removed, pathsOf(dry.Removed)) {
-		t.Errorf("removed %v (dry run said %v), want the 12 stale entries", removed, pathsOf(dry.Removed))
+	if len(removed) != 13 || !reflect.DeepEqual(removed, pathsOf(dry.Removed)) {
+		t.Errorf("removed %v (dry run said %v), want the 13 stale entries", removed, pathsOf(dry.Removed))
 	}
-	if got := pathsOf(res.Unknown); len(got) != 8 {
-		t.Errorf("unknown = %v, want the 6 unrecognised entries and 2 symbolic links", got)
+	if got := pathsOf(res.Unknown); len(got) != 9 {
+		t.Errorf("unknown = %v, want the 6 unrecognised entries, a live process's build and 2 symbolic links", got)
 	}
 	wantTags := []string{"istio/pilot:1.29.2", "kube-apiserver:mc-" + cur, "kube-apiserver:v1.32.0", "pause:mc-" + old}
 	if !reflect.DeepEqual(res.Registry.RemovedTags, wantTags) || res.Registry.Repos != 2 || res.Registry.Blobs != 9 {

@@ -62,14 +62,6 @@ func TestRecipeRepoTagStripsRegistryHost(t *testing.T) {
 	}
 }
 
-func TestRecipeKeyDependsOnInputs(t *testing.T) {
-	a := recipe{ref: "registry.k8s.io/pause:3.10", inputs: []string{"gcc 12"}}
-	b := recipe{ref: "registry.k8s.io/pause:3.10", inputs: []string{"gcc 13"}}
-	if a.key() == b.key() {
-		t.Error("inputs do not change the key")
-	}
-}
-
 func TestNodeContainerdConfigRestrictsOOMScoreAdj(t *testing.T) {
 	cfg := nodeContainerdConfig("registry.k8s.io/pause:3.10")
 	var doc map[string]any

@@ -10,6 +10,8 @@ package debian
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -116,6 +118,11 @@ func Unpack(ctx context.Context, p Package, debDir, dir string) error {
 		return err
 	}
 	deb := filepath.Join(debDir, fmt.Sprintf("%s_%s_%s.deb", p.Name, strings.ReplaceAll(p.Version, ":", "%3a"), p.Arch))
+	// A .deb kept from an earlier run is used only if it is the one the
+	// archive's index names (the key of what is built from it says so).
+	if sum, err := fileSHA256(deb); err == nil && sum != p.SHA256 {
+		_ = os.Remove(deb)
+	}
 	if _, err := os.Stat(deb); err != nil {
 		// apt-get verifies the download against the signed index; as root
 		// it would otherwise warn that its sandbox user cannot write here.
@@ -132,10 +139,26 @@ func Unpack(ctx context.Context, p Package, debDir, dir string) error {
 			return fmt.Errorf("apt-get download %s=%s did not write %s", p.Name, p.Version, deb)
 		}
 	}
+	if sum, err := fileSHA256(deb); err != nil || sum != p.SHA256 {
+		return fmt.Errorf("%s: SHA-256 %s, the archive's index says %s (%v)", filepath.Base(deb), sum, p.SHA256, err)
+	}
 	if b, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
 		return fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, b)
 	}
 	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func stderr(err error) string {

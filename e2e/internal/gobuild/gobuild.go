@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/modfile"
+
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 )
 
 // Module says what to build.
@@ -101,16 +103,19 @@ type Result struct {
 // Binary returns the path of the named binary.
 func (r Result) Binary(name string) string { return filepath.Join(r.Dir, name) }
 
-// Key is the digest of everything that determines the build's output.
-// Empty optional fields are left out, so adding a field to Module does not
-// invalidate the cache of builds that do not use it.
+// Key is the digest of the build's complete plan: the module (fields left
+// empty are left out, so a new optional field does not change the key of
+// builds that do not use it), the generated go.mod and tools file, the go
+// command's arguments and environment, and the Go toolchain. They are the
+// very values Build uses, so a change in how a build is made changes the key.
 func (m Module) Key() string {
 	h := sha256.New()
 	enc, _ := json.Marshal(struct {
-		M          Module
-		Go, OS, Ar string
-		Recipe     int
-	}{m, runtime.Version(), runtime.GOOS, runtime.GOARCH, 1})
+		M           Module
+		GoMod, Tool string
+		Args, Env   []string
+		Go, OS, Ar  string
+	}{m, RenderGoMod(m), toolsFile(m), buildArgs(m, "$OUT"), buildEnv(m), runtime.Version(), runtime.GOOS, runtime.GOARCH})
 	h.Write(enc)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
@@ -136,20 +141,15 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 			return Result{}, fmt.Errorf("build %s %s: seed go.sum: %w", m.Name, m.Version, err)
 		}
 	}
-	tmp := out + ".tmp"
+	// The build writes under a name of this process's and is renamed into
+	// place when complete; a cancelled or failed build removes it.
+	tmp := fsutil.TempName(out)
 	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return Result{}, err
 	}
-	args := []string{"build", "-trimpath", "-o", tmp + "/"}
-	if len(m.Tags) > 0 {
-		args = append(args, "-tags", strings.Join(m.Tags, ","))
-	}
-	if len(m.LDFlags) > 0 {
-		args = append(args, "-ldflags", strings.Join(m.LDFlags, " "))
-	}
-	args = append(args, m.Packages...)
-	cpu, err := b.goCmd(ctx, src, m, args...)
+	defer os.RemoveAll(tmp)
+	cpu, err := b.goCmd(ctx, src, m, buildArgs(m, tmp)...)
 	if err != nil {
 		return Result{}, fmt.Errorf("build %s %s: %w", m.Name, m.Version, err)
 	}
@@ -161,11 +161,31 @@ func (b *Builder) Build(ctx context.Context, m Module) (Result, error) {
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
 		return Result{}, err
 	}
+	// Another process may have finished the same build meanwhile: its
+	// result is as good as ours, and may be in use.
+	if _, err := os.Stat(done); err == nil {
+		return Result{Dir: out, Cached: true}, nil
+	}
 	_ = os.RemoveAll(out)
 	if err := os.Rename(tmp, out); err != nil {
+		if _, serr := os.Stat(done); serr == nil {
+			return Result{Dir: out, Cached: true}, nil
+		}
 		return Result{}, err
 	}
 	return Result{Dir: out, CPU: cpu}, nil
+}
+
+// buildArgs are the go command's arguments for a build into dir.
+func buildArgs(m Module, dir string) []string {
+	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	if len(m.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(m.Tags, ","))
+	}
+	if len(m.LDFlags) > 0 {
+		args = append(args, "-ldflags", strings.Join(m.LDFlags, " "))
+	}
+	return append(args, m.Packages...)
 }
 
 // BinaryName is the file name `go build -o dir/` gives a main package: its
@@ -215,8 +235,12 @@ func (b *Builder) writeModule(dir string, m Module) error {
 			return err
 		}
 	}
-	// A tools file imports the upstream main packages so module resolution
-	// sees them (our own packages resolve as part of the module).
+	return os.WriteFile(filepath.Join(dir, "tools.go"), []byte(toolsFile(m)), 0o644)
+}
+
+// toolsFile imports the upstream main packages so module resolution sees
+// them (our own packages resolve as part of the module).
+func toolsFile(m Module) string {
 	var tools bytes.Buffer
 	tools.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
 	for _, p := range m.Packages {
@@ -225,7 +249,7 @@ func (b *Builder) writeModule(dir string, m Module) error {
 		}
 	}
 	tools.WriteString(")\n")
-	return os.WriteFile(filepath.Join(dir, "tools.go"), tools.Bytes(), 0o644)
+	return tools.String()
 }
 
 // seedSum fetches the upstream module (listing a package of it downloads
@@ -309,10 +333,15 @@ func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...strin
 	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
-// goEnv is the environment of every go command of a build: static linux
-// binaries, the generated module alone, and the recipe's sumdb exceptions.
-func goEnv(m Module) []string {
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod", "GOOS=linux", "GOARCH=amd64")
+// goEnv is the environment of every go command of a build: this machine's,
+// with buildEnv over it.
+func goEnv(m Module) []string { return append(os.Environ(), buildEnv(m)...) }
+
+// buildEnv is what a build sets of the go command's environment: static
+// linux binaries, the generated module alone, and the recipe's sumdb
+// exceptions.
+func buildEnv(m Module) []string {
+	env := []string{"CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1", "GOEXPERIMENT="}
 	if len(m.NoSumDB) > 0 {
 		env = append(env, "GONOSUMDB="+strings.Join(m.NoSumDB, ","))
 	}

@@ -254,3 +254,32 @@ func DockerLoad(ctx context.Context, img v1.Image, tag string) error {
 	}
 	return nil
 }
+
+// Fingerprint is the digest of a small image assembled by this package
+// from fixed files and a fixed config. Plans of images include it, so a
+// change in how this package writes layers or configs (ordering, modes,
+// times, defaults) changes every image's cache key, as any other change in
+// how images are made does.
+func Fingerprint() string {
+	layer, err := FilesLayer([]File{
+		{Path: "/usr/local/bin/p", Mode: 0o755, Data: []byte("p")},
+		{Path: "/etc/c", Data: []byte("c")},
+		{Path: "/lib64/l", Link: "/lib/l"},
+		{Path: "/var/d", Dir: true, Mode: 0o777},
+	})
+	if err != nil {
+		return "unassembled: " + err.Error()
+	}
+	img, err := NewImage(Config{Entrypoint: []string{"/usr/local/bin/p"}, Cmd: []string{"c"}, Env: []string{"E=e"},
+		User: "1:1", WorkingDir: "/", StopSignal: "SIGTERM", Labels: map[string]string{"l": "v"}}, layer)
+	if err != nil {
+		return "unassembled: " + err.Error()
+	}
+	// The config names the layers by their uncompressed digests: gzip's
+	// output, which may change with Go, does not move every key.
+	d, err := img.ConfigName()
+	if err != nil {
+		return "unassembled: " + err.Error()
+	}
+	return d.String()
+}

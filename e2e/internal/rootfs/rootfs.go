@@ -8,32 +8,58 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 )
 
-// Spec says what goes into a root filesystem.
+// Spec says what goes into a root filesystem: the debootstrap of Debian
+// packages, then Edits, all of it data, so Key covers the whole plan.
 type Spec struct {
 	// Name labels the cache entry, e.g. "node".
 	Name    string
 	Suite   string // e.g. bookworm
 	Variant string // e.g. minbase
 	Include []string
-	// Customize runs on the unpacked tree before it is packed.
-	Customize func(ctx context.Context, dir string) error
-	// CustomizeKey must change whenever what Customize does changes; it is
-	// part of the cache key.
-	CustomizeKey string
+	// Edits change the unpacked tree before it is packed.
+	Edits Edits `json:",omitempty"`
 }
 
-// Key is the digest of the spec's inputs.
+// cleanGlobs are removed from every tree before packing: what a package
+// manager leaves behind has no use in an image, and device nodes are the
+// container runtime's to make.
+var cleanGlobs = []string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log", "dev/*"}
+
+func debootstrapArgs(s Spec, tree string) []string {
+	args := []string{"--variant=" + s.Variant}
+	if len(s.Include) > 0 {
+		args = append(args, "--include="+strings.Join(s.Include, ","))
+	}
+	return append(args, s.Suite, tree)
+}
+
+func tarArgs(tree, out string) []string {
+	return []string{"--numeric-owner", "--xattrs", "-C", tree, "-cf", out, "."}
+}
+
+// Key is the digest of the spec's complete plan: the spec, its edits with
+// the digest of every file they copy, and the commands that debootstrap,
+// clean and pack the tree (the same functions Build runs them from).
 func (s Spec) Key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00v1", s.Name, s.Suite, s.Variant, strings.Join(s.Include, ","), s.CustomizeKey)
+	enc, _ := json.Marshal(struct {
+		Spec               Spec
+		Copied             map[string]string
+		Debootstrap, Clean []string
+		Tar                []string
+	}{s, s.Edits.sourceDigests(), debootstrapArgs(s, "$TREE"), cleanGlobs, tarArgs("$TREE", "$OUT")})
+	h.Write(enc)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -51,38 +77,31 @@ func Build(ctx context.Context, cacheDir string, s Spec, log io.Writer) (tarPath
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return "", false, fmt.Errorf("rootfs %s: debootstrap not found (make setup installs it)", s.Name)
 	}
-	tree := filepath.Join(dir, s.Name+"-"+s.Key()+".tree")
+	tree := filepath.Join(dir, s.Name+"-"+s.Key()+fsutil.Owned(".tree"))
 	_ = os.RemoveAll(tree)
 	defer os.RemoveAll(tree)
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return "", false, err
 	}
-	args := []string{"--variant=" + s.Variant}
-	if len(s.Include) > 0 {
-		args = append(args, "--include="+strings.Join(s.Include, ","))
-	}
-	args = append(args, s.Suite, tree)
+	args := debootstrapArgs(s, tree)
 	if m := HostMirror(); m != "" {
 		args = append(args, m)
 	}
 	if err := run(ctx, log, "debootstrap", args...); err != nil {
 		return "", false, fmt.Errorf("rootfs %s: %w", s.Name, err)
 	}
-	if s.Customize != nil {
-		if err := s.Customize(ctx, tree); err != nil {
-			return "", false, fmt.Errorf("rootfs %s: customize: %w", s.Name, err)
-		}
+	if err := s.Edits.Apply(ctx, tree, log); err != nil {
+		return "", false, fmt.Errorf("rootfs %s: edit: %w", s.Name, err)
 	}
-	// What a package manager leaves behind has no use in an image, and device
-	// nodes are the container runtime's to make.
-	for _, g := range []string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log", "dev/*"} {
+	for _, g := range cleanGlobs {
 		matches, _ := filepath.Glob(filepath.Join(tree, g))
 		for _, m := range matches {
 			_ = os.RemoveAll(m)
 		}
 	}
-	tmp := tarPath + ".tmp"
-	if err := run(ctx, log, "tar", "--numeric-owner", "--xattrs", "-C", tree, "-cf", tmp, "."); err != nil {
+	tmp := fsutil.TempName(tarPath)
+	defer os.Remove(tmp)
+	if err := run(ctx, log, "tar", tarArgs(tree, tmp)...); err != nil {
 		return "", false, fmt.Errorf("rootfs %s: pack: %w", s.Name, err)
 	}
 	return tarPath, false, os.Rename(tmp, tarPath)
