@@ -15,7 +15,7 @@ E2E_SUITES ?= e2e
 E2E_TIMEOUT ?= 80m
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test e2e faults upgrade byo prebuild bench setup clean
+.PHONY: test fresh-images e2e faults upgrade byo prebuild bench setup clean
 
 # go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
@@ -25,6 +25,14 @@ test:
 	@bash scripts/setup-chromium.sh
 	$(GO) vet ./...
 	MESHCONFORM_REQUIRE_CHROMIUM=1 $(GO) test -vet=off ./e2e/... ./fixtures/... ./cmd/... ./suites/internal/...
+	$(GO) run ./cmd/meshconform images fresh-check
+
+# A new machine's first minutes, whatever this machine's caches hold: the
+# cheap images (registry, pause, sample apps) built from nothing into a
+# throwaway cache and each started once in Docker (make test checks their
+# files only). CI runs it before make e2e.
+fresh-images: setup
+	$(GO) run ./cmd/meshconform images fresh-check --start
 
 setup:
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-docker.sh; else sudo bash scripts/setup-docker.sh; fi
