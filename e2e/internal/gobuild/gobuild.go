@@ -318,9 +318,19 @@ func (b *Builder) goCmd(ctx context.Context, dir string, m Module, args ...strin
 	if m.Nice > 0 {
 		name, args = "nice", append([]string{"-n", strconv.Itoa(m.Nice), "go"}, args...)
 	}
+	// go's work directory is ours, beside the build, and removed whatever
+	// happens: go removes it only when it exits normally, and a cancelled
+	// build interrupts it.
+	work := fsutil.TempName(dir + "-work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(work)
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
 	cmd.Dir = dir
-	cmd.Env = goEnv(m)
+	cmd.Env = append(goEnv(m), "GOTMPDIR="+work)
 	var tail tailBuffer
 	w := io.Writer(&tail)
 	if b.Log != nil {
