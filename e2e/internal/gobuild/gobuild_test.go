@@ -24,6 +24,45 @@ func TestRenderGoModPinsReplacesInOrder(t *testing.T) {
 	}
 }
 
+// The key is the build's whole plan: what Build hands the go command
+// (module file, arguments, environment) changes it, field by field.
+func TestKeyCoversThePlan(t *testing.T) {
+	base := func() Module {
+		return Module{Name: "metallb", Path: "go.universe.tf/metallb", Version: "v0.15.2",
+			Packages: []string{"go.universe.tf/metallb/speaker"}, LDFlags: []string{"-s", "-w"}}
+	}
+	key := base().Key()
+	changes := map[string]func(*Module){
+		"a tag":                func(m *Module) { m.Tags = []string{"netgo"} },
+		"an ldflag":            func(m *Module) { m.LDFlags = []string{"-s"} },
+		"a package":            func(m *Module) { m.Packages = append(m.Packages, "go.universe.tf/metallb/controller") },
+		"a require (go.mod)":   func(m *Module) { m.Require = map[string]string{"k8s.io/api": "v0.33.0"} },
+		"a replace (go.mod)":   func(m *Module) { m.Replace = map[string]string{"k8s.io/api": "v0.33.0"} },
+		"GONOSUMDB (env)":      func(m *Module) { m.NoSumDB = []string{"go.universe.tf"} },
+		"a generated file":     func(m *Module) { m.Files = map[string]string{"cmd/x/main.go": "package main"} },
+		"a binary's name":      func(m *Module) { m.Rename = map[string]string{"go.universe.tf/metallb/speaker": "spk"} },
+		"the module's version": func(m *Module) { m.Version = "v0.15.3" },
+		"a pinned go.sum line": func(m *Module) { m.Sums = []string{"go.universe.tf/metallb v0.15.2 h1:x="} },
+	}
+	for what, change := range changes {
+		m := base()
+		change(&m)
+		if m.Key() == key {
+			t.Errorf("changing %s keeps the key", what)
+		}
+	}
+	// Nice changes the priority, not the output: the same key.
+	m := base()
+	m.Nice = 10
+	if m.Key() != key {
+		t.Error("the CPU priority changed the key")
+	}
+	// What the key digests is what the go command gets.
+	if got := buildArgs(base(), "/out"); strings.Join(got, " ") != "build -trimpath -o /out/ -ldflags -s -w go.universe.tf/metallb/speaker" {
+		t.Errorf("buildArgs = %q", got)
+	}
+}
+
 func TestKeyChangesWithInputs(t *testing.T) {
 	a := Module{Name: "etcd", Path: "go.etcd.io/etcd/server/v3", Version: "v3.5.24"}
 	b := a
