@@ -40,18 +40,10 @@ type Overrides struct {
 	Env    map[string]string
 }
 
-// Apply creates every object of the manifests matching pattern in dir, in
-// namespace ns, with o applied; objects that exist already are kept.
+// Apply applies the manifests matching pattern in dir, as ApplyFS does.
 func Apply(ctx context.Context, c klient.Client, dir, pattern, ns string, o Overrides) error {
-	err := decoder.DecodeEachFile(ctx, os.DirFS(dir), pattern,
-		decoder.CreateIgnoreAlreadyExists(c.Resources(ns)),
-		decoder.MutateNamespace(ns),
-		decoder.MutateOption(func(obj k8s.Object) error {
-			SetEnv(obj, o.Env)
-			return SetImages(obj, o.Images)
-		}))
-	if err != nil {
-		return fmt.Errorf("apply %s/%s to namespace %s: %w", dir, pattern, ns, err)
+	if err := ApplyFS(ctx, c, os.DirFS(dir), pattern, ns, o); err != nil {
+		return fmt.Errorf("manifests in %s: %w", dir, err)
 	}
 	return nil
 }
@@ -114,17 +106,24 @@ func Scale(ctx context.Context, c klient.Client, ns, name string, replicas int32
 }
 
 func podSpec(obj k8s.Object) *corev1.PodSpec {
+	spec, _ := podSpecAt(obj)
+	return spec
+}
+
+// podSpecAt returns a workload's pod spec and where it sits in the
+// object's JSON; nil for objects without pods.
+func podSpecAt(obj k8s.Object) (*corev1.PodSpec, []string) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		return &o.Spec
+		return &o.Spec, []string{"spec"}
 	case *appsv1.Deployment:
-		return &o.Spec.Template.Spec
+		return &o.Spec.Template.Spec, []string{"spec", "template", "spec"}
 	case *appsv1.StatefulSet:
-		return &o.Spec.Template.Spec
+		return &o.Spec.Template.Spec, []string{"spec", "template", "spec"}
 	case *appsv1.DaemonSet:
-		return &o.Spec.Template.Spec
+		return &o.Spec.Template.Spec, []string{"spec", "template", "spec"}
 	}
-	return nil
+	return nil, nil
 }
 
 // RunLabel marks every namespace a run creates with the run's ID, so a
@@ -237,26 +236,17 @@ func DeleteNamespaces(ctx context.Context, nss ...Namespace) error {
 	return g.Wait()
 }
 
-// DeleteFile deletes every object of a manifest file from namespace ns;
-// objects already gone are fine.
+// DeleteFile deletes the objects of a manifest file from namespace ns, as
+// DeleteFS does.
 func DeleteFile(ctx context.Context, c klient.Client, path, ns string) error {
-	err := decoder.DecodeEachFile(ctx, os.DirFS(filepath.Dir(path)), filepath.Base(path),
-		decoder.DeleteIgnoreNotFound(c.Resources(ns)), decoder.MutateNamespace(ns))
-	if err != nil {
-		return fmt.Errorf("delete %s from %s: %w", path, ns, err)
-	}
-	return nil
+	return DeleteFS(ctx, c, os.DirFS(filepath.Dir(path)), filepath.Base(path), ns)
 }
 
-// ApplyObjects creates every object of the manifest file in ns (typed or
-// not: Istio's CRDs decode as unstructured), replacing existing ones.
+// ApplyObjects applies the objects of a manifest file in ns, as ApplyFS
+// does, with no overrides (typed or not: Istio's CRDs decode as
+// unstructured).
 func ApplyObjects(ctx context.Context, c klient.Client, path, ns string) error {
-	err := decoder.DecodeEachFile(ctx, os.DirFS(filepath.Dir(path)), filepath.Base(path),
-		decoder.CreateIgnoreAlreadyExists(c.Resources(ns)), decoder.MutateNamespace(ns))
-	if err != nil {
-		return fmt.Errorf("apply %s to %s: %w", path, ns, err)
-	}
-	return nil
+	return ApplyFS(ctx, c, os.DirFS(filepath.Dir(path)), filepath.Base(path), ns, Overrides{})
 }
 
 // WaitReady waits until every pod of ns matching selector is Ready and
