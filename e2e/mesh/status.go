@@ -3,6 +3,7 @@ package mesh
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -12,8 +13,10 @@ type ProxyStatus struct {
 	// Pod and Namespace come from NAME ("pod.namespace").
 	Pod, Namespace string
 	Cluster        string
-	Istiod         string
-	Version        string
+	// Istiod is the name of the istiod pod the proxy is connected to.
+	Istiod string
+	// Version is the proxy's Istio version (from its node metadata).
+	Version string
 	// Types maps an xDS type (CDS, LDS, EDS, RDS, ECDS) to its status word
 	// (SYNCED, NOT SENT, STALE, ERROR, IGNORED), when the output has one
 	// column per type (1.26, or 1.27+ with -v 1).
@@ -185,40 +188,136 @@ func ParseSyncz(raw []byte) ([]SyncStatus, error) {
 	return ss, nil
 }
 
-// CheckSynced checks every wanted pod is listed with its cluster and that
-// every xDS type it subscribes to is SYNCED (IGNORED = not subscribed). It
-// rejects a proxy unknown to istiod, listed in another cluster (a wrong
-// ISTIO_META_CLUSTER_ID), or behind on configuration, and refuses to pass
-// when no pod is wanted.
-func CheckSynced(rows []ProxyStatus, want map[string]string) error {
+// Expect is what proxy-status should say of one proxy: the cluster it
+// runs in, the istiod pods that should serve it, and its version.
+type Expect struct {
+	// Cluster is the cluster the pod runs in (CLUSTER: the proxy's
+	// ISTIO_META_CLUSTER_ID).
+	Cluster string
+	// Istiods are the names of the running istiod pods of the primary and
+	// revision that should serve the proxy. ISTIOD is the POD_NAME of the
+	// istiod the proxy is connected to (pilot/pkg/xds/xdsgen.go in 1.26 to
+	// 1.29), so a proxy on another primary's, another revision's, or a
+	// gone istiod names a pod not in this list.
+	Istiods []string
+	// Version is the Istio version the proxy should report. VERSION is the
+	// proxy's own ISTIO_VERSION node metadata (istioctl calls it
+	// istiodVersion, but fills it from the proxy's node, 1.26 to 1.29),
+	// which the agent sets from its build (pkg/bootstrap SetIstioVersion)
+	// for Envoy sidecars and proxyless gRPC (grpc-agent) pods alike: the
+	// agent writes the gRPC bootstrap's node from the same metadata. It is
+	// never empty for a released agent, so an empty VERSION fails too.
+	Version string
+}
+
+// CheckSynced judges proxy-status (rows, the concatenated output of the
+// istiods asked) against the proxies that should be there (want, pod →
+// Expect). Each pod of want must be listed, in its cluster, connected to
+// one of the istiod pods that should serve it, at the expected version,
+// with every xDS type it subscribes to SYNCED (IGNORED = not subscribed).
+// It rejects a proxy unknown to istiod, listed in another cluster (a
+// wrong ISTIO_META_CLUSTER_ID), served by another primary's istiod, by
+// another revision's, or by one not running (a deleted replica), running
+// another version, or behind on configuration. Pods are judged in name
+// order, the first failure returned. It refuses to pass when no pod is
+// wanted, or when a pod has no istiod or version to be judged against.
+//
+// A correct, settled mesh fails it only while a proxy reconnects (its
+// istiod restarted or deleted: listed on the old pod, or not yet SYNCED on
+// the new one, for about a second plus a push); callers poll.
+func CheckSynced(rows []ProxyStatus, want map[string]Expect) error {
 	if len(want) == 0 {
 		return fmt.Errorf("no proxies to look for: nothing to judge")
 	}
+	seen := byPod(rows)
+	for _, pod := range sortedKeys(want) {
+		w := want[pod]
+		switch {
+		case len(w.Istiods) == 0:
+			return fmt.Errorf("pod %s (%s): no istiod pod should serve it: nothing to judge it against", pod, w.Cluster)
+		case w.Version == "":
+			return fmt.Errorf("pod %s (%s): no expected version: nothing to judge it against", pod, w.Cluster)
+		}
+		row, err := listed(seen, len(rows), pod, w.Cluster)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(w.Istiods, row.Istiod) {
+			return fmt.Errorf("pod %s (%s) is connected to istiod %q, want one of %v", pod, w.Cluster, row.Istiod, w.Istiods)
+		}
+		if row.Version != w.Version {
+			return fmt.Errorf("pod %s (%s) runs proxy version %q, want %s", pod, w.Cluster, row.Version, w.Version)
+		}
+		if err := synced(pod, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkListedSynced is CheckSynced without the istiod and version: each pod
+// of want (pod → cluster) is listed in its cluster, SYNCED.
+func checkListedSynced(rows []ProxyStatus, want map[string]string) error {
+	if len(want) == 0 {
+		return fmt.Errorf("no proxies to look for: nothing to judge")
+	}
+	seen := byPod(rows)
+	for _, pod := range sortedKeys(want) {
+		row, err := listed(seen, len(rows), pod, want[pod])
+		if err != nil {
+			return err
+		}
+		if err := synced(pod, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func byPod(rows []ProxyStatus) map[string]ProxyStatus {
 	seen := map[string]ProxyStatus{}
 	for _, row := range rows {
 		seen[row.Pod] = row
 	}
-	for pod, cluster := range want {
-		row, ok := seen[pod]
-		if !ok {
-			return fmt.Errorf("pod %s (%s) not in proxy-status (%d rows)", pod, cluster, len(rows))
+	return seen
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// listed is pod's row, which must name cluster.
+func listed(seen map[string]ProxyStatus, n int, pod, cluster string) (ProxyStatus, error) {
+	row, ok := seen[pod]
+	if !ok {
+		return row, fmt.Errorf("pod %s (%s) not in proxy-status (%d rows)", pod, cluster, n)
+	}
+	if row.Cluster != cluster {
+		return row, fmt.Errorf("pod %s listed in cluster %q, runs in %s", pod, row.Cluster, cluster)
+	}
+	return row, nil
+}
+
+// synced passes a row whose every type is SYNCED or IGNORED, one at least
+// SYNCED.
+func synced(pod string, row ProxyStatus) error {
+	n := 0
+	for _, t := range sortedKeys(row.Types) {
+		switch st := row.Types[t]; st {
+		case "SYNCED":
+			n++
+		case "IGNORED":
+		default:
+			return fmt.Errorf("pod %s: %s is %s", pod, t, st)
 		}
-		if row.Cluster != cluster {
-			return fmt.Errorf("pod %s listed in cluster %q, runs in %s", pod, row.Cluster, cluster)
-		}
-		synced := 0
-		for t, st := range row.Types {
-			switch st {
-			case "SYNCED":
-				synced++
-			case "IGNORED":
-			default:
-				return fmt.Errorf("pod %s: %s is %s", pod, t, st)
-			}
-		}
-		if synced == 0 {
-			return fmt.Errorf("pod %s: no type SYNCED (%v)", pod, row.Types)
-		}
+	}
+	if n == 0 {
+		return fmt.Errorf("pod %s: no type SYNCED (%v)", pod, row.Types)
 	}
 	return nil
 }
@@ -240,7 +339,9 @@ func CheckProxies(rows []ProxyStatus, want map[string]ProxyWant, ns string) erro
 	for pod, w := range want {
 		clusters[pod] = w.Cluster
 	}
-	if err := CheckSynced(rows, clusters); err != nil {
+	// Its rows come from one revision's istiods only (istioctl
+	// --revision): being listed is what proves the revision.
+	if err := checkListedSynced(rows, clusters); err != nil {
 		return err
 	}
 	var errs []string

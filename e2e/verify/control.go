@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
@@ -118,10 +120,16 @@ func (m *Mesh) RootCertDistributed(ctx context.Context) error {
 
 // RemoteInjection rejects a remote whose pods do not join the mesh (the
 // injection webhook unreachable, the agent unable to reach istiod — a wrong
-// remotePilotAddress): a pod created in an injection-enabled namespace of
-// the remote gets the istio-proxy container, becomes Ready, and shows in
-// proxy-status on the primary with the remote's cluster and the mesh's
-// version. The pod is deleted afterwards.
+// remotePilotAddress, or an agent that connects but is never served): a
+// pod created in an injection-enabled namespace of the remote gets the
+// istio-proxy container, becomes Ready, and shows in proxy-status on the
+// primary serving the remote with the remote's cluster, connected to one
+// of that primary's running istiod pods of the mesh's revision, at the
+// mesh's version, every type it subscribes to SYNCED (ProxiesOn, the
+// judge of every proxy). Being Ready, or merely listed, proves neither
+// that the agent got its configuration nor from which istiod; a STALE or
+// NOT SENT proxy is polled until timeout, then fails. The pod is deleted
+// afterwards.
 func (m *Mesh) RemoteInjection(ctx context.Context, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	err := m.remoteInjection(ctx, timeout)
@@ -162,20 +170,13 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	}); err != nil {
 		return fmt.Errorf("injected pod %s in %s after %s: %w", pod.Name, m.Remote.Name, timeout, err)
 	}
+	// The same judge as every other proxy's: on the primary serving the
+	// remote, with the remote's cluster, on one of that primary's running
+	// istiod pods of the revision, at the mesh's version, SYNCED.
+	want := map[string]ProxyOn{pod.Name: {Cluster: m.Remote.Name, Istio: m.Istio, Version: m.Istio.Version}}
 	return poll(ctx, timeout, 2*time.Second, func() error {
-		rows, err := m.Istio.ProxyStatus(ctx, m.Primary)
-		if err != nil {
-			return err
-		}
-		for _, r := range rows {
-			if r.Pod == pod.Name && r.Namespace == InjectionNamespace {
-				if r.Cluster != m.Remote.Name || r.Version != m.Istio.Version {
-					return fmt.Errorf("pod %s is in proxy-status with cluster %q and version %q, want %s and %s", pod.Name, r.Cluster, r.Version, m.Remote.Name, m.Istio.Version)
-				}
-				return nil
-			}
-		}
-		return fmt.Errorf("pod %s (%s) is Ready but not in proxy-status (%d rows)", pod.Name, m.Remote.Name, len(rows))
+		_, err := m.ProxiesOn(ctx, want)
+		return err
 	})
 }
 
@@ -209,11 +210,17 @@ func (m *Mesh) AppProxies(ctx context.Context) (map[string]string, error) {
 }
 
 // AllSynced rejects a mesh in which a proxy is unknown to istiod, listed
-// in the wrong cluster, connected to another cluster's control plane, or
-// behind on configuration: every pod of want (pod → cluster) is in
-// proxy-status on its cluster's control plane (the primary serving it, or
-// its own in a multi-primary mesh) with its cluster and every type it
-// subscribes to SYNCED. An empty want is an error.
+// in the wrong cluster, connected to the wrong control plane (another
+// primary's istiod, another revision's, or a replica not running), at
+// another version than the mesh's, or behind on configuration: every pod
+// of want (pod → cluster) is in proxy-status on its cluster's control
+// plane (the primary serving it, or its own in a multi-primary mesh),
+// with its cluster, connected to a running istiod pod of that primary and
+// of m.Istio's revision, reporting m.Istio.Version, every type it
+// subscribes to SYNCED. An empty want is an error. It is for a mesh at
+// rest on one revision; while proxies are meant to be on different
+// revisions or versions (an upgrade before every workload restarted), say
+// so with ProxiesOn.
 func (m *Mesh) AllSynced(ctx context.Context, want map[string]string) error {
 	_, err := m.ProxyRows(ctx, want)
 	return err
@@ -221,7 +228,43 @@ func (m *Mesh) AllSynced(ctx context.Context, want map[string]string) error {
 
 // ProxyRows is AllSynced that also returns the rows it judged, by primary.
 func (m *Mesh) ProxyRows(ctx context.Context, want map[string]string) (map[string][]mesh.ProxyStatus, error) {
-	byPrimary, err := byControlPlane(want, m.Clusters)
+	on := map[string]ProxyOn{}
+	for pod, cl := range want {
+		on[pod] = ProxyOn{Cluster: cl, Istio: m.Istio, Version: m.Istio.Version}
+	}
+	return m.ProxiesOn(ctx, on)
+}
+
+// ProxyOn is where one proxy should be: the cluster it runs in, the
+// control plane (revision) that should serve it, and the Istio version its
+// proxy should run. The version is the proxy's, not its istiod's: in an
+// in-place upgrade the new istiod serves proxies still at the old version
+// until their pods restart; in a canary upgrade a proxy is on the old
+// revision, at the old version, until its pod restarts onto the new one.
+type ProxyOn struct {
+	Cluster string
+	// Istio is the control plane that should serve the proxy: its
+	// revision selects the istiod pods, and its istioctl asks them.
+	Istio   *harness.Mesh
+	Version string
+}
+
+// ProxiesOn judges each proxy of want (pod → where it should be) with
+// mesh.CheckSynced on the proxy-status of the primary serving its cluster
+// (byControlPlane): listed with its cluster, connected to a running istiod
+// pod of that primary and of its revision, at its version, SYNCED. Each
+// revision named is asked once per primary; the rows returned are, by
+// primary, those of every revision asked. A proxy on a revision not asked
+// shows as missing. An empty want is an error.
+func (m *Mesh) ProxiesOn(ctx context.Context, want map[string]ProxyOn) (map[string][]mesh.ProxyStatus, error) {
+	where := map[string]string{}
+	for pod, w := range want {
+		if w.Istio == nil {
+			return nil, fmt.Errorf("pod %s (%s): no control plane named to serve it", pod, w.Cluster)
+		}
+		where[pod] = w.Cluster
+	}
+	byPrimary, err := byControlPlane(where, m.Clusters)
 	if err != nil {
 		return nil, err
 	}
@@ -231,16 +274,91 @@ func (m *Mesh) ProxyRows(ctx context.Context, want map[string]string) (map[strin
 		if !ok {
 			continue
 		}
-		r, err := m.Istio.ProxyStatus(ctx, p)
+		expect, err := m.expectOn(ctx, p, sub, want, rows)
 		if err != nil {
 			return rows, err
 		}
-		rows[p.Name] = r
-		if err := mesh.CheckSynced(r, sub); err != nil {
-			return rows, fmt.Errorf("proxy-status on %s: %w", p.Name, err)
+		if err := mesh.CheckSynced(rows[p.Name], expect); err != nil {
+			return rows, withDiagnosis(fmt.Errorf("proxy-status on %s: %w", p.Name, err), func() string { return describeIstiods(expect) })
 		}
 	}
 	return rows, nil
+}
+
+// expectOn asks primary p's istiods of every revision its proxies (sub,
+// pod → cluster) should be on for their proxy-status, appended to
+// rows[p.Name], and returns what each proxy should show there.
+func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string]string, want map[string]ProxyOn, rows map[string][]mesh.ProxyStatus) (map[string]mesh.Expect, error) {
+	// Two meshes of one revision (in place: the old and the new version)
+	// are one control plane; the first pod's, in name order, asks it.
+	pods := make([]string, 0, len(sub))
+	for pod := range sub {
+		pods = append(pods, pod)
+	}
+	sort.Strings(pods)
+	revs := map[string]*harness.Mesh{}
+	for _, pod := range pods {
+		cp := want[pod].Istio
+		if _, ok := revs[cp.Revision]; !ok {
+			revs[cp.Revision] = cp
+		}
+	}
+	names := make([]string, 0, len(revs))
+	for rev := range revs {
+		names = append(names, rev)
+	}
+	sort.Strings(names)
+	expect := map[string]mesh.Expect{}
+	for _, rev := range names {
+		r, err := revs[rev].ProxyStatus(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("proxy-status on %s (revision %q): %w", p.Name, rev, err)
+		}
+		rows[p.Name] = append(rows[p.Name], r...)
+		// Listed after the rows were taken: every istiod a row names was
+		// running then, so a replica that started in between cannot fail
+		// a correct mesh; one deleted in between fails it once (polled).
+		running, err := mesh.IstiodPods(ctx, p.Client, rev)
+		if err != nil {
+			return nil, fmt.Errorf("istiod pods of %s (revision %q): %w", p.Name, rev, err)
+		}
+		var istiods []string
+		for _, ip := range running {
+			istiods = append(istiods, ip.Name)
+		}
+		if len(istiods) == 0 {
+			return nil, fmt.Errorf("no running istiod pod on %s (%s): no control plane to serve its proxies", p.Name, mesh.IstiodSelector(rev))
+		}
+		expectRevision(expect, sub, want, rev, istiods)
+	}
+	return expect, nil
+}
+
+// expectRevision adds to expect what proxy-status should show of each pod
+// of sub (pod → cluster) that should be on revision rev, whose running
+// istiod pods on the primary asked are istiods.
+func expectRevision(expect map[string]mesh.Expect, sub map[string]string, want map[string]ProxyOn, rev string, istiods []string) {
+	for pod, cl := range sub {
+		if w := want[pod]; w.Istio.Revision == rev {
+			expect[pod] = mesh.Expect{Cluster: cl, Istiods: istiods, Version: w.Version}
+		}
+	}
+}
+
+// describeIstiods names the istiod pods each revision's proxies should be
+// on, for a failed ProxiesOn.
+func describeIstiods(expect map[string]mesh.Expect) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range expect {
+		k := fmt.Sprint(e.Istiods)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return "running istiod pods asked: " + strings.Join(out, ", ")
 }
 
 // NodeLocality rejects a cluster whose nodes do not carry its locality
