@@ -2,8 +2,6 @@ package doctor
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -12,35 +10,29 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
+	// The judges, named so beside this package's own checks.
+	judges "github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
 )
 
-// remoteSecret is what the doctor reads of one remote secret: never the
-// credential itself, only where it points and whose it is.
-type remoteSecret struct {
-	name, cluster, server, user string
-}
-
 // remoteSecretsRead is the primary's remote secrets, read once per Run
 // for the checks that need them.
 type remoteSecretsRead struct {
 	once    sync.Once
-	secrets map[string]remoteSecret
+	secrets map[string]mesh.RemoteSecret
 	err     error
 }
 
-// readRemoteSecrets parses the primary's remote secrets (once per Run).
-func readRemoteSecrets(ctx context.Context, m Mesh) (map[string]remoteSecret, error) {
+// readRemoteSecrets parses the primary's remote secrets (once per Run), by
+// the cluster each attaches. What the doctor keeps of one is where it
+// points and whose it is, never the credential itself.
+func readRemoteSecrets(ctx context.Context, m Mesh) (map[string]mesh.RemoteSecret, error) {
 	if m.secrets == nil {
 		return listRemoteSecrets(ctx, m)
 	}
@@ -48,72 +40,19 @@ func readRemoteSecrets(ctx context.Context, m Mesh) (map[string]remoteSecret, er
 	return m.secrets.secrets, m.secrets.err
 }
 
-func listRemoteSecrets(ctx context.Context, m Mesh) (map[string]remoteSecret, error) {
-	var list corev1.SecretList
-	if err := m.Primary.Client.Resources(mesh.Namespace).List(ctx, &list, resources.WithLabelSelector("istio/multiCluster=true")); err != nil {
-		return nil, fmt.Errorf("list remote secrets: %w", err)
+func listRemoteSecrets(ctx context.Context, m Mesh) (map[string]mesh.RemoteSecret, error) {
+	list, err := mesh.RemoteSecrets(ctx, m.Primary.Client)
+	if err != nil {
+		return nil, err
 	}
-	out := map[string]remoteSecret{}
-	for _, s := range list.Items {
-		for cluster, raw := range s.Data {
-			server, user, err := parseRemoteKubeconfig(raw)
-			if err != nil {
-				return nil, fmt.Errorf("remote secret %s: %w", s.Name, err)
-			}
-			out[cluster] = remoteSecret{name: s.Name, cluster: cluster, server: server, user: user}
+	out := map[string]mesh.RemoteSecret{}
+	for _, s := range list {
+		if s.Err != nil {
+			return nil, fmt.Errorf("remote secret %s: %w", s.Name, s.Err)
 		}
+		out[s.Cluster] = s
 	}
 	return out, nil
-}
-
-// parseRemoteKubeconfig returns a remote secret's API server and the
-// account its token belongs to (the JWT's subject, read without verifying:
-// only the API server can verify it, and the RBAC check asks it).
-func parseRemoteKubeconfig(raw []byte) (server, user string, err error) {
-	cfg, err := clientcmd.Load(raw)
-	if err != nil {
-		return "", "", fmt.Errorf("unreadable kubeconfig: %w", err)
-	}
-	ctx, ok := cfg.Contexts[cfg.CurrentContext]
-	if !ok {
-		return "", "", fmt.Errorf("kubeconfig has no current context")
-	}
-	if c, ok := cfg.Clusters[ctx.Cluster]; ok {
-		server = c.Server
-	}
-	if a, ok := cfg.AuthInfos[ctx.AuthInfo]; ok && a.Token != "" {
-		user = tokenSubject(a.Token)
-	}
-	return server, user, nil
-}
-
-// tokenSubject is a JWT's "sub" claim, or "".
-func tokenSubject(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var claims struct {
-		Sub string `json:"sub"`
-	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return ""
-	}
-	return claims.Sub
-}
-
-// serviceAccountGroups are the groups the API server puts a service
-// account's token in: a role bound to any of them counts.
-func serviceAccountGroups(user string) []string {
-	groups := []string{"system:serviceaccounts", "system:authenticated"}
-	if parts := strings.Split(user, ":"); len(parts) == 4 && parts[0] == "system" && parts[1] == "serviceaccount" {
-		groups = append(groups, "system:serviceaccounts:"+parts[2])
-	}
-	return groups
 }
 
 // remoteSecrets: each remote has a remote secret on the primary whose
@@ -130,25 +69,25 @@ func remoteSecrets(ctx context.Context, m Mesh) []Result {
 		switch {
 		case !ok:
 			out = append(out, fail(r.Name, "no remote secret for cluster %s on %s (label istio/multiCluster=true in %s): the remote was never attached, or its secret was deleted", r.Name, m.Primary.Name, mesh.Namespace))
-		case mesh.LoopbackServer(s.server):
-			out = append(out, fail(r.Name, "remote secret %s points at %s, a loopback address: istiod would dial itself, not %s's API server", s.name, s.server, r.Name))
+		case mesh.LoopbackServer(s.Server):
+			out = append(out, fail(r.Name, "remote secret %s points at %s, a loopback address: istiod would dial itself, not %s's API server", s.Name, s.Server, r.Name))
 		default:
-			out = append(out, pass(r.Name, "remote secret %s → %s", s.name, s.server))
+			out = append(out, pass(r.Name, "remote secret %s → %s", s.Name, s.Server))
 		}
 	}
 	return out
 }
 
-// istiodNeeds is what istiod reads from a remote cluster (the
-// istio-reader cluster role of the remote profile).
-var istiodNeeds = []struct{ group, resource string }{
-	{"", "pods"}, {"", "services"}, {"", "namespaces"}, {"", "nodes"}, {"", "configmaps"},
-	{"discovery.k8s.io", "endpointslices"},
-}
-
-// remoteSecretRBAC: the account of each remote secret may get, list and
-// watch what istiod reads, asked of the remote's own API server. Rejects a
-// secret made for an account without the reader role.
+// remoteSecretRBAC: the account of each remote secret may do what istiod
+// needs (get, list and watch what it reads, review tokens) and nothing of
+// what it never needs (checks.ExcessRights: cluster-admin, writing
+// secrets, escalating, binding, impersonating…), asked of the remote's own
+// API server, one SubjectAccessReview per right (mesh.AskCredentialRights,
+// which says why reviews about the account rather than the credential).
+// Rejects a secret made for an account without the reader role, and one
+// whose account can do far more: either fails. Deterministic: a correct
+// mesh never fails it. A credential no review can ask about (an exec
+// plugin) warns.
 func remoteSecretRBAC(ctx context.Context, m Mesh) []Result {
 	secrets, err := readRemoteSecrets(ctx, m)
 	if err != nil {
@@ -161,37 +100,36 @@ func remoteSecretRBAC(ctx context.Context, m Mesh) []Result {
 			out = append(out, fail(r.Name, "no remote secret: nothing to check"))
 			continue
 		}
-		if s.user == "" {
-			out = append(out, warn(r.Name, "remote secret %s authenticates without a service account token: its rights cannot be checked", s.name))
+		if s.Identity.User == "" {
+			out = append(out, warn(r.Name, "remote secret %s authenticates with %s, not a service account token or a client certificate: its rights cannot be checked", s.Name, s.Identity.Auth))
 			continue
 		}
-		cs, err := kubernetes.NewForConfig(r.Client.RESTConfig())
+		rights, err := mesh.AskCredentialRights(ctx, r.Client, s.Identity)
 		if err != nil {
-			return append(out, fail(r.Name, "client: %v", err))
+			out = append(out, fail(r.Name, "ask %s's API server about remote secret %s: %v", r.Name, s.Name, err))
+			continue
 		}
-		var denied []string
-		for _, need := range istiodNeeds {
-			for _, verb := range []string{"get", "list", "watch"} {
-				// A review is answered, never stored: asking changes nothing.
-				sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-					User: s.user, Groups: serviceAccountGroups(s.user),
-					ResourceAttributes: &authzv1.ResourceAttributes{Verb: verb, Group: need.group, Resource: need.resource}}}
-				got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-				if err != nil {
-					return append(out, fail(r.Name, "ask %s's API server about %s: %v", r.Name, s.user, err))
-				}
-				if !got.Status.Allowed {
-					denied = append(denied, verb+" "+need.resource)
-				}
-			}
-		}
-		if len(denied) > 0 {
-			out = append(out, fail(r.Name, "%s may not %s in %s: istiod cannot watch the remote", s.user, strings.Join(denied, ", "), r.Name))
-		} else {
-			out = append(out, pass(r.Name, "%s may get, list and watch %d kinds istiod reads", s.user, len(istiodNeeds)))
-		}
+		out = append(out, judgeRemoteSecretRBAC(r.Name, s, rights))
 	}
 	return out
+}
+
+// judgeRemoteSecretRBAC is remoteSecretRBAC's verdict on one remote
+// secret from the remote's answers: fail naming every need denied and
+// every excess right granted, else pass stating both facts.
+func judgeRemoteSecretRBAC(cluster string, s mesh.RemoteSecret, rights mesh.CredentialRights) Result {
+	who := s.Identity.Name()
+	var why []string
+	if err := judges.JudgeReaderNeeds(who, rights.Needs); err != nil {
+		why = append(why, fmt.Sprintf("%v: istiod cannot do its work in %s", err, cluster))
+	}
+	if err := judges.JudgeLeastPrivilege(who, rights.Excess); err != nil {
+		why = append(why, err.Error())
+	}
+	if len(why) > 0 {
+		return fail(cluster, "remote secret %s: %s", s.Name, strings.Join(why, "; "))
+	}
+	return pass(cluster, "%s may do the %d things istiod needs (get, list and watch what it reads, review tokens) and none of the %d it never needs (cluster-admin, writing secrets, impersonating…)", who, len(judges.ReaderNeeds), len(judges.ExcessRights))
 }
 
 // rootCerts: every cluster's workloads trust one root (istio-ca-root-cert)

@@ -2,54 +2,52 @@ package doctor
 
 import (
 	"context"
-	"encoding/base64"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 
+	judges "github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
 )
 
-func jwt(payload string) string {
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(payload)) + ".c2ln"
+func answers(asked []judges.Access, allowed func(judges.Access) bool) []judges.Answer {
+	var out []judges.Answer
+	for _, a := range asked {
+		out = append(out, judges.Answer{Access: a, Allowed: allowed(a)})
+	}
+	return out
 }
 
-const remoteKubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: cluster2
-  cluster: {server: "SERVER"}
-users:
-- name: cluster2
-  user: {token: "TOKEN"}
-contexts:
-- name: cluster2
-  context: {cluster: cluster2, user: cluster2}
-current-context: cluster2
-`
-
-// The remote secret the doctor must reject: one whose server is loopback
-// (made for kubectl on a laptop); its account is read from the token's
-// subject, and the token itself is never returned.
-func TestParseRemoteKubeconfig(t *testing.T) {
-	tok := jwt(`{"sub":"system:serviceaccount:istio-system:istio-reader-service-account"}`)
-	raw := strings.NewReplacer("SERVER", "https://127.0.0.1:6443", "TOKEN", tok).Replace(remoteKubeconfig)
-	server, user, err := parseRemoteKubeconfig([]byte(raw))
-	if err != nil || server != "https://127.0.0.1:6443" || user != "system:serviceaccount:istio-system:istio-reader-service-account" {
-		t.Fatalf("got %q %q %v", server, user, err)
+// The credential the doctor must fail: one bound to cluster-admin (it
+// names it, and writing secrets with it), or to the reader role plus
+// impersonation; one without the reader role fails too. The reader role
+// alone passes, saying both facts.
+func TestJudgeRemoteSecretRBAC(t *testing.T) {
+	s := mesh.RemoteSecret{Name: "istio-remote-secret-cluster2", Cluster: "cluster2", Identity: mesh.Identity{User: "system:serviceaccount:istio-system:istio-reader-service-account"}}
+	all := func(judges.Access) bool { return true }
+	none := func(judges.Access) bool { return false }
+	reader := mesh.CredentialRights{Needs: answers(judges.ReaderNeeds, all), Excess: answers(judges.ExcessAccess(), none)}
+	if r := judgeRemoteSecretRBAC("cluster2", s, reader); r.Status != Pass || !strings.Contains(r.Reason, "istio-reader-service-account may do the") || !strings.Contains(r.Reason, "none of the") {
+		t.Fatalf("reader role: %+v", r)
 	}
-	if !mesh.LoopbackServer(server) || !mesh.LoopbackServer("https://localhost:6443") || !mesh.LoopbackServer("https://[::1]:6443") {
-		t.Error("loopback servers not recognised")
+	admin := mesh.CredentialRights{Needs: answers(judges.ReaderNeeds, all), Excess: answers(judges.ExcessAccess(), all)}
+	r := judgeRemoteSecretRBAC("cluster2", s, admin)
+	if r.Status != Fail || !strings.Contains(r.Reason, "istio-reader-service-account may also: cluster-admin (every verb on every resource), write secrets") {
+		t.Fatalf("cluster-admin: %+v", r)
 	}
-	if mesh.LoopbackServer("https://172.30.0.3:6443") || mesh.LoopbackServer("https://api.prod.example.com") {
-		t.Error("a routable server taken for loopback")
+	impersonate := mesh.CredentialRights{Needs: reader.Needs, Excess: answers(judges.ExcessAccess(), func(a judges.Access) bool { return a.Verb == "impersonate" && a.Resource == "users" })}
+	if r := judgeRemoteSecretRBAC("cluster2", s, impersonate); r.Status != Fail || !strings.HasSuffix(r.Reason, "may also: impersonate users (istiod's reader role needs none of these)") {
+		t.Fatalf("impersonate: %+v", r)
 	}
-	if tokenSubject("not-a-jwt") != "" || tokenSubject(jwt(`not json`)) != "" {
-		t.Error("garbage token gave a subject")
+	noRole := mesh.CredentialRights{Needs: answers(judges.ReaderNeeds, none), Excess: reader.Excess}
+	if r := judgeRemoteSecretRBAC("cluster2", s, noRole); r.Status != Fail || !strings.Contains(r.Reason, "may not: get pods") {
+		t.Fatalf("no reader role: %+v", r)
+	}
+	if r := judgeRemoteSecretRBAC("cluster2", s, mesh.CredentialRights{}); r.Status != Fail {
+		t.Fatalf("no answers: %+v", r)
 	}
 }
 
@@ -107,13 +105,6 @@ func TestReportStatusAndJSON(t *testing.T) {
 	}
 	if len(IDs()) != len(checks) {
 		t.Fatal("IDs")
-	}
-}
-
-func TestServiceAccountGroups(t *testing.T) {
-	g := serviceAccountGroups("system:serviceaccount:istio-system:istio-reader-service-account")
-	if len(g) != 3 || g[2] != "system:serviceaccounts:istio-system" {
-		t.Fatalf("groups %v", g)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
@@ -28,40 +27,31 @@ import (
 // describeRemoteSecrets names each remote secret on primary with the API
 // server address its kubeconfig points at (never its token).
 func (m *Mesh) describeRemoteSecrets(ctx context.Context, primary *clusters.Cluster) string {
-	var list corev1.SecretList
-	if err := primary.Client.Resources(mesh.Namespace).List(ctx, &list, resources.WithLabelSelector("istio/multiCluster=true")); err != nil {
+	secrets, err := mesh.RemoteSecrets(ctx, primary.Client)
+	if err != nil {
 		return "cannot list remote secrets: " + err.Error()
 	}
-	if len(list.Items) == 0 {
-		return fmt.Sprintf("no remote secret (label istio/multiCluster=true) in %s/%s: no other cluster was attached to it, or the secrets were deleted", primary.Name, mesh.Namespace)
+	if len(secrets) == 0 {
+		return fmt.Sprintf("no remote secret (label %s) in %s/%s: no other cluster was attached to it, or the secrets were deleted", mesh.RemoteSecretSelector, primary.Name, mesh.Namespace)
 	}
 	var out []string
-	for _, s := range list.Items {
-		for key, raw := range s.Data {
-			out = append(out, fmt.Sprintf("remote secret %s (cluster %s): %s", s.Name, key, describeKubeconfigServer(raw)))
-		}
+	for _, s := range secrets {
+		out = append(out, fmt.Sprintf("remote secret %s (cluster %s): %s", s.Name, s.Cluster, describeServer(s)))
 	}
-	sort.Strings(out)
 	return strings.Join(out, "; ")
 }
 
-// describeKubeconfigServer says where a kubeconfig's clusters point, and
+// describeServer says where a remote secret's kubeconfig points, and
 // whether that address can only mean the istiod pod itself.
-func describeKubeconfigServer(raw []byte) string {
-	cfg, err := clientcmd.Load(raw)
-	if err != nil {
-		return "unreadable kubeconfig: " + err.Error()
+func describeServer(s mesh.RemoteSecret) string {
+	if s.Err != nil {
+		return s.Err.Error()
 	}
-	var out []string
-	for _, c := range cfg.Clusters {
-		note := ""
-		if mesh.LoopbackServer(c.Server) {
-			note = " — a loopback address: istiod would be dialling itself, not the remote's API server (istio/istio#31081)"
-		}
-		out = append(out, "server "+c.Server+note)
+	note := ""
+	if mesh.LoopbackServer(s.Server) {
+		note = " — a loopback address: istiod would be dialling itself, not the remote's API server (istio/istio#31081)"
 	}
-	sort.Strings(out)
-	return strings.Join(out, ", ")
+	return "server " + s.Server + note
 }
 
 // describeLeadership says what decides whether istiod manages the remote:
@@ -222,6 +212,9 @@ func listIstio(ctx context.Context, c klient.Client, gvk schema.GroupVersionKind
 // priorities on (outlierDetection).
 func (m *Mesh) describeLocality(ctx context.Context) string {
 	parts := []string{describeNodeLocalities(ctx, m.Clusters)}
+	if o := describeLocalityOverrides(ctx, m.Clusters); o != "" {
+		parts = append(parts, o)
+	}
 	items, err := listIstio(ctx, m.Primary.Client, schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "DestinationRuleList"})
 	if err != nil {
 		return strings.Join(append(parts, err.Error()), "; ")
@@ -260,6 +253,28 @@ func describeNodeLocalities(ctx context.Context, cls []*clusters.Cluster) string
 	}
 	return strings.Join(out, "; ")
 }
+
+// describeLocalityOverrides names the sample-app pods whose istio-locality
+// label overrides the locality istiod would read from their node: such a
+// caller's "local" endpoints are another region's.
+func describeLocalityOverrides(ctx context.Context, cls []*clusters.Cluster) string {
+	var out []string
+	for _, cl := range cls {
+		var pods corev1.PodList
+		if err := cl.Client.Resources(AppNamespace).List(ctx, &pods, resources.WithLabelSelector(localityOverrideLabel)); err != nil {
+			out = append(out, cl.Name+": "+err.Error())
+			continue
+		}
+		for _, p := range pods.Items {
+			out = append(out, fmt.Sprintf("pod %s of %s carries %s=%s, overriding its node's locality (%s/%s in the topology)", p.Name, cl.Name, localityOverrideLabel, p.Labels[localityOverrideLabel], cl.Region, cl.Zone))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// localityOverrideLabel is Istio's pod label that replaces the locality
+// the registry reads from the node ("region.zone.subzone").
+const localityOverrideLabel = "istio-locality"
 
 // describeTrust compares the root CA each cluster's workloads trust
 // (istio-ca-root-cert in istio-system): workloads under different roots

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -86,20 +87,25 @@ clusters:
 users:
 - name: u
   user: {token: secret-token-never-printed}
+contexts:
+- name: c
+  context: {cluster: cluster2, user: u}
+current-context: c
 `)
-	got := describeKubeconfigServer(kc)
+	s := mesh.RemoteSecret{Name: "istio-remote-secret-cluster2", Cluster: "cluster2"}
+	s.Server, s.Identity, s.Err = mesh.ParseRemoteKubeconfig(kc)
+	got := describeServer(s)
 	if want := "server https://127.0.0.1:6443 — a loopback address"; len(got) < len(want) || got[:len(want)] != want {
 		t.Errorf("got %q", got)
 	}
-	if strings.Contains(got, "secret-token") {
+	if strings.Contains(got, "secret-token") || strings.Contains(fmt.Sprintf("%+v", s), "secret-token") {
 		t.Error("the token reached the description")
 	}
-	if got := describeKubeconfigServer([]byte(`apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster: {server: "https://172.30.0.3:6443"}
-`)); got != "server https://172.30.0.3:6443" {
+	if got := describeServer(mesh.RemoteSecret{Server: "https://172.30.0.3:6443"}); got != "server https://172.30.0.3:6443" {
+		t.Errorf("got %q", got)
+	}
+	s.Server, s.Identity, s.Err = mesh.ParseRemoteKubeconfig([]byte("clusters: [token: secret-token-never-printed"))
+	if got := describeServer(s); got != "unreadable kubeconfig" {
 		t.Errorf("got %q", got)
 	}
 }
