@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,10 @@ type Mesh struct {
 	// gRPC; the injection check then uses SidecarImage, the sample app.
 	Sidecars     bool
 	SidecarImage string
+	// Before is, by cluster name, the inventory taken before this mesh
+	// was first installed there: what its uninstall is proven against
+	// (mesh.Leftovers). Missing for a mesh installed some other way.
+	Before map[string]mesh.Inventory
 }
 
 // PrepareIstio builds (local source) the Istio images and istioctl of the
@@ -98,8 +103,25 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 
 // Install runs the install of the topology (primary-remote, multi-primary)
 // on the clusters cls, each by its role.
+//
+// Each cluster's inventory is taken first, read-only, unless this mesh
+// has one of it already (a second Install must not take the first one's
+// objects for the cluster's own).
 func (m *Mesh) Install(ctx context.Context, cls ...*clusters.Cluster) error {
-	var err error
+	var fresh []*clusters.Cluster
+	for _, c := range cls {
+		if _, ok := m.Before[c.Name]; !ok {
+			fresh = append(fresh, c)
+		}
+	}
+	before, err := m.Installer.Inventories(ctx, fresh...)
+	if err != nil {
+		return err
+	}
+	if m.Before == nil {
+		m.Before = map[string]mesh.Inventory{}
+	}
+	maps.Copy(m.Before, before)
 	m.Discoveries, err = m.Installer.Install(ctx, cls...)
 	for _, c := range cls {
 		if a, ok := m.Discoveries[c.Name]; ok && c.Primary {
