@@ -16,6 +16,11 @@ type Transition struct {
 	Asked, Failed int
 	// Last is the last batch's answers by cluster, for the error message.
 	Last map[string]int
+	// Strays are answers from elsewhere than the new steady state's
+	// cluster in the window after it was first seen: reported, not
+	// judged (a draining pod may still answer), while failed calls in
+	// that window count in Failed.
+	Strays int
 }
 
 // Budget is what a transition may cost.

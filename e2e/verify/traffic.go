@@ -106,19 +106,63 @@ func (m *Mesh) CrossCluster(ctx context.Context, from string, to ...string) erro
 }
 
 // ReachesAll rejects a mesh that hides one cluster's endpoints from a
-// caller: ReachCalls calls from from's frontend, none failed, answered by
-// every cluster. A correct mesh (round robin over every endpoint) cannot
-// miss one.
+// caller, or one in which a backend pod serves nothing (Ready and SYNCED
+// but not listening, or skipped by the clients' load balancer, which fails
+// no call): after settling, a window of calls from from's frontend, none
+// failed, is answered by every cluster and by every Ready backend pod the
+// API servers list. The window is sized from the pods' count so that a
+// correct mesh misses a pod with probability at most PodMiss
+// (checks.CallsToReachEach), and is never under ReachCalls.
 func (m *Mesh) ReachesAll(ctx context.Context, from string) error {
 	if len(m.Clusters) < 2 {
 		return fmt.Errorf("reaching every cluster needs two, the mesh has %d", len(m.Clusters))
 	}
-	var names []string
-	for _, cl := range m.Clusters {
-		names = append(names, cl.Name)
+	names := clusters.Names(m.Clusters)
+	reached := checks.And(checks.NoFailures(), checks.ReachedClusters(names...))
+	diagnose := func() string { return m.describeControlPlane(ctx) + "; " + m.describeTrust(ctx) }
+	if _, err := m.Settled(ctx, from, SettleCalls, reached); err != nil {
+		return withDiagnosis(err, diagnose)
 	}
-	_, err := m.Settled(ctx, from, ReachCalls, checks.And(checks.NoFailures(), checks.ReachedClusters(names...)))
-	return withDiagnosis(err, func() string { return m.describeControlPlane(ctx) + "; " + m.describeTrust(ctx) })
+	pods, err := m.backendPods(ctx, m.Clusters...)
+	if err != nil {
+		return err
+	}
+	n := max(ReachCalls, checks.CallsToReachEach(len(pods), PodMiss))
+	_, err = m.Measure(ctx, from, n, checks.And(reached, checks.ReachedPods(podNames(pods)...)))
+	return withDiagnosis(err, diagnose)
+}
+
+// backendPods are the Ready backend pods of cls, not being deleted,
+// sorted by cluster and name.
+func (m *Mesh) backendPods(ctx context.Context, cls ...*clusters.Cluster) ([]clusterPod, error) {
+	var out []clusterPod
+	for _, cl := range cls {
+		pods, err := readyPods(ctx, cl, AppNamespace, "app=backend")
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pods {
+			out = append(out, clusterPod{cluster: cl, pod: p})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no ready backend pod in %v: nothing to judge", clusters.Names(cls))
+	}
+	return out, nil
+}
+
+// clusterPod is a pod and the cluster it runs in.
+type clusterPod struct {
+	cluster *clusters.Cluster
+	pod     corev1.Pod
+}
+
+func podNames(ps []clusterPod) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.pod.Name
+	}
+	return out
 }
 
 // HeaderRoutes rejects a mesh whose header matches or subsets are wrong
@@ -177,6 +221,28 @@ func (m *Mesh) StaysLocal(ctx context.Context, from string) error {
 	return withDiagnosis(err, func() string { return m.describeLocality(ctx) })
 }
 
+// StaysLocalEverywhere is StaysLocal for the caller of every cluster
+// that runs one: a mesh whose locality is right for the primary's callers
+// and wrong for another cluster's (that frontend's locality overridden, or
+// its cluster's endpoints mislabelled) is rejected too.
+func (m *Mesh) StaysLocalEverywhere(ctx context.Context) error {
+	callers := m.callers()
+	if len(callers) == 0 {
+		return fmt.Errorf("no frontend in any cluster: no caller to judge")
+	}
+	for _, cl := range callers {
+		if err := m.StaysLocal(ctx, cl.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callers are the clusters where a frontend runs, in the topology's order.
+func (m *Mesh) callers() []*clusters.Cluster {
+	return clusters.Filter(m.Clusters, func(c *clusters.Cluster) bool { _, ok := m.Frontends[c.Name]; return ok })
+}
+
 // ServedOnlyBy rejects a mesh whose failover rule does not choose the
 // region it names (traffic spread over every other region, or sent to
 // another one): after settling, every one of LocalWindow calls from from's
@@ -193,33 +259,62 @@ func (m *Mesh) ServedOnlyBy(ctx context.Context, from, to string) (map[string]in
 }
 
 // Transition calls from's frontend in small batches until a batch is
-// answered entirely by cluster want, or timeout: a bounded loop that counts
-// every call asked for, failed calls and calls the frontend could not make
-// alike.
+// answered entirely by cluster want, or timeout, then keeps calling for
+// AfterWindow more calls: a bounded loop that counts every call asked
+// for, failed calls and calls the frontend could not make alike, so calls
+// lost just after the first good batch (the other frontend replica still
+// on the old endpoints) count against the budget too. Answers from
+// elsewhere in that window are counted as Strays.
 func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.Duration) checks.Transition {
-	const batch = 5
 	start := time.Now()
 	var t checks.Transition
 	for time.Since(start) < timeout && ctx.Err() == nil {
-		calls, err := checks.Call(ctx, m.Frontends[from], batch)
-		t.Asked += batch
-		if err != nil {
-			t.Failed += batch
-		} else {
-			// Calls the frontend did not answer for count as failed too.
-			t.Failed += max(0, batch-len(calls.Results)) + failedCount(calls.Results)
-			t.Last = checks.Counts(calls.Results, checks.ByCluster)
+		calls, ok := m.transitionBatch(ctx, from, &t)
+		if ok {
 			pl, perr := m.Placement(ctx)
 			if perr == nil && checks.And(checks.ServedFrom(pl), checks.NoFailures(), checks.OnlyClusters(want))(calls) == nil {
 				t.Reached, t.Elapsed = true, time.Since(start)
-				return t
+				break
 			}
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Elapsed = time.Since(start)
+	if !t.Reached {
+		t.Elapsed = time.Since(start)
+		return t
+	}
+	for after := 0; after < AfterWindow && ctx.Err() == nil; after += transitionBatch {
+		calls, ok := m.transitionBatch(ctx, from, &t)
+		if ok {
+			for _, r := range calls.Results {
+				if r.Error == "" && r.Cluster != want {
+					t.Strays++
+				}
+			}
+		}
+	}
 	return t
 }
+
+// transitionBatch makes one batch of a Transition and counts it.
+func (m *Mesh) transitionBatch(ctx context.Context, from string, t *checks.Transition) (checks.Calls, bool) {
+	calls, err := checks.Call(ctx, m.Frontends[from], transitionBatch)
+	t.Asked += transitionBatch
+	if err != nil {
+		t.Failed += transitionBatch
+		return calls, false
+	}
+	// Calls the frontend did not answer for count as failed too.
+	t.Failed += max(0, transitionBatch-len(calls.Results)) + failedCount(calls.Results)
+	t.Last = checks.Counts(calls.Results, checks.ByCluster)
+	return calls, true
+}
+
+const transitionBatch = 5
+
+// AfterWindow is how many calls a Transition keeps making once the new
+// steady state is first seen, counted against its budget.
+const AfterWindow = 100
 
 func failedCount(rs []checks.Result) int {
 	n := 0
@@ -232,89 +327,140 @@ func failedCount(rs []checks.Result) int {
 }
 
 // MTLSStrict rejects a mesh that does not enforce STRICT mTLS between the
-// clusters' workloads, or whose identities are not the workloads' own:
-//   - in every cluster (each primary of a multi-primary mesh enforces its
-//     own configuration), a plaintext call from outside the mesh to a
-//     backend pod fails at the handshake while that address accepts TCP
-//     and presents the backend's workload certificate
+// clusters' workloads, or whose identities are not the ones the fixtures
+// declare:
+//   - every Ready backend pod of every cluster (each primary of a
+//     multi-primary mesh enforces its own configuration, and one pod
+//     outside the mesh would answer plaintext) refuses a plaintext call
+//     from outside the mesh at the handshake, while its address accepts
+//     TCP and presents the backend's workload certificate
 //     (PlaintextRefusedByMTLS);
-//   - at that moment the same pod answers mesh calls from the primary's
-//     frontend, so the refusal is mTLS and not a dead pod;
-//   - every mesh call carries exactly the backend's and the frontend's
-//     SPIFFE IDs, read from the pods' service accounts.
+//   - every cluster's frontend makes a window of mesh calls, none failed,
+//     each carrying exactly the backend's and the frontend's SPIFFE IDs
+//     as the fixtures declare their service accounts (m.Apps), and
+//     answered by every one of those pods: so each refusal is mTLS, not a
+//     dead pod, and every caller authenticates with every cluster. The
+//     window is sized so that a correct mesh leaves a pod unanswered with
+//     probability at most PodMiss per caller.
 //
 // It needs the outsider pod in every cluster.
 func (m *Mesh) MTLSStrict(ctx context.Context) error {
-	for _, cl := range m.Clusters {
-		if err := m.mtlsStrict(ctx, cl); err != nil {
-			return withDiagnosis(fmt.Errorf("in %s: %w", cl.Name, err), func() string { return m.describeRouting(ctx) + "; " + m.describeTrust(ctx) })
+	err := m.mtlsStrict(ctx)
+	return withDiagnosis(err, func() string { return m.describeRouting(ctx) + "; " + m.describeTrust(ctx) })
+}
+
+func (m *Mesh) mtlsStrict(ctx context.Context) error {
+	backendID, frontendID, err := m.identities()
+	if err != nil {
+		return err
+	}
+	pods, err := m.backendPods(ctx, m.Clusters...)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		o, err := m.plaintextTo(ctx, p.cluster, p.pod)
+		if err != nil {
+			return err
+		}
+		if err := checks.PlaintextRefusedByMTLS(o, backendID); err != nil {
+			return fmt.Errorf("in %s: %w%s", p.cluster.Name, err, m.accountsAgainstIntent(ctx))
+		}
+	}
+	callers := m.callers()
+	if len(callers) == 0 {
+		return fmt.Errorf("no frontend in any cluster: no mesh call to judge")
+	}
+	// Each caller must reach every pod: a caller whose handshakes with one
+	// cluster fail (another root) loses those endpoints silently, since
+	// gRPC keeps only the endpoints it can connect to.
+	n := max(CrossClusterCalls, checks.CallsToReachEach(len(pods), PodMiss))
+	judge := checks.And(checks.NoFailures(), checks.PeerIdentities(backendID, frontendID), checks.ReachedPods(podNames(pods)...))
+	for _, cl := range callers {
+		if _, err := m.Measure(ctx, cl.Name, n, judge); err != nil {
+			return fmt.Errorf("%w%s", err, m.accountsAgainstIntent(ctx))
 		}
 	}
 	return nil
 }
 
-func (m *Mesh) mtlsStrict(ctx context.Context, cl *clusters.Cluster) error {
-	o, target, err := m.PlaintextToBackend(ctx, cl)
-	if err != nil {
-		return err
-	}
-	front, err := runningPod(ctx, m.Primary, AppNamespace, "app=frontend")
-	if err != nil {
-		return err
-	}
-	backendID := checks.SpiffeID(TrustDomain, AppNamespace, target.Spec.ServiceAccountName)
-	frontendID := checks.SpiffeID(TrustDomain, AppNamespace, front.Spec.ServiceAccountName)
-	if err := checks.PlaintextRefusedByMTLS(o, backendID); err != nil {
-		return err
-	}
-	// The same pod answers mesh calls now. Round robin over 8 backends
-	// reaches it in any 100 calls; three batches bound the loop.
-	for i := 0; i < 3; i++ {
-		calls, err := m.Measure(ctx, m.Primary.Name, CrossClusterCalls, checks.And(checks.NoFailures(), checks.PeerIdentities(backendID, frontendID)))
-		if err != nil {
-			return err
-		}
-		for _, r := range calls.Results {
-			if r.Pod == target.Name {
-				return nil
+// accountsAgainstIntent names the sample-app pods that run under another
+// service account than their fixture declares: the cause of a wrong
+// identity on the wire. "" when every pod runs as declared.
+func (m *Mesh) accountsAgainstIntent(ctx context.Context) string {
+	want := map[string]string{"backend": m.Apps.BackendAccount, "frontend": m.Apps.FrontendAccount}
+	var off []string
+	for _, cl := range m.Clusters {
+		for app, sa := range want {
+			pods, err := readyPods(ctx, cl, AppNamespace, "app="+app)
+			if err != nil {
+				continue
+			}
+			for _, p := range pods {
+				if p.Spec.ServiceAccountName != sa {
+					off = append(off, fmt.Sprintf("%s pod %s in %s runs as service account %q, its fixture declares %q", app, p.Name, cl.Name, p.Spec.ServiceAccountName, sa))
+				}
 			}
 		}
 	}
-	return fmt.Errorf("backend pod %s refused plaintext but answered none of %d mesh calls: cannot tell mTLS from a dead pod", target.Name, 3*CrossClusterCalls)
+	if len(off) == 0 {
+		return ""
+	}
+	sort.Strings(off)
+	return "\n  cause: " + strings.Join(off, "; ")
 }
 
-// PlaintextToBackend makes a plaintext call from the outsider pod of cl
-// (outside the mesh) to a ready backend pod of cl, by pod IP, and returns
-// how it went and the pod called.
-func (m *Mesh) PlaintextToBackend(ctx context.Context, cl *clusters.Cluster) (checks.PlaintextOutcome, corev1.Pod, error) {
-	var o checks.PlaintextOutcome
-	target, err := runningPod(ctx, cl, AppNamespace, "app=backend")
+// PlaintextAnswered rejects a mesh in which a backend pod cannot be
+// called in plaintext from outside the mesh before STRICT is applied: the
+// precondition that makes every later refusal STRICT's doing (and not a
+// pod the outsider cannot reach at all).
+func (m *Mesh) PlaintextAnswered(ctx context.Context) error {
+	pods, err := m.backendPods(ctx, m.Clusters...)
 	if err != nil {
-		return o, target, err
+		return err
 	}
-	addr := netip.AddrPortFrom(netip.MustParseAddr(target.Status.PodIP), 7070).String()
-	out, err := workloads.Exec(ctx, cl.Client, OutsideNamespace, "outsider", "app", "meshapp", "call", addr)
-	if err != nil {
-		return o, target, fmt.Errorf("plaintext call from outside the mesh: %w", err)
-	}
-	if err := json.Unmarshal([]byte(out), &o); err != nil {
-		return o, target, fmt.Errorf("plaintext call from outside the mesh: unreadable outcome %q: %w", out, err)
-	}
-	return o, target, nil
-}
-
-// runningPod is a Running, Ready pod of the selector in cl, not being
-// deleted, chosen by name for repeatability.
-func runningPod(ctx context.Context, cl *clusters.Cluster, ns, selector string) (corev1.Pod, error) {
-	var pods corev1.PodList
-	if err := cl.Client.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
-		return corev1.Pod{}, fmt.Errorf("list %s in %s/%s: %w", selector, cl.Name, ns, err)
-	}
-	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.PodIP != "" && checks.PodReady(p) {
-			return p, nil
+	for _, p := range pods {
+		o, err := m.plaintextTo(ctx, p.cluster, p.pod)
+		if err != nil {
+			return err
+		}
+		if !o.Answered {
+			return fmt.Errorf("before STRICT, a plaintext call to %s (pod %s) in %s was not answered: %s %s", o.Addr, p.pod.Name, p.cluster.Name, o.Code, o.Error)
 		}
 	}
-	return corev1.Pod{}, fmt.Errorf("no ready pod %s in %s/%s", selector, cl.Name, ns)
+	return nil
+}
+
+// plaintextTo makes a plaintext call from cl's outsider to pod's gRPC port.
+func (m *Mesh) plaintextTo(ctx context.Context, cl *clusters.Cluster, pod corev1.Pod) (checks.PlaintextOutcome, error) {
+	var o checks.PlaintextOutcome
+	addr := netip.AddrPortFrom(netip.MustParseAddr(pod.Status.PodIP), 7070).String()
+	out, err := workloads.Exec(ctx, cl.Client, OutsideNamespace, "outsider", "app", "meshapp", "call", addr)
+	if err != nil {
+		return o, fmt.Errorf("plaintext call from outside the mesh to %s in %s: %w", pod.Name, cl.Name, err)
+	}
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		return o, fmt.Errorf("plaintext call from outside the mesh to %s in %s: unreadable outcome %q: %w", pod.Name, cl.Name, out, err)
+	}
+	return o, nil
+}
+
+// readyPods are the Running, Ready pods of the selector in cl, not being
+// deleted, sorted by name; none is an error.
+func readyPods(ctx context.Context, cl *clusters.Cluster, ns, selector string) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := cl.Client.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
+		return nil, fmt.Errorf("list %s in %s/%s: %w", selector, cl.Name, ns, err)
+	}
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.PodIP != "" && checks.PodReady(p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no ready pod %s in %s/%s", selector, cl.Name, ns)
+	}
+	return out, nil
 }

@@ -53,6 +53,10 @@ const (
 	// equally weighted localities at random, so a correct mesh with two
 	// clusters misses one in 40 calls with probability 2·0.5^40 ≈ 2e-12.
 	ReachCalls = 40
+	// PodMiss: the odds that a correct mesh leaves one backend pod
+	// unanswered in the window that must reach each; the window is sized
+	// from the pods' count (checks.CallsToReachEach: 171 calls for 8 pods).
+	PodMiss = 1e-9
 	// HeaderCalls: calls with a version header that must all reach that
 	// subset.
 	HeaderCalls = 100
@@ -85,12 +89,30 @@ type Mesh struct {
 	// Frontends maps a cluster to its frontend's base URL, for clusters
 	// where the frontend runs.
 	Frontends map[string]string
+	// Apps is what the sample apps' fixtures declare, which the checks
+	// judge against (never what the pods turned out to be).
+	Apps AppIntent
 	// Settle is how long a check waits for configuration to reach the
 	// proxies before judging; zero means DefaultSettle.
 	Settle time.Duration
 
 	mu        sync.Mutex
 	placement *checks.Placement
+}
+
+// AppIntent is what the sample apps' manifests declare: the service
+// accounts each end runs under, from which their SPIFFE identities follow.
+type AppIntent struct {
+	BackendAccount, FrontendAccount string
+}
+
+// identities are the SPIFFE IDs the backend and the frontend must carry,
+// from the fixtures' intent; an unset intent is an error, not a pass.
+func (m *Mesh) identities() (backend, frontend string, err error) {
+	if m.Apps.BackendAccount == "" || m.Apps.FrontendAccount == "" {
+		return "", "", fmt.Errorf("the sample apps' service accounts are not known: no identity to expect")
+	}
+	return checks.SpiffeID(TrustDomain, AppNamespace, m.Apps.BackendAccount), checks.SpiffeID(TrustDomain, AppNamespace, m.Apps.FrontendAccount), nil
 }
 
 // Primaries are the clusters that run istiod, in the topology's order.

@@ -2,7 +2,6 @@ package specs
 
 import (
 	"context"
-	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -21,9 +20,12 @@ import (
 
 // sampleApps deploys the sample apps of fixtures/conformance to the run's
 // clusters and describes where they are to the checks (a verify.Mesh).
+// Every manifest is applied from the bytes compiled into the suite
+// (conformance.Manifests), the same bytes the checks' expectations are
+// read from, never from the files on disk, which may have changed since.
 type sampleApps struct {
-	dir, image string
-	mesh       *verify.Mesh
+	image string
+	mesh  *verify.Mesh
 	// forwards are the port-forwards to frontends, stopped by remove.
 	forwards []func()
 }
@@ -38,14 +40,25 @@ func deploySampleApps(ctx context.Context) *sampleApps {
 	image, err := r.H.App(ctx, "meshapp")
 	Expect(err).NotTo(HaveOccurred())
 	a := &sampleApps{
-		dir:   filepath.Join(r.H.Config.RepoRoot, "fixtures", "conformance"),
 		image: image,
 		mesh:  r.Verify(m),
 	}
+	a.mesh.Apps = appIntent()
 	for _, cl := range r.Clusters {
 		Expect(workloads.CreateNamespace(ctx, cl.Client, verify.AppNamespace, injectionLabels(m))).To(Succeed())
 	}
 	return a
+}
+
+// appIntent is what the apps' fixtures declare, for the checks to judge
+// against.
+func appIntent() verify.AppIntent {
+	GinkgoHelper()
+	backend, err := conformance.ServiceAccount(conformance.BackendFile)
+	Expect(err).NotTo(HaveOccurred())
+	frontend, err := conformance.ServiceAccount(conformance.FrontendFile)
+	Expect(err).NotTo(HaveOccurred())
+	return verify.AppIntent{BackendAccount: backend, FrontendAccount: frontend}
 }
 
 func injectionLabels(m *harness.Mesh) map[string]string {
@@ -60,7 +73,7 @@ func injectionLabels(m *harness.Mesh) map[string]string {
 // never trust this, see checks.ServedFrom).
 func (a *sampleApps) apply(ctx context.Context, cl *clusters.Cluster, file, ns string) {
 	GinkgoHelper()
-	Expect(workloads.Apply(ctx, cl.Client, a.dir, file, ns, workloads.Overrides{
+	Expect(workloads.ApplyFS(ctx, cl.Client, conformance.Manifests, file, ns, workloads.Overrides{
 		Images: workloads.Images{"meshconform/meshapp": a.image},
 		Env:    map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
 	})).To(Succeed(), "deploy %s to %s/%s", file, cl.Name, ns)
@@ -143,10 +156,9 @@ func (a *sampleApps) applyRules(ctx context.Context, file string) {
 		a.applyFailover(ctx, a.mesh.Primary.Region, a.mesh.Remote.Region)
 		return
 	}
-	path := filepath.Join(a.dir, file)
 	for _, p := range a.mesh.Primaries() {
-		Expect(workloads.ApplyObjects(ctx, p.Client, path, verify.AppNamespace)).To(Succeed())
-		DeferCleanup(workloads.DeleteFile, p.Client, path, verify.AppNamespace)
+		Expect(workloads.ApplyFS(ctx, p.Client, conformance.Manifests, file, verify.AppNamespace, workloads.Overrides{})).To(Succeed(), "apply %s on %s", file, p.Name)
+		DeferCleanup(workloads.DeleteFS, p.Client, conformance.Manifests, file, verify.AppNamespace)
 	}
 }
 
@@ -156,7 +168,7 @@ func (a *sampleApps) applyFailover(ctx context.Context, from, to string) {
 	GinkgoHelper()
 	for _, p := range a.mesh.Primaries() {
 		u := failoverRule(from, to)
-		Expect(workloads.Replace(ctx, p.Client, u)).To(Succeed(), "failover rule %s → %s on %s", from, to, p.Name)
+		Expect(workloads.ApplyObject(ctx, p.Client, u)).To(Succeed(), "failover rule %s → %s on %s", from, to, p.Name)
 		DeferCleanup(func(ctx context.Context) error {
 			if err := p.Client.Resources().Delete(ctx, failoverRule(from, to)); !apierrors.IsNotFound(err) {
 				return err

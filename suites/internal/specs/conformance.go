@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
@@ -117,84 +118,102 @@ func Conformance() {
 				}
 			}, NodeTimeout(10*time.Minute))
 
-			It("carries mTLS across clusters under STRICT, with the workloads' exact SPIFFE identities, and refuses plaintext from outside the mesh", Label(labels.MTLS), func(ctx SpecContext) {
+			It("carries mTLS under STRICT from every cluster's frontend with the identities the fixtures declare, and every backend pod refuses plaintext from outside the mesh", Label(labels.MTLS), func(ctx SpecContext) {
 				for _, cl := range vm().Clusters {
 					apps.outsider(ctx, cl)
 				}
-				By("before STRICT, a plaintext call from outside the mesh is answered, so a refusal later is STRICT's doing")
-				Eventually(func() error { return plaintextAnswered(ctx, vm()) }).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+				By("before STRICT, every backend pod answers a plaintext call from outside the mesh, so a refusal later is STRICT's doing")
+				Eventually(func() error { return vm().PlaintextAnswered(ctx) }).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 				apps.applyRules(ctx, conformance.MTLSFile)
-				By("plaintext refused at the TLS handshake by a backend that answers mesh calls with both identities")
+				By("plaintext refused at the TLS handshake by every backend pod, each answering mesh calls that carry both declared identities from every caller")
 				Eventually(func() error { return vm().MTLSStrict(ctx) }).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 			}, NodeTimeout(8*time.Minute))
 
-			It("keeps traffic in the caller's locality, fails over within budget to the region the failover rule names, and returns", Label(labels.Failover), func(ctx SpecContext) {
-				primary := vm().Primary
-				targets := otherRegions(vm().Clusters, primary)
-				Expect(targets).NotTo(BeEmpty(), "no cluster outside %s's region %s: nothing to fail over to", primary.Name, primary.Region)
-				first := targets[0]
-				apps.applyFailover(ctx, primary.Region, first.Region)
-				By(fmt.Sprintf("every one of %d calls from %s stays in %s", verify.LocalWindow, primary.Name, primary.Region))
-				Expect(vm().StaysLocal(ctx, primary.Name)).To(Succeed())
-
-				By("scaling " + primary.Name + "'s backends to zero: the rule " + primary.Region + " → " + first.Region + " decides where traffic goes")
-				apps.scaleBackend(ctx, primary, 0)
-				failover := vm().Transition(ctx, primary.Name, first.Name, 90*time.Second)
-				reportTransition("failover", failover)
-				Expect(verify.FailoverBudget.Within("failover to "+first.Name, failover)).To(Succeed())
-
-				// With two regions the rule's from → to cannot be told apart
-				// from the default order (any other region comes next): what
-				// is judged there is the cost of failing over. With three,
-				// the rule is proven to choose: all of a window goes to the
-				// region it names, none to the other — and pointed at the
-				// other region, the reverse.
-				for i, to := range targets {
-					if i > 0 {
-						By("the rule pointed at " + to.Region + " instead: traffic moves to " + to.Name + " and only there")
-						apps.applyFailover(ctx, primary.Region, to.Region)
-						moved := vm().Transition(ctx, primary.Name, to.Name, 90*time.Second)
-						reportTransition("failover_rule_to_"+to.Region, moved)
-						Expect(verify.FailoverBudget.Within("failover rule moved to "+to.Region, moved)).To(Succeed())
-					}
-					if len(targets) > 1 {
-						By(fmt.Sprintf("every one of %d calls from %s answered in %s (%s), none in %s", verify.LocalWindow, primary.Name, to.Name, to.Region, clusterNames(othersThan(targets, to))))
-						counts, err := vm().ServedOnlyBy(ctx, primary.Name, to.Name)
-						Expect(err).NotTo(HaveOccurred())
-						AddReportEntry("failover "+primary.Region+" → "+to.Region, fmt.Sprintf("%v of %d calls", counts, verify.LocalWindow))
-						r().H.Run.Figure("failover_to_"+to.Region+"_calls_by_cluster", counts)
+			It("keeps every caller's traffic in its locality, fails over within budget from every region to the region the failover rule names, and returns", Label(labels.Failover), func(ctx SpecContext) {
+				movers := clusters.Filter(vm().Clusters, func(c *clusters.Cluster) bool { return len(otherRegions(vm().Clusters, c)) > 0 })
+				Expect(movers).NotTo(BeEmpty(), "every cluster is in one region: nothing to fail over to")
+				for _, from := range vm().Clusters {
+					if len(otherRegions(vm().Clusters, from)) == 0 {
+						By(fmt.Sprintf("%s: no other region to fail over to, locality judged only", from.Name))
 					}
 				}
-
-				By("scaling them back: traffic returns to " + primary.Name + " and stays there")
-				apps.scaleBackend(ctx, primary, 1)
-				// Timed from the scale-up: the pods' start is part of failback.
-				failback := vm().Transition(ctx, primary.Name, primary.Name, 3*time.Minute)
-				reportTransition("failback", failback)
-				Expect(verify.FailbackBudget.Within("failback to "+primary.Name, failback)).To(Succeed())
-				apps.waitBackend(ctx, primary)
-				Expect(vm().StaysLocal(ctx, primary.Name)).To(Succeed())
-			}, NodeTimeout(12*time.Minute))
+				apps.applyFailover(ctx, movers[0].Region, otherRegions(vm().Clusters, movers[0])[0].Region)
+				By(fmt.Sprintf("every one of %d calls from each cluster's frontend stays in its own cluster", verify.LocalWindow))
+				Expect(vm().StaysLocalEverywhere(ctx)).To(Succeed())
+				for _, from := range movers {
+					failoverFrom(ctx, apps, from)
+				}
+			}, NodeTimeout(failoverTimeout(topo)))
 
 			controlPlaneSpecs(topo, func() *sampleApps { return apps })
 		})
 	})
 }
 
-// plaintextAnswered passes when, in every cluster, a plaintext call from
-// the outsider to a backend is answered: the precondition that makes a
-// later refusal STRICT's doing.
-func plaintextAnswered(ctx context.Context, vm *verify.Mesh) error {
-	for _, cl := range vm.Clusters {
-		o, _, err := vm.PlaintextToBackend(ctx, cl)
-		if err != nil {
-			return err
+// failoverFrom judges locality failover for from's callers: the rule
+// from's region → the first other region applied, from's backends scaled
+// to zero, traffic moves within budget and a window after it is served
+// only there; with a third region the rule is proven to choose (pointed at
+// the other region, traffic moves there and only there); scaled back,
+// traffic returns within budget and stays.
+func failoverFrom(ctx context.Context, apps *sampleApps, from *clusters.Cluster) {
+	GinkgoHelper()
+	vm := apps.mesh
+	targets := otherRegions(vm.Clusters, from)
+	apps.applyFailover(ctx, from.Region, targets[0].Region)
+	By(fmt.Sprintf("%s: every one of %d calls stays in %s", from.Name, verify.LocalWindow, from.Region))
+	Expect(vm.StaysLocal(ctx, from.Name)).To(Succeed())
+
+	By("scaling " + from.Name + "'s backends to zero: the rule " + from.Region + " → " + targets[0].Region + " decides where traffic goes")
+	apps.scaleBackend(ctx, from, 0)
+	// With two regions the rule's from → to cannot be told apart from the
+	// default order (any other region comes next): what is judged there is
+	// the cost of failing over and the window after it. With three, the
+	// rule is proven to choose: all of a window goes to the region it
+	// names, none to the other — and pointed at the other region, the
+	// reverse.
+	for i, to := range targets {
+		what := "failover_from_" + from.Name
+		if i > 0 {
+			By("the rule pointed at " + to.Region + " instead: traffic moves to " + to.Name + " and only there")
+			apps.applyFailover(ctx, from.Region, to.Region)
+			what += "_rule_to_" + to.Region
 		}
-		if !o.Answered {
-			return fmt.Errorf("before STRICT, a plaintext call to %s in %s was not answered: %s %s", o.Addr, cl.Name, o.Code, o.Error)
-		}
+		moved := vm.Transition(ctx, from.Name, to.Name, 90*time.Second)
+		reportTransition(what, moved)
+		Expect(verify.FailoverBudget.Within(what, moved)).To(Succeed())
+		By(fmt.Sprintf("every one of %d calls from %s answered in %s (%s)%s", verify.LocalWindow, from.Name, to.Name, to.Region, noneIn(othersThan(targets, to))))
+		counts, err := vm.ServedOnlyBy(ctx, from.Name, to.Name)
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("failover "+from.Region+" → "+to.Region, fmt.Sprintf("%v of %d calls", counts, verify.LocalWindow))
+		env.Get().H.Run.Figure(what+"_calls_by_cluster", counts)
 	}
-	return nil
+
+	By("scaling them back: traffic returns to " + from.Name + " and stays there")
+	apps.scaleBackend(ctx, from, 1)
+	// Timed from the scale-up: the pods' start is part of failback.
+	failback := vm.Transition(ctx, from.Name, from.Name, 3*time.Minute)
+	reportTransition("failback_to_"+from.Name, failback)
+	Expect(verify.FailbackBudget.Within("failback to "+from.Name, failback)).To(Succeed())
+	apps.waitBackend(ctx, from)
+	Expect(vm.StaysLocal(ctx, from.Name)).To(Succeed())
+}
+
+// failoverTimeout bounds the failover spec: a few minutes per cluster
+// (failover, the windows, failback with the pods' start).
+func failoverTimeout(topo *topology.Topology) time.Duration {
+	n := 3
+	if topo != nil {
+		n = len(topo.Clusters)
+	}
+	return time.Duration(4+8*n) * time.Minute
+}
+
+func noneIn(cls []*clusters.Cluster) string {
+	if len(cls) == 0 {
+		return ""
+	}
+	return ", none in " + clusterNames(cls)
 }
 
 // othersThan are the clusters of cls other than cl, in order.
@@ -215,5 +234,6 @@ func reportTransition(what string, t checks.Transition) {
 	r.H.Run.Figure(what+"_seconds", t.Elapsed.Seconds())
 	r.H.Run.Figure(what+"_failed_requests", t.Failed)
 	r.H.Run.Figure(what+"_requests", t.Asked)
-	AddReportEntry(what, fmt.Sprintf("%.2fs, %d of %d calls failed meanwhile", t.Elapsed.Seconds(), t.Failed, t.Asked))
+	r.H.Run.Figure(what+"_strays_after", t.Strays)
+	AddReportEntry(what, fmt.Sprintf("%.2fs, %d of %d calls failed meanwhile and in the %d calls after; %d of those answered elsewhere", t.Elapsed.Seconds(), t.Failed, t.Asked, verify.AfterWindow, t.Strays))
 }

@@ -204,7 +204,7 @@ var faults = []seededFault{
 		name: "DestinationRule without outlierDetection (locality priorities off)",
 		ref:  "Locality failover: outlierDetection is required", spec: "locality-failover",
 		rules: []string{conformance.FailoverFile},
-		check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocal(ctx, e.vm.Primary.Name) },
+		check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocalEverywhere(ctx) },
 		cause: re(`want every answer from \[[^\]]+\], got \d+ from [\s\S]*has no outlierDetection, so locality priorities are off`),
 		seed: func(ctx context.Context, e *faultEnv) error {
 			return replaceFixture(ctx, e, conformance.FailoverFile, "DestinationRule", func(u *unstructured.Unstructured) error {
@@ -240,7 +240,7 @@ var faults = []seededFault{
 		ref:  "Locality Load Balancing: localities come from node labels", spec: "locality-failover",
 		doctor: "node-locality",
 		rules:  []string{conformance.FailoverFile},
-		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocal(ctx, e.vm.Primary.Name) },
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocalEverywhere(ctx) },
 		cause: func(e *faultEnv) *regexp.Regexp {
 			p, r := e.vm.Primary, e.vm.Remote
 			return regexp.MustCompile(`got \d+ from ` + regexp.QuoteMeta(r.Name) + `[\s\S]*` +
@@ -255,6 +255,10 @@ var faults = []seededFault{
 			return relabelRemoteNodes(ctx, e, e.vm.Remote.Region, e.vm.Remote.Zone)
 		},
 	},
+	oneCallerLocality,
+	silentBackend,
+	backendsAsFrontend,
+	remoteSecretOverPrivileged,
 }
 
 // multiPrimaryFaults are seeded in a multi-primary mesh (vm.Primary is the
@@ -269,10 +273,11 @@ var multiPrimaryFaults = []seededFault{
 		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.MTLSStrict(ctx) },
 		// The handshakes to the other primary's backends fail (a root the
 		// caller does not trust), and gRPC keeps only the endpoints whose
-		// handshake succeeds: the calls stay local and none fails, so what
-		// the check sees is the remote backend answering no mesh call, and
-		// its diagnosis names the two roots.
-		cause: re(`answered none of \d+ mesh calls[\s\S]*2 different roots`),
+		// handshake succeeds: each caller's calls stay local and none
+		// fails, so what the check sees is the other cluster's backend
+		// pods answering none of a caller's calls, and its diagnosis names
+		// the two roots.
+		cause: re(`answered none of \d+ calls[\s\S]*2 different roots`),
 		seed: func(ctx context.Context, e *faultEnv) error {
 			var err error
 			if e.savedCacerts, err = readCacerts(ctx, e.vm.Remote); err != nil {
@@ -567,7 +572,7 @@ func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate 
 			return fmt.Errorf("%s %s in %s: %w", kind, u.GetName(), file, err)
 		}
 	}
-	return workloads.Replace(ctx, e.vm.Primary.Client, u)
+	return workloads.ApplyObject(ctx, e.vm.Primary.Client, u)
 }
 
 // pointRemoteSecretAt rewrites the API server address of the remote

@@ -1,0 +1,158 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/conformance"
+)
+
+// Faults of the classes a check judged from one caller, one pod, or the
+// object under test would pass: each passes the former check and must fail
+// the one the specs run now.
+
+// oneCallerLocality breaks locality for one cluster's callers only:
+// cluster2's frontends carry Istio's istio-locality label with cluster1's
+// region and zone, so istiod takes cluster1's endpoints for theirs. The
+// primary's callers stay local; judged only from the primary, the mesh
+// passed.
+var oneCallerLocality = seededFault{
+	name: "cluster2's frontends labelled istio-locality with cluster1's region (locality wrong for one cluster's callers)",
+	ref:  "Locality Load Balancing: the istio-locality label overrides the node's locality", spec: "locality-failover",
+	rules: []string{conformance.FailoverFile},
+	check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocalEverywhere(ctx) },
+	cause: func(e *faultEnv) *regexp.Regexp {
+		p, r := e.vm.Primary, e.vm.Remote
+		return regexp.MustCompile(`calls from ` + regexp.QuoteMeta(r.Name) + `'s frontend: want every answer from \[` + regexp.QuoteMeta(r.Name) + `\], got \d+ from ` + regexp.QuoteMeta(p.Name) +
+			`[\s\S]*of ` + regexp.QuoteMeta(r.Name) + ` carries istio-locality=` + regexp.QuoteMeta(p.Region+"."+p.Zone))
+	},
+	seed: func(ctx context.Context, e *faultEnv) error {
+		return labelRemoteFrontends(ctx, e, e.vm.Primary.Region+"."+e.vm.Primary.Zone)
+	},
+	repair: func(ctx context.Context, e *faultEnv) error { return labelRemoteFrontends(ctx, e, "") },
+}
+
+// labelRemoteFrontends sets (or, with "", removes) the istio-locality
+// label of the remote's frontend pods; the rollout waits for the new pods.
+func labelRemoteFrontends(ctx context.Context, e *faultEnv, locality string) error {
+	return workloads.UpdateDeployment(ctx, e.vm.Remote.Client, verify.AppNamespace, "frontend", rolloutWait, func(d *appsv1.Deployment) {
+		if locality == "" {
+			delete(d.Spec.Template.Labels, "istio-locality")
+			return
+		}
+		d.Spec.Template.Labels["istio-locality"] = locality
+	})
+}
+
+// silentBackend adds to cluster2 a backend pod that is Ready and SYNCED
+// but never answers (the backend's own pod template, sleeping instead of
+// serving): gRPC's round robin skips an endpoint it cannot connect to, so
+// no call fails and every cluster is still reached.
+var silentBackend = seededFault{
+	name: "a backend pod in cluster2 that is Ready and SYNCED but never answers",
+	ref:  "Istio proxyless gRPC: an endpoint the client cannot connect to is skipped, not failed", spec: "reach-all-clusters",
+	check: func(ctx context.Context, e *faultEnv) error {
+		for name := range e.vm.Frontends {
+			if err := e.vm.ReachesAll(ctx, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	cause: re(`backend pods ` + silentPod + ` answered none of \d+ calls`),
+	seed: func(ctx context.Context, e *faultEnv) error {
+		pod, err := silentBackendPod(e)
+		if err != nil {
+			return err
+		}
+		if err := e.vm.Remote.Client.Resources().Create(ctx, pod); err != nil {
+			return fmt.Errorf("create pod %s in %s: %w", pod.Name, e.vm.Remote.Name, err)
+		}
+		return workloads.WaitReady(ctx, e.vm.Remote.Client, verify.AppNamespace, "app=backend,silent=true", 1, rolloutWait)
+	},
+	repair: func(ctx context.Context, e *faultEnv) error {
+		c := e.vm.Remote.Client
+		pod := &corev1.Pod{}
+		pod.Name, pod.Namespace = silentPod, verify.AppNamespace
+		if err := c.Resources().Delete(ctx, pod, resources.WithGracePeriod(0)); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return wait.For(func(ctx context.Context) (bool, error) {
+			err := c.Resources().Get(ctx, silentPod, verify.AppNamespace, &corev1.Pod{})
+			return apierrors.IsNotFound(err), nil
+		}, wait.WithContext(ctx), wait.WithTimeout(time.Minute), wait.WithInterval(time.Second))
+	},
+}
+
+const silentPod = "backend-silent"
+
+// silentBackendPod is backend.yaml's first Deployment's pod, as the
+// fixture declares it (labels, injection, account), with the app asleep.
+func silentBackendPod(e *faultEnv) (*corev1.Pod, error) {
+	obj, err := conformance.Object(conformance.BackendFile, "Deployment")
+	if err != nil {
+		return nil, err
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &d); err != nil {
+		return nil, fmt.Errorf("%s: %w", conformance.BackendFile, err)
+	}
+	pod := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
+	pod.Name, pod.Namespace = silentPod, verify.AppNamespace
+	pod.Labels["silent"] = "true"
+	for i := range pod.Spec.Containers {
+		pod.Spec.Containers[i].Args = []string{"sleep"}
+	}
+	cl := e.vm.Remote
+	workloads.SetEnv(pod, map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone})
+	if err := workloads.SetImages(pod, workloads.Images{"meshconform/meshapp": e.apps.image}); err != nil {
+		return nil, err
+	}
+	return pod, nil
+}
+
+// backendsAsFrontend runs cluster2's backends under the frontend's service
+// account. The identity check read its expectation from the pods'
+// serviceAccountName, so it expected what the pods carried and passed;
+// the fixtures declare the backend's own account.
+var backendsAsFrontend = seededFault{
+	name: "cluster2's backends running under the frontend's service account",
+	ref:  "Security: workload identities are service accounts (SPIFFE IDs)", spec: "mtls",
+	rules: []string{conformance.MTLSFile},
+	check: func(ctx context.Context, e *faultEnv) error { return e.vm.MTLSStrict(ctx) },
+	cause: re(`(showed identity "spiffe://[^"]+/sa/frontend"|want backend spiffe://\S+/sa/backend and)[\s\S]*backend pod \S+ in \S+ runs as service account "frontend", its fixture declares "backend"`),
+	seed: func(ctx context.Context, e *faultEnv) error {
+		return setBackendAccount(ctx, e, e.vm.Apps.FrontendAccount)
+	},
+	repair: func(ctx context.Context, e *faultEnv) error {
+		return setBackendAccount(ctx, e, e.vm.Apps.BackendAccount)
+	},
+}
+
+// setBackendAccount sets the service account of the remote's backend
+// Deployments and waits for their rollouts.
+func setBackendAccount(ctx context.Context, e *faultEnv, account string) error {
+	ds, err := conformance.BackendDeployments()
+	if err != nil {
+		return err
+	}
+	for name := range ds {
+		if err := workloads.UpdateDeployment(ctx, e.vm.Remote.Client, verify.AppNamespace, name, rolloutWait, func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.ServiceAccountName = account
+		}); err != nil {
+			return err
+		}
+	}
+	return workloads.WaitNoneTerminating(ctx, e.vm.Remote.Client, verify.AppNamespace, rolloutWait)
+}
