@@ -12,6 +12,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/dump"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/snapshot"
 )
 
 // Mesh is an installed primary-remote mesh.
@@ -31,10 +32,10 @@ type Mesh struct {
 	// gRPC; the injection check then uses SidecarImage, the sample app.
 	Sidecars     bool
 	SidecarImage string
-	// Before is, by cluster name, the inventory taken before this mesh
+	// Before is, by cluster name, the snapshot taken before this mesh
 	// was first installed there: what its uninstall is proven against
 	// (mesh.Leftovers). Missing for a mesh installed some other way.
-	Before map[string]mesh.Inventory
+	Before map[string]snapshot.Snapshot
 }
 
 // PrepareIstio builds (local source) the Istio images and istioctl of the
@@ -104,9 +105,9 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 // Install runs the install of the topology (primary-remote, multi-primary)
 // on the clusters cls, each by its role.
 //
-// Each cluster's inventory is taken first, read-only, unless this mesh
-// has one of it already (a second Install must not take the first one's
-// objects for the cluster's own).
+// Each cluster's inventory (a snapshot) is taken first, read-only, unless
+// this mesh has one of it already (a second Install must not take the
+// first one's objects for the cluster's own).
 func (m *Mesh) Install(ctx context.Context, cls ...*clusters.Cluster) error {
 	var fresh []*clusters.Cluster
 	for _, c := range cls {
@@ -119,7 +120,7 @@ func (m *Mesh) Install(ctx context.Context, cls ...*clusters.Cluster) error {
 		return err
 	}
 	if m.Before == nil {
-		m.Before = map[string]mesh.Inventory{}
+		m.Before = map[string]snapshot.Snapshot{}
 	}
 	maps.Copy(m.Before, before)
 	m.Discoveries, err = m.Installer.Install(ctx, cls...)

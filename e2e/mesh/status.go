@@ -3,6 +3,7 @@ package mesh
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -230,7 +231,7 @@ func CheckSynced(rows []ProxyStatus, want map[string]Expect) error {
 		return fmt.Errorf("no proxies to look for: nothing to judge")
 	}
 	seen := byPod(rows)
-	for _, pod := range sortedKeys(want) {
+	for _, pod := range slices.Sorted(maps.Keys(want)) {
 		w := want[pod]
 		switch {
 		case len(w.Istiods) == 0:
@@ -262,7 +263,7 @@ func checkListedSynced(rows []ProxyStatus, want map[string]string) error {
 		return fmt.Errorf("no proxies to look for: nothing to judge")
 	}
 	seen := byPod(rows)
-	for _, pod := range sortedKeys(want) {
+	for _, pod := range slices.Sorted(maps.Keys(want)) {
 		row, err := listed(seen, len(rows), pod, want[pod])
 		if err != nil {
 			return err
@@ -282,15 +283,6 @@ func byPod(rows []ProxyStatus) map[string]ProxyStatus {
 	return seen
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // listed is pod's row, which must name cluster.
 func listed(seen map[string]ProxyStatus, n int, pod, cluster string) (ProxyStatus, error) {
 	row, ok := seen[pod]
@@ -307,7 +299,7 @@ func listed(seen map[string]ProxyStatus, n int, pod, cluster string) (ProxyStatu
 // SYNCED.
 func synced(pod string, row ProxyStatus) error {
 	n := 0
-	for _, t := range sortedKeys(row.Types) {
+	for _, t := range slices.Sorted(maps.Keys(row.Types)) {
 		switch st := row.Types[t]; st {
 		case "SYNCED":
 			n++

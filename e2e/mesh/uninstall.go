@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/snapshot"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -64,11 +65,31 @@ var IstiodNamespaceConfigMaps = []string{"istio-ca-root-cert", "istio-ca-crl"}
 // uninstall leaves.
 const UpstreamLeftoverIssue = "https://github.com/istio/istio/issues/23706"
 
-// Leftovers is what an uninstall left in a cluster: every object after
-// holds that the inventory before the install did not (Inventory.New),
-// split into those that fail the cleanup (left) and the known upstream
-// leftovers (known): IstiodNamespaceConfigMaps in namespaces that existed
-// before the install.
+// Leftovers is what an uninstall left in a cluster, from the snapshots
+// taken before the install and after the uninstall (snapshot.Compare):
+// every object Added, or Replaced (a new UID under an old name: deleted
+// and made again), split into those that fail the cleanup (left) and the
+// known upstream leftovers (known). Both are sorted, by snapshot key
+// ("clusterroles.rbac.authorization.k8s.io istio-reader-clusterrole-istio-system",
+// "configmaps default/istio-ca-root-cert"); a Replaced one is marked
+// " (new UID)".
+//
+//   - Objects inside a namespace that is new (not in before, or Replaced)
+//     are left out: the namespace, if still there, is reported and stands
+//     for them (istio-system, the apps' namespaces).
+//   - IstiodNamespaceConfigMaps in namespaces that existed before go to
+//     known.
+//
+// Removed and Changed are not this question's: the spec proves that
+// nothing the install created remains, which only an Added or Replaced
+// object answers; what went missing, or a label or generation that moved
+// on an object that was there, is no creation, and the guide's cleanup
+// (delete what Istio made) would not undo an edit anyway. A cluster the run did not create (a
+// brought one) gets the full exact-as-found audit, every difference
+// failing it, from the same package: harness.ClustersAsFound
+// (e2e/harness/byo.go, snapshot.Compare against the snapshot taken when
+// the cluster was attached), in the teardown audit (suites/internal/env,
+// auditBrought). Clusters the run made (kind) go with the run.
 //
 // Why the config maps are known, not failed: `istioctl uninstall --purge`
 // prunes only objects carrying the operator.istio.io/component label
@@ -81,24 +102,51 @@ const UpstreamLeftoverIssue = "https://github.com/istio/istio/issues/23706"
 // closed: another control plane may share them). The run reports them,
 // by name, and fails on anything else. Brought clusters get them removed
 // by the harness's teardown (harness.IstiodConfigLabel).
-func Leftovers(before, after Inventory) (left, known []string) {
-	for _, r := range before.NewObjects(after) {
-		if r.Group == "" && r.Kind == "ConfigMap" && r.Namespace != "" && slices.Contains(IstiodNamespaceConfigMaps, r.Name) {
-			known = append(known, r.String())
-			continue
+func Leftovers(before, after snapshot.Snapshot) (left, known []string) {
+	d := snapshot.Compare(before, after)
+	// Namespaces that were there before, less those made again: an
+	// object anywhere else is in a new namespace.
+	was := map[string]bool{}
+	for k := range before {
+		if res, _, name := snapshot.ParseKey(k); res == "namespaces" {
+			was[name] = true
 		}
-		left = append(left, r.String())
 	}
+	for _, k := range d.Replaced {
+		if res, _, name := snapshot.ParseKey(k); res == "namespaces" {
+			was[name] = false
+		}
+	}
+	add := func(k, mark string) {
+		res, ns, name := snapshot.ParseKey(k)
+		switch {
+		case ns != "" && !was[ns]:
+			// In a new namespace: the namespace stands for it.
+		case res == "configmaps" && ns != "" && slices.Contains(IstiodNamespaceConfigMaps, name):
+			known = append(known, k+mark)
+		default:
+			left = append(left, k+mark)
+		}
+	}
+	for _, k := range d.Added {
+		add(k, "")
+	}
+	for _, k := range d.Replaced {
+		add(k, " (new UID)")
+	}
+	sort.Strings(left)
+	sort.Strings(known)
 	return left, known
 }
 
 // Remains lists what of Istio is still in the cluster, by name: Istio
 // CRDs, webhook configurations, the istio-system namespace, Istio cluster
-// roles and bindings. Empty after a clean uninstall. It needs no inventory,
+// roles and bindings. Empty after a clean uninstall. It needs no snapshot,
 // so it serves where none was taken before Istio came (a brought cluster's
 // clean slate, an upgrade's end); the Uninstall spec proves the cleanup
-// against the inventory instead (Leftovers), which sees what an install
-// made under other names and blames nothing that was there before.
+// against the snapshot taken before the install instead (Leftovers), which
+// sees what an install made under other names and blames nothing that was
+// there before.
 func Remains(ctx context.Context, c klient.Client) ([]string, error) {
 	var left []string
 	kinds := []struct {

@@ -183,6 +183,18 @@ func key(gvr schema.GroupVersionResource, ns, name string) string {
 	return resourceKey(gvr) + " " + ns + "/" + name
 }
 
+// ParseKey splits a Snapshot key into the resource ("resource.group", or
+// the bare resource of the core group), the namespace (empty for a
+// cluster-scoped object) and the name. Names of either scope never hold a
+// "/" or a space, so the split is exact.
+func ParseKey(k string) (resource, namespace, name string) {
+	resource, obj, _ := strings.Cut(k, " ")
+	if ns, n, ok := strings.Cut(obj, "/"); ok {
+		return resource, ns, n
+	}
+	return resource, "", obj
+}
+
 // Diff is what changed between two snapshots.
 type Diff struct {
 	// Added exist after but not before: left behind by the run.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The broken runs the audit must reject: one that leaves a namespace
@@ -65,5 +66,21 @@ func TestControlledObjectsAreLeftToTheirOwner(t *testing.T) {
 	yes := true
 	if !controlled([]metav1.OwnerReference{{Kind: "ReplicaSet", Controller: &yes}}) || controlled(nil) || controlled([]metav1.OwnerReference{{Kind: "ConfigMap"}}) {
 		t.Fatal("controlled")
+	}
+}
+
+func TestParseKeyInvertsKey(t *testing.T) {
+	for _, c := range []struct {
+		gvr      schema.GroupVersionResource
+		ns, name string
+	}{
+		{schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, "", "istio-system"},
+		{schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, "default", "istio-ca-root-cert"},
+		{schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}, "", "system:aggregate-to-edit"},
+	} {
+		res, ns, name := ParseKey(key(c.gvr, c.ns, c.name))
+		if res != resourceKey(c.gvr) || ns != c.ns || name != c.name {
+			t.Errorf("ParseKey(%q) = %q, %q, %q", key(c.gvr, c.ns, c.name), res, ns, name)
+		}
 	}
 }

@@ -180,6 +180,14 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	})
 }
 
+// RemoveInjectionNamespace deletes the namespace RemoteInjection creates
+// in m.Remote and waits until it is gone: the check's only object, which
+// must not outlive the run (the uninstall spec proves nothing the run
+// made remains).
+func (m *Mesh) RemoveInjectionNamespace(ctx context.Context) error {
+	return workloads.DeleteNamespace(ctx, m.Remote.Client, InjectionNamespace)
+}
+
 func (m *Mesh) ensureInjectionNamespace(ctx context.Context) error {
 	labels := map[string]string{"istio-injection": "enabled"}
 	if m.Istio.Revision != "" {

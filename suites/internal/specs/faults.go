@@ -443,6 +443,7 @@ func Faults() {
 			AddReportEntry("seeded faults caught", fmt.Sprintf("%d caught of %d seeded (%d defined)", caught, len(outcomes), len(seeded)))
 			if e.apps != nil {
 				e.apps.remove(ctx)
+				Expect(e.vm.RemoveInjectionNamespace(ctx)).To(Succeed())
 			}
 		}, NodeTimeout(5*time.Minute))
 

@@ -18,6 +18,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/snapshot"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/suites/internal/env"
@@ -115,6 +116,7 @@ func Install() {
 			It("injects the agent into a pod of each remote, which connects to istiod on its primary", func(ctx SpecContext) {
 				Expect(r().Remotes()).NotTo(BeEmpty(), "no remote cluster")
 				for i, remote := range r().Remotes() {
+					DeferCleanup(onRemote(remote).RemoveInjectionNamespace, NodeTimeout(4*time.Minute))
 					took, err := onRemote(remote).RemoteInjection(ctx, 3*time.Minute)
 					Expect(err).NotTo(HaveOccurred())
 					if i == 0 {
@@ -204,8 +206,8 @@ func refusesTopology(suite string) bool {
 
 // Uninstall declares the guide's cleanup and checks that nothing the
 // install created remains in any cluster: every object since the
-// inventory taken before the install (harness.Mesh.Before), whatever its
-// name, and nothing that was there before is blamed.
+// snapshot taken before the install (harness.Mesh.Before), whatever its
+// name, and nothing that was there before is blamed (mesh.Leftovers).
 func Uninstall() {
 	// A mesh the run did not install is not the run's to remove: the spec
 	// is not declared at all, so a certified verdict never rests on a skip.
@@ -220,7 +222,7 @@ func Uninstall() {
 		}
 		Expect(m.Installer.Uninstall(ctx, run.Clusters...)).To(Succeed())
 		run.ForgetMesh()
-		// Without an inventory there is nothing to prove the cleanup
+		// Without a snapshot there is nothing to prove the cleanup
 		// against: fail, rather than pass on an empty comparison.
 		var missing []string
 		for _, cl := range run.Clusters {
@@ -228,7 +230,7 @@ func Uninstall() {
 				missing = append(missing, cl.Name)
 			}
 		}
-		Expect(missing).To(BeEmpty(), "no inventory was taken before Istio was installed on these clusters (installed by hand, or by another process than this run's install): nothing to prove the uninstall against")
+		Expect(missing).To(BeEmpty(), "no snapshot was taken before Istio was installed on these clusters (installed by hand, or by another process than this run's install): nothing to prove the uninstall against")
 		for _, cl := range run.Clusters {
 			By("nothing created since the install remains in " + cl.Name)
 			before := m.Before[cl.Name]
@@ -237,8 +239,8 @@ func Uninstall() {
 			// on their own (a CRD goes once its objects are gone, and the
 			// aggregator then drops its APIServices).
 			Eventually(func(g Gomega) {
-				after, err := mesh.TakeInventory(ctx, cl.Client)
-				g.Expect(err).NotTo(HaveOccurred(), "inventory of %s after the uninstall", cl.Name)
+				after, err := snapshot.Take(ctx, cl.Client.RESTConfig())
+				g.Expect(err).NotTo(HaveOccurred(), "snapshot of %s after the uninstall", cl.Name)
 				var left []string
 				left, known = mesh.Leftovers(before, after)
 				g.Expect(left).To(BeEmpty(), "created since the install and still in %s", cl.Name)
