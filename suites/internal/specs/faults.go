@@ -259,6 +259,7 @@ var faults = []seededFault{
 	silentBackend,
 	backendsAsFrontend,
 	remoteSecretOverPrivileged,
+	foreignRules,
 }
 
 // multiPrimaryFaults are seeded in a multi-primary mesh (vm.Primary is the

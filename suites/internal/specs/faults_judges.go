@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/klient/wait"
@@ -155,4 +156,54 @@ func setBackendAccount(ctx context.Context, e *faultEnv, account string) error {
 		}
 	}
 	return workloads.WaitNoneTerminating(ctx, e.vm.Remote.Client, verify.AppNamespace, rolloutWait)
+}
+
+// foreignRules puts, in place of the suite's VirtualService, one of the
+// same name that someone else created (a user's, or another tool's). The
+// suite once kept such an object as if it were its own, judged the mesh
+// against rules it had not written, and deleted it at the end: applying
+// the rules now refuses it, naming its manager, and leaves it alone.
+var foreignRules = seededFault{
+	name: "a VirtualService of the same name as the suite's, created by someone else",
+	ref:  "Kubernetes server-side apply: field managers", spec: "traffic-rules (applying the rules)",
+	rules: []string{conformance.TrafficRulesFile},
+	check: func(ctx context.Context, e *faultEnv) error {
+		return workloads.ApplyFS(ctx, e.vm.Primary.Client, conformance.Manifests, conformance.TrafficRulesFile, verify.AppNamespace, workloads.Overrides{})
+	},
+	cause: re(`VirtualService production/\S+ exists and was not created by meshconform \(managed by [^)]*\(Update\)\): refusing`),
+	seed: func(ctx context.Context, e *faultEnv) error {
+		u, err := fixtureObject(conformance.TrafficRulesFile, "VirtualService")
+		if err != nil {
+			return err
+		}
+		c := e.vm.Primary.Client
+		if err := c.Resources().Delete(ctx, u.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		// A plain create, as kubectl create does: another field manager,
+		// by Update, not ours.
+		return c.Resources().Create(ctx, u)
+	},
+	repair: func(ctx context.Context, e *faultEnv) error {
+		u, err := fixtureObject(conformance.TrafficRulesFile, "VirtualService")
+		if err != nil {
+			return err
+		}
+		if err := e.vm.Primary.Client.Resources().Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return workloads.ApplyFS(ctx, e.vm.Primary.Client, conformance.Manifests, conformance.TrafficRulesFile, verify.AppNamespace, workloads.Overrides{})
+	},
+}
+
+// fixtureObject is the object of kind in a conformance fixture, in the
+// apps' namespace.
+func fixtureObject(file, kind string) (*unstructured.Unstructured, error) {
+	obj, err := conformance.Object(file, kind)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(verify.AppNamespace)
+	return u, nil
 }
