@@ -91,13 +91,13 @@ func Conformance() {
 				AddReportEntry("time to SYNCED", fmt.Sprintf("%.1fs from applying the last workload; %d proxies", secs, len(want)))
 			}, NodeTimeout(6*time.Minute))
 
-			It("reaches every cluster", Label(labels.ReachAll), func(ctx SpecContext) {
+			It("reaches every cluster and every backend pod from every cluster's frontend", Label(labels.ReachAll), func(ctx SpecContext) {
 				for _, cl := range vm().Clusters {
 					Expect(vm().ReachesAll(ctx, cl.Name)).To(Succeed())
 				}
 			}, NodeTimeout(5*time.Minute))
 
-			It("lists every proxy of every cluster in istioctl proxy-status on its own control plane, with its cluster, every subscribed type SYNCED", Label(labels.ProxyStatus), func(ctx SpecContext) {
+			It("lists every proxy of every cluster in istioctl proxy-status on its own control plane, with its cluster, on a running istiod of the revision, at the installed version, every subscribed type SYNCED", Label(labels.ProxyStatus), func(ctx SpecContext) {
 				want, err := vm().AppProxies(ctx)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(want).To(HaveLen(expectedProxies(len(vm().Clusters))))
