@@ -49,7 +49,7 @@ e2e: setup
 	$(GO) run ./cmd/meshconform report --artifacts $(ARTIFACTS) || echo "report page not written"; \
 	exit $$rc
 
-# The seeded-fault suite: its own clusters and install, then fourteen faults,
+# The seeded-fault suite: its own clusters and install, then fifteen faults,
 # each caught and repaired (README, "Seeded faults"). Its report goes to
 # artifacts/faults/, beside the main job's.
 faults:
