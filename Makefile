@@ -17,12 +17,14 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
 .PHONY: test fresh-images e2e faults upgrade byo prebuild bench setup clean
 
-# go vet has checked every package; -vet=off keeps go test from running
+# Every Go file must be gofmt'ed; go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
 # The report page's browser test needs Debian's chromium: installed here
 # (once, ~45 s) and required, so the test can never skip unnoticed.
 test:
 	@bash scripts/setup-chromium.sh
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	MESHCONFORM_REQUIRE_CHROMIUM=1 $(GO) test -vet=off ./e2e/... ./fixtures/... ./cmd/... ./suites/internal/...
 	$(GO) run ./cmd/meshconform images fresh-check

@@ -318,11 +318,6 @@ func AddRoutes(ctx context.Context, n nodes.Node, routes []cni.Route) error {
 	return nil
 }
 
-// KindNodes returns the cluster's node containers.
-func (m *Manager) KindNodes(name string) ([]nodes.Node, error) {
-	return m.provider.ListInternalNodes(name)
-}
-
 // ExportLogs writes kind's log bundle for the cluster (journal, kubelet and
 // containerd logs, container logs, docker inspect) under dir/name.
 func (m *Manager) ExportLogs(name, dir string) error {

@@ -167,15 +167,6 @@ func ForClusters(ctx context.Context, cls []*clusters.Cluster, revision string) 
 	return rep
 }
 
-// IDs are the names of every check, in order.
-func IDs() []string {
-	var out []string
-	for _, c := range checks {
-		out = append(out, c.id)
-	}
-	return out
-}
-
 // Run runs every check. A check that cannot read what it needs fails with
 // that reason: an unreadable mesh is not a healthy one.
 func Run(ctx context.Context, m Mesh) Report {

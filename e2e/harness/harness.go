@@ -253,14 +253,9 @@ func (h *Harness) stopBackground() {
 	h.bgWait.Wait()
 }
 
-// CreateClusters creates the named clusters of the topology in parallel and
-// waits until each is ready.
-func (h *Harness) CreateClusters(ctx context.Context, names ...string) ([]*clusters.Cluster, error) {
-	return h.createClusters(ctx, nil, names...)
-}
-
-// createClusters is CreateClusters with a step (may be nil) run on each
-// cluster as soon as that cluster is ready, without waiting for the others.
+// createClusters creates the named clusters of the topology in parallel,
+// waits until each is ready and runs then (may be nil) on each as soon as
+// that cluster is ready, without waiting for the others.
 // Not earlier: an addon started before kube-proxy has written its rules
 // cannot reach the API server's Service IP, and MetalLB's controller, for
 // one, exits and is restarted (seen when it was installed side by side

@@ -58,20 +58,6 @@ func KubeVersions() []string {
 	return vs
 }
 
-// ControlPlaneImages are the image references kubeadm and kind pull for a
-// release, under their usual names.
-func (r KubeRelease) ControlPlaneImages() []string {
-	return []string{
-		"registry.k8s.io/kube-apiserver:" + r.Version,
-		"registry.k8s.io/kube-controller-manager:" + r.Version,
-		"registry.k8s.io/kube-scheduler:" + r.Version,
-		"registry.k8s.io/kube-proxy:" + r.Version,
-		"registry.k8s.io/etcd:" + r.EtcdTag,
-		"registry.k8s.io/coredns/coredns:" + r.CoreDNSTag,
-		"registry.k8s.io/pause:" + r.PauseTag,
-	}
-}
-
 // stagingVersion is the version Kubernetes' staging modules (k8s.io/api,
 // client-go, ...) are published at for the release: v0.33.13 for v1.33.13.
 func (r KubeRelease) stagingVersion() string { return "v0" + strings.TrimPrefix(r.Version, "v1") }

@@ -139,56 +139,6 @@ func ParseClusterz(raw []byte) ([]RemoteCluster, error) {
 	return cs, nil
 }
 
-// SyncStatus is one proxy of istiod's /debug/syncz.
-type SyncStatus struct {
-	ClusterID    string                  `json:"cluster_id"`
-	Proxy        string                  `json:"proxy"`
-	ProxyType    string                  `json:"proxy_type"`
-	IstioVersion string                  `json:"istio_version"`
-	Resources    map[string]ResourceSync `json:"resources"`
-}
-
-// ResourceSync is what istiod sent and the proxy acknowledged of one type.
-type ResourceSync struct {
-	Sent  string `json:"sent"`
-	Acked string `json:"acked"`
-}
-
-// Unsynced names the types whose last sent version the proxy has not acked.
-func (s SyncStatus) Unsynced() []string {
-	var out []string
-	for t, r := range s.Resources {
-		if r.Sent != r.Acked {
-			out = append(out, shortType(t))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func shortType(url string) string {
-	switch {
-	case strings.HasSuffix(url, "Cluster"):
-		return "CDS"
-	case strings.HasSuffix(url, "Listener"):
-		return "LDS"
-	case strings.HasSuffix(url, "ClusterLoadAssignment"):
-		return "EDS"
-	case strings.HasSuffix(url, "RouteConfiguration"):
-		return "RDS"
-	}
-	return url
-}
-
-// ParseSyncz reads istiod's /debug/syncz JSON.
-func ParseSyncz(raw []byte) ([]SyncStatus, error) {
-	var ss []SyncStatus
-	if err := json.Unmarshal(raw, &ss); err != nil {
-		return nil, fmt.Errorf("parse debug/syncz: %w (got %.200q)", err, raw)
-	}
-	return ss, nil
-}
-
 // Expect is what proxy-status should say of one proxy: the cluster it
 // runs in, the istiod pods that should serve it, and its version.
 type Expect struct {

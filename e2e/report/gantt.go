@@ -9,12 +9,6 @@ import (
 	"time"
 )
 
-// WriteGantt draws the phases as a Gantt chart (SVG); WriteGanttCPU without
-// a CPU record.
-func WriteGantt(w io.Writer, phases []Phase) error {
-	return WriteGanttCPU(w, phases, nil)
-}
-
 // WriteGanttCPU draws the phases as a Gantt chart (SVG): one bar per phase on
 // a shared time axis, so a slow phase, and what ran beside it, is seen at a
 // glance. Failed phases are red, cached ones grey; phases on the critical

@@ -16,7 +16,7 @@ func TestWriteGanttDrawsEveryPhase(t *testing.T) {
 		{Name: "install", Start: t0.Add(120 * time.Second), Seconds: 5, OK: false},
 	}
 	var buf bytes.Buffer
-	if err := WriteGantt(&buf, phases); err != nil {
+	if err := WriteGanttCPU(&buf, phases, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -81,7 +81,7 @@ func TestWriteGanttCPUStripAndCriticalPath(t *testing.T) {
 	}
 	// Without samples the chart is the old one.
 	buf.Reset()
-	if err := WriteGantt(&buf, phases); err != nil {
+	if err := WriteGanttCPU(&buf, phases, nil); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(buf.String(), `class="cpu"`) {
