@@ -277,7 +277,10 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 				break
 			}
 		}
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	if !t.Reached {
 		t.Elapsed = time.Since(start)

@@ -534,7 +534,9 @@ func detect(ctx context.Context, check func() error, cause *regexp.Regexp) (text
 			if cause.MatchString(err.Error()) {
 				// Still broken a moment later: not a blip of istiod
 				// reconfiguring, not a statistical check's chance failure.
-				time.Sleep(faultConfirm)
+				if !pause(ctx, faultConfirm) {
+					break
+				}
 				if again := check(); again != nil && cause.MatchString(again.Error()) {
 					return again.Error(), true
 				}
@@ -543,9 +545,22 @@ func detect(ctx context.Context, check func() error, cause *regexp.Regexp) (text
 			}
 			last = "failed without naming the cause /" + cause.String() + "/: " + err.Error()
 		}
-		time.Sleep(2 * time.Second)
+		if !pause(ctx, 2*time.Second) {
+			break
+		}
 	}
 	return last, false
+}
+
+// pause waits d, or less if ctx ends first; it reports whether the full
+// wait passed (false: the spec is over, stop).
+func pause(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 func trafficRulesFromPrimary(ctx context.Context, e *faultEnv) error {
