@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"fmt"
 	"math/rand"
 	"strings"
 	"testing"
@@ -74,6 +73,6 @@ func TestCallsToReachEachKeepsTheMissOdds(t *testing.T) {
 	if rate := float64(missed) / trials; rate > 0.05 {
 		t.Errorf("simulated miss rate %.4f over the 0.05 bound (n=%d)", rate, n)
 	} else {
-		t.Log(fmt.Sprintf("8 pods, %d calls: simulated miss %.4f, bound %.4f", n, rate, MissProbability(pods, n)))
+		t.Logf("8 pods, %d calls: simulated miss %.4f, bound %.4f", n, rate, MissProbability(pods, n))
 	}
 }

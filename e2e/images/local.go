@@ -318,7 +318,7 @@ func (l *Local) kubeBuild(ctx context.Context) (gobuild.Module, error) {
 		m := l.kubeModule()
 		repl, err := gobuild.ModuleReplaces(ctx, m.Path, m.Version, "./staging/", l.Release.stagingVersion())
 		if err != nil {
-			return nil, fmt.Errorf("Kubernetes %s: %w", m.Version, err)
+			return nil, fmt.Errorf("replaces of Kubernetes %s: %w", m.Version, err)
 		}
 		m.Replace = repl
 		return m, nil

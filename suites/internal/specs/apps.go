@@ -79,13 +79,6 @@ func (a *sampleApps) apply(ctx context.Context, cl *clusters.Cluster, file, ns s
 	})).To(Succeed(), "deploy %s to %s/%s", file, cl.Name, ns)
 }
 
-// backend deploys the backend (every version) to cl and waits for it.
-func (a *sampleApps) backend(ctx context.Context, cl *clusters.Cluster) {
-	GinkgoHelper()
-	a.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
-	a.waitBackend(ctx, cl)
-}
-
 func (a *sampleApps) waitBackend(ctx context.Context, cl *clusters.Cluster) {
 	GinkgoHelper()
 	replicas, err := conformance.BackendReplicas()
