@@ -132,6 +132,13 @@ func (m *Mesh) ReachesAll(ctx context.Context, from string) error {
 	return withDiagnosis(err, diagnose)
 }
 
+// ReachesAllEverywhere is ReachesAll from the caller of every cluster
+// that runs one: a pod that never answers, or a cluster hidden from one
+// cluster's callers, is found whichever caller it hides from.
+func (m *Mesh) ReachesAllEverywhere(ctx context.Context) error {
+	return m.fromEveryCaller(func(from string) error { return m.ReachesAll(ctx, from) })
+}
+
 // backendPods are the Ready backend pods of cls, not being deleted,
 // sorted by cluster and name.
 func (m *Mesh) backendPods(ctx context.Context, cls ...*clusters.Cluster) ([]clusterPod, error) {
@@ -226,12 +233,19 @@ func (m *Mesh) StaysLocal(ctx context.Context, from string) error {
 // and wrong for another cluster's (that frontend's locality overridden, or
 // its cluster's endpoints mislabelled) is rejected too.
 func (m *Mesh) StaysLocalEverywhere(ctx context.Context) error {
+	return m.fromEveryCaller(func(from string) error { return m.StaysLocal(ctx, from) })
+}
+
+// fromEveryCaller runs check for the caller of every cluster that runs
+// one, stopping at the first failure; no caller at all is a failure, not
+// a pass.
+func (m *Mesh) fromEveryCaller(check func(from string) error) error {
 	callers := m.callers()
 	if len(callers) == 0 {
 		return fmt.Errorf("no frontend in any cluster: no caller to judge")
 	}
 	for _, cl := range callers {
-		if err := m.StaysLocal(ctx, cl.Name); err != nil {
+		if err := check(cl.Name); err != nil {
 			return err
 		}
 	}
@@ -286,7 +300,7 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 		t.Elapsed = time.Since(start)
 		return t
 	}
-	for after := 0; after < AfterWindow && ctx.Err() == nil; after += transitionBatch {
+	for after := 0; after < AfterWindow && ctx.Err() == nil; after += transitionCalls {
 		calls, ok := m.transitionBatch(ctx, from, &t)
 		if ok {
 			for _, r := range calls.Results {
@@ -301,19 +315,20 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 
 // transitionBatch makes one batch of a Transition and counts it.
 func (m *Mesh) transitionBatch(ctx context.Context, from string, t *checks.Transition) (checks.Calls, bool) {
-	calls, err := checks.Call(ctx, m.Frontends[from], transitionBatch)
-	t.Asked += transitionBatch
+	calls, err := checks.Call(ctx, m.Frontends[from], transitionCalls)
+	t.Asked += transitionCalls
 	if err != nil {
-		t.Failed += transitionBatch
+		t.Failed += transitionCalls
 		return calls, false
 	}
 	// Calls the frontend did not answer for count as failed too.
-	t.Failed += max(0, transitionBatch-len(calls.Results)) + failedCount(calls.Results)
+	t.Failed += max(0, transitionCalls-len(calls.Results)) + failedCount(calls.Results)
 	t.Last = checks.Counts(calls.Results, checks.ByCluster)
 	return calls, true
 }
 
-const transitionBatch = 5
+// transitionCalls is the size of each batch a Transition asks for.
+const transitionCalls = 5
 
 // AfterWindow is how many calls a Transition keeps making once the new
 // steady state is first seen, counted against its budget.

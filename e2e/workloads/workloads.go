@@ -236,19 +236,6 @@ func DeleteNamespaces(ctx context.Context, nss ...Namespace) error {
 	return g.Wait()
 }
 
-// DeleteFile deletes the objects of a manifest file from namespace ns, as
-// DeleteFS does.
-func DeleteFile(ctx context.Context, c klient.Client, path, ns string) error {
-	return DeleteFS(ctx, c, os.DirFS(filepath.Dir(path)), filepath.Base(path), ns)
-}
-
-// ApplyObjects applies the objects of a manifest file in ns, as ApplyFS
-// does, with no overrides (typed or not: Istio's CRDs decode as
-// unstructured).
-func ApplyObjects(ctx context.Context, c klient.Client, path, ns string) error {
-	return ApplyFS(ctx, c, os.DirFS(filepath.Dir(path)), filepath.Base(path), ns, Overrides{})
-}
-
 // WaitReady waits until every pod of ns matching selector is Ready and
 // there are want of them.
 func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want int, timeout time.Duration) error {

@@ -177,6 +177,12 @@ func failoverRule(from, to string) *unstructured.Unstructured {
 	GinkgoHelper()
 	obj, err := conformance.FailoverRule(from, to)
 	Expect(err).NotTo(HaveOccurred())
+	return appObject(obj)
+}
+
+// appObject is a fixture's object (Istio's kinds have no Go types here) in
+// the apps' namespace.
+func appObject(obj map[string]any) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: obj}
 	u.SetNamespace(verify.AppNamespace)
 	return u

@@ -92,9 +92,7 @@ func Conformance() {
 			}, NodeTimeout(6*time.Minute))
 
 			It("reaches every cluster and every backend pod from every cluster's frontend", Label(labels.ReachAll), func(ctx SpecContext) {
-				for _, cl := range vm().Clusters {
-					Expect(vm().ReachesAll(ctx, cl.Name)).To(Succeed())
-				}
+				Expect(vm().ReachesAllEverywhere(ctx)).To(Succeed())
 			}, NodeTimeout(5*time.Minute))
 
 			It("lists every proxy of every cluster in istioctl proxy-status on its own control plane, with its cluster, on a running istiod of the revision, at the installed version, every subscribed type SYNCED", Label(labels.ProxyStatus), func(ctx SpecContext) {

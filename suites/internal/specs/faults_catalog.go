@@ -375,8 +375,7 @@ func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate 
 	if err != nil {
 		return err
 	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetNamespace(verify.AppNamespace)
+	u := appObject(obj)
 	if mutate != nil {
 		if err := mutate(u); err != nil {
 			return fmt.Errorf("%s %s in %s: %w", kind, u.GetName(), file, err)

@@ -9,7 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/klient/wait"
@@ -63,14 +62,7 @@ func labelRemoteFrontends(ctx context.Context, e *faultEnv, locality string) err
 var silentBackend = seededFault{
 	name: "a backend pod in cluster2 that is Ready and SYNCED but never answers",
 	ref:  "Istio proxyless gRPC: an endpoint the client cannot connect to is skipped, not failed", spec: "reach-all-clusters",
-	check: func(ctx context.Context, e *faultEnv) error {
-		for name := range e.vm.Frontends {
-			if err := e.vm.ReachesAll(ctx, name); err != nil {
-				return err
-			}
-		}
-		return nil
-	},
+	check: func(ctx context.Context, e *faultEnv) error { return e.vm.ReachesAllEverywhere(ctx) },
 	cause: re(`backend pods ` + silentPod + ` answered none of \d+ calls`),
 	seed: func(ctx context.Context, e *faultEnv) error {
 		pod, err := silentBackendPod(e)
@@ -172,11 +164,11 @@ var foreignRules = seededFault{
 	},
 	cause: re(`VirtualService production/\S+ exists and was not created by meshconform \(managed by [^)]*\(Update\)\): refusing`),
 	seed: func(ctx context.Context, e *faultEnv) error {
-		u, err := fixtureObject(conformance.TrafficRulesFile, "VirtualService")
+		obj, err := conformance.Object(conformance.TrafficRulesFile, "VirtualService")
 		if err != nil {
 			return err
 		}
-		c := e.vm.Primary.Client
+		u, c := appObject(obj), e.vm.Primary.Client
 		if err := c.Resources().Delete(ctx, u.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -185,25 +177,13 @@ var foreignRules = seededFault{
 		return c.Resources().Create(ctx, u)
 	},
 	repair: func(ctx context.Context, e *faultEnv) error {
-		u, err := fixtureObject(conformance.TrafficRulesFile, "VirtualService")
+		obj, err := conformance.Object(conformance.TrafficRulesFile, "VirtualService")
 		if err != nil {
 			return err
 		}
-		if err := e.vm.Primary.Client.Resources().Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
+		if err := e.vm.Primary.Client.Resources().Delete(ctx, appObject(obj)); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 		return workloads.ApplyFS(ctx, e.vm.Primary.Client, conformance.Manifests, conformance.TrafficRulesFile, verify.AppNamespace, workloads.Overrides{})
 	},
-}
-
-// fixtureObject is the object of kind in a conformance fixture, in the
-// apps' namespace.
-func fixtureObject(file, kind string) (*unstructured.Unstructured, error) {
-	obj, err := conformance.Object(file, kind)
-	if err != nil {
-		return nil, err
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetNamespace(verify.AppNamespace)
-	return u, nil
 }
