@@ -19,14 +19,19 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
 # Every Go file must be gofmt'ed; go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
+# staticcheck, pinned, with staticcheck.conf, gates every package too.
+# The unit tests run under the race detector: the samplers, the load
+# generator and the report's writers are concurrent.
 # The report page's browser test needs Debian's chromium: installed here
 # (once, ~45 s) and required, so the test can never skip unnoticed.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 test:
 	@bash scripts/setup-chromium.sh
 	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	MESHCONFORM_REQUIRE_CHROMIUM=1 $(GO) test -vet=off ./e2e/... ./fixtures/... ./cmd/... ./suites/internal/...
+	$(GO) run $(STATICCHECK) ./...
+	MESHCONFORM_REQUIRE_CHROMIUM=1 $(GO) test -race -vet=off ./e2e/... ./fixtures/... ./cmd/... ./suites/internal/...
 	$(GO) run ./cmd/meshconform images fresh-check
 
 # A new machine's first minutes, whatever this machine's caches hold: the

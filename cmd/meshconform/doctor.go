@@ -30,16 +30,17 @@ when a check fails (warnings do not fail).`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %s: want table or json", output)
 			}
-			if kubeconfig == "" && os.Getenv("MESHCONFORM_KUBECONFIG") == "" {
-				if err := useKeptClusters(); err != nil {
+			s := newSettings()
+			s.flag("MESHCONFORM_KUBECONFIG", kubeconfig)
+			s.flag("MESHCONFORM_CONTEXTS", contexts)
+			s.flag("MESHCONFORM_ISTIO_REVISION", revision)
+			s.flag("MESHCONFORM_MESH", harness.MeshExisting)
+			if s.get("MESHCONFORM_KUBECONFIG") == "" {
+				if err := useKeptClusters(s); err != nil {
 					return err
 				}
 			}
-			setEnv("MESHCONFORM_KUBECONFIG", kubeconfig)
-			setEnv("MESHCONFORM_CONTEXTS", contexts)
-			setEnv("MESHCONFORM_ISTIO_REVISION", revision)
-			os.Setenv("MESHCONFORM_MESH", harness.MeshExisting)
-			cfg, err := config()
+			cfg, err := s.config()
 			if err != nil {
 				return err
 			}
@@ -57,7 +58,7 @@ when a check fails (warnings do not fail).`,
 					break
 				}
 			}
-			rep := doctor.ForClusters(cmd.Context(), cls, revision)
+			rep := doctor.Examine(cmd.Context(), mesh.Model{Clusters: cls, Revision: revision})
 			if save != "" {
 				if err := saveDoctor(rep, save); err != nil {
 					return err
@@ -101,16 +102,16 @@ func saveDoctor(rep doctor.Report, path string) error {
 	return f.Close()
 }
 
-// useKeptClusters points the settings at the clusters `meshconform up` kept.
-func useKeptClusters() error {
+// useKeptClusters points s at the clusters `meshconform up` kept: their
+// settings fill what neither a flag nor the environment gives (settings.get).
+func useKeptClusters(s *settings) error {
 	raw, err := os.ReadFile(filepath.Join(upDir(), "env"))
 	if err != nil {
 		return fmt.Errorf("no --kubeconfig, and no clusters kept by `meshconform up` (%v)", err)
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		// Flags and settings already given win.
-		if k, v, ok := strings.Cut(line, "="); ok && os.Getenv(k) == "" {
-			setEnv(k, v)
+		if k, v, ok := strings.Cut(line, "="); ok && v != "" {
+			s.kept[k] = v
 		}
 	}
 	return nil

@@ -4,8 +4,11 @@
 // lists the commands; README.md explains them.
 //
 // Settings come from MESHCONFORM_* environment variables (README,
-// "Settings"), which flags of the same meaning override; `go test
-// ./suites/...` and `ginkgo` read the same variables.
+// "Settings"), which flags of the same meaning override; they are read
+// once into a harness.Config and never written back to the environment.
+// `meshconform test` hands its suite that Config as one file
+// (MESHCONFORM_SETTINGS); `go test ./suites/...` and `ginkgo` read the
+// variables themselves.
 package main
 
 import (
@@ -33,13 +36,13 @@ func main() {
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "meshconform",
-		Short: "End-to-end conformance for Istio multicluster meshes (primary-remote)",
-		Long: `meshconform creates kind clusters, installs Istio primary-remote and judges
+		Short: "End-to-end conformance for Istio multicluster meshes (primary-remote, several remotes, multi-primary)",
+		Long: `meshconform creates kind clusters, installs Istio multicluster and judges
 the mesh with real traffic — or points the same specs at clusters you bring.
 
   meshconform up                     create the clusters, install Istio, keep them
   meshconform test [flags]           run a suite (on kept or brought clusters with --kubeconfig)
-  meshconform doctor [flags]         read-only checks of an installed primary-remote mesh
+  meshconform doctor [flags]         read-only checks of an installed multicluster mesh
   meshconform bundle                 pack a run's artifacts into a verifiable results bundle
   meshconform verify BUNDLE          check a bundle's integrity and print its verdict
   meshconform down                   delete what up created`,
@@ -51,16 +54,41 @@ the mesh with real traffic — or points the same specs at clusters you bring.
 	return root
 }
 
-// config reads the MESHCONFORM_* settings; commands apply their flags
-// first (as environment variables), so one validation covers both.
-func config() (harness.Config, error) { return harness.ConfigFromEnv() }
+// config reads the MESHCONFORM_* settings of the environment, for
+// commands with no flag of a setting.
+func config() (harness.Config, error) { return newSettings().config() }
 
-// setEnv applies a flag as the setting it stands for, when given.
-func setEnv(key, value string) {
+// settings are a command's MESHCONFORM_* settings: its flags, then the
+// environment, then what `meshconform up` kept (useKeptClusters); the first
+// non-empty value wins. config reads them into one harness.Config, with
+// one validation for all; nothing is written to the environment.
+type settings struct {
+	flags, kept map[string]string
+}
+
+func newSettings() *settings {
+	return &settings{flags: map[string]string{}, kept: map[string]string{}}
+}
+
+// flag applies a flag as the setting it stands for, when given.
+func (s *settings) flag(key, value string) {
 	if value != "" {
-		os.Setenv(key, value)
+		s.flags[key] = value
 	}
 }
+
+// get is a setting's value, "" when unset.
+func (s *settings) get(key string) string {
+	if v := s.flags[key]; v != "" {
+		return v
+	}
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return s.kept[key]
+}
+
+func (s *settings) config() (harness.Config, error) { return harness.ConfigFrom(s.get) }
 
 func newClean() *cobra.Command {
 	return &cobra.Command{

@@ -61,22 +61,23 @@ ID), and compares a snapshot of every object before and after.`,
 }
 
 func runTest(cmd *cobra.Command, f testFlags) error {
-	// Taken before the flags become settings, so each appears once.
+	// The environment as given and the arguments: each setting appears once.
 	cmdline := reproduce(os.Environ(), os.Args)
+	s := newSettings()
 	if f.kept {
 		if f.kubeconfig != "" || f.contexts != "" {
 			return fmt.Errorf("--kept names the clusters `meshconform up` kept: give it or --kubeconfig/--contexts, not both")
 		}
-		if err := useKeptClusters(); err != nil {
+		if err := useKeptClusters(s); err != nil {
 			return err
 		}
 	}
-	setEnv("MESHCONFORM_KUBECONFIG", f.kubeconfig)
-	setEnv("MESHCONFORM_CONTEXTS", f.contexts)
-	setEnv("MESHCONFORM_MESH", f.mesh)
-	setEnv("MESHCONFORM_TOPOLOGY", f.topology)
-	setEnv("MESHCONFORM_ARTIFACTS", f.artifacts)
-	cfg, err := config()
+	s.flag("MESHCONFORM_KUBECONFIG", f.kubeconfig)
+	s.flag("MESHCONFORM_CONTEXTS", f.contexts)
+	s.flag("MESHCONFORM_MESH", f.mesh)
+	s.flag("MESHCONFORM_TOPOLOGY", f.topology)
+	s.flag("MESHCONFORM_ARTIFACTS", f.artifacts)
+	cfg, err := s.config()
 	if err != nil {
 		return err
 	}
@@ -100,9 +101,13 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 	if entries, err := os.ReadDir(cfg.ArtifactsDir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("artifacts directory %s is not empty: a bundle of it would mix this run with an earlier one; remove it or give --artifacts another", cfg.ArtifactsDir)
 	}
-	os.Setenv("MESHCONFORM_ARTIFACTS", cfg.ArtifactsDir)
 	reports := filepath.Join(cfg.ArtifactsDir, suite)
 	if err := os.MkdirAll(reports, 0o755); err != nil {
+		return err
+	}
+	// The suite gets the settings checked here, whole, from one file.
+	settingsFile := filepath.Join(cfg.ArtifactsDir, settingsJSON)
+	if err := cfg.WriteFile(settingsFile); err != nil {
 		return err
 	}
 	args := []string{"test", "./suites/" + suite, "-count=1", "-v", "-timeout=" + (f.timeout + 5*time.Minute).String(),
@@ -118,6 +123,7 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 	}
 	run := exec.CommandContext(cmd.Context(), "go", args...)
 	run.Dir, run.Stdout, run.Stderr = cfg.RepoRoot, os.Stdout, os.Stderr
+	run.Env = suiteEnv(os.Environ(), settingsFile)
 	// The suite runs in a process group of its own; when meshconform is
 	// interrupted or terminated, the group gets SIGINT, which Ginkgo turns
 	// into its cleanup and teardown (never a SIGKILL that would leave
@@ -141,6 +147,23 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 		return fmt.Errorf("suite %s failed (reports in %s): %w", suite, reports, runErr)
 	}
 	return nil
+}
+
+// settingsJSON is the file of the artifacts directory holding the run's
+// settings (harness.Config as JSON) that `meshconform test` hands its suite.
+const settingsJSON = "settings.json"
+
+// suiteEnv is the suite's environment: environ less every MESHCONFORM_*
+// variable, plus harness.SettingsEnv naming the settings file, so the suite
+// reads its settings from that file and nowhere else.
+func suiteEnv(environ []string, settingsFile string) []string {
+	env := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "MESHCONFORM_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, harness.SettingsEnv+"="+settingsFile)
 }
 
 // reproduce is the command line that reproduces the run: the MESHCONFORM_*

@@ -1,6 +1,14 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshconform/meshconform/e2e/bundle"
+)
 
 // command.txt must reproduce the run: every setting once, quoted where a
 // shell would split it, and the artifacts directory (the run's own) left
@@ -14,5 +22,77 @@ func TestReproduce(t *testing.T) {
 	}
 	if shellQuote("it's") != `'it'\''s'` || shellQuote("") != "''" {
 		t.Fatal("shellQuote")
+	}
+}
+
+// A command's settings: its flags, then the environment, then what `up`
+// kept; the process's environment is left as it was.
+func TestSettingsPrecedence(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	if err := os.MkdirAll(upDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kept := "MESHCONFORM_KUBECONFIG=/kept/cluster1.kubeconfig\nMESHCONFORM_CONTEXTS=cluster1=kind-cluster1,cluster2=kind-cluster2\nMESHCONFORM_MESH=install\nMESHCONFORM_TOPOLOGY=primary-remote\n"
+	if err := os.WriteFile(filepath.Join(upDir(), "env"), []byte(kept), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MESHCONFORM_TOPOLOGY", "multi-primary")
+	t.Setenv("MESHCONFORM_MESH", "")
+	t.Setenv("MESHCONFORM_KUBECONFIG", "")
+	t.Setenv("MESHCONFORM_CONTEXTS", "")
+	t.Setenv("MESHCONFORM_ARTIFACTS", "")
+	s := newSettings()
+	if err := useKeptClusters(s); err != nil {
+		t.Fatal(err)
+	}
+	s.flag("MESHCONFORM_MESH", "existing")
+	s.flag("MESHCONFORM_ARTIFACTS", "")
+	cfg, err := s.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mesh != "existing" || cfg.Topology != "multi-primary" || cfg.Kubeconfig != "/kept/cluster1.kubeconfig" || cfg.Contexts["cluster2"] != "kind-cluster2" {
+		t.Fatalf("flag, then environment, then kept: got %+v", cfg)
+	}
+	if !strings.HasSuffix(cfg.ArtifactsDir, "/artifacts") {
+		t.Fatalf("an empty flag is no setting: artifacts %s", cfg.ArtifactsDir)
+	}
+	for _, k := range []string{"MESHCONFORM_MESH", "MESHCONFORM_KUBECONFIG", "MESHCONFORM_CONTEXTS"} {
+		if v := os.Getenv(k); v != "" {
+			t.Errorf("%s=%s written to the environment", k, v)
+		}
+	}
+}
+
+// The suite gets one MESHCONFORM_* variable: the settings file.
+func TestSuiteEnv(t *testing.T) {
+	got := suiteEnv([]string{"HOME=/root", "MESHCONFORM_MESH=existing", "MESHCONFORM_SETTINGS=/old.json", "PATH=/bin"}, "/a/settings.json")
+	want := []string{"HOME=/root", "PATH=/bin", "MESHCONFORM_SETTINGS=/a/settings.json"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// The settings file goes into a run's bundle: it must pass the secret
+// guard (a kubeconfig by its path, never its contents).
+func TestSettingsFileBundles(t *testing.T) {
+	s := newSettings()
+	for k, v := range map[string]string{
+		"MESHCONFORM_KUBECONFIG": "/home/me/.kube/config", "MESHCONFORM_CONTEXTS": "cluster1=a,cluster2=b",
+		"MESHCONFORM_MESH": "existing", "MESHCONFORM_ISTIO_REVISION": "canary",
+	} {
+		s.flag(k, v)
+	}
+	cfg, err := s.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := cfg.WriteFile(filepath.Join(dir, settingsJSON)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bundle.Write(bundle.Options{ArtifactsDir: dir, OutDir: t.TempDir(), Command: "meshconform test"}); err != nil {
+		t.Fatalf("settings file not bundled: %v", err)
 	}
 }

@@ -37,7 +37,7 @@ func newUp() *cobra.Command {
 		Use:   "up",
 		Short: "Create the topology's clusters, install Istio by their roles, and keep them for `meshconform test`",
 		Long: `Create the clusters of kindconfigs/ from images built here, install Istio
-primary-remote as the guide does, and keep everything up. It prints the
+by the clusters' roles as the guides do, and keep everything up. It prints the
 command that runs the conformance specs against the kept mesh in seconds:
 
   meshconform test --kubeconfig … --contexts cluster1=kind-cluster1,… --mesh existing
@@ -45,8 +45,9 @@ command that runs the conformance specs against the kept mesh in seconds:
 The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconform down`" + ` removes it all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			setEnv("MESHCONFORM_TOPOLOGY", topologyName)
-			cfg, err := config()
+			s := newSettings()
+			s.flag("MESHCONFORM_TOPOLOGY", topologyName)
+			cfg, err := s.config()
 			if err != nil {
 				return err
 			}

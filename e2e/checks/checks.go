@@ -2,8 +2,10 @@
 // sample frontend's answers, pod lists, istiod's views) to an error that
 // names what was wrong, in the manner of Istio's echo checkers
 // (pkg/test/framework/components/echo/check). Nothing here talks to a
-// cluster, so every judge is unit-tested against the broken meshes it must
-// reject; package verify gathers the data from real clusters.
+// cluster or the network, so every judge is unit-tested against the broken
+// meshes it must reject. It is the one home of the judges: package verify
+// (for the specs) and package doctor gather data from real clusters and
+// judge it here, so a fact about a mesh is judged the same way by both.
 //
 // Rules every judge keeps:
 //   - no verdict on nothing: a batch with fewer answers than calls asked
@@ -12,16 +14,10 @@
 package checks
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
 )
@@ -33,50 +29,13 @@ type (
 )
 
 // Calls is one batch: how many calls the suite asked the frontend for, and
-// what came back. Asked is set by the caller of the frontend, not by the
-// frontend, so a frontend that drops calls cannot hide it.
+// what came back (package frontend asks). Asked is set by the caller of the
+// frontend, not by the frontend, so a frontend that drops calls cannot hide
+// it.
 type Calls struct {
 	Asked int
 	Response
 }
-
-// Call asks the frontend at base (http://addr) for n backend calls, each
-// with the given request headers ("key:value"). A frontend that cannot be
-// reached or answers badly is an error; the answers are judged by Checkers.
-func Call(ctx context.Context, base string, n int, headers ...string) (Calls, error) {
-	q := url.Values{"n": {fmt.Sprint(n)}}
-	for _, h := range headers {
-		q.Add("h", h)
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(n)*2*time.Second+10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/call?"+q.Encode(), nil)
-	if err != nil {
-		return Calls{Asked: n}, err
-	}
-	resp, err := frontendClient.Do(req)
-	if err != nil {
-		return Calls{Asked: n}, fmt.Errorf("call frontend %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return Calls{Asked: n}, fmt.Errorf("frontend %s: read answer: %w", base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return Calls{Asked: n}, fmt.Errorf("frontend %s: %s: %s", base, resp.Status, strings.TrimSpace(string(body)))
-	}
-	var r Response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return Calls{Asked: n}, fmt.Errorf("frontend %s: %w", base, err)
-	}
-	return Calls{Asked: n, Response: r}, nil
-}
-
-// frontendClient opens a connection per batch: a kept-alive connection
-// would pin every batch to the one frontend replica it first reached, and
-// the other replica's calls would never be judged.
-var frontendClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 // Checker judges a batch of calls.
 type Checker func(Calls) error

@@ -182,17 +182,6 @@ func TestPlaintextRefusedByMTLS(t *testing.T) {
 	}
 }
 
-func TestBudget(t *testing.T) {
-	b := Budget{MaxTime: 10e9, MaxFailed: 0}
-	if err := b.Within("failover", Transition{Reached: true, Elapsed: 2e9, Asked: 40}); err != nil {
-		t.Fatal(err)
-	}
-	wantErr(t, b.Within("failover", Transition{Reached: true, Elapsed: 2e9, Asked: 40, Failed: 3}), "3 of 40 calls failed, budget 0")
-	wantErr(t, b.Within("failover", Transition{Reached: true, Elapsed: 11e9, Asked: 40}), "took 11s, budget 10s")
-	wantErr(t, b.Within("failover", Transition{Elapsed: 90e9, Asked: 400, Last: map[string]int{"cluster1": 5}}), "not reached within 1m30s")
-	wantErr(t, b.Within("failover", Transition{Reached: true}), "no calls were made")
-}
-
 func ExampleSplit() {
 	err := Split(map[string]float64{"v1": 0.3, "v2": 0.7}, 0.001)(byVersion(map[string]int{"v1": 750, "v2": 250}))
 	fmt.Println(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/cni"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/internal/docker"
+	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/topology"
 )
 
@@ -50,6 +51,12 @@ func (m *Manager) time(name string, fn func() error) error {
 // never the user's ~/.kube/config) to kubeconfigDir, and kind's status lines
 // to logOut.
 func NewManager(network topology.Network, kubeconfigDir string, logOut io.Writer) *Manager {
+	// kind's Docker provider takes its network from the environment only
+	// (KIND_EXPERIMENTAL_DOCKER_NETWORK, read in Provision; sigs.k8s.io/kind
+	// v0.30 has no provider or create option for it). Set here, once, when
+	// the run's manager is made, before any cluster is created side by
+	// side, not in each Create.
+	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", network.Name)
 	logger := NewWriterLogger(logOut, "   kind: ", 0)
 	return &Manager{
 		Network: network, KubeconfigDir: kubeconfigDir, logger: logger, logOut: logOut,
@@ -139,8 +146,6 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 	if err := os.MkdirAll(m.KubeconfigDir, 0o700); err != nil {
 		return nil, err
 	}
-	// kind takes its Docker network from the environment only.
-	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", m.Network.Name)
 	kc := m.KubeconfigPath(c.Name)
 	err := m.time("kind create "+c.Name, func() error {
 		return m.creator(c.Name).Create(c.Name,
@@ -252,18 +257,19 @@ func (m *Manager) Nodes(ctx context.Context, cl *Cluster) ([]cni.NodeInfo, error
 		}
 		var node corev1.Node
 		var cidr netip.Prefix
-		err = poll(ctx, 2*time.Minute, func() error {
+		err = poll.Until(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
 			if err := cl.Client.Resources().Get(ctx, kn.String(), "", &node); err != nil {
 				return err
 			}
 			if node.Spec.PodCIDR == "" {
 				return fmt.Errorf("node %s has no podCIDR yet", kn)
 			}
+			var err error
 			cidr, err = netip.ParsePrefix(node.Spec.PodCIDR)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("wait for node %s's podCIDR: %w", kn, err)
 		}
 		infos = append(infos, cni.NodeInfo{Name: kn.String(), IP: ip, PodCIDR: cidr})
 	}
@@ -334,26 +340,6 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
-}
-
-// poll calls fn until it succeeds, ctx ends, or timeout passes; the error
-// says how often it tried and what it saw last.
-func poll(ctx context.Context, timeout time.Duration, fn func() error) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for attempt := 1; ; attempt++ {
-		if last = fn(); last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gave up after %d attempts in %s: %w", attempt, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // JoinFlat makes the clusters' networks one flat network, as Istio's

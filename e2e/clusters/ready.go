@@ -2,13 +2,15 @@ package clusters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/meshconform/meshconform/e2e/poll"
 )
 
 // NotReady lists what keeps a cluster from being ready: nodes not Ready and
@@ -82,18 +84,19 @@ func waitingReasons(p corev1.Pod) string {
 // WaitReady waits until NotReady is empty, up to timeout; its error lists
 // what was still not ready.
 func WaitReady(ctx context.Context, cl *Cluster, timeout time.Duration) error {
-	var last []string
-	var lastErr error
-	err := wait.For(func(ctx context.Context) (bool, error) {
-		last, lastErr = NotReady(ctx, cl)
+	err := poll.Until(ctx, timeout, 2*time.Second, func(ctx context.Context) error {
 		// API errors are retried: the apiserver may restart during startup.
-		return lastErr == nil && len(last) == 0, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(2*time.Second), wait.WithImmediate())
-	if err != nil {
-		if lastErr != nil {
-			return fmt.Errorf("cluster %s not ready after %s: %w", cl.Name, timeout, lastErr)
+		left, err := NotReady(ctx, cl)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("cluster %s not ready after %s: %s", cl.Name, timeout, strings.Join(last, "; "))
+		if len(left) > 0 {
+			return errors.New(strings.Join(left, "; "))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %s not ready: %w", cl.Name, err)
 	}
 	return nil
 }

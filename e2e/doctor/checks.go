@@ -3,12 +3,10 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -32,7 +30,7 @@ type remoteSecretsRead struct {
 // readRemoteSecrets parses the primary's remote secrets (once per Run), by
 // the cluster each attaches. What the doctor keeps of one is where it
 // points and whose it is, never the credential itself.
-func readRemoteSecrets(ctx context.Context, m Mesh) (map[string]mesh.RemoteSecret, error) {
+func readRemoteSecrets(ctx context.Context, m scope) (map[string]mesh.RemoteSecret, error) {
 	if m.secrets == nil {
 		return listRemoteSecrets(ctx, m)
 	}
@@ -40,7 +38,7 @@ func readRemoteSecrets(ctx context.Context, m Mesh) (map[string]mesh.RemoteSecre
 	return m.secrets.secrets, m.secrets.err
 }
 
-func listRemoteSecrets(ctx context.Context, m Mesh) (map[string]mesh.RemoteSecret, error) {
+func listRemoteSecrets(ctx context.Context, m scope) (map[string]mesh.RemoteSecret, error) {
 	list, err := mesh.RemoteSecrets(ctx, m.Primary.Client)
 	if err != nil {
 		return nil, err
@@ -58,13 +56,13 @@ func listRemoteSecrets(ctx context.Context, m Mesh) (map[string]mesh.RemoteSecre
 // remoteSecrets: each remote has a remote secret on the primary whose
 // server is not loopback. Rejects a remote never attached, a deleted
 // secret, and a secret pointing at 127.0.0.1.
-func remoteSecrets(ctx context.Context, m Mesh) []Result {
+func remoteSecrets(ctx context.Context, m scope) []Result {
 	secrets, err := readRemoteSecrets(ctx, m)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v", err)}
 	}
 	var out []Result
-	for _, r := range m.Remotes {
+	for _, r := range m.Others {
 		s, ok := secrets[r.Name]
 		switch {
 		case !ok:
@@ -88,13 +86,13 @@ func remoteSecrets(ctx context.Context, m Mesh) []Result {
 // whose account can do far more: either fails. Deterministic: a correct
 // mesh never fails it. A credential no review can ask about (an exec
 // plugin) warns.
-func remoteSecretRBAC(ctx context.Context, m Mesh) []Result {
+func remoteSecretRBAC(ctx context.Context, m scope) []Result {
 	secrets, err := readRemoteSecrets(ctx, m)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v", err)}
 	}
 	var out []Result
-	for _, r := range m.Remotes {
+	for _, r := range m.Others {
 		s, ok := secrets[r.Name]
 		if !ok {
 			out = append(out, fail(r.Name, "no remote secret: nothing to check"))
@@ -136,7 +134,7 @@ func judgeRemoteSecretRBAC(cluster string, s mesh.RemoteSecret, rights mesh.Cred
 // and every cluster's cacerts, where present, chains to that same root.
 // Rejects a cluster plugged with another root, where cross-cluster mTLS
 // fails.
-func rootCerts(ctx context.Context, m Mesh) []Result {
+func rootCerts(ctx context.Context, m scope) []Result {
 	trusted := map[string]string{}
 	var out []Result
 	for _, cl := range m.all() {
@@ -182,54 +180,33 @@ func rootCerts(ctx context.Context, m Mesh) []Result {
 var fingerprint = mesh.RootFingerprint
 
 // remoteWebhooks: each remote has the revision's injection webhooks with a
-// caBundle and the path that names the remote and its network. Rejects a
-// remote install without istiod's CA or with another cluster's path.
-func remoteWebhooks(ctx context.Context, m Mesh) []Result {
+// caBundle and the path that names the remote and its network
+// (checks.InjectionWebhooks, the install spec's judge too).
+func remoteWebhooks(ctx context.Context, m scope) []Result {
 	var out []Result
-	for _, r := range m.Remotes {
-		var list admissionv1.MutatingWebhookConfigurationList
-		if err := r.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+revOrDefault(m.Revision))); err != nil {
-			out = append(out, fail(r.Name, "list injection webhooks: %v", err))
+	for _, r := range m.Others {
+		mwcs, err := mesh.InjectionWebhooks(ctx, r.Client, m.Revision)
+		if err != nil {
+			out = append(out, fail(r.Name, "%v", err))
 			continue
 		}
-		out = append(out, judgeWebhooks(r.Name, "/inject/cluster/"+r.Name+"/net/"+r.MeshNetwork, list.Items))
+		want := judges.InjectionPath(r.ClusterID, r.MeshNetwork)
+		n, err := judges.InjectionWebhooks(r.Name, want, mwcs)
+		if err != nil {
+			out = append(out, fail(r.Name, "%v", err))
+			continue
+		}
+		out = append(out, pass(r.Name, "%d injection webhooks with a caBundle and path %s", n, want))
 	}
 	return out
-}
-
-func judgeWebhooks(cluster, wantPath string, mwcs []admissionv1.MutatingWebhookConfiguration) Result {
-	n := 0
-	for _, mwc := range mwcs {
-		for _, wh := range mwc.Webhooks {
-			n++
-			if len(wh.ClientConfig.CABundle) == 0 {
-				return fail(cluster, "webhook %s/%s has no caBundle: the API server cannot call istiod", mwc.Name, wh.Name)
-			}
-			path := ""
-			if wh.ClientConfig.Service != nil && wh.ClientConfig.Service.Path != nil {
-				path = *wh.ClientConfig.Service.Path
-			} else if wh.ClientConfig.URL != nil {
-				if u, err := url.Parse(*wh.ClientConfig.URL); err == nil {
-					path = u.Path
-				}
-			}
-			if path != wantPath {
-				return fail(cluster, "webhook %s/%s injects through %q, want %q", mwc.Name, wh.Name, path, wantPath)
-			}
-		}
-	}
-	if n == 0 {
-		return fail(cluster, "no injection webhook: the remote install is missing")
-	}
-	return pass(cluster, "%d injection webhooks with a caBundle and path %s", n, wantPath)
 }
 
 // controlPlaneClusters: each remote's istio-system names the primary in
 // topology.istio.io/controlPlaneClusters. Rejects a remote whose namespace
 // lacks it (istiod then does not manage it: no root cert, no injection CA).
-func controlPlaneClusters(ctx context.Context, m Mesh) []Result {
+func controlPlaneClusters(ctx context.Context, m scope) []Result {
 	var out []Result
-	for _, r := range m.Remotes {
+	for _, r := range m.Others {
 		var ns corev1.Namespace
 		if err := r.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
 			out = append(out, fail(r.Name, "cannot read %s: %v", mesh.Namespace, err))
@@ -250,7 +227,7 @@ func controlPlaneClusters(ctx context.Context, m Mesh) []Result {
 
 // externalIstiod: the primary's istiod runs with EXTERNAL_ISTIOD=true.
 // Rejects a primary installed without it (remotes get no CA bundle).
-func externalIstiod(ctx context.Context, m Mesh) []Result {
+func externalIstiod(ctx context.Context, m scope) []Result {
 	var d appsv1.Deployment
 	name := mesh.Values{Revision: m.Revision}.IstiodService()
 	if err := m.Primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &d); err != nil {
@@ -269,10 +246,12 @@ func externalIstiod(ctx context.Context, m Mesh) []Result {
 	return []Result{fail(m.Primary.Name, "%s has no EXTERNAL_ISTIOD: the primary was not installed to serve remotes (values.pilot.env.EXTERNAL_ISTIOD)", name)}
 }
 
-// clusterz: every istiod replica lists every remote synced. Rejects a
-// replica that cannot reach a remote's API server (a secret's address
-// istiod cannot dial, rights missing) and an unattached remote.
-func clusterz(ctx context.Context, m Mesh) []Result {
+// clusterz: every istiod replica lists every remote (or peer) synced,
+// through its remote secret (checks.Watched, the install spec's judge
+// too). Rejects a replica that cannot reach a remote's API server (a
+// secret's address istiod cannot dial, rights missing) and an unattached
+// remote.
+func clusterz(ctx context.Context, m scope) []Result {
 	pods, err := mesh.IstiodPods(ctx, m.Primary.Client, m.Revision)
 	if err != nil || len(pods) == 0 {
 		return []Result{fail(m.Primary.Name, "no running istiod (%s): %v", mesh.IstiodSelector(m.Revision), err)}
@@ -280,47 +259,30 @@ func clusterz(ctx context.Context, m Mesh) []Result {
 	var out []Result
 	for _, p := range pods {
 		cs, err := mesh.RemoteClustersOf(ctx, m.Primary.Client, p.Name)
+		if err == nil {
+			err = judges.Watched(m.Primary.Name, p.Name, mesh.Namespace, remoteIDs(m), cs)
+		}
 		if err != nil {
 			out = append(out, fail(m.Primary.Name, "%v", err))
 			continue
 		}
-		out = append(out, judgeClusterz(m.Primary.Name, p.Name, remoteNames(m), cs))
+		out = append(out, pass(m.Primary.Name, "istiod %s: %s synced", p.Name, strings.Join(remoteIDs(m), ", ")))
 	}
 	return out
-}
-
-func judgeClusterz(primary, pod string, remotes []string, cs []mesh.RemoteCluster) Result {
-	status := map[string]string{}
-	for _, c := range cs {
-		status[c.ID] = c.SyncStatus
-	}
-	var bad []string
-	for _, r := range remotes {
-		switch s, ok := status[r]; {
-		case !ok:
-			bad = append(bad, r+" not listed")
-		case s != "synced":
-			bad = append(bad, r+" "+s)
-		}
-	}
-	if len(bad) > 0 {
-		return fail(primary, "istiod %s: %s", pod, strings.Join(bad, ", "))
-	}
-	return pass(primary, "istiod %s: %s synced", pod, strings.Join(remotes, ", "))
 }
 
 // discoveryAddress: istiod is exposed by a load balancer with an external
 // address, and each remote's istiod Service (remotePilotAddress) points at
 // it. Rejects a remote installed with a wrong remotePilotAddress and an
 // istiod no remote can reach.
-func discoveryAddress(ctx context.Context, m Mesh) []Result {
+func discoveryAddress(ctx context.Context, m scope) []Result {
 	addr, err := mesh.ExposedAddress(ctx, m.Primary.Client, m.Revision)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v: remotes cannot reach istiod", err)}
 	}
 	out := []Result{pass(m.Primary.Name, "istiod exposed at %s", addr)}
 	svc := mesh.Values{Revision: m.Revision}.IstiodService()
-	for _, r := range m.Remotes {
+	for _, r := range m.Others {
 		var slices discoveryv1.EndpointSliceList
 		if err := r.Client.Resources(mesh.Namespace).List(ctx, &slices, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+svc)); err != nil {
 			out = append(out, fail(r.Name, "list %s endpoints: %v", svc, err))
@@ -348,13 +310,13 @@ func discoveryAddress(ctx context.Context, m Mesh) []Result {
 // versions: the remote install is the primary's version. Warns on a skew:
 // Istio supports one minor version between control and data plane during
 // an upgrade, not as a steady state.
-func versions(ctx context.Context, m Mesh) []Result {
+func versions(ctx context.Context, m scope) []Result {
 	_, primaryVersion, err := mesh.FindIstiod(ctx, m.Primary.Client, m.Revision)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v", err)}
 	}
 	out := []Result{pass(m.Primary.Name, "istiod %s", primaryVersion)}
-	for _, r := range m.Remotes {
+	for _, r := range m.Others {
 		if m.Peers {
 			// A peer primary's version is its own istiod's.
 			switch _, v, err := mesh.FindIstiod(ctx, r.Client, m.Revision); {
@@ -367,12 +329,12 @@ func versions(ctx context.Context, m Mesh) []Result {
 			}
 			continue
 		}
-		var list admissionv1.MutatingWebhookConfigurationList
-		if err := r.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+revOrDefault(m.Revision))); err != nil || len(list.Items) == 0 {
+		mwcs, err := mesh.InjectionWebhooks(ctx, r.Client, m.Revision)
+		if err != nil || len(mwcs) == 0 {
 			out = append(out, fail(r.Name, "no remote install of revision %s found (%v)", revOrDefault(m.Revision), err))
 			continue
 		}
-		v := list.Items[0].Labels["operator.istio.io/version"]
+		v := mwcs[0].Labels["operator.istio.io/version"]
 		switch {
 		case v == "":
 			out = append(out, warn(r.Name, "the remote install carries no operator.istio.io/version label: version unknown"))
@@ -388,7 +350,7 @@ func versions(ctx context.Context, m Mesh) []Result {
 // nodeLocality: every node has a region label, one region per cluster, and
 // no two clusters share a region and zone. Rejects a cluster labelled with
 // another's locality (locality failover then has nowhere else to go).
-func nodeLocality(ctx context.Context, m Mesh) []Result {
+func nodeLocality(ctx context.Context, m scope) []Result {
 	var out []Result
 	where := map[string]string{}
 	for _, cl := range m.all() {
@@ -413,12 +375,12 @@ func nodeLocality(ctx context.Context, m Mesh) []Result {
 	return out
 }
 
-func (m Mesh) all() []*clusters.Cluster { return append([]*clusters.Cluster{m.Primary}, m.Remotes...) }
+func (m scope) all() []*clusters.Cluster { return append([]*clusters.Cluster{m.Primary}, m.Others...) }
 
-func remoteNames(m Mesh) []string {
+func remoteIDs(m scope) []string {
 	var out []string
-	for _, r := range m.Remotes {
-		out = append(out, r.Name)
+	for _, r := range m.Others {
+		out = append(out, r.ClusterID)
 	}
 	return out
 }

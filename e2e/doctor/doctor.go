@@ -1,4 +1,5 @@
-// Package doctor checks an installed primary-remote mesh, read-only, the
+// Package doctor checks an installed multicluster mesh (a primary with its
+// remotes, or primaries only), read-only, the
 // way `linkerd multicluster check` does: named checks, each passing,
 // warning or failing with a one-line reason and a link to the Istio guide's
 // section it verifies. It changes nothing in the clusters: it reads
@@ -22,6 +23,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
 )
 
 // Status of one check.
@@ -48,17 +50,18 @@ type Result struct {
 	Doc string `json:"doc"`
 }
 
-// Mesh is what the doctor looks at.
-type Mesh struct {
+// scope is what one pass of the checks looks at: a primary with the
+// remotes it serves, or in a multi-primary mesh with its peers.
+type scope struct {
 	Primary *clusters.Cluster
-	Remotes []*clusters.Cluster
-	// Peers: Remotes are primaries too (multi-primary), each with its own
-	// istiod, not clusters Primary serves.
-	Peers bool
+	// Others are the remotes Primary serves or, with Peers, the other
+	// primaries of a multi-primary mesh, each with its own istiod.
+	Others []*clusters.Cluster
+	Peers  bool
 	// Revision of the control plane ("" = default).
 	Revision string
 
-	secrets *remoteSecretsRead // set by Run
+	secrets *remoteSecretsRead // set by run
 }
 
 // Report is every check's results, in order.
@@ -126,11 +129,11 @@ const (
 type check struct {
 	id  string
 	doc string
-	run func(ctx context.Context, m Mesh) []Result
-	// primaryRemote: the check judges how a primary serves its remotes
+	run func(ctx context.Context, m scope) []Result
+	// servesRemotes: the check judges how a primary serves its remotes
 	// (their webhooks, annotation, EXTERNAL_ISTIOD, discovery address),
 	// which a multi-primary mesh has none of.
-	primaryRemote bool
+	servesRemotes bool
 }
 
 // checks, in the order of the guide's steps.
@@ -147,39 +150,42 @@ var checks = []check{
 	{"node-locality", docLocality, nodeLocality, false},
 }
 
-// ForClusters is the doctor's report on a mesh of clusters by their roles:
-// one primary with its remotes, or in a multi-primary mesh each primary
-// with the others as its peers (the checks of how a primary serves remotes
-// left out).
-func ForClusters(ctx context.Context, cls []*clusters.Cluster, revision string) Report {
-	primaries, remotes := clusters.ByRole(cls)
+// Examine is the doctor's report on a mesh: one primary with its remotes,
+// or in a multi-primary mesh each primary with the others as its peers
+// (the checks of how a primary serves remotes left out).
+func Examine(ctx context.Context, model mesh.Model) Report {
+	if err := model.Check(); err != nil {
+		return Report{Results: []Result{{ID: "topology", Status: Fail, Reason: err.Error(), Doc: docPrimaryRemote}}}
+	}
+	revision := model.Revision
+	primaries, remotes := model.Primaries(), model.Remotes()
 	if len(primaries) == 0 || (len(primaries) != 1 && len(remotes) > 0) {
 		return Report{Results: []Result{{ID: "topology", Status: Fail, Reason: fmt.Sprintf("%d primaries and %d remotes: the doctor judges one primary with its remotes, or primaries only", len(primaries), len(remotes)), Doc: docPrimaryRemote}}}
 	}
 	if len(primaries) == 1 {
-		return Run(ctx, Mesh{Primary: primaries[0], Remotes: remotes, Revision: revision})
+		return run(ctx, scope{Primary: primaries[0], Others: remotes, Revision: revision})
 	}
 	var rep Report
 	for _, p := range primaries {
 		peers := clusters.Filter(primaries, func(o *clusters.Cluster) bool { return o != p })
-		rep.Results = append(rep.Results, Run(ctx, Mesh{Primary: p, Remotes: peers, Peers: true, Revision: revision}).Results...)
+		rep.Results = append(rep.Results, run(ctx, scope{Primary: p, Others: peers, Peers: true, Revision: revision}).Results...)
 	}
 	return rep
 }
 
-// Run runs every check. A check that cannot read what it needs fails with
-// that reason: an unreadable mesh is not a healthy one.
-func Run(ctx context.Context, m Mesh) Report {
+// run runs every check on one scope. A check that cannot read what it
+// needs fails with that reason: an unreadable mesh is not a healthy one.
+func run(ctx context.Context, m scope) Report {
 	var r Report
-	if m.Primary == nil || len(m.Remotes) == 0 {
-		// Never pass on zero results: a mesh without a remote is not a
-		// primary-remote mesh.
-		r.Results = append(r.Results, Result{ID: "topology", Status: Fail, Reason: "no primary or no remote cluster to check", Doc: docPrimaryRemote})
+	if m.Primary == nil || len(m.Others) == 0 {
+		// Never pass on zero results: a primary with no other cluster is
+		// no multicluster mesh.
+		r.Results = append(r.Results, Result{ID: "topology", Status: Fail, Reason: "no primary, or no other cluster to check it with", Doc: docPrimaryRemote})
 		return r
 	}
 	m.secrets = &remoteSecretsRead{}
 	for _, c := range checks {
-		if c.primaryRemote && m.Peers {
+		if c.servesRemotes && m.Peers {
 			continue
 		}
 		for _, res := range c.run(ctx, m) {

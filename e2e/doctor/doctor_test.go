@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
-
 	judges "github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh"
@@ -51,45 +49,6 @@ func TestJudgeRemoteSecretRBAC(t *testing.T) {
 	}
 }
 
-func webhook(path string, ca []byte) admissionv1.MutatingWebhookConfiguration {
-	return admissionv1.MutatingWebhookConfiguration{Webhooks: []admissionv1.MutatingWebhook{{
-		Name:         "rev.namespace.sidecar-injector.istio.io",
-		ClientConfig: admissionv1.WebhookClientConfig{CABundle: ca, Service: &admissionv1.ServiceReference{Path: &path}},
-	}}}
-}
-
-// Broken remote installs: no caBundle, another cluster's path, no webhook.
-func TestJudgeWebhooks(t *testing.T) {
-	want := "/inject/cluster/cluster2/net/network1"
-	if r := judgeWebhooks("cluster2", want, []admissionv1.MutatingWebhookConfiguration{webhook(want, []byte("ca"))}); r.Status != Pass {
-		t.Fatalf("healthy webhook: %+v", r)
-	}
-	for name, mwcs := range map[string][]admissionv1.MutatingWebhookConfiguration{
-		"no caBundle": {webhook(want, nil)},
-		"wrong path":  {webhook("/inject/cluster/cluster1/net/network1", []byte("ca"))},
-		"no webhooks": nil,
-	} {
-		if r := judgeWebhooks("cluster2", want, mwcs); r.Status != Fail {
-			t.Errorf("%s: %+v", name, r)
-		}
-	}
-}
-
-// An istiod replica that lists a remote unsynced, or not at all, fails.
-func TestJudgeClusterz(t *testing.T) {
-	ok := []mesh.RemoteCluster{{ID: "cluster1", SyncStatus: "synced"}, {ID: "cluster2", SyncStatus: "synced"}}
-	if r := judgeClusterz("cluster1", "istiod-a", []string{"cluster2"}, ok); r.Status != Pass {
-		t.Fatalf("synced: %+v", r)
-	}
-	timeout := []mesh.RemoteCluster{{ID: "cluster2", SyncStatus: "timeout"}}
-	if r := judgeClusterz("cluster1", "istiod-a", []string{"cluster2"}, timeout); r.Status != Fail || !strings.Contains(r.Reason, "cluster2 timeout") {
-		t.Errorf("timeout: %+v", r)
-	}
-	if r := judgeClusterz("cluster1", "istiod-a", []string{"cluster2", "cluster3"}, ok); r.Status != Fail || !strings.Contains(r.Reason, "cluster3 not listed") {
-		t.Errorf("missing remote: %+v", r)
-	}
-}
-
 func TestReportStatusAndJSON(t *testing.T) {
 	r := Report{Results: []Result{{ID: "a", Status: Pass}, {ID: "b", Cluster: "cluster2", Status: Warn}}}
 	if r.Status() != Warn || len(r.Failed()) != 0 {
@@ -111,22 +70,22 @@ func TestNothingToCheckFails(t *testing.T) {
 	if fingerprint([]byte("garbage")) != "" || fingerprint(nil) != "" {
 		t.Fatal("garbage has a fingerprint")
 	}
-	if r := Run(context.Background(), Mesh{}); r.Status() != Fail {
+	if r := run(context.Background(), scope{}); r.Status() != Fail {
 		t.Fatalf("empty mesh: %+v", r)
 	}
 }
 
 // A mesh of several primaries and remotes is a topology the doctor does not
 // judge: it says so rather than pass on checks it cannot make.
-func TestForClustersRefusesMixedTopology(t *testing.T) {
-	p1 := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster1", Primary: true}}
-	p2 := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster2", Primary: true}}
-	r := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster3"}}
-	rep := ForClusters(context.Background(), []*clusters.Cluster{p1, p2, r}, "")
-	if rep.Status() != Fail || len(rep.Find("topology")) != 1 {
+func TestExamineRefusesMixedTopology(t *testing.T) {
+	p1 := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster1", ClusterID: "cluster1", ControlPlane: "cluster1", Primary: true}}
+	p2 := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster2", ClusterID: "cluster2", ControlPlane: "cluster2", Primary: true}}
+	r := &clusters.Cluster{Cluster: topology.Cluster{Name: "cluster3", ClusterID: "cluster3", ControlPlane: "cluster1"}}
+	rep := Examine(context.Background(), mesh.Model{Clusters: []*clusters.Cluster{p1, p2, r}})
+	if rep.Status() != Fail || len(rep.Find("topology")) != 1 || !strings.Contains(rep.Results[0].Reason, "2 primaries and 1 remotes") {
 		t.Fatalf("mixed topology: %+v", rep)
 	}
-	if rep := ForClusters(context.Background(), []*clusters.Cluster{r}, ""); rep.Status() != Fail {
+	if rep := Examine(context.Background(), mesh.Model{Clusters: []*clusters.Cluster{r}}); rep.Status() != Fail {
 		t.Fatalf("no primary: %+v", rep)
 	}
 }
@@ -137,7 +96,7 @@ func TestForClustersRefusesMixedTopology(t *testing.T) {
 func TestPeersLeaveOutThePrimaryRemoteChecks(t *testing.T) {
 	var left []string
 	for _, c := range checks {
-		if c.primaryRemote {
+		if c.servesRemotes {
 			left = append(left, c.id)
 		}
 	}

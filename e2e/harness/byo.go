@@ -26,12 +26,22 @@ import (
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/snapshot"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
-// byo is the state of a run on clusters the user brought.
-type byo struct {
-	brought []clusters.Brought
+// brought is a run on clusters the user brought: matching contexts to the
+// topology, attaching, the snapshots that prove the clusters are left as
+// found, and removing what the run made there and nothing else. It needs
+// no Harness, so the doctor and the CLI's validation use it alone.
+type brought struct {
+	cfg    Config
+	topo   *topology.Topology
+	run    *report.Run
+	out    io.Writer
+	labels workloads.RunLabels
+
+	contexts []clusters.Brought
 	// kubeconfig is the user's, loaded once when the settings are checked.
 	kubeconfig *clientcmdapi.Config
 	// dir holds one kubeconfig per cluster (the user's credentials): 0700,
@@ -50,32 +60,35 @@ func newRunID() string {
 }
 
 // checkBrought matches the contexts to the topology's clusters and to the
-// kubeconfig, before anything is touched.
-func (h *Harness) checkBrought() error {
+// kubeconfig, before anything is touched. run and out may be nil (nothing
+// to report).
+func checkBrought(cfg Config, topo *topology.Topology, run *report.Run, out io.Writer, labels workloads.RunLabels) (*brought, error) {
+	if run == nil {
+		run = report.NewRun(io.Discard)
+	}
+	if out == nil {
+		out = io.Discard
+	}
 	var names []string
-	for _, c := range h.Topology.Clusters {
+	for _, c := range topo.Clusters {
 		names = append(names, c.Name)
 	}
-	given := slices.Sorted(maps.Keys(h.Config.Contexts))
+	given := slices.Sorted(maps.Keys(cfg.Contexts))
 	if !slices.Equal(given, slices.Sorted(slices.Values(names))) {
-		return fmt.Errorf("MESHCONFORM_CONTEXTS names clusters %s; the topology (kindconfigs/, MESHCONFORM_TOPOLOGY) has %s: give a context for each", strings.Join(given, ", "), strings.Join(names, ", "))
+		return nil, fmt.Errorf("MESHCONFORM_CONTEXTS names clusters %s; the topology (kindconfigs/, MESHCONFORM_TOPOLOGY) has %s: give a context for each", strings.Join(given, ", "), strings.Join(names, ", "))
 	}
-	cfg, err := clusters.LoadKubeconfig(h.Config.Kubeconfig)
+	kc, err := clusters.LoadKubeconfig(cfg.Kubeconfig)
 	if err != nil {
-		return fmt.Errorf("MESHCONFORM_KUBECONFIG: %w", err)
+		return nil, fmt.Errorf("MESHCONFORM_KUBECONFIG: %w", err)
 	}
-	h.byo = &byo{kubeconfig: cfg}
+	b := &brought{cfg: cfg, topo: topo, run: run, out: out, labels: labels, kubeconfig: kc}
 	for _, n := range names {
-		h.byo.brought = append(h.byo.brought, clusters.Brought{Name: n, Context: h.Config.Contexts[n]})
+		b.contexts = append(b.contexts, clusters.Brought{Name: n, Context: cfg.Contexts[n]})
 	}
-	return clusters.CheckContexts(cfg, h.byo.brought)
-}
-
-// attachClusters attaches the brought clusters side by side, checks that an
-// install has a clean slate, and snapshots every cluster before the run
-// creates anything (see ClustersAsFound).
-func (h *Harness) attachClusters(ctx context.Context) ([]*clusters.Cluster, error) {
-	return h.attach(ctx, true)
+	if err := clusters.CheckContexts(kc, b.contexts); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Attach attaches the clusters cfg names, read-only: no snapshot, no
@@ -87,33 +100,36 @@ func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Clu
 	if err != nil {
 		return nil, nil, err
 	}
-	h := &Harness{Config: cfg, Topology: topo, Run: report.NewRun(io.Discard), out: out}
-	if err := h.checkBrought(); err != nil {
+	b, err := checkBrought(cfg, topo, nil, out, nil)
+	if err != nil {
 		return nil, nil, err
 	}
-	if cls, err = h.attach(ctx, false); err != nil {
-		return nil, nil, errors.Join(err, h.closeBrought())
+	if cls, err = b.attach(ctx, false); err != nil {
+		return nil, nil, errors.Join(err, b.close())
 	}
-	return cls, h.closeBrought, nil
+	return cls, b.close, nil
 }
 
-func (h *Harness) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
-	cfg := h.byo.kubeconfig
+// attach attaches the brought clusters side by side and checks that an
+// install has a clean slate; with snap, it snapshots every cluster before
+// the run creates anything (see asFound).
+func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
+	cfg := h.kubeconfig
 	var err error
-	if h.byo.dir, err = os.MkdirTemp("", "meshconform-byo-"); err != nil {
+	if h.dir, err = os.MkdirTemp("", "meshconform-byo-"); err != nil {
 		return nil, err
 	}
-	out := make([]*clusters.Cluster, len(h.byo.brought))
-	snaps := make([]snapshot.Snapshot, len(h.byo.brought))
+	out := make([]*clusters.Cluster, len(h.contexts))
+	snaps := make([]snapshot.Snapshot, len(h.contexts))
 	g, gctx := errgroup.WithContext(ctx)
-	for i, b := range h.byo.brought {
-		role, err := h.Topology.Cluster(b.Name)
+	for i, b := range h.contexts {
+		role, err := h.topo.Cluster(b.Name)
 		if err != nil {
 			return nil, err
 		}
 		g.Go(func() error {
-			return h.Run.Time("attach cluster "+b.Name+" (context "+b.Context+")", func() error {
-				cl, err := clusters.Attach(gctx, cfg, role, b.Context, h.byo.dir)
+			return h.run.Time("attach cluster "+b.Name+" (context "+b.Context+")", func() error {
+				cl, err := clusters.Attach(gctx, cfg, role, b.Context, h.dir)
 				if err != nil {
 					return err
 				}
@@ -128,7 +144,7 @@ func (h *Harness) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 				if err != nil {
 					return fmt.Errorf("cluster %s: snapshot before the run: %w", cl.Name, err)
 				}
-				h.Run.Figure("objects_before_"+cl.Name, len(snaps[i]))
+				h.run.Figure("objects_before_"+cl.Name, len(snaps[i]))
 				return nil
 			})
 		})
@@ -136,19 +152,19 @@ func (h *Harness) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	h.byo.attached, h.byo.before = out, map[string]snapshot.Snapshot{}
+	h.attached, h.before = out, map[string]snapshot.Snapshot{}
 	for i, cl := range out {
-		h.byo.before[cl.Name] = snaps[i]
+		h.before[cl.Name] = snaps[i]
 		fmt.Fprintf(h.out, "   cluster %s: context %s, region %s, zone %q, pod CIDRs within %s, mesh network %s\n",
-			cl.Name, h.Config.Contexts[cl.Name], cl.Region, cl.Zone, cl.PodSubnet, cl.MeshNetwork)
+			cl.Name, h.cfg.Contexts[cl.Name], cl.Region, cl.Zone, cl.PodSubnet, cl.MeshNetwork)
 	}
 	return out, nil
 }
 
 // checkMeshSlate refuses to install Istio over a cluster that has some, and
 // reads the mesh network of a mesh already installed.
-func (h *Harness) checkMeshSlate(ctx context.Context, cl *clusters.Cluster) error {
-	if h.Config.Mesh == MeshInstall {
+func (h *brought) checkMeshSlate(ctx context.Context, cl *clusters.Cluster) error {
+	if h.cfg.Mesh == MeshInstall {
 		found, err := mesh.Remains(ctx, cl.Client)
 		if err != nil {
 			return err
@@ -168,16 +184,13 @@ func (h *Harness) checkMeshSlate(ctx context.Context, cl *clusters.Cluster) erro
 	return nil
 }
 
-// RemoveRunNamespaces deletes, on the brought clusters, every namespace
+// removeRunNamespaces deletes, on the brought clusters, every namespace
 // labelled with this run's ID, whatever spec made it and however it ended:
 // the run removes what it created and nothing else.
-func (h *Harness) RemoveRunNamespaces(ctx context.Context) error {
-	if h.byo == nil {
-		return nil
-	}
+func (h *brought) removeRunNamespaces(ctx context.Context) error {
 	var nss []workloads.Namespace
-	for _, cl := range h.byo.attached {
-		names, err := runNamespaces(ctx, cl)
+	for _, cl := range h.attached {
+		names, err := runNamespaces(ctx, cl, h.labels)
 		if err != nil {
 			return err
 		}
@@ -185,7 +198,7 @@ func (h *Harness) RemoveRunNamespaces(ctx context.Context) error {
 			nss = append(nss, workloads.Namespace{Client: cl.Client, Name: n})
 		}
 	}
-	return h.Run.Time(fmt.Sprintf("remove the run's namespaces (%d)", len(nss)), func() error {
+	return h.run.Time(fmt.Sprintf("remove the run's namespaces (%d)", len(nss)), func() error {
 		return workloads.DeleteNamespaces(ctx, nss...)
 	})
 }
@@ -197,25 +210,36 @@ func (h *Harness) ClustersAsFound(ctx context.Context) (map[string]snapshot.Diff
 	if h.byo == nil || h.byo.before == nil {
 		return nil, errors.New("no snapshot was taken before the run")
 	}
+	return h.byo.asFound(ctx)
+}
+
+func (h *brought) asFound(ctx context.Context) (map[string]snapshot.Diff, error) {
 	out := map[string]snapshot.Diff{}
 	var errs []error
-	for _, cl := range h.byo.attached {
+	for _, cl := range h.attached {
 		after, err := snapshot.Take(ctx, cl.Client.RESTConfig())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: snapshot after the run: %w", cl.Name, err))
 			continue
 		}
-		out[cl.Name] = snapshot.Compare(h.byo.before[cl.Name], after)
+		out[cl.Name] = snapshot.Compare(h.before[cl.Name], after)
 	}
 	return out, errors.Join(errs...)
 }
 
-// closeBrought removes the private kubeconfigs.
-func (h *Harness) closeBrought() error {
-	if h.byo == nil || h.byo.dir == "" {
+// close removes the private kubeconfigs.
+func (h *brought) close() error {
+	if h == nil || h.dir == "" {
 		return nil
 	}
-	return os.RemoveAll(h.byo.dir)
+	return os.RemoveAll(h.dir)
+}
+
+// teardown removes what the run made on the clusters (its namespaces, the
+// config maps istiod wrote into the user's) and the private kubeconfigs;
+// the clients keep their configuration in memory for the audit.
+func (h *brought) teardown(ctx context.Context) error {
+	return errors.Join(h.removeRunNamespaces(ctx), h.removeIstiodConfigMapsLeft(ctx), h.close())
 }
 
 // describeContexts is the settings line that reproduces a run on these
@@ -229,12 +253,12 @@ func describeContexts(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// preflightBrought checks what a run on brought clusters needs from this
+// preflight checks what a run on brought clusters needs from this
 // machine: the local source serves the sample apps from meshconform's
 // registry, which `meshconform up` leaves running.
-func (h *Harness) preflightBrought(ctx context.Context) error {
-	if _, ok := h.Source.(*images.Local); ok {
-		return images.RegistryServing(ctx, h.Config.RegistryPort)
+func (h *brought) preflight(ctx context.Context, source images.Source) error {
+	if _, ok := source.(*images.Local); ok {
+		return images.RegistryServing(ctx, h.cfg.RegistryPort)
 	}
 	return fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=upstream on brought clusters: the sample apps are built here and no registry of yours can be named yet; use the local source on clusters made by `meshconform up`")
 }
@@ -253,26 +277,26 @@ func Validate(cfg Config) error {
 	if !cfg.BringYourOwn() {
 		return nil
 	}
-	h := &Harness{Config: cfg, Topology: topo}
-	return h.checkBrought()
+	_, err = checkBrought(cfg, topo, nil, nil, nil)
+	return err
 }
 
 // dumpNamespaces are the namespaces a failure's dump may read on cl: all
 // of them on clusters the run created (nil), only Istio's and the run's own
 // on clusters the user brought — their workloads' logs are not ours to copy.
-func (h *Harness) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []string {
-	if h.byo == nil {
+func (h *brought) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []string {
+	if h == nil {
 		return nil
 	}
 	// A failed listing still leaves Istio's namespace to dump.
-	names, _ := runNamespaces(ctx, cl)
+	names, _ := runNamespaces(ctx, cl, h.labels)
 	return append([]string{mesh.Namespace}, names...)
 }
 
-// runNamespaces names the namespaces of cl that carry this run's ID.
-func runNamespaces(ctx context.Context, cl *clusters.Cluster) ([]string, error) {
+// runNamespaces names the namespaces of cl that carry the run's labels.
+func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunLabels) ([]string, error) {
 	var list corev1.NamespaceList
-	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(labels.SelectorFromSet(workloads.RunLabels).String())); err != nil {
+	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(labels.SelectorFromSet(labels.Set(run)).String())); err != nil {
 		return nil, fmt.Errorf("cluster %s: list the run's namespaces: %w", cl.Name, err)
 	}
 	var names []string
@@ -291,19 +315,19 @@ const IstiodConfigLabel = "istio.io/config=true"
 // removeIstiodConfigMapsLeft deletes, after a run that installed Istio on brought
 // clusters, the config maps its istiod wrote into the user's namespaces:
 // those the snapshot before the run did not have.
-func (h *Harness) removeIstiodConfigMapsLeft(ctx context.Context) error {
-	if h.byo == nil || h.Config.Mesh != MeshInstall {
+func (h *brought) removeIstiodConfigMapsLeft(ctx context.Context) error {
+	if h.cfg.Mesh != MeshInstall {
 		return nil
 	}
 	var errs []error
-	for _, cl := range h.byo.attached {
+	for _, cl := range h.attached {
 		var list corev1.ConfigMapList
 		if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(IstiodConfigLabel)); err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, IstiodConfigLabel, err))
 			continue
 		}
 		for i, cm := range list.Items {
-			if _, existed := h.byo.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed {
+			if _, existed := h.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed {
 				continue
 			}
 			if err := cl.Client.Resources().Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {

@@ -4,6 +4,8 @@
 package harness
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,58 +19,60 @@ import (
 )
 
 // Config is a run's settings. Every field has an environment variable, so
-// `make`, `go test` and CI set them the same way.
+// `make`, `go test` and CI set them the same way; `meshconform test` hands
+// its suite the whole value as one file instead (SettingsEnv). No field
+// holds a secret: a kubeconfig is named by its path, never copied.
 type Config struct {
 	// RepoRoot is the repository's root (where go.mod is).
-	RepoRoot string
+	RepoRoot string `json:"repoRoot"`
 	// Source is the image source: local (built here) or upstream.
-	Source string // MESHCONFORM_IMAGE_SOURCE
+	Source string `json:"source"` // MESHCONFORM_IMAGE_SOURCE
 	// KubernetesVersion of the clusters.
-	KubernetesVersion string // MESHCONFORM_KUBERNETES_VERSION
+	KubernetesVersion string `json:"kubernetesVersion"` // MESHCONFORM_KUBERNETES_VERSION
 	// ArtifactsDir receives reports, logs and dumps.
-	ArtifactsDir string // MESHCONFORM_ARTIFACTS
+	ArtifactsDir string `json:"artifactsDir"` // MESHCONFORM_ARTIFACTS
 	// CacheDir keeps builds and the registry's storage between runs.
-	CacheDir string // MESHCONFORM_CACHE
+	CacheDir string `json:"cacheDir"` // MESHCONFORM_CACHE
 	// CacheLimit is the image cache size past which a teardown prunes what
 	// no current recipe uses (0: never).
-	CacheLimit int64 // MESHCONFORM_CACHE_LIMIT
+	CacheLimit int64 `json:"cacheLimit"` // MESHCONFORM_CACHE_LIMIT
 	// KeepClusters leaves the clusters (and registry) up after the run, for
 	// debugging; the next run replaces them.
-	KeepClusters bool // MESHCONFORM_KEEP_CLUSTERS=1
+	KeepClusters bool `json:"keepClusters"` // MESHCONFORM_KEEP_CLUSTERS=1
 	// RegistryPort is the local registry's port on 127.0.0.1.
-	RegistryPort int // MESHCONFORM_REGISTRY_PORT
+	RegistryPort int `json:"registryPort"` // MESHCONFORM_REGISTRY_PORT
 	// IstioVersion is the Istio release installed.
-	IstioVersion string // MESHCONFORM_ISTIO_VERSION
+	IstioVersion string `json:"istioVersion"` // MESHCONFORM_ISTIO_VERSION
 	// IstioRevision installs Istio under a revision name ("" = none).
-	IstioRevision string // MESHCONFORM_ISTIO_REVISION
+	IstioRevision string `json:"istioRevision"` // MESHCONFORM_ISTIO_REVISION
 	// Istioctl is an istioctl binary to use instead of building one (for
 	// the upstream source with versions this machine cannot build).
-	Istioctl string // MESHCONFORM_ISTIOCTL
+	Istioctl string `json:"istioctl"` // MESHCONFORM_ISTIOCTL
 	// Upgrade is what the upgrade suite upgrades: from, to and methods
 	// (MESHCONFORM_UPGRADE_FROM, MESHCONFORM_UPGRADE_TO,
 	// MESHCONFORM_UPGRADE_METHODS), checked against what Istio supports.
-	Upgrade upgrade.Plan
+	Upgrade upgrade.Plan `json:"upgrade"`
 
 	// Bring your own clusters: with Kubeconfig set, the run creates no
 	// cluster and builds no node image; it attaches to the clusters these
 	// contexts reach, one per cluster of the topology.
-	Kubeconfig string            // MESHCONFORM_KUBECONFIG (files joined by ':', as KUBECONFIG)
-	Contexts   map[string]string // MESHCONFORM_CONTEXTS=cluster1=ctxA,cluster2=ctxB
+	Kubeconfig string            `json:"kubeconfig"` // MESHCONFORM_KUBECONFIG (files joined by ':', as KUBECONFIG)
+	Contexts   map[string]string `json:"contexts"`   // MESHCONFORM_CONTEXTS=cluster1=ctxA,cluster2=ctxB
 	// Mesh is MeshInstall (the run installs Istio and removes it after) or
 	// MeshExisting (the run tests the mesh already installed and creates
 	// nothing outside its own namespaces); MESHCONFORM_MESH.
-	Mesh string
+	Mesh string `json:"mesh"`
 	// FrontendAccess is how this machine reaches the sample apps'
 	// frontends: FrontendLoadBalancer, FrontendPortForward, or FrontendAuto
 	// (a load balancer address; on brought clusters a port-forward when
 	// none comes within 30 s); MESHCONFORM_FRONTEND_ACCESS.
-	FrontendAccess string
+	FrontendAccess string `json:"frontendAccess"`
 	// Topology names the file of kindconfigs/ the run's clusters and roles
 	// come from (MESHCONFORM_TOPOLOGY, default topology.DefaultName).
-	Topology string
+	Topology string `json:"topology"`
 	// IstiodReplicas, when not 0, overrides the topology's istiod replicas
 	// per primary (MESHCONFORM_ISTIOD_REPLICAS).
-	IstiodReplicas int
+	IstiodReplicas int `json:"istiodReplicas"`
 }
 
 // How the frontends are reached.
@@ -88,21 +92,24 @@ const (
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
 const (
-	kubeconfigEnv = "MESHCONFORM_KUBECONFIG"
-	topologyEnv   = "MESHCONFORM_TOPOLOGY"
-	replicasEnv   = "MESHCONFORM_ISTIOD_REPLICAS"
+	topologyEnv = "MESHCONFORM_TOPOLOGY"
+	replicasEnv = "MESHCONFORM_ISTIOD_REPLICAS"
 )
 
-func istiodReplicasFromEnv() (int, error) {
-	v := os.Getenv(replicasEnv)
-	if v == "" {
-		return 0, nil
+// SettingsEnv names a JSON file holding a whole Config (Config.WriteFile):
+// the one way `meshconform test` hands its suite the settings it parsed and
+// checked. When it is set, LoadConfig reads that file and no other
+// MESHCONFORM_* variable: the file is the run's settings, whole.
+const SettingsEnv = "MESHCONFORM_SETTINGS"
+
+// LoadConfig is a suite process's settings: the file SettingsEnv names when
+// it is set (meshconform test), else the MESHCONFORM_* variables (go test,
+// make e2e). A suite calls it once and passes the value on.
+func LoadConfig() (Config, error) {
+	if path := os.Getenv(SettingsEnv); path != "" {
+		return ReadConfig(path)
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 5 {
-		return 0, fmt.Errorf("%s=%q: want a number of istiod replicas from 1 to 5", replicasEnv, v)
-	}
-	return n, nil
+	return ConfigFromEnv()
 }
 
 // LoadTopology reads the run's topology (Config.Topology) from kindconfigs/
@@ -118,31 +125,22 @@ func (c Config) LoadTopology() (*topology.Topology, error) {
 	return t, nil
 }
 
-// TopologyFromEnv is the run's topology for suites that declare specs by
-// it (a spec per remote, specs of multi-primary only), while their spec
-// tree is built.
-func TopologyFromEnv() (*topology.Topology, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return nil, err
+// ConfigFromEnv reads the settings from the MESHCONFORM_* variables of this
+// process's environment (SettingsEnv aside), with defaults, and rejects bad
+// values.
+func ConfigFromEnv() (Config, error) { return ConfigFrom(os.Getenv) }
+
+// ConfigFrom reads the settings from getenv, which returns a MESHCONFORM_*
+// variable's value ("" when unset: an empty value counts as unset), with
+// defaults, and rejects bad values. The CLI passes its flags over the
+// environment; nothing is written to the environment.
+func ConfigFrom(getenv func(string) string) (Config, error) {
+	envOr := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
 	}
-	replicas, err := istiodReplicasFromEnv()
-	if err != nil {
-		return nil, err
-	}
-	return Config{RepoRoot: root, Topology: envOr(topologyEnv, topology.DefaultName), IstiodReplicas: replicas}.LoadTopology()
-}
-
-// BringYourOwnFromEnv and MeshModeFromEnv read what ConfigFromEnv reads,
-// for suites that must decide while their spec tree is built, before any
-// configuration is loaded (which specs exist on brought clusters).
-func BringYourOwnFromEnv() bool { return os.Getenv(kubeconfigEnv) != "" }
-
-// MeshModeFromEnv: see BringYourOwnFromEnv.
-func MeshModeFromEnv() string { return envOr("MESHCONFORM_MESH", MeshInstall) }
-
-// ConfigFromEnv reads the settings, with defaults, and rejects bad values.
-func ConfigFromEnv() (Config, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return Config{}, err
@@ -153,65 +151,135 @@ func ConfigFromEnv() (Config, error) {
 		KubernetesVersion: envOr("MESHCONFORM_KUBERNETES_VERSION", images.DefaultKubernetesVersion),
 		ArtifactsDir:      envOr("MESHCONFORM_ARTIFACTS", filepath.Join(root, "artifacts")),
 		CacheDir:          envOr("MESHCONFORM_CACHE", defaultCacheDir()),
-		KeepClusters:      os.Getenv("MESHCONFORM_KEEP_CLUSTERS") == "1",
+		KeepClusters:      getenv("MESHCONFORM_KEEP_CLUSTERS") == "1",
 		RegistryPort:      images.DefaultRegistryPort,
 		IstioVersion:      strings.TrimPrefix(envOr("MESHCONFORM_ISTIO_VERSION", images.DefaultIstioVersion), "v"),
-		IstioRevision:     os.Getenv("MESHCONFORM_ISTIO_REVISION"),
-		Istioctl:          os.Getenv("MESHCONFORM_ISTIOCTL"),
-		Kubeconfig:        os.Getenv(kubeconfigEnv),
-		Mesh:              MeshModeFromEnv(),
+		IstioRevision:     getenv("MESHCONFORM_ISTIO_REVISION"),
+		Istioctl:          getenv("MESHCONFORM_ISTIOCTL"),
+		Kubeconfig:        getenv("MESHCONFORM_KUBECONFIG"),
+		Mesh:              envOr("MESHCONFORM_MESH", MeshInstall),
 		FrontendAccess:    envOr("MESHCONFORM_FRONTEND_ACCESS", FrontendAuto),
 		Topology:          envOr(topologyEnv, topology.DefaultName),
 	}
-	if c.IstiodReplicas, err = istiodReplicasFromEnv(); err != nil {
+	if v := getenv(replicasEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 5 {
+			return c, fmt.Errorf("%s=%q: want a number of istiod replicas from 1 to 5", replicasEnv, v)
+		}
+		c.IstiodReplicas = n
+	}
+	if c.Contexts, err = ParseContexts(getenv("MESHCONFORM_CONTEXTS")); err != nil {
 		return c, err
 	}
-	switch c.FrontendAccess {
-	case FrontendAuto, FrontendLoadBalancer, FrontendPortForward:
-	default:
-		return c, fmt.Errorf("MESHCONFORM_FRONTEND_ACCESS=%q: want %s, %s or %s", c.FrontendAccess, FrontendAuto, FrontendLoadBalancer, FrontendPortForward)
-	}
-	if c.Contexts, err = ParseContexts(os.Getenv("MESHCONFORM_CONTEXTS")); err != nil {
-		return c, err
-	}
-	if err := c.checkBringYourOwn(); err != nil {
-		return c, err
-	}
-	if p := os.Getenv("MESHCONFORM_REGISTRY_PORT"); p != "" {
+	if p := getenv("MESHCONFORM_REGISTRY_PORT"); p != "" {
 		if c.RegistryPort, err = strconv.Atoi(p); err != nil || c.RegistryPort < 1 || c.RegistryPort > 65535 {
 			return c, fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%q is not a port number", p)
 		}
 	}
-	if c.CacheLimit, err = images.CacheLimitFromEnv(); err != nil {
-		return c, err
-	}
-	if c.Source != images.SourceLocal && c.Source != images.SourceUpstream {
-		return c, fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=%q: want %q or %q", c.Source, images.SourceLocal, images.SourceUpstream)
-	}
-	if _, err := images.LookupKubeRelease(c.KubernetesVersion); err != nil {
-		return c, fmt.Errorf("MESHCONFORM_KUBERNETES_VERSION: %w", err)
-	}
-	if _, err := images.LookupIstioRelease(c.IstioVersion); err != nil && (c.Source == images.SourceLocal || c.Istioctl == "") {
-		return c, fmt.Errorf("MESHCONFORM_ISTIO_VERSION: %w", err)
-	}
-	if c.IstioRevision != "" && !revisionName.MatchString(c.IstioRevision) {
-		return c, fmt.Errorf("MESHCONFORM_ISTIO_REVISION=%q: a revision is a DNS label (lower-case letters, digits, '-')", c.IstioRevision)
+	if c.CacheLimit, err = images.ParseCacheLimit(getenv(images.CacheLimitEnv)); err != nil {
+		return c, fmt.Errorf("%s: %w", images.CacheLimitEnv, err)
 	}
 	if c.Upgrade, err = upgrade.ParsePlan(envOr("MESHCONFORM_UPGRADE_FROM", upgrade.DefaultFrom),
 		envOr("MESHCONFORM_UPGRADE_TO", upgrade.DefaultTo), envOr("MESHCONFORM_UPGRADE_METHODS", upgrade.DefaultMethods)); err != nil {
 		return c, err
 	}
-	if c.Source == images.SourceLocal {
-		for _, v := range []string{c.Upgrade.From, c.Upgrade.To} {
-			if _, err := images.LookupIstioRelease(v); err != nil {
-				return c, fmt.Errorf("MESHCONFORM_UPGRADE_FROM/_TO: %w", err)
-			}
-		}
-	}
 	for _, d := range []*string{&c.ArtifactsDir, &c.CacheDir} {
 		if *d, err = filepath.Abs(*d); err != nil {
 			return c, err
 		}
+	}
+	return c, c.check()
+}
+
+// check rejects settings that cannot run, read from variables or from a
+// settings file alike; its messages name the variables.
+func (c Config) check() error {
+	if c.IstiodReplicas < 0 || c.IstiodReplicas > 5 {
+		return fmt.Errorf("%s=%d: want a number of istiod replicas from 1 to 5", replicasEnv, c.IstiodReplicas)
+	}
+	switch c.FrontendAccess {
+	case FrontendAuto, FrontendLoadBalancer, FrontendPortForward:
+	default:
+		return fmt.Errorf("MESHCONFORM_FRONTEND_ACCESS=%q: want %s, %s or %s", c.FrontendAccess, FrontendAuto, FrontendLoadBalancer, FrontendPortForward)
+	}
+	if err := c.checkBringYourOwn(); err != nil {
+		return err
+	}
+	if c.RegistryPort < 1 || c.RegistryPort > 65535 {
+		return fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%d is not a port number", c.RegistryPort)
+	}
+	if c.CacheLimit < 0 {
+		return fmt.Errorf("%s: %d bytes: want a size ≥ 0", images.CacheLimitEnv, c.CacheLimit)
+	}
+	if c.Source != images.SourceLocal && c.Source != images.SourceUpstream {
+		return fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=%q: want %q or %q", c.Source, images.SourceLocal, images.SourceUpstream)
+	}
+	if _, err := images.LookupKubeRelease(c.KubernetesVersion); err != nil {
+		return fmt.Errorf("MESHCONFORM_KUBERNETES_VERSION: %w", err)
+	}
+	if _, err := images.LookupIstioRelease(c.IstioVersion); err != nil && (c.Source == images.SourceLocal || c.Istioctl == "") {
+		return fmt.Errorf("MESHCONFORM_ISTIO_VERSION: %w", err)
+	}
+	if c.IstioRevision != "" && !revisionName.MatchString(c.IstioRevision) {
+		return fmt.Errorf("MESHCONFORM_ISTIO_REVISION=%q: a revision is a DNS label (lower-case letters, digits, '-')", c.IstioRevision)
+	}
+	// The plan again through its one parser: a settings file's plan gets
+	// the checks the variables' does.
+	methods := make([]string, len(c.Upgrade.Methods))
+	for i, m := range c.Upgrade.Methods {
+		methods[i] = string(m)
+	}
+	if _, err := upgrade.ParsePlan(c.Upgrade.From, c.Upgrade.To, strings.Join(methods, ",")); err != nil {
+		return err
+	}
+	if c.Source == images.SourceLocal {
+		for _, v := range []string{c.Upgrade.From, c.Upgrade.To} {
+			if _, err := images.LookupIstioRelease(v); err != nil {
+				return fmt.Errorf("MESHCONFORM_UPGRADE_FROM/_TO: %w", err)
+			}
+		}
+	}
+	if c.Topology == "" {
+		return fmt.Errorf("%s: no topology named", topologyEnv)
+	}
+	for _, d := range []struct{ name, path string }{{"the repository root", c.RepoRoot}, {"MESHCONFORM_ARTIFACTS", c.ArtifactsDir}, {"MESHCONFORM_CACHE", c.CacheDir}} {
+		if !filepath.IsAbs(d.path) {
+			return fmt.Errorf("%s=%q: want an absolute path", d.name, d.path)
+		}
+	}
+	return nil
+}
+
+// WriteFile writes c as the JSON file SettingsEnv names, for ReadConfig.
+// It holds no secret (a kubeconfig by its path, contexts by their names),
+// so it is readable by all and goes into a run's bundle like its reports.
+func (c Config) WriteFile(path string) error {
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}
+
+// ReadConfig reads the settings file Config.WriteFile wrote (every field;
+// no defaults are filled in, no unknown field is accepted) and checks it as
+// ConfigFrom checks the variables.
+func ReadConfig(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", SettingsEnv, err)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%s=%s: %w", SettingsEnv, path, err)
+	}
+	if dec.More() {
+		return Config{}, fmt.Errorf("%s=%s: more than one JSON value", SettingsEnv, path)
+	}
+	if err := c.check(); err != nil {
+		return c, fmt.Errorf("%s=%s: %w", SettingsEnv, path, err)
 	}
 	return c, nil
 }
@@ -255,13 +323,6 @@ func (c Config) checkBringYourOwn() error {
 }
 
 var revisionName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
 
 func defaultCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {

@@ -1,6 +1,10 @@
 package harness
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -94,5 +98,157 @@ func TestBringYourOwnSettingsRefused(t *testing.T) {
 	ok := Config{Mesh: MeshExisting, Kubeconfig: "/k", Contexts: map[string]string{"cluster1": "a"}}
 	if err := ok.checkBringYourOwn(); err != nil {
 		t.Errorf("a valid setting refused: %v", err)
+	}
+}
+
+// lookup is a getenv over a map, for ConfigFrom without the environment.
+func lookup(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// Settings unlike the defaults in every field a flag or variable sets.
+var broughtSettings = map[string]string{
+	"MESHCONFORM_IMAGE_SOURCE":    "local",
+	"MESHCONFORM_ARTIFACTS":       "/tmp/meshconform-artifacts",
+	"MESHCONFORM_CACHE":           "/tmp/meshconform-cache",
+	"MESHCONFORM_CACHE_LIMIT":     "1.5GiB",
+	"MESHCONFORM_REGISTRY_PORT":   "5099",
+	"MESHCONFORM_ISTIO_VERSION":   "v1.27.0",
+	"MESHCONFORM_ISTIO_REVISION":  "canary-1",
+	"MESHCONFORM_ISTIOCTL":        "/opt/istioctl",
+	"MESHCONFORM_KUBECONFIG":      "/home/me/.kube/a:/home/me/.kube/b",
+	"MESHCONFORM_CONTEXTS":        "cluster1=kind-cluster1, cluster2=prod-west",
+	"MESHCONFORM_MESH":            "existing",
+	"MESHCONFORM_FRONTEND_ACCESS": "port-forward",
+	"MESHCONFORM_TOPOLOGY":        "multi-primary",
+	"MESHCONFORM_ISTIOD_REPLICAS": "3",
+	"MESHCONFORM_UPGRADE_FROM":    "1.26.0",
+	"MESHCONFORM_UPGRADE_TO":      "1.27.0",
+	"MESHCONFORM_UPGRADE_METHODS": "in-place",
+}
+
+// The settings file holds a Config exactly: what the CLI checked is what
+// the suite runs with.
+func TestSettingsFileRoundTrip(t *testing.T) {
+	for name, vars := range map[string]map[string]string{"defaults": {}, "brought": broughtSettings} {
+		t.Run(name, func(t *testing.T) {
+			want, err := ConfigFrom(lookup(vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "settings.json")
+			if err := want.WriteFile(path); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadConfig(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("read back\n%+v\nwrote\n%+v", got, want)
+			}
+		})
+	}
+}
+
+func TestConfigFromReadsOnlyItsLookup(t *testing.T) {
+	t.Setenv("MESHCONFORM_MESH", "reuse")
+	t.Setenv("MESHCONFORM_TOPOLOGY", "nowhere")
+	c, err := ConfigFrom(lookup(broughtSettings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mesh != MeshExisting || c.Topology != "multi-primary" || c.IstioVersion != "1.27.0" || c.CacheLimit != 3<<29 ||
+		c.Contexts["cluster2"] != "prod-west" || c.IstiodReplicas != 3 || len(c.Upgrade.Methods) != 1 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+// With MESHCONFORM_SETTINGS set, the file is the run's settings, whole:
+// no other MESHCONFORM_* variable counts, not even a bad one.
+func TestLoadConfigSettingsFileWins(t *testing.T) {
+	want, err := ConfigFrom(lookup(broughtSettings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "settings.json")
+	if err := want.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(SettingsEnv, path)
+	t.Setenv("MESHCONFORM_MESH", "reuse")
+	t.Setenv("MESHCONFORM_ISTIO_VERSION", "0.1")
+	t.Setenv("MESHCONFORM_KUBECONFIG", "")
+	t.Setenv("MESHCONFORM_TOPOLOGY", "primary-remote")
+	got, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got\n%+v\nwant the file's\n%+v", got, want)
+	}
+}
+
+// Without MESHCONFORM_SETTINGS (go test, make e2e) the variables count.
+func TestLoadConfigWithoutSettingsReadsVariables(t *testing.T) {
+	t.Setenv(SettingsEnv, "")
+	t.Setenv("MESHCONFORM_TOPOLOGY", "primary-remotes")
+	c, err := LoadConfig()
+	if err != nil || c.Topology != "primary-remotes" {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	t.Setenv("MESHCONFORM_MESH", "reuse")
+	if _, err := LoadConfig(); err == nil {
+		t.Fatal("a bad MESHCONFORM_MESH accepted")
+	}
+}
+
+// A settings file gets the variables' checks, and no field is guessed.
+func TestReadConfigRejectsBadFiles(t *testing.T) {
+	good, err := ConfigFrom(lookup(broughtSettings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(m map[string]any)) string {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	for name, tc := range map[string]struct{ file, want string }{
+		"unknown field":     {edit(func(m map[string]any) { m["istioVersoin"] = "1.27.0" }), "unknown field"},
+		"bad source":        {edit(func(m map[string]any) { m["source"] = "hub" }), "MESHCONFORM_IMAGE_SOURCE"},
+		"bad mesh":          {edit(func(m map[string]any) { m["mesh"] = "reuse" }), "MESHCONFORM_MESH"},
+		"no contexts":       {edit(func(m map[string]any) { delete(m, "contexts") }), "MESHCONFORM_CONTEXTS is not"},
+		"bad port":          {edit(func(m map[string]any) { m["registryPort"] = 0 }), "is not a port number"},
+		"bad replicas":      {edit(func(m map[string]any) { m["istiodReplicas"] = 9 }), "MESHCONFORM_ISTIOD_REPLICAS=9"},
+		"no upgrade method": {edit(func(m map[string]any) { m["upgrade"] = map[string]any{"from": "1.26.0", "to": "1.27.0"} }), "unknown method"},
+		"relative dir":      {edit(func(m map[string]any) { m["artifactsDir"] = "artifacts" }), "want an absolute path"},
+		"two values":        {string(raw) + "{}", "more than one JSON value"},
+		"not JSON":          {"MESHCONFORM_MESH=existing", "invalid character"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "settings.json")
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), SettingsEnv) {
+				t.Fatalf("want an error naming %s and containing %q, got %v", SettingsEnv, tc.want, err)
+			}
+		})
+	}
+	if _, err := ReadConfig(filepath.Join(t.TempDir(), "none.json")); err == nil {
+		t.Fatal("a missing settings file accepted")
 	}
 }

@@ -75,7 +75,7 @@ type IstioFingerprint struct {
 // WriteEnvironment fingerprints the clusters and the mesh into the
 // artifacts. It reads only: versions, node info, istiod's pods and the mesh
 // config map.
-func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster, m *Mesh) error {
+func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster, m *Istio) error {
 	env := Environment{RunID: h.RunID, ImageSource: h.Config.Source, Brought: h.Config.BringYourOwn(), MeshMode: h.Config.Mesh,
 		Topology: h.Topology.Name, IstiodReplicas: h.Topology.IstiodReplicas, IstiodByPrimary: map[string]IstioFingerprint{}}
 	for _, cl := range cls {
@@ -134,7 +134,7 @@ func fingerprintCluster(ctx context.Context, cl *clusters.Cluster) (ClusterFinge
 	return fp, nil
 }
 
-func fingerprintIstio(ctx context.Context, primary *clusters.Cluster, m *Mesh) (IstioFingerprint, error) {
+func fingerprintIstio(ctx context.Context, primary *clusters.Cluster, m *Istio) (IstioFingerprint, error) {
 	fp := IstioFingerprint{Version: m.Version, Revision: m.Revision, Images: map[string]string{}}
 	pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
 	if err != nil {

@@ -11,13 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/internal/fsutil"
-	"github.com/meshconform/meshconform/e2e/metallb"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
@@ -43,18 +40,15 @@ type Harness struct {
 
 	out      io.Writer
 	buildLog *os.File
-	// bg is the context of background builds: it outlives the phase that
-	// starts them and ends at teardown.
-	bg        context.Context
-	bgCancel  context.CancelFunc
-	bgWait    sync.WaitGroup
-	bgStopped bool // under mu: no background work starts after teardown
+	// bg runs the prebuild: it outlives the step that starts it and
+	// ends at teardown.
+	bg        *background
 	cacheLock *images.CacheLock
 	mu        sync.Mutex
 	created   map[string]*clusters.Cluster
 	tornDown  bool
 	// byo is set on clusters the user brought (Config.BringYourOwn).
-	byo *byo
+	byo *brought
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
 	RunID string
 	// nodeMem samples the memory of the run's kind node containers; nil
@@ -90,9 +84,8 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 		return nil, err
 	}
 	h.RunID = newRunID()
-	workloads.RunLabels = map[string]string{workloads.RunLabel: h.RunID}
 	if cfg.BringYourOwn() {
-		if err := h.checkBrought(); err != nil {
+		if h.byo, err = checkBrought(cfg, topo, h.Run, out, h.RunLabels()); err != nil {
 			h.cacheLock.Unlock()
 			buildLog.Close()
 			return nil, err
@@ -100,7 +93,7 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 		h.Run.Figure("clusters", "brought: "+describeContexts(cfg.Contexts))
 		h.Run.Figure("mesh_mode", cfg.Mesh)
 	}
-	h.bg, h.bgCancel = context.WithCancel(context.Background())
+	h.bg = newBackground()
 	// CPU use over the whole run, for the report and the Gantt chart: when
 	// both cores are busy throughout, only less work makes a run faster.
 	h.Run.StartCPU(report.DefaultCPUInterval)
@@ -120,6 +113,10 @@ func New(cfg Config, out io.Writer) (*Harness, error) {
 	h.Run.Figure("kubernetes_version", release.Version)
 	return h, nil
 }
+
+// RunLabels are the labels every namespace the run creates carries (its
+// ID): pass them to workloads.CreateNamespace.
+func (h *Harness) RunLabels() workloads.RunLabels { return workloads.ForRun(h.RunID) }
 
 // nodeContainers lists the running kind node containers of this run's
 // clusters (other kind clusters on the machine are not ours), with full IDs:
@@ -145,30 +142,6 @@ func (h *Harness) nodeContainers() ([]report.NodeContainer, error) {
 	return out, nil
 }
 
-// Preflight checks what must hold before anything is created: a Docker
-// daemon, the source's tools, the network, and that no cluster name is
-// taken by something not ours.
-func (h *Harness) Preflight(ctx context.Context) error {
-	return h.Run.Time("preflight", func() error {
-		if h.byo != nil {
-			return h.preflightBrought(ctx)
-		}
-		if err := h.Source.Check(ctx); err != nil {
-			return err
-		}
-		h.removeStaleTemp()
-		if err := clusters.CheckNetwork(ctx, h.Topology.Network); err != nil {
-			return err
-		}
-		for _, c := range h.Topology.Clusters {
-			if err := h.Clusters.CheckName(ctx, c.Name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // removeStaleTemp deletes what builds of an earlier, killed run left half
 // done in the cache (unfinished build directories and root filesystem
 // trees): they are never reused, only in the way. A build of a process
@@ -187,26 +160,6 @@ func (h *Harness) removeStaleTemp() {
 	}
 }
 
-// PrepareImages creates the network and makes every cluster image available.
-func (h *Harness) PrepareImages(ctx context.Context) error {
-	if err := h.Run.Time("docker network "+h.Topology.Network.Name, func() error {
-		return clusters.EnsureNetwork(ctx, h.Topology.Network)
-	}); err != nil {
-		return err
-	}
-	if local, ok := h.Source.(*images.Local); ok && h.PrebuildMesh {
-		if err := local.StartRegistry(ctx, h.Topology.Network.Name); err != nil {
-			return err
-		}
-		h.prebuild(local)
-	}
-	return h.Run.Time("images", func() error {
-		var err error
-		h.Images, err = h.Source.Prepare(ctx, h.Topology.Network.Name)
-		return err
-	})
-}
-
 // prebuild starts, in the background, what the install and the sample apps
 // will wait for: the Istio release's images and istioctl, and every app of
 // fixtures/apps. They overlap the cluster images, the clusters' bring-up
@@ -221,117 +174,13 @@ func (h *Harness) prebuild(local *images.Local) {
 	}
 	for _, v := range versions {
 		if rel, err := images.LookupIstioRelease(v); err == nil {
-			h.background(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
+			h.bg.start(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
 		}
 	}
 	apps, _ := images.SampleApps(h.Config.RepoRoot)
 	for _, name := range apps {
-		h.background(func(ctx context.Context) { _, _ = local.App(ctx, h.Config.RepoRoot, name) })
+		h.bg.start(func(ctx context.Context) { _, _ = local.App(ctx, h.Config.RepoRoot, name) })
 	}
-}
-
-func (h *Harness) background(fn func(ctx context.Context)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.bgStopped {
-		return
-	}
-	h.bgWait.Add(1)
-	go func() {
-		defer h.bgWait.Done()
-		fn(h.bg)
-	}()
-}
-
-// stopBackground cancels background builds still running and waits for
-// them, so none outlives the run (nor writes to its cache half done).
-func (h *Harness) stopBackground() {
-	h.mu.Lock()
-	h.bgStopped = true
-	h.mu.Unlock()
-	h.bgCancel()
-	h.bgWait.Wait()
-}
-
-// createClusters creates the named clusters of the topology in parallel,
-// waits until each is ready and runs then (may be nil) on each as soon as
-// that cluster is ready, without waiting for the others.
-// Not earlier: an addon started before kube-proxy has written its rules
-// cannot reach the API server's Service IP, and MetalLB's controller, for
-// one, exits and is restarted (seen when it was installed side by side
-// with the readiness wait).
-func (h *Harness) createClusters(ctx context.Context, then func(context.Context, *clusters.Cluster) error, names ...string) ([]*clusters.Cluster, error) {
-	out := make([]*clusters.Cluster, len(names))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, name := range names {
-		c, err := h.Topology.Cluster(name)
-		if err != nil {
-			return nil, err
-		}
-		g.Go(func() error {
-			var cl *clusters.Cluster
-			err := h.Run.Time("create cluster "+name, func() error {
-				var err error
-				cl, err = h.Clusters.Create(gctx, c, h.Images)
-				// Remember the name even when creation failed (cl is nil):
-				// kind may have left nodes whose logs are worth exporting.
-				h.mu.Lock()
-				h.created[name] = cl
-				h.mu.Unlock()
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			if err := h.Run.Time("cluster "+name+" ready", func() error {
-				return clusters.WaitReady(gctx, cl, 4*time.Minute)
-			}); err != nil {
-				return err
-			}
-			if then != nil {
-				if err := then(gctx, cl); err != nil {
-					return err
-				}
-			}
-			out[i] = cl
-			return nil
-		})
-	}
-	return out, g.Wait()
-}
-
-// SetUpPlatform brings up what every suite stands on: images, all clusters
-// of the topology (in parallel), MetalLB with each cluster's pool (as soon
-// as that cluster is ready), and the flat network between them.
-func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error) {
-	if err := h.Preflight(ctx); err != nil {
-		return nil, err
-	}
-	if h.byo != nil {
-		return h.attachClusters(ctx)
-	}
-	if err := h.PrepareImages(ctx); err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, c := range h.Topology.Clusters {
-		names = append(names, c.Name)
-	}
-	installMetalLB := func(ctx context.Context, cl *clusters.Cluster) error {
-		return h.Run.Time("metallb "+metallb.Version+" on "+cl.Name+" (pool "+cl.LoadBalancerPool.String()+")", func() error {
-			return metallb.Install(ctx, cl.Client, cl.LoadBalancerPool)
-		})
-	}
-	cls, err := h.createClusters(ctx, installMetalLB, names...)
-	if err != nil {
-		return nil, err
-	}
-	if len(cls) > 1 {
-		if err := h.Run.Time("flat network between clusters", func() error { return h.Clusters.JoinFlat(ctx, cls) }); err != nil {
-			return nil, err
-		}
-	}
-	return cls, nil
 }
 
 // App returns the image reference of a sample app in fixtures/apps.
@@ -381,7 +230,7 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 	if failed {
 		_ = h.Run.Time("export logs", func() error { h.ExportLogs(ctx); return nil })
 	}
-	h.stopBackground()
+	h.bg.stop()
 	h.mu.Lock()
 	done := h.tornDown
 	h.tornDown = true
@@ -390,10 +239,8 @@ func (h *Harness) Teardown(ctx context.Context, failed bool) error {
 		return nil
 	}
 	if h.byo != nil {
-		// The clusters are the user's: only the run's own namespaces go,
-		// and the private copies of the user's kubeconfig (the clients
-		// keep their configuration in memory for the audit).
-		return errors.Join(h.RemoveRunNamespaces(ctx), h.removeIstiodConfigMapsLeft(ctx), h.closeBrought())
+		// The clusters are the user's: only what the run made there goes.
+		return h.byo.teardown(ctx)
 	}
 	if h.Config.KeepClusters {
 		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)
@@ -464,5 +311,5 @@ func (h *Harness) Close() error {
 		err = errors.Join(err, ferr)
 	}
 	h.buildLog.Close()
-	return errors.Join(err, h.closeBrought(), h.cacheLock.Unlock())
+	return errors.Join(err, h.byo.close(), h.cacheLock.Unlock())
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -22,16 +21,6 @@ const (
 	// beside the old builds, before anything is pruned.
 	DefaultCacheLimit int64 = 8 << 30
 )
-
-// CacheLimitFromEnv is the cache limit set by MESHCONFORM_CACHE_LIMIT, or
-// the default.
-func CacheLimitFromEnv() (int64, error) {
-	limit, err := ParseCacheLimit(os.Getenv(CacheLimitEnv))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", CacheLimitEnv, err)
-	}
-	return limit, nil
-}
 
 // ParseCacheLimit parses a size: a number of bytes, optionally fractional,
 // with a unit: B; KiB, MiB, GiB, TiB (and K, M, G, T) are powers of 1024;

@@ -17,10 +17,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh/cacerts"
+	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/report"
 )
 
@@ -44,10 +44,9 @@ const (
 	ExposeEastWest Exposure = "eastwest"
 )
 
-// Installer installs one primary-remote mesh.
+// Installer installs one multicluster mesh, each cluster by its role.
 type Installer struct {
-	Istioctl    Istioctl
-	FixturesDir string
+	Istioctl Istioctl
 	// ManifestsDir receives every manifest the installer renders and
 	// applies (not secrets), for the run's artifacts.
 	ManifestsDir string
@@ -186,7 +185,7 @@ func (in *Installer) ConfigureRemote(ctx context.Context, remote *clusters.Clust
 
 func (in *Installer) clusterValues(cl *clusters.Cluster) Values {
 	v := in.Values
-	v.Cluster = cl.Name
+	v.Cluster = cl.ClusterID
 	return v
 }
 
@@ -238,7 +237,7 @@ func (in *Installer) istioctlInstall(ctx context.Context, cl *clusters.Cluster, 
 }
 
 func (in *Installer) renderToFile(tmpl string, v Values, name string) (string, error) {
-	raw, err := Render(in.FixturesDir, tmpl, v)
+	raw, err := Render(tmpl, v)
 	if err != nil {
 		return "", err
 	}
@@ -282,21 +281,21 @@ func (in *Installer) exposeIstiod(ctx context.Context, primary *clusters.Cluster
 // LoadBalancerAddress waits for the Service's load balancer address.
 func LoadBalancerAddress(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration) (netip.Addr, error) {
 	var addr netip.Addr
-	err := wait.For(func(ctx context.Context) (bool, error) {
+	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var svc corev1.Service
 		if err := c.Resources(ns).Get(ctx, name, ns, &svc); err != nil {
-			return false, nil
+			return err
 		}
 		for _, ing := range svc.Status.LoadBalancer.Ingress {
 			if a, err := netip.ParseAddr(ing.IP); err == nil {
 				addr = a
-				return true, nil
+				return nil
 			}
 		}
-		return false, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second), wait.WithImmediate())
+		return fmt.Errorf("no IP among the load balancer's ingress points %v", svc.Status.LoadBalancer.Ingress)
+	})
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("service %s/%s got no load balancer address within %s: %w", ns, name, timeout, err)
+		return netip.Addr{}, fmt.Errorf("service %s/%s got no load balancer address: %w", ns, name, err)
 	}
 	return addr, nil
 }
@@ -305,7 +304,7 @@ func LoadBalancerAddress(ctx context.Context, c klient.Client, ns, name string, 
 // applies its output to the primary. The secret holds a token: it goes from
 // istioctl's stdout straight to the API, never to a file or a log.
 func (in *Installer) AttachRemote(ctx context.Context, primary, remote *clusters.Cluster) error {
-	out, err := in.Istioctl.Run(ctx, remote.Kubeconfig, "create-remote-secret", "--name", remote.Name, "-i", Namespace)
+	out, err := in.Istioctl.Run(ctx, remote.Kubeconfig, "create-remote-secret", "--name", remote.ClusterID, "-i", Namespace)
 	if err != nil {
 		return err
 	}

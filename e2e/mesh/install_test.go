@@ -9,7 +9,7 @@ import (
 )
 
 func cluster(name string, primary bool, controlPlane string) *clusters.Cluster {
-	return &clusters.Cluster{Cluster: topology.Cluster{Name: name, Primary: primary, ControlPlane: controlPlane}}
+	return &clusters.Cluster{Cluster: topology.Cluster{Name: name, ClusterID: name, Primary: primary, ControlPlane: controlPlane}}
 }
 
 func pairNames(pairs [][2]*clusters.Cluster) string {

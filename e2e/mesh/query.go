@@ -12,10 +12,12 @@ import (
 	"sort"
 	"strings"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -67,9 +69,22 @@ func istiodPodDebug(ctx context.Context, c klient.Client, pod, path string) ([]b
 	return []byte(strings.TrimSpace(out)), nil
 }
 
+// InjectionWebhooks lists a cluster's mutating webhook configurations of
+// the revision ("" = default): a remote install's injection webhooks.
+func InjectionWebhooks(ctx context.Context, c klient.Client, revision string) ([]admissionv1.MutatingWebhookConfiguration, error) {
+	if revision == "" {
+		revision = "default"
+	}
+	var list admissionv1.MutatingWebhookConfigurationList
+	if err := c.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+revision)); err != nil {
+		return nil, fmt.Errorf("list the injection webhooks of revision %s: %w", revision, err)
+	}
+	return list.Items, nil
+}
+
 // RemoteClustersOf is one istiod pod's list of clusters and their sync
 // status: each replica of an HA istiod keeps its own.
-func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]RemoteCluster, error) {
+func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]checks.RemoteCluster, error) {
 	raw, err := istiodPodDebug(ctx, c, pod, "/debug/clusterz")
 	if err != nil {
 		return nil, err
@@ -84,7 +99,7 @@ func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]Remot
 // ProxyStatus runs `istioctl proxy-status` against the primary. perType
 // asks for one column per xDS type (`-v 1`, Istio 1.27 and later; 1.26
 // always prints them and has no such flag).
-func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, perType bool) ([]ProxyStatus, string, error) {
+func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, perType bool) ([]checks.ProxyStatus, string, error) {
 	args := []string{"proxy-status"}
 	if perType {
 		args = append(args, "-v", "1")

@@ -1,14 +1,16 @@
-// Package mesh installs Istio primary-remote on the run's clusters the way
-// Istio's "Install Primary-Remote" guide does, step by step, with the
-// istioctl of the chosen Istio version, and reads istiod's view of the mesh.
+// Package mesh installs Istio on the run's clusters by their roles (a
+// primary with its remotes, several remotes, or several primaries) the way
+// Istio's multicluster install guides do, step by step, with the istioctl
+// of the chosen Istio version; it reads istiod's view of the mesh and holds
+// the one model of a mesh (Model) the rest of meshconform reads.
 package mesh
 
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"text/template"
+
+	"github.com/meshconform/meshconform/fixtures/istio"
 )
 
 // Fixture templates in fixtures/istio.
@@ -45,9 +47,9 @@ func (v Values) IstiodService() string {
 	return "istiod"
 }
 
-// Render fills fixtures/istio/<name> with v.
-func Render(fixturesDir, name string, v Values) ([]byte, error) {
-	raw, err := os.ReadFile(filepath.Join(fixturesDir, name))
+// Render fills fixtures/istio/<name>, as embedded, with v.
+func Render(name string, v Values) ([]byte, error) {
+	raw, err := istio.Templates.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("read fixture: %w", err)
 	}

@@ -6,11 +6,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const fixtures = "../../fixtures/istio"
-
 func renderYAML(t *testing.T, name string, v Values) map[string]any {
 	t.Helper()
-	raw, err := Render(fixtures, name, v)
+	raw, err := Render(name, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +127,7 @@ func TestUpstreamExposureRendersAsTheGuide(t *testing.T) {
 		t.Errorf("east-west gateway = %v", gw)
 	}
 	// expose-istiod is two documents: check the VirtualService routes.
-	raw, err := Render(fixtures, ExposeIstiodTemplate, v)
+	raw, err := Render(ExposeIstiodTemplate, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +149,7 @@ func TestUpstreamExposureRendersAsTheGuide(t *testing.T) {
 }
 
 func mustRender(t *testing.T, name string, v Values) []byte {
-	raw, err := Render(fixtures, name, v)
+	raw, err := Render(name, v)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,11 +14,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/klient"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 
 	metallbv1beta1 "go.universe.tf/metallb/api/v1beta1"
 
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
@@ -59,19 +59,22 @@ func Install(ctx context.Context, c klient.Client, pool topology.AddrRange) erro
 		return fmt.Errorf("metallb: %w", err)
 	}
 	res := c.Resources(Namespace)
-	if err := wait.For(func(ctx context.Context) (bool, error) {
+	if err := poll.Until(ctx, 3*time.Minute, 2*time.Second, func(ctx context.Context) error {
 		var d appsv1.Deployment
 		var ds appsv1.DaemonSet
 		if err := res.Get(ctx, "controller", Namespace, &d); err != nil {
-			return false, nil
+			return fmt.Errorf("deployment controller: %w", err)
 		}
 		if err := res.Get(ctx, "speaker", Namespace, &ds); err != nil {
-			return false, nil
+			return fmt.Errorf("daemonset speaker: %w", err)
 		}
-		return d.Status.AvailableReplicas >= 1 && ds.Status.DesiredNumberScheduled > 0 &&
-			ds.Status.NumberReady == ds.Status.DesiredNumberScheduled, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(3*time.Minute), wait.WithInterval(2*time.Second)); err != nil {
-		return fmt.Errorf("metallb: controller and speakers not ready within 3m: %w", err)
+		if d.Status.AvailableReplicas >= 1 && ds.Status.DesiredNumberScheduled > 0 &&
+			ds.Status.NumberReady == ds.Status.DesiredNumberScheduled {
+			return nil
+		}
+		return fmt.Errorf("controller %d available, speakers %d of %d ready", d.Status.AvailableReplicas, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+	}); err != nil {
+		return fmt.Errorf("metallb: wait for controller and speakers ready: %w", err)
 	}
 	if err := metallbv1beta1.AddToScheme(res.GetScheme()); err != nil {
 		return err
@@ -86,18 +89,14 @@ func Install(ctx context.Context, c klient.Client, pool topology.AddrRange) erro
 	}
 	// MetalLB's validating webhook answers only once the controller has
 	// written its certificate: retry creation until it does.
-	var last error
-	err = wait.For(func(ctx context.Context) (bool, error) {
-		if last = workloads.CreateIfMissing(ctx, c, ipPool); last != nil {
-			return false, nil
+	err = poll.Until(ctx, 2*time.Minute, 2*time.Second, func(ctx context.Context) error {
+		if err := workloads.CreateIfMissing(ctx, c, ipPool); err != nil {
+			return err
 		}
-		if last = workloads.CreateIfMissing(ctx, c, l2); last != nil {
-			return false, nil
-		}
-		return true, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(2*time.Minute), wait.WithInterval(2*time.Second), wait.WithImmediate())
+		return workloads.CreateIfMissing(ctx, c, l2)
+	})
 	if err != nil {
-		return fmt.Errorf("metallb: create pool %s: %v (last: %v)", pool, err, last)
+		return fmt.Errorf("metallb: create pool %s: %w", pool, err)
 	}
 	return nil
 }

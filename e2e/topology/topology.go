@@ -46,8 +46,14 @@ type Network struct {
 
 // Cluster is one kind cluster of the mesh.
 type Cluster struct {
-	Name    string
-	Primary bool
+	Name string
+	// ClusterID is the cluster's name in Istio: the install's
+	// values.global.multiCluster.clusterName, the remote secret's --name,
+	// what istiod's debug/clusterz and proxy-status call it, and the
+	// cluster in the injection path. The topology's name for clusters
+	// meshconform makes; not assumed equal to it anywhere Istio is judged.
+	ClusterID string
+	Primary   bool
 	// ControlPlane is the primary whose istiod serves this cluster: the
 	// cluster itself for a primary, its primary for a remote.
 	ControlPlane  string
@@ -178,7 +184,7 @@ func LoadKindConfig(path string) (*v1alpha4.Cluster, error) {
 }
 
 func fromKind(kc *v1alpha4.Cluster) (Cluster, error) {
-	c := Cluster{Name: kc.Name, Kind: kc}
+	c := Cluster{Name: kc.Name, ClusterID: kc.Name, Kind: kc}
 	if c.Name == "" {
 		return c, fmt.Errorf("kind config has no cluster name")
 	}

@@ -200,6 +200,12 @@ func TestRepositoryTopologies(t *testing.T) {
 				t.Errorf("%s: remote %s served by %q", name, r.Name, r.ControlPlane)
 			}
 		}
+		// Istio knows the clusters meshconform makes by their own names.
+		for _, c := range topo.Clusters {
+			if c.ClusterID != c.Name {
+				t.Errorf("%s: cluster %s has Istio cluster ID %q", name, c.Name, c.ClusterID)
+			}
+		}
 	}
 	// Three regions, one per cluster: the failover rule can pick among two.
 	topo, _ := Load("../../kindconfigs", "primary-remotes")

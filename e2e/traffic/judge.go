@@ -181,11 +181,17 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-// Budget is what a phase may cost. MaxFailed < 0 leaves failures measured
-// and reported but not judged (an in-place upgrade, which Istio does not
-// promise is hitless).
+// Budget is what a disruption may cost: a phase of a load (Judge) or a
+// transition between steady states (Within). One type, so every budget
+// of the suite reads the same way.
 type Budget struct {
+	// MaxFailed bounds the failed requests. Below zero, failures are
+	// measured and reported but not judged (an in-place upgrade, which
+	// Istio does not promise is hitless).
 	MaxFailed int
+	// MaxTime bounds how long a transition may take to reach its new
+	// steady state.
+	MaxTime time.Duration
 	// MaxGap bounds LongestGap.
 	MaxGap time.Duration
 	// MaxP99Over bounds how far the p99 latency of the phase's steady span
@@ -196,6 +202,41 @@ type Budget struct {
 	// MinPerStream: fewer requests than this in any stream, in the phase
 	// or in its steady span, is no verdict.
 	MinPerStream int
+}
+
+// Transition is what was seen while traffic moved between steady states
+// (a failover or failback, a control plane coming back): how long until
+// the new steady state was first seen, and the calls asked for and failed
+// on the way. Calls that could not be made at all (the frontend
+// unreachable or erroring) count as asked and failed.
+type Transition struct {
+	Reached       bool
+	Elapsed       time.Duration
+	Asked, Failed int
+	// Last is the last batch's answers by cluster, for the error message.
+	Last map[string]int
+	// Strays are answers from elsewhere than the new steady state's
+	// cluster in the window after it was first seen: reported, not
+	// judged (a draining pod may still answer), while failed calls in
+	// that window count in Failed.
+	Strays int
+}
+
+// Within rejects a transition that never reached its steady state, took
+// longer than MaxTime, or failed more calls than MaxFailed allows. It also
+// refuses a transition measured over no calls.
+func (b Budget) Within(what string, t Transition) error {
+	switch {
+	case t.Asked == 0:
+		return fmt.Errorf("%s: no calls were made while it happened", what)
+	case !t.Reached:
+		return fmt.Errorf("%s: not reached within %s (last answers by cluster %v; %d of %d calls failed)", what, t.Elapsed.Round(time.Millisecond), t.Last, t.Failed, t.Asked)
+	case t.Elapsed > b.MaxTime:
+		return fmt.Errorf("%s took %s, budget %s", what, t.Elapsed.Round(time.Millisecond), b.MaxTime)
+	case b.MaxFailed >= 0 && t.Failed > b.MaxFailed:
+		return fmt.Errorf("%s: %d of %d calls failed, budget %d", what, t.Failed, t.Asked, b.MaxFailed)
+	}
+	return nil
 }
 
 // SteadyFailures is what every method may fail once a phase's action has

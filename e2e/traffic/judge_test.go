@@ -289,3 +289,22 @@ func TestCrossedJudgesEachStream(t *testing.T) {
 		t.Error("no stream judged as crossed")
 	}
 }
+
+// A transition is judged against its budget, and never on no calls.
+func TestBudgetWithin(t *testing.T) {
+	b := Budget{MaxTime: 10e9, MaxFailed: 0}
+	if err := b.Within("failover", Transition{Reached: true, Elapsed: 2e9, Asked: 40}); err != nil {
+		t.Fatal(err)
+	}
+	wantErrContaining(t, b.Within("failover", Transition{Reached: true, Elapsed: 2e9, Asked: 40, Failed: 3}), "3 of 40 calls failed, budget 0")
+	wantErrContaining(t, b.Within("failover", Transition{Reached: true, Elapsed: 11e9, Asked: 40}), "took 11s, budget 10s")
+	wantErrContaining(t, b.Within("failover", Transition{Elapsed: 90e9, Asked: 400, Last: map[string]int{"cluster1": 5}}), "not reached within 1m30s")
+	wantErrContaining(t, b.Within("failover", Transition{Reached: true}), "no calls were made")
+}
+
+func wantErrContaining(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("want an error with %q, got %v", want, err)
+	}
+}

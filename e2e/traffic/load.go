@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/frontend"
 )
 
 // Stream is one flow of requests: from a cluster's frontend, to any
@@ -179,7 +179,7 @@ func (l *Load) take() bool {
 
 func (l *Load) one(ctx context.Context, s Stream, at time.Time) Sample {
 	// A request started before Stop finishes: its outcome is real.
-	calls, err := checks.Call(context.WithoutCancel(ctx), s.Base, 1, s.Headers...)
+	calls, err := frontend.Call(context.WithoutCancel(ctx), s.Base, 1, s.Headers...)
 	smp := Sample{Stream: s.Name, At: at, Latency: time.Since(at), Frontend: calls.Frontend.Pod, CallerProxy: calls.Frontend.ProxyVersion}
 	switch {
 	case err != nil:

@@ -27,8 +27,9 @@ const (
 // Plan is one run's upgrades: from one Istio version to another, by each
 // of Methods, in order.
 type Plan struct {
-	From, To string
-	Methods  []Method
+	From    string   `json:"from"`
+	To      string   `json:"to"`
+	Methods []Method `json:"methods"`
 }
 
 // Defaults: both versions build here (../shared/PLATFORM.md).

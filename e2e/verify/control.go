@@ -16,7 +16,9 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/workloads"
 	"github.com/meshconform/meshconform/fixtures/install"
 )
@@ -50,41 +52,23 @@ func (m *Mesh) RemoteSynced(ctx context.Context) error {
 		if len(pods) == 0 {
 			return fmt.Errorf("no running istiod pod on %s (%s)", p.Name, mesh.IstiodSelector(m.Istio.Revision))
 		}
+		var others []string
+		for _, c := range m.Clusters {
+			if c != p {
+				others = append(others, c.ClusterID)
+			}
+		}
 		for _, pod := range pods {
 			cs, err := mesh.RemoteClustersOf(ctx, p.Client, pod.Name)
 			if err != nil {
 				return err
 			}
-			for _, c := range m.Clusters {
-				if c == p {
-					continue
-				}
-				if err := judgeListed(p.Name, pod.Name, c.Name, cs); err != nil {
-					return withDiagnosis(err, func() string { return m.describeRemoteSecrets(ctx, p) })
-				}
+			if err := checks.Watched(p.Name, pod.Name, mesh.Namespace, others, cs); err != nil {
+				return withDiagnosis(err, func() string { return m.describeRemoteSecrets(ctx, p) })
 			}
 		}
 	}
 	return nil
-}
-
-// judgeListed passes when istiod pod (of primary) lists cluster through
-// its remote secret, synced.
-func judgeListed(primary, pod, cluster string, cs []mesh.RemoteCluster) error {
-	secret := mesh.Namespace + "/istio-remote-secret-" + cluster
-	for _, c := range cs {
-		if c.ID != cluster {
-			continue
-		}
-		switch {
-		case c.SecretName != secret:
-			return fmt.Errorf("istiod %s on %s lists %s through %q, want the remote secret %s", pod, primary, cluster, c.SecretName, secret)
-		case c.SyncStatus != "synced":
-			return fmt.Errorf("istiod %s on %s lists cluster %s as %q, want synced", pod, primary, cluster, c.SyncStatus)
-		}
-		return nil
-	}
-	return fmt.Errorf("istiod %s on %s does not list cluster %s in debug/clusterz (lists %v)", pod, primary, cluster, cs)
 }
 
 // RootCertDistributed rejects a mesh whose istiod does not manage the
@@ -94,17 +78,17 @@ func judgeListed(primary, pod, cluster string, cs []mesh.RemoteCluster) error {
 // Without it, no injected pod can start in a new namespace of the remote.
 func (m *Mesh) RootCertDistributed(ctx context.Context) error {
 	ns := fmt.Sprintf("%s%d", rootCertNSPrefix, time.Now().UnixNano())
-	if err := workloads.CreateNamespace(ctx, m.Remote.Client, ns, nil); err != nil {
+	if err := workloads.CreateNamespace(ctx, m.Away.Client, m.RunLabels, ns, nil); err != nil {
 		return err
 	}
 	defer func() {
 		// Not waited for: namespaces go with the clusters, and the check
 		// stays fast.
-		_ = m.Remote.Client.Resources().Delete(context.WithoutCancel(ctx), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		_ = m.Away.Client.Resources().Delete(context.WithoutCancel(ctx), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}()
-	err := poll(ctx, RootCertWait, time.Second, func() error {
+	err := poll.Until(ctx, RootCertWait, time.Second, func(ctx context.Context) error {
 		var cm corev1.ConfigMap
-		if err := m.Remote.Client.Resources(ns).Get(ctx, "istio-ca-root-cert", ns, &cm); err != nil {
+		if err := m.Away.Client.Resources(ns).Get(ctx, "istio-ca-root-cert", ns, &cm); err != nil {
 			return err
 		}
 		if !strings.Contains(cm.Data["root-cert.pem"], "BEGIN CERTIFICATE") {
@@ -113,7 +97,7 @@ func (m *Mesh) RootCertDistributed(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		err = fmt.Errorf("namespace %s created in %s got no istio-ca-root-cert within %s: istiod on %s does not manage %s (%v)", ns, m.Remote.Name, RootCertWait, m.Primary.Name, m.Remote.Name, err)
+		err = fmt.Errorf("namespace %s created in %s got no istio-ca-root-cert within %s: istiod on %s does not manage %s (%w)", ns, m.Away.Name, RootCertWait, m.Primary.Name, m.Away.Name, err)
 	}
 	return withDiagnosis(err, func() string { return m.describeLeadership(ctx) })
 }
@@ -147,20 +131,20 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	if m.Istio.Sidecars {
 		pod = install.SidecarPod(InjectionNamespace, m.Istio.SidecarImage)
 	}
-	if err := m.Remote.Client.Resources().Create(ctx, pod); err != nil {
-		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Remote.Name, InjectionNamespace, err)
+	if err := m.Away.Client.Resources().Create(ctx, pod); err != nil {
+		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Away.Name, InjectionNamespace, err)
 	}
-	defer func() { _ = m.Remote.Client.Resources().Delete(context.WithoutCancel(ctx), pod) }()
+	defer func() { _ = m.Away.Client.Resources().Delete(context.WithoutCancel(ctx), pod) }()
 	hasProxy := false
 	for _, c := range pod.Spec.Containers {
 		hasProxy = hasProxy || c.Name == "istio-proxy"
 	}
 	if !hasProxy {
-		return fmt.Errorf("pod %s/%s in %s was not injected (no istio-proxy container)", InjectionNamespace, pod.Name, m.Remote.Name)
+		return fmt.Errorf("pod %s/%s in %s was not injected (no istio-proxy container)", InjectionNamespace, pod.Name, m.Away.Name)
 	}
-	if err := poll(ctx, timeout, time.Second, func() error {
+	if err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var p corev1.Pod
-		if err := m.Remote.Client.Resources(InjectionNamespace).Get(ctx, pod.Name, InjectionNamespace, &p); err != nil {
+		if err := m.Away.Client.Resources(InjectionNamespace).Get(ctx, pod.Name, InjectionNamespace, &p); err != nil {
 			return err
 		}
 		if !checks.PodReady(p) {
@@ -168,24 +152,27 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("injected pod %s in %s after %s: %w", pod.Name, m.Remote.Name, timeout, err)
+		return fmt.Errorf("wait for injected pod %s in %s to be Ready: %w", pod.Name, m.Away.Name, err)
 	}
 	// The same judge as every other proxy's: on the primary serving the
 	// remote, with the remote's cluster, on one of that primary's running
 	// istiod pods of the revision, at the mesh's version, SYNCED.
-	want := map[string]ProxyOn{pod.Name: {Cluster: m.Remote.Name, Istio: m.Istio, Version: m.Istio.Version}}
-	return poll(ctx, timeout, 2*time.Second, func() error {
+	want := map[string]ProxyOn{pod.Name: {Cluster: m.Away.Name, Istio: m.Istio, Version: m.Istio.Version}}
+	if err := poll.Until(ctx, timeout, 2*time.Second, func(ctx context.Context) error {
 		_, err := m.ProxiesOn(ctx, want)
 		return err
-	})
+	}); err != nil {
+		return fmt.Errorf("wait for injected pod %s in %s to be SYNCED: %w", pod.Name, m.Away.Name, err)
+	}
+	return nil
 }
 
 // RemoveInjectionNamespace deletes the namespace RemoteInjection creates
-// in m.Remote and waits until it is gone: the check's only object, which
+// in m.Away and waits until it is gone: the check's only object, which
 // must not outlive the run (the uninstall spec proves nothing the run
 // made remains).
 func (m *Mesh) RemoveInjectionNamespace(ctx context.Context) error {
-	return workloads.DeleteNamespace(ctx, m.Remote.Client, InjectionNamespace)
+	return workloads.DeleteNamespace(ctx, m.Away.Client, InjectionNamespace)
 }
 
 func (m *Mesh) ensureInjectionNamespace(ctx context.Context) error {
@@ -193,7 +180,7 @@ func (m *Mesh) ensureInjectionNamespace(ctx context.Context) error {
 	if m.Istio.Revision != "" {
 		labels = map[string]string{"istio.io/rev": m.Istio.Revision}
 	}
-	err := workloads.CreateNamespace(ctx, m.Remote.Client, InjectionNamespace, labels)
+	err := workloads.CreateNamespace(ctx, m.Away.Client, m.RunLabels, InjectionNamespace, labels)
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
@@ -235,7 +222,7 @@ func (m *Mesh) AllSynced(ctx context.Context, want map[string]string) error {
 }
 
 // ProxyRows is AllSynced that also returns the rows it judged, by primary.
-func (m *Mesh) ProxyRows(ctx context.Context, want map[string]string) (map[string][]mesh.ProxyStatus, error) {
+func (m *Mesh) ProxyRows(ctx context.Context, want map[string]string) (map[string][]checks.ProxyStatus, error) {
 	on := map[string]ProxyOn{}
 	for pod, cl := range want {
 		on[pod] = ProxyOn{Cluster: cl, Istio: m.Istio, Version: m.Istio.Version}
@@ -253,18 +240,18 @@ type ProxyOn struct {
 	Cluster string
 	// Istio is the control plane that should serve the proxy: its
 	// revision selects the istiod pods, and its istioctl asks them.
-	Istio   *harness.Mesh
+	Istio   *harness.Istio
 	Version string
 }
 
 // ProxiesOn judges each proxy of want (pod → where it should be) with
-// mesh.CheckSynced on the proxy-status of the primary serving its cluster
+// checks.Synced on the proxy-status of the primary serving its cluster
 // (byControlPlane): listed with its cluster, connected to a running istiod
 // pod of that primary and of its revision, at its version, SYNCED. Each
 // revision named is asked once per primary; the rows returned are, by
 // primary, those of every revision asked. A proxy on a revision not asked
 // shows as missing. An empty want is an error.
-func (m *Mesh) ProxiesOn(ctx context.Context, want map[string]ProxyOn) (map[string][]mesh.ProxyStatus, error) {
+func (m *Mesh) ProxiesOn(ctx context.Context, want map[string]ProxyOn) (map[string][]checks.ProxyStatus, error) {
 	where := map[string]string{}
 	for pod, w := range want {
 		if w.Istio == nil {
@@ -276,7 +263,7 @@ func (m *Mesh) ProxiesOn(ctx context.Context, want map[string]ProxyOn) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	rows := map[string][]mesh.ProxyStatus{}
+	rows := map[string][]checks.ProxyStatus{}
 	for _, p := range m.Primaries() {
 		sub, ok := byPrimary[p.Name]
 		if !ok {
@@ -286,7 +273,7 @@ func (m *Mesh) ProxiesOn(ctx context.Context, want map[string]ProxyOn) (map[stri
 		if err != nil {
 			return rows, err
 		}
-		if err := mesh.CheckSynced(rows[p.Name], expect); err != nil {
+		if err := checks.Synced(rows[p.Name], expect); err != nil {
 			return rows, withDiagnosis(fmt.Errorf("proxy-status on %s: %w", p.Name, err), func() string { return describeIstiods(expect) })
 		}
 	}
@@ -296,7 +283,7 @@ func (m *Mesh) ProxiesOn(ctx context.Context, want map[string]ProxyOn) (map[stri
 // expectOn asks primary p's istiods of every revision its proxies (sub,
 // pod → cluster) should be on for their proxy-status, appended to
 // rows[p.Name], and returns what each proxy should show there.
-func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string]string, want map[string]ProxyOn, rows map[string][]mesh.ProxyStatus) (map[string]mesh.Expect, error) {
+func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string]string, want map[string]ProxyOn, rows map[string][]checks.ProxyStatus) (map[string]checks.Expect, error) {
 	// Two meshes of one revision (in place: the old and the new version)
 	// are one control plane; the first pod's, in name order, asks it.
 	pods := make([]string, 0, len(sub))
@@ -304,7 +291,7 @@ func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string
 		pods = append(pods, pod)
 	}
 	sort.Strings(pods)
-	revs := map[string]*harness.Mesh{}
+	revs := map[string]*harness.Istio{}
 	for _, pod := range pods {
 		cp := want[pod].Istio
 		if _, ok := revs[cp.Revision]; !ok {
@@ -316,7 +303,7 @@ func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string
 		names = append(names, rev)
 	}
 	sort.Strings(names)
-	expect := map[string]mesh.Expect{}
+	expect := map[string]checks.Expect{}
 	for _, rev := range names {
 		r, err := revs[rev].ProxyStatus(ctx, p)
 		if err != nil {
@@ -337,25 +324,25 @@ func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string
 		if len(istiods) == 0 {
 			return nil, fmt.Errorf("no running istiod pod on %s (%s): no control plane to serve its proxies", p.Name, mesh.IstiodSelector(rev))
 		}
-		expectRevision(expect, sub, want, rev, istiods)
+		expectRevision(expect, m.ByClusterID(sub), want, rev, istiods)
 	}
 	return expect, nil
 }
 
 // expectRevision adds to expect what proxy-status should show of each pod
-// of sub (pod → cluster) that should be on revision rev, whose running
+// of sub (pod → Istio cluster ID) that should be on revision rev, whose running
 // istiod pods on the primary asked are istiods.
-func expectRevision(expect map[string]mesh.Expect, sub map[string]string, want map[string]ProxyOn, rev string, istiods []string) {
+func expectRevision(expect map[string]checks.Expect, sub map[string]string, want map[string]ProxyOn, rev string, istiods []string) {
 	for pod, cl := range sub {
 		if w := want[pod]; w.Istio.Revision == rev {
-			expect[pod] = mesh.Expect{Cluster: cl, Istiods: istiods, Version: w.Version}
+			expect[pod] = checks.Expect{Cluster: cl, Istiods: istiods, Version: w.Version}
 		}
 	}
 }
 
 // describeIstiods names the istiod pods each revision's proxies should be
 // on, for a failed ProxiesOn.
-func describeIstiods(expect map[string]mesh.Expect) string {
+func describeIstiods(expect map[string]checks.Expect) string {
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range expect {
@@ -416,30 +403,52 @@ func SystemPodsHealthy(ctx context.Context, cls []*clusters.Cluster, namespaces 
 // a primary's with its istiod back within PrimaryReturnBudget, which
 // includes the pod's start (istiod is Ready in about 15 s here).
 var (
-	ReplicaLossBudget   = checks.Budget{MaxTime: 60 * time.Second, MaxFailed: 0}
-	PrimaryReturnBudget = checks.Budget{MaxTime: 2 * time.Minute, MaxFailed: 0}
+	ReplicaLossBudget   = traffic.Budget{MaxTime: 60 * time.Second, MaxFailed: 0}
+	PrimaryReturnBudget = traffic.Budget{MaxTime: 2 * time.Minute, MaxFailed: 0}
 )
 
 // Resynced polls, for at most timeout, until every proxy of want is SYNCED
 // on its control plane (AllSynced) and none is listed on the istiod pod
-// gone (mesh.CheckOff; "" for none); it returns how long that took and the
+// gone (checks.OffReplica; "" for none); it returns how long that took and the
 // last error if it never held. It rejects a mesh whose proxies stay on a
 // deleted replica, or do not come back to their istiod.
 func (m *Mesh) Resynced(ctx context.Context, want map[string]string, gone string, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	err := poll(ctx, timeout, time.Second, func() error {
+	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		rows, err := m.ProxyRows(ctx, want)
 		if err != nil {
 			return err
 		}
 		for _, r := range rows {
-			if err := mesh.CheckOff(r, want, gone); err != nil {
+			if err := checks.OffReplica(r, m.ByClusterID(want), gone); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		err = fmt.Errorf("wait for every proxy SYNCED on its control plane: %w", err)
+	}
 	return time.Since(start), err
+}
+
+// ByClusterID maps want (pod → cluster, by the topology's name) to the
+// clusters' Istio cluster IDs: what proxy-status lists a proxy under. A
+// cluster unknown to the mesh keeps its name, and fails the judge.
+func (m *Mesh) ByClusterID(want map[string]string) map[string]string {
+	ids := map[string]string{}
+	for _, c := range m.Clusters {
+		ids[c.Name] = c.ClusterID
+	}
+	out := make(map[string]string, len(want))
+	for pod, name := range want {
+		if id, ok := ids[name]; ok {
+			out[pod] = id
+		} else {
+			out[pod] = name
+		}
+	}
+	return out
 }
 
 // byControlPlane groups want (pod → cluster) by the primary serving each

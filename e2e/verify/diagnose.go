@@ -60,12 +60,12 @@ func describeServer(s mesh.RemoteSecret) string {
 func (m *Mesh) describeLeadership(ctx context.Context) string {
 	var parts []string
 	var ns corev1.Namespace
-	if err := m.Remote.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
+	if err := m.Away.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
 		parts = append(parts, "cannot read the remote's "+mesh.Namespace+": "+err.Error())
 	} else if v, ok := ns.Annotations[mesh.ControlPlaneClustersAnnotation]; !ok {
-		parts = append(parts, fmt.Sprintf("%s in %s has no %s annotation, so istiod does not lead it", mesh.Namespace, m.Remote.Name, mesh.ControlPlaneClustersAnnotation))
+		parts = append(parts, fmt.Sprintf("%s in %s has no %s annotation, so istiod does not lead it", mesh.Namespace, m.Away.Name, mesh.ControlPlaneClustersAnnotation))
 	} else {
-		parts = append(parts, fmt.Sprintf("%s in %s is annotated %s=%s", mesh.Namespace, m.Remote.Name, mesh.ControlPlaneClustersAnnotation, v))
+		parts = append(parts, fmt.Sprintf("%s in %s is annotated %s=%s", mesh.Namespace, m.Away.Name, mesh.ControlPlaneClustersAnnotation, v))
 	}
 	if v, err := m.istiodEnv(ctx, "EXTERNAL_ISTIOD"); err != nil {
 		parts = append(parts, err.Error())
@@ -103,7 +103,7 @@ func (m *Mesh) istiodEnv(ctx context.Context, name string) (string, error) {
 func (m *Mesh) describeDiscovery(ctx context.Context) string {
 	svc := mesh.Values{Revision: m.Istio.Revision}.IstiodService()
 	var slices discoveryv1.EndpointSliceList
-	if err := m.Remote.Client.Resources(mesh.Namespace).List(ctx, &slices, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+svc)); err != nil {
+	if err := m.Away.Client.Resources(mesh.Namespace).List(ctx, &slices, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+svc)); err != nil {
 		return "cannot list the remote's istiod endpoints: " + err.Error()
 	}
 	var addrs []string

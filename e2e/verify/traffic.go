@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/frontend"
+	"github.com/meshconform/meshconform/e2e/poll"
+	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -57,7 +61,7 @@ func (m *Mesh) Measure(ctx context.Context, from string, n int, c checks.Checker
 	if !ok {
 		return checks.Calls{}, fmt.Errorf("no frontend in %s", from)
 	}
-	calls, err := checks.Call(ctx, base, n, headers...)
+	calls, err := frontend.Call(ctx, base, n, headers...)
 	if err != nil {
 		return calls, err
 	}
@@ -76,11 +80,11 @@ func (m *Mesh) Measure(ctx context.Context, from string, n int, c checks.Checker
 // batch is the verdict: retrying until a statistical check passes would
 // let chance decide.
 func (m *Mesh) Settled(ctx context.Context, from string, n int, c checks.Checker, headers ...string) (checks.Calls, error) {
-	if err := poll(ctx, m.settle(), 2*time.Second, func() error {
+	if err := poll.Until(ctx, m.settle(), 2*time.Second, func(ctx context.Context) error {
 		_, err := m.Measure(ctx, from, SettleCalls, c, headers...)
 		return err
 	}); err != nil {
-		return checks.Calls{}, fmt.Errorf("not settled after %s: %w", m.settle(), err)
+		return checks.Calls{}, fmt.Errorf("not settled: %w", err)
 	}
 	return m.Measure(ctx, from, n, c, headers...)
 }
@@ -279,27 +283,27 @@ func (m *Mesh) ServedOnlyBy(ctx context.Context, from, to string) (map[string]in
 // lost just after the first good batch (the other frontend replica still
 // on the old endpoints) count against the budget too. Answers from
 // elsewhere in that window are counted as Strays.
-func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.Duration) checks.Transition {
+func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.Duration) traffic.Transition {
 	start := time.Now()
-	var t checks.Transition
-	for time.Since(start) < timeout && ctx.Err() == nil {
+	var t traffic.Transition
+	// The batches run on ctx, not on the wait's: a batch the wait's end
+	// would cut short would count its calls as failed.
+	err := poll.Until(ctx, timeout, 250*time.Millisecond, func(context.Context) error {
 		calls, ok := m.transitionBatch(ctx, from, &t)
-		if ok {
-			pl, perr := m.Placement(ctx)
-			if perr == nil && checks.And(checks.ServedFrom(pl), checks.NoFailures(), checks.OnlyClusters(want))(calls) == nil {
-				t.Reached, t.Elapsed = true, time.Since(start)
-				break
-			}
+		if !ok {
+			return errors.New("batch not made")
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		pl, err := m.Placement(ctx)
+		if err != nil {
+			return err
 		}
-	}
-	if !t.Reached {
-		t.Elapsed = time.Since(start)
+		return checks.And(checks.ServedFrom(pl), checks.NoFailures(), checks.OnlyClusters(want))(calls)
+	})
+	t.Elapsed = time.Since(start)
+	if err != nil {
 		return t
 	}
+	t.Reached = true
 	for after := 0; after < AfterWindow && ctx.Err() == nil; after += transitionCalls {
 		calls, ok := m.transitionBatch(ctx, from, &t)
 		if ok {
@@ -314,8 +318,8 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 }
 
 // transitionBatch makes one batch of a Transition and counts it.
-func (m *Mesh) transitionBatch(ctx context.Context, from string, t *checks.Transition) (checks.Calls, bool) {
-	calls, err := checks.Call(ctx, m.Frontends[from], transitionCalls)
+func (m *Mesh) transitionBatch(ctx context.Context, from string, t *traffic.Transition) (checks.Calls, bool) {
+	calls, err := frontend.Call(ctx, m.Frontends[from], transitionCalls)
 	t.Asked += transitionCalls
 	if err != nil {
 		t.Failed += transitionCalls

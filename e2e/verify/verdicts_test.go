@@ -142,26 +142,6 @@ func TestAnalyzeRoutingNamesTheMisconfiguration(t *testing.T) {
 	}
 }
 
-// judgeListed rejects each way an istiod can fail to watch a cluster.
-func TestJudgeListed(t *testing.T) {
-	good := []mesh.RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "synced"}}
-	if err := judgeListed("cluster1", "istiod-a", "cluster2", good); err != nil {
-		t.Errorf("synced through its secret: %v", err)
-	}
-	for name, tc := range map[string]struct {
-		cs   []mesh.RemoteCluster
-		want string
-	}{
-		"not listed":   {nil, "istiod istiod-a on cluster1 does not list cluster cluster2"},
-		"other secret": {[]mesh.RemoteCluster{{ID: "cluster2", SecretName: "istio-system/other", SyncStatus: "synced"}}, `through "istio-system/other"`},
-		"not synced":   {[]mesh.RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "timeout"}}, `as "timeout", want synced`},
-	} {
-		if err := judgeListed("cluster1", "istiod-a", "cluster2", tc.cs); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-}
-
 // Every proxy is judged by the istiod serving its cluster; none is left
 // out for want of one.
 func TestByControlPlane(t *testing.T) {

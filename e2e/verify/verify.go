@@ -12,7 +12,6 @@
 package verify
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/traffic"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // The sample apps' namespaces and identities.
@@ -72,8 +73,8 @@ const (
 // so it includes the new pods' start (about 10 s here) and the EDS push;
 // the other locality serves meanwhile, so no call may fail either.
 var (
-	FailoverBudget = checks.Budget{MaxTime: 15 * time.Second, MaxFailed: 0}
-	FailbackBudget = checks.Budget{MaxTime: 90 * time.Second, MaxFailed: 0}
+	FailoverBudget = traffic.Budget{MaxTime: 15 * time.Second, MaxFailed: 0}
+	FailbackBudget = traffic.Budget{MaxTime: 90 * time.Second, MaxFailed: 0}
 )
 
 // Mesh is what the checks look at.
@@ -81,11 +82,14 @@ type Mesh struct {
 	// Primary is the (first) primary cluster: the checks' home, where the
 	// frontend that calls across runs.
 	Primary *clusters.Cluster
-	// Remote is the cluster Primary's calls cross to: the first remote, or
+	// Away is the cluster Primary's calls cross to: the first remote, or
 	// in a multi-primary mesh the second primary.
-	Remote   *clusters.Cluster
+	Away     *clusters.Cluster
 	Clusters []*clusters.Cluster
-	Istio    *harness.Mesh
+	Istio    *harness.Istio
+	// RunLabels are the run's labels, stamped on every namespace a check
+	// creates (harness.Harness.RunLabels).
+	RunLabels workloads.RunLabels
 	// Frontends maps a cluster to its frontend's base URL, for clusters
 	// where the frontend runs.
 	Frontends map[string]string
@@ -128,23 +132,6 @@ func (m *Mesh) settle() time.Duration {
 		return m.Settle
 	}
 	return DefaultSettle
-}
-
-// poll runs fn every interval until it returns nil or timeout passes, and
-// returns its last error. Bounded in time; it stops by itself.
-func poll(ctx context.Context, timeout, interval time.Duration, fn func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(interval):
-		}
-	}
 }
 
 // withDiagnosis appends what diagnose finds to a failed check's error.

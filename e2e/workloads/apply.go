@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/yaml"
 )
 
@@ -64,6 +66,15 @@ func ApplyFS(ctx context.Context, c klient.Client, fsys fs.FS, pattern, ns strin
 // would later refuse it.
 func ApplyObject(ctx context.Context, c klient.Client, obj *unstructured.Unstructured) error {
 	return apply(ctx, c, obj.DeepCopy())
+}
+
+// DeleteObject deletes one object — named by its kind, namespace and name
+// — as DeleteFS deletes each of a manifest's, if it is ours: one gone
+// already is fine, one that is not ours is left and refused with an error
+// naming its managers. opts add to the deletion (a grace period); it is
+// bound to the UID judged ours whatever they say.
+func DeleteObject(ctx context.Context, c klient.Client, obj *unstructured.Unstructured, opts ...resources.DeleteOption) error {
+	return remove(ctx, c, obj.DeepCopy(), opts...)
 }
 
 // DeleteFS deletes every object of the manifests matching pattern in fsys
@@ -145,7 +156,7 @@ func apply(ctx context.Context, c klient.Client, obj *unstructured.Unstructured)
 
 // remove deletes obj if it exists and is ours; the deletion is bound to
 // the UID that was judged ours.
-func remove(ctx context.Context, c klient.Client, obj *unstructured.Unstructured) error {
+func remove(ctx context.Context, c klient.Client, obj *unstructured.Unstructured, opts ...resources.DeleteOption) error {
 	if err := place(c, obj); err != nil {
 		return err
 	}
@@ -160,9 +171,10 @@ func remove(ctx context.Context, c klient.Client, obj *unstructured.Unstructured
 		return notOurs(obj, managers, "delete")
 	}
 	uid := existing.GetUID()
-	err := c.Resources().Delete(ctx, obj.DeepCopy(), func(do *metav1.DeleteOptions) {
+	opts = append(slices.Clip(opts), func(do *metav1.DeleteOptions) {
 		do.Preconditions = &metav1.Preconditions{UID: &uid}
 	})
+	err := c.Resources().Delete(ctx, obj.DeepCopy(), opts...)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete %s: %w", describe(obj), err)
 	}

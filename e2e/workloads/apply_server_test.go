@@ -3,6 +3,7 @@ package workloads
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,17 +13,23 @@ import (
 	"testing/fstest"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/e2e-framework/klient"
 )
 
-// fakeAPI is an API server just large enough for ApplyFS and DeleteFS:
-// discovery, and GET, PATCH (apply) and DELETE of objects kept by path.
+// fakeAPI is an API server just large enough for ApplyFS, DeleteFS and
+// the foreign edits: discovery, and GET, PATCH (apply), POST (create), PUT
+// (update) and DELETE of objects kept by path.
 type fakeAPI struct {
 	mu      sync.Mutex
 	objects map[string]map[string]any
-	calls   []string // "PATCH path fieldManager=… force=…", "DELETE path uid=…"
+	calls   []string // "PATCH path fieldManager=… force=…", "DELETE path uid=…", "POST path", "PUT path"
 	bodies  map[string]map[string]any
+	// conflicts is how many PUTs are answered 409 Conflict before one is
+	// taken, as when someone else changed the object since it was read.
+	conflicts int
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +96,41 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.objects[r.URL.Path] = stored
 		reply(200, stored)
+	case http.MethodPost:
+		// A create, as kubectl create: its fields managed by Update.
+		f.calls = append(f.calls, "POST "+r.URL.Path)
+		body, err := decodeBody(r)
+		if err != nil {
+			reply(400, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Message: err.Error(), Code: 400})
+			return
+		}
+		path := r.URL.Path + "/" + body["metadata"].(map[string]any)["name"].(string)
+		if _, taken := f.objects[path]; taken {
+			reply(409, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Reason: metav1.StatusReasonAlreadyExists, Code: 409})
+			return
+		}
+		body["metadata"].(map[string]any)["uid"] = "uid-" + path
+		body["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{"manager": "workloads.test", "operation": "Update"}}
+		f.objects[path] = body
+		reply(201, body)
+	case http.MethodPut:
+		f.calls = append(f.calls, "PUT "+r.URL.Path)
+		if !exists {
+			reply(404, notFound)
+			return
+		}
+		if f.conflicts > 0 {
+			f.conflicts--
+			reply(409, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Reason: metav1.StatusReasonConflict, Code: 409})
+			return
+		}
+		body, err := decodeBody(r)
+		if err != nil {
+			reply(400, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Message: err.Error(), Code: 400})
+			return
+		}
+		f.objects[r.URL.Path] = body
+		reply(200, body)
 	case http.MethodDelete:
 		var opts metav1.DeleteOptions
 		raw, _ := io.ReadAll(r.Body)
@@ -97,7 +139,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if opts.Preconditions != nil && opts.Preconditions.UID != nil {
 			uid = string(*opts.Preconditions.UID)
 		}
-		f.calls = append(f.calls, "DELETE "+r.URL.Path+" uid="+uid)
+		call := "DELETE " + r.URL.Path + " uid=" + uid
+		if opts.GracePeriodSeconds != nil {
+			call += fmt.Sprintf(" grace=%d", *opts.GracePeriodSeconds)
+		}
+		f.calls = append(f.calls, call)
 		if !exists {
 			reply(404, notFound)
 			return
@@ -107,6 +153,29 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		reply(405, &metav1.Status{Status: "Failure", Code: 405})
 	}
+}
+
+// decodeBody reads a create's or an update's object: JSON, or protobuf,
+// which the client sends for Kubernetes' own kinds.
+func decodeBody(r *http.Request) (map[string]any, error) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if r.Header.Get("Content-Type") != "application/vnd.kubernetes.protobuf" {
+		var body map[string]any
+		return body, json.Unmarshal(raw, &body)
+	}
+	obj, gvk, err := scheme.Codecs.UniversalDeserializer().Decode(raw, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	body, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	body["apiVersion"], body["kind"] = gvk.GroupVersion().String(), gvk.Kind
+	return body, nil
 }
 
 func startFakeAPI(t *testing.T, objects map[string]map[string]any) (*fakeAPI, klient.Client) {

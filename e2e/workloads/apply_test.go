@@ -2,7 +2,6 @@ package workloads
 
 import (
 	"io/fs"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/fixtures/platform"
 )
 
 func managed(entries ...metav1.ManagedFieldsEntry) *metav1.ObjectMeta {
@@ -263,7 +263,7 @@ func TestRenderEveryFixture(t *testing.T) {
 		fsys fs.FS
 		imgs Images
 	}{
-		{os.DirFS("../../fixtures/platform"), Images{"meshconform/probe": "probe:test"}},
+		{platform.Manifests, Images{"meshconform/probe": "probe:test"}},
 		{conformance.Manifests, Images{"meshconform/meshapp": "meshapp:test"}},
 	} {
 		objs, err := render(tc.fsys, "*.yaml", "ns", Overrides{Images: tc.imgs, Env: map[string]string{"CLUSTER": "c1"}})

@@ -23,9 +23,9 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 
 	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/poll"
 )
 
 // Images maps an image name used in fixtures (e.g. "meshconform/probe") to
@@ -38,14 +38,6 @@ type Images map[string]string
 type Overrides struct {
 	Images Images
 	Env    map[string]string
-}
-
-// Apply applies the manifests matching pattern in dir, as ApplyFS does.
-func Apply(ctx context.Context, c klient.Client, dir, pattern, ns string, o Overrides) error {
-	if err := ApplyFS(ctx, c, os.DirFS(dir), pattern, ns, o); err != nil {
-		return fmt.Errorf("manifests in %s: %w", dir, err)
-	}
-	return nil
 }
 
 // SetImages rewrites the images of a workload's containers; an image that is
@@ -128,18 +120,27 @@ func podSpecAt(obj k8s.Object) (*corev1.PodSpec, []string) {
 
 // RunLabel marks every namespace a run creates with the run's ID, so a
 // clean-up on clusters the user brought removes exactly what this run made
-// and nothing else (harness.RemoveRunNamespaces).
+// and nothing else (the harness removes them on brought clusters).
 const RunLabel = "meshconform.io/run"
 
-// RunLabels are stamped on every namespace CreateNamespace makes; the
-// harness sets them once, when the run starts. Process-wide because every
-// namespace of a run, whichever package creates it, must carry them.
-var RunLabels = map[string]string{}
+// RunLabels are the labels a run stamps on every namespace it creates:
+// RunLabel with the run's ID. The harness makes them once per run
+// (harness.Harness.RunLabels) and whoever creates a namespace passes them
+// to CreateNamespace. Empty (no run) stamps nothing.
+type RunLabels map[string]string
 
-// CreateNamespace creates ns with labels and the run's RunLabels.
-func CreateNamespace(ctx context.Context, c klient.Client, ns string, labels map[string]string) error {
+// ForRun are the labels of the run with that ID ("": none).
+func ForRun(id string) RunLabels {
+	if id == "" {
+		return RunLabels{}
+	}
+	return RunLabels{RunLabel: id}
+}
+
+// CreateNamespace creates ns with labels and the run's labels.
+func CreateNamespace(ctx context.Context, c klient.Client, run RunLabels, ns string, labels map[string]string) error {
 	all := map[string]string{}
-	for k, v := range RunLabels {
+	for k, v := range run {
 		all[k] = v
 	}
 	for k, v := range labels {
@@ -187,12 +188,19 @@ func DeleteNamespace(ctx context.Context, c klient.Client, ns string) error {
 	if err := StartDeletingNamespace(ctx, c, ns); err != nil {
 		return err
 	}
-	err := wait.For(func(ctx context.Context) (bool, error) {
-		err := c.Resources().Get(ctx, ns, "", &corev1.Namespace{})
-		return apierrors.IsNotFound(err), nil
-	}, wait.WithContext(ctx), wait.WithTimeout(3*time.Minute), wait.WithInterval(time.Second))
+	err := poll.Until(ctx, 3*time.Minute, time.Second, func(ctx context.Context) error {
+		var n corev1.Namespace
+		err := c.Resources().Get(ctx, ns, "", &n)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return err
+		}
+		return fmt.Errorf("namespace %s still exists (%s)", ns, n.Status.Phase)
+	})
 	if err != nil {
-		return fmt.Errorf("namespace %s still exists after 3m: %w", ns, err)
+		return fmt.Errorf("wait for namespace %s to be gone: %w", ns, err)
 	}
 	return nil
 }
@@ -239,12 +247,10 @@ func DeleteNamespaces(ctx context.Context, nss ...Namespace) error {
 // WaitReady waits until every pod of ns matching selector is Ready and
 // there are want of them.
 func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want int, timeout time.Duration) error {
-	var last string
-	err := wait.For(func(ctx context.Context) (bool, error) {
+	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var pods corev1.PodList
 		if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
-			last = err.Error()
-			return false, nil
+			return err
 		}
 		ready := 0
 		for _, p := range pods.Items {
@@ -252,11 +258,13 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 				ready++
 			}
 		}
-		last = fmt.Sprintf("%d of %d pods ready (%d wanted)", ready, len(pods.Items), want)
-		return ready == want && len(pods.Items) == want, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second), wait.WithImmediate())
+		if ready == want && len(pods.Items) == want {
+			return nil
+		}
+		return fmt.Errorf("%d of %d pods ready (%d wanted)", ready, len(pods.Items), want)
+	})
 	if err != nil {
-		return fmt.Errorf("pods %s in %s: %s after %s: %w", selector, ns, last, timeout, err)
+		return fmt.Errorf("wait for pods %s in %s to be ready: %w", selector, ns, err)
 	}
 	return nil
 }
@@ -264,22 +272,24 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 // WaitNoneTerminating waits until no pod of ns is being deleted: after a
 // rollout, only the pods that should serve are left.
 func WaitNoneTerminating(ctx context.Context, c klient.Client, ns string, timeout time.Duration) error {
-	var left []string
-	err := wait.For(func(ctx context.Context) (bool, error) {
+	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var pods corev1.PodList
 		if err := c.Resources(ns).List(ctx, &pods); err != nil {
-			return false, nil
+			return err
 		}
-		left = left[:0]
+		var left []string
 		for _, p := range pods.Items {
 			if p.DeletionTimestamp != nil {
 				left = append(left, p.Name)
 			}
 		}
-		return len(left) == 0, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second), wait.WithImmediate())
+		if len(left) > 0 {
+			return fmt.Errorf("still terminating: %v", left)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("pods of %s still terminating after %s: %v: %w", ns, timeout, left, err)
+		return fmt.Errorf("wait for no pod of %s terminating: %w", ns, err)
 	}
 	return nil
 }
@@ -330,23 +340,23 @@ func UpdateDeployment(ctx context.Context, c klient.Client, ns, name string, tim
 	if err != nil {
 		return fmt.Errorf("update deployment %s/%s: %w", ns, name, err)
 	}
-	var last string
-	err = wait.For(func(ctx context.Context) (bool, error) {
+	err = poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var d appsv1.Deployment
 		if err := c.Resources(ns).Get(ctx, name, ns, &d); err != nil {
-			last = err.Error()
-			return false, nil
+			return err
 		}
 		want := int32(1)
 		if d.Spec.Replicas != nil {
 			want = *d.Spec.Replicas
 		}
 		s := d.Status
-		last = fmt.Sprintf("%d updated, %d available, %d total of %d", s.UpdatedReplicas, s.AvailableReplicas, s.Replicas, want)
-		return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want, nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+		if s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want {
+			return nil
+		}
+		return fmt.Errorf("%d updated, %d available, %d total of %d (generation %d observed %d)", s.UpdatedReplicas, s.AvailableReplicas, s.Replicas, want, d.Generation, s.ObservedGeneration)
+	})
 	if err != nil {
-		return fmt.Errorf("rollout of %s/%s: %s after %s: %w", ns, name, last, timeout, err)
+		return fmt.Errorf("wait for the rollout of %s/%s: %w", ns, name, err)
 	}
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/fixtures/platform"
 )
 
 func TestSetImagesReplacesFixtureNames(t *testing.T) {
@@ -33,7 +36,7 @@ func TestSetImagesRejectsUnbuiltFixtureImage(t *testing.T) {
 
 func TestManifestsDecode(t *testing.T) {
 	// The platform fixtures must decode into typed objects with fixture images.
-	objs, err := decodeDir("../../fixtures/platform")
+	objs, err := decodeAll(platform.Manifests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +66,7 @@ func TestSetEnvPrependsToEveryContainer(t *testing.T) {
 // The sample apps learn who they are from their environment: every
 // meshapp container must declare POD_NAME and VERSION.
 func TestConformanceFixturesDeclareIdentity(t *testing.T) {
-	objs, err := decodeDir("../../fixtures/conformance")
+	objs, err := decodeAll(conformance.Manifests)
 	if err != nil {
 		t.Fatal(err)
 	}

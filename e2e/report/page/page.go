@@ -6,6 +6,7 @@ package page
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,8 +58,8 @@ const FileName = "report.html"
 var pageTemplate string
 
 var tmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	// long says a value is folded in <details>: the phases entry alone is
-	// thousands of characters of JSON.
+	// long says a value is folded in <details>: a doctor's table or a
+	// teardown audit runs to lines.
 	"long": func(s string) bool { return len(s) > 160 || strings.Contains(s, "\n") },
 	"short": func(s string) string {
 		s, _, _ = strings.Cut(s, "\n")
@@ -138,7 +140,27 @@ type specView struct {
 	Labels                      []string
 	Failure, Location, Output   string
 	Skip                        string
-	Entries                     []pair
+	Entries                     []entryView
+}
+
+// entryView is a report entry as shown: its value as text, or, for the
+// run's phases, a table.
+type entryView struct {
+	Key, Value string
+	Phases     *phaseTable
+}
+
+// phaseTable is a list of phases as rows: each start as an offset from the
+// first, durations rounded as dur rounds them.
+type phaseTable struct {
+	Start string // the first phase's start, clock time
+	Total string // from the first start to the last end
+	Rows  []phaseRow
+}
+
+type phaseRow struct {
+	Name, Offset, Duration, Result string
+	Failed                         bool
 }
 
 func build(in Input) (view, error) {
@@ -242,16 +264,123 @@ func spec(r types.SpecReport) specView {
 		s.Skip = r.Failure.Message
 	}
 	for _, e := range r.ReportEntries {
-		// Representation is what Ginkgo printed when it wrote the report;
-		// an entry made in this process has only its raw value.
-		val := e.Value.Representation
-		if val == "" {
-			val = e.StringRepresentation()
-		}
-		s.Entries = append(s.Entries, pair{e.Name, val})
+		s.Entries = append(s.Entries, entry(e))
 	}
 	return s
 }
+
+// entry is a report entry as shown. A list of phases (env's "phases"
+// entry) is a table; any other structure is compact JSON, never the Go
+// value Ginkgo's Representation prints for it (%+v: "[{Name:preflight
+// Start:…}]"); text and a Stringer's text are shown as they are.
+func entry(e types.ReportEntry) entryView {
+	v := entryView{Key: e.Name}
+	// AsJSON is there when the entry was read from a report; an entry made
+	// in this process has only its raw value.
+	raw := []byte(e.Value.AsJSON)
+	rep := e.Value.Representation
+	if len(raw) == 0 {
+		val := e.Value.GetRawValue()
+		if s, ok := val.(fmt.Stringer); ok {
+			v.Value = s.String()
+			return v
+		}
+		if b, err := json.Marshal(val); err == nil {
+			raw = b
+		} else {
+			v.Value = e.StringRepresentation()
+			return v
+		}
+	}
+	if phases, ok := asPhases(raw); ok {
+		v.Phases = table(phases)
+		v.Value = fmt.Sprintf("%d phases", len(phases))
+		return v
+	}
+	var decoded any
+	if err := json.Unmarshal(raw, &decoded); err != nil {
+		v.Value = rep
+		return v
+	}
+	switch x := decoded.(type) {
+	case nil:
+		v.Value = rep
+	case string:
+		// A string's Representation is itself, unless it came from a
+		// Stringer.
+		v.Value = cmp.Or(rep, x)
+	case map[string]any, []any:
+		if rep == "" || goValue(rep) {
+			v.Value = figure(x)
+		} else {
+			v.Value = rep // a Stringer's text
+		}
+	default: // numbers, booleans: their Representation is no Go dump
+		v.Value = cmp.Or(rep, figure(x))
+	}
+	return v
+}
+
+// goValue says a text is what fmt's %v or %+v prints for a struct, slice,
+// map or pointer.
+func goValue(s string) bool {
+	for _, p := range []string{"{", "[", "map[", "&{", "&["} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// asPhases decodes a JSON list of phases, as report.Phase marshals them:
+// every object with exactly Phase's fields, a name and a start.
+func asPhases(raw []byte) ([]report.Phase, bool) {
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var phases []report.Phase
+	if err := dec.Decode(&phases); err != nil || len(phases) == 0 {
+		return nil, false
+	}
+	for _, p := range phases {
+		if p.Name == "" || p.Start.IsZero() {
+			return nil, false
+		}
+	}
+	return phases, true
+}
+
+// table lays phases out in start order, each with its offset from the
+// first start and its duration.
+func table(phases []report.Phase) *phaseTable {
+	phases = slices.Clone(phases)
+	slices.SortStableFunc(phases, func(a, b report.Phase) int { return a.Start.Compare(b.Start) })
+	first, end := phases[0].Start, phases[0].Start
+	t := &phaseTable{Start: clock(first)}
+	for _, p := range phases {
+		d := seconds(p.Seconds)
+		if e := p.Start.Add(d); e.After(end) {
+			end = e
+		}
+		row := phaseRow{Name: p.Name, Offset: dur(p.Start.Sub(first)), Duration: dur(d), Result: "ok", Failed: !p.OK}
+		if !p.OK {
+			row.Result = "failed"
+			if p.Error != "" {
+				row.Result += ": " + p.Error
+			}
+		}
+		if p.Note != "" {
+			row.Result += " (" + p.Note + ")"
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	t.Total = dur(end.Sub(first))
+	return t
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // span is the run's time: from the first suite or phase start to the last end.
 func span(in Input) (start, end time.Time) {
@@ -270,7 +399,7 @@ func span(in Input) (start, end time.Time) {
 		add(r.StartTime, r.EndTime)
 	}
 	for _, p := range in.Phases {
-		add(p.Start, p.Start.Add(time.Duration(p.Seconds*float64(time.Second))))
+		add(p.Start, p.Start.Add(seconds(p.Seconds)))
 	}
 	return start, end
 }

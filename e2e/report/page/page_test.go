@@ -69,8 +69,9 @@ func TestLoadSample(t *testing.T) {
 
 var verdictRE = regexp.MustCompile(`(?s)<header id="verdict" class="verdict (pass|fail)">\s*<h1>(.*?)</h1>(.*?)</header>`)
 
-// specRows are the page's spec rows: state and inner HTML, in order.
-var specRE = regexp.MustCompile(`(?s)<tr class="spec (pass|fail|skip)" data-state="([a-z]+)">(.*?)</tr>`)
+// specRE matches the page's spec rows: state and inner HTML, in order. A
+// row ends with its duration cell: a phases entry nests rows of its own.
+var specRE = regexp.MustCompile(`(?s)<tr class="spec (pass|fail|skip)" data-state="([a-z]+)">(.*?)<td class="dur">[^<]*</td>\s*</tr>`)
 
 func TestVerdictDerivedFromSpecs(t *testing.T) {
 	out := render(t, loadSample(t))
@@ -310,6 +311,103 @@ func TestLoadEmptyAndBroken(t *testing.T) {
 	}
 	if _, err := Load(broken); err == nil || !strings.Contains(err.Error(), filepath.Join("e2e", "ginkgo.json")) {
 		t.Errorf("Load of a broken report: %v", err)
+	}
+}
+
+// structRE matches what fmt's %+v prints for a struct, a slice of structs
+// or a pointer to one, and mapRE what it prints for a map: no reader's text.
+var (
+	structRE = regexp.MustCompile(`\{[A-Z]\w*:|\[\{|&\{`)
+	mapRE    = regexp.MustCompile(`map\[`)
+)
+
+// phaseRowRE matches a row of a phases table: name, offset, duration, result.
+var phaseRowRE = regexp.MustCompile(`<tr class="phase( fail)?"><td>([^<]*)</td><td class="num">\+([^<]*)</td><td class="num">([^<]*)</td><td>([^<]*)</td></tr>`)
+
+// TestPhasesEntryIsATable: the suite's "phases" entry, read from a report
+// (where Ginkgo's Representation is the Go value "[{Name:preflight
+// Start:…}]") or made in this process, is a table of the phases in start
+// order — offset from the first start, duration — and no entry shows a Go
+// value.
+func TestPhasesEntryIsATable(t *testing.T) {
+	in := loadSample(t)
+	specs := in.Suites[0].SpecReports
+	last := &specs[len(specs)-1]
+	var fromReport *types.ReportEntry
+	for i, e := range last.ReportEntries {
+		if e.Name == "phases" {
+			fromReport = &last.ReportEntries[i]
+		}
+	}
+	if fromReport == nil || !strings.HasPrefix(fromReport.Value.Representation, "[{Name:preflight Start:") {
+		t.Fatalf("the sample's AfterSuite has no phases entry printed as a Go value: %+v", fromReport)
+	}
+	out := render(t, in)
+	rows := specRE.FindAllStringSubmatch(out, -1)
+	row := rows[len(rows)-1][3]
+	if !strings.Contains(row, `<table class="phases">`) || !strings.Contains(row, "48 phases from 2026-11-22 17:13:09 UTC, 3m53s in all") {
+		t.Fatalf("the AfterSuite row has no phases table:\n%.3000s", row)
+	}
+	got := phaseRowRE.FindAllStringSubmatch(row, -1)
+	if len(got) != 48 {
+		t.Fatalf("%d phase rows, want 48", len(got))
+	}
+	for i, want := range [][]string{
+		{"preflight", "0s", "341ms", "ok"},
+		{"docker network meshconform", "341ms", "305ms", "ok"},
+		{"local registry", "647ms", "2.3s", "ok"},
+		{"image docker.io/meshconform/meshapp:1e52549d2e54", "2.9s", "148ms", "ok (cached)"},
+	} {
+		if i == 3 {
+			i = 4 // after "images"
+		}
+		if !slices.Equal(got[i][2:], want) {
+			t.Errorf("phase row %d: %q, want %q", i, got[i][2:], want)
+		}
+	}
+	// The page's own words only: no struct dumped in any entry, figure or
+	// fact. (The sample's "split from" entries carry a map in their text,
+	// written by the spec before report.Counts: text is shown as written.)
+	if m := structRE.FindString(out); m != "" {
+		i := strings.Index(out, m)
+		t.Errorf("a Go value on the page: %q", out[max(0, i-80):min(len(out), i+80)])
+	}
+
+	// Entries made in this process carry their raw value only.
+	start := time.Date(2026, 11, 22, 17, 0, 0, 0, time.UTC)
+	last.ReportEntries = []types.ReportEntry{
+		{Name: "phases", Value: types.WrapEntryValue([]report.Phase{
+			{Name: "later", Start: start.Add(90 * time.Second), Seconds: 61.4, OK: false, Error: "boom <here>"},
+			{Name: "first", Start: start, Seconds: 0.01234, OK: true},
+		})},
+		{Name: "counts", Value: types.WrapEntryValue(map[string]int{"v2": 704, "v1": 296})},
+		{Name: "pair", Value: types.WrapEntryValue(struct{ Name string }{"x"})},
+		{Name: "took", Value: types.WrapEntryValue(1500 * time.Millisecond)},
+		{Name: "count", Value: types.WrapEntryValue(12)},
+	}
+	out = render(t, in)
+	rows = specRE.FindAllStringSubmatch(out, -1)
+	row = rows[len(rows)-1][3]
+	got = phaseRowRE.FindAllStringSubmatch(row, -1)
+	if len(got) != 2 || !slices.Equal(got[0][1:], []string{"", "first", "0s", "12ms", "ok"}) ||
+		!slices.Equal(got[1][1:], []string{" fail", "later", "1m30s", "1m1s", "failed: boom &lt;here&gt;"}) {
+		t.Errorf("in-process phases: %q", got)
+	}
+	if !strings.Contains(row, "2 phases from 2026-11-22 17:00:00 UTC, 2m31s in all") {
+		t.Errorf("in-process phases summary missing:\n%s", row)
+	}
+	for _, want := range []string{
+		`<dt>counts</dt><dd>{&#34;v1&#34;:296,&#34;v2&#34;:704}</dd>`,
+		`<dt>pair</dt><dd>{&#34;Name&#34;:&#34;x&#34;}</dd>`,
+		`<dt>took</dt><dd>1.5s</dd>`,
+		`<dt>count</dt><dd>12</dd>`,
+	} {
+		if !strings.Contains(row, want) {
+			t.Errorf("row lacks %s:\n%s", want, row)
+		}
+	}
+	if m := structRE.FindString(row) + mapRE.FindString(row); m != "" {
+		t.Errorf("a Go value on the page: %q", m)
 	}
 }
 

@@ -3,9 +3,13 @@
 package page
 
 import (
+	"context"
+	"errors"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/meshconform/meshconform/e2e/poll"
 )
 
 // inGroup starts cmd as the leader of its own process group, and makes its
@@ -25,11 +29,14 @@ func killGroup(cmd *exec.Cmd) {
 	if cmd.Process == nil {
 		return
 	}
-	for deadline := time.Now().Add(groupGone); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	// Best effort: a group still alive after groupGone is left to the
+	// system, as nothing here can do more than SIGKILL.
+	_ = poll.Until(context.Background(), groupGone, 20*time.Millisecond, func(context.Context) error {
 		if syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) != nil {
-			return
+			return nil // ESRCH: no member left
 		}
-	}
+		return errors.New("process group still alive")
+	})
 }
 
 const groupGone = 5 * time.Second

@@ -78,8 +78,24 @@ func Start(ctx context.Context) (*Run, error) {
 	return current, startErr
 }
 
+// settings are the run's settings, read once per suite process.
+var settings struct {
+	once sync.Once
+	cfg  harness.Config
+	err  error
+}
+
+// Settings are the run's settings (harness.LoadConfig: the file
+// MESHCONFORM_SETTINGS names, else the MESHCONFORM_* variables), read once
+// per suite process: the specs that decide while the spec tree is built
+// (brought clusters, mesh mode, topology) and Start see the same value.
+func Settings() (harness.Config, error) {
+	settings.once.Do(func() { settings.cfg, settings.err = harness.LoadConfig() })
+	return settings.cfg, settings.err
+}
+
 func start(ctx context.Context) error {
-	cfg, err := harness.ConfigFromEnv()
+	cfg, err := Settings()
 	if err != nil {
 		return err
 	}
@@ -292,7 +308,7 @@ func auditBrought(ctx context.Context, r *Run) {
 // return the same mesh, so every spec shares one install. With
 // MESHCONFORM_MESH=existing it installs nothing and describes the mesh
 // found on the brought clusters.
-func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
+func (r *Run) Mesh(ctx context.Context) (*harness.Istio, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mesh != nil {
@@ -314,12 +330,12 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Mesh, error) {
 
 // Verify describes the installed mesh m to the checks of package verify
 // (no sample apps: their frontends are added by whoever deploys them).
-func (r *Run) Verify(m *harness.Mesh) *verify.Mesh {
-	return &verify.Mesh{Primary: r.Primary(), Remote: r.Away(), Clusters: r.Clusters, Istio: m, Frontends: map[string]string{}}
+func (r *Run) Verify(m *harness.Istio) *verify.Mesh {
+	return &verify.Mesh{Primary: r.Primary(), Away: r.Away(), Clusters: r.Clusters, Istio: m, RunLabels: r.H.RunLabels(), Frontends: map[string]string{}}
 }
 
 // InstalledMesh returns the mesh if Mesh ran, else nil.
-func (r *Run) InstalledMesh() *harness.Mesh {
+func (r *Run) InstalledMesh() *harness.Istio {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mesh == nil {
@@ -330,7 +346,7 @@ func (r *Run) InstalledMesh() *harness.Mesh {
 
 // UseMesh records a mesh a suite installed itself (the upgrade suite
 // installs several), so a failure's dump shows its control plane.
-func (r *Run) UseMesh(m *harness.Mesh) {
+func (r *Run) UseMesh(m *harness.Istio) {
 	r.mu.Lock()
 	r.mesh = &meshOnce{m: m}
 	r.mu.Unlock()
@@ -344,7 +360,7 @@ func (r *Run) ForgetMesh() {
 }
 
 type meshOnce struct {
-	m   *harness.Mesh
+	m   *harness.Istio
 	err error
 }
 

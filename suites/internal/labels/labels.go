@@ -15,7 +15,7 @@ const (
 	Teardown = "teardown"
 )
 
-// Install: the primary-remote install steps and their effects.
+// Install: the multicluster install steps and their effects.
 const Install = "install"
 
 // Conformance capabilities: what users run meshconform for.

@@ -45,7 +45,7 @@ func deploySampleApps(ctx context.Context) *sampleApps {
 	}
 	a.mesh.Apps = appIntent()
 	for _, cl := range r.Clusters {
-		Expect(workloads.CreateNamespace(ctx, cl.Client, verify.AppNamespace, injectionLabels(m))).To(Succeed())
+		Expect(workloads.CreateNamespace(ctx, cl.Client, r.H.RunLabels(), verify.AppNamespace, injectionLabels(m))).To(Succeed())
 	}
 	return a
 }
@@ -61,7 +61,7 @@ func appIntent() verify.AppIntent {
 	return verify.AppIntent{BackendAccount: backend, FrontendAccount: frontend}
 }
 
-func injectionLabels(m *harness.Mesh) map[string]string {
+func injectionLabels(m *harness.Istio) map[string]string {
 	if m.Revision != "" {
 		return map[string]string{"istio.io/rev": m.Revision}
 	}
@@ -134,7 +134,7 @@ func (a *sampleApps) frontendReady(ctx context.Context, cl *clusters.Cluster) {
 // injection), for plaintext calls.
 func (a *sampleApps) outsider(ctx context.Context, cl *clusters.Cluster) {
 	GinkgoHelper()
-	Expect(workloads.CreateNamespace(ctx, cl.Client, verify.OutsideNamespace, nil)).To(Succeed())
+	Expect(workloads.CreateNamespace(ctx, cl.Client, a.mesh.RunLabels, verify.OutsideNamespace, nil)).To(Succeed())
 	a.apply(ctx, cl, conformance.OutsiderFile, verify.OutsideNamespace)
 	Expect(workloads.WaitReady(ctx, cl.Client, verify.OutsideNamespace, "app=outsider", 1, 2*time.Minute)).To(Succeed())
 }
@@ -146,7 +146,7 @@ func (a *sampleApps) outsider(ctx context.Context, cl *clusters.Cluster) {
 func (a *sampleApps) applyRules(ctx context.Context, file string) {
 	GinkgoHelper()
 	if file == conformance.FailoverFile {
-		a.applyFailover(ctx, a.mesh.Primary.Region, a.mesh.Remote.Region)
+		a.applyFailover(ctx, a.mesh.Primary.Region, a.mesh.Away.Region)
 		return
 	}
 	for _, p := range a.mesh.Primaries() {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
@@ -111,7 +113,7 @@ func Conformance() {
 					counts, err := vm().TrafficRules(ctx, cl.Name, weights)
 					Expect(err).NotTo(HaveOccurred())
 					band := checks.Band(verify.SplitCalls, weights["v2"], verify.SplitAlpha)
-					AddReportEntry("split from "+cl.Name, fmt.Sprintf("%v of %d (v2 accepted in %s at α=%g)", counts, verify.SplitCalls, band, verify.SplitAlpha))
+					AddReportEntry("split from "+cl.Name, fmt.Sprintf("%s of %d (v2 accepted in %s at α=%g)", report.Counts(counts), verify.SplitCalls, band, verify.SplitAlpha))
 					r().H.Run.Figure("split_v2_share_from_"+cl.Name, float64(counts["v2"])/verify.SplitCalls)
 				}
 			}, NodeTimeout(10*time.Minute))
@@ -183,7 +185,7 @@ func failoverFrom(ctx context.Context, apps *sampleApps, from *clusters.Cluster)
 		By(fmt.Sprintf("every one of %d calls from %s answered in %s (%s)%s", verify.LocalWindow, from.Name, to.Name, to.Region, noneIn(othersThan(targets, to))))
 		counts, err := vm.ServedOnlyBy(ctx, from.Name, to.Name)
 		Expect(err).NotTo(HaveOccurred())
-		AddReportEntry("failover "+from.Region+" → "+to.Region, fmt.Sprintf("%v of %d calls", counts, verify.LocalWindow))
+		AddReportEntry("failover "+from.Region+" → "+to.Region, fmt.Sprintf("%s of %d calls", report.Counts(counts), verify.LocalWindow))
 		env.Get().H.Run.Figure(what+"_calls_by_cluster", counts)
 	}
 
@@ -227,7 +229,7 @@ func otherRegions(cls []*clusters.Cluster, cl *clusters.Cluster) []*clusters.Clu
 
 func clusterNames(cls []*clusters.Cluster) string { return strings.Join(clusters.Names(cls), ", ") }
 
-func reportTransition(what string, t checks.Transition) {
+func reportTransition(what string, t traffic.Transition) {
 	r := env.Get()
 	r.H.Run.Figure(what+"_seconds", t.Elapsed.Seconds())
 	r.H.Run.Figure(what+"_failed_requests", t.Failed)

@@ -16,6 +16,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/verify"
@@ -44,7 +45,7 @@ const (
 // brought (MESHCONFORM_MESH=existing): deleting or scaling its istiod is
 // not the run's to do.
 func controlPlaneSpecs(topo *topology.Topology, apps func() *sampleApps) {
-	if harness.BringYourOwnFromEnv() && harness.MeshModeFromEnv() == harness.MeshExisting {
+	if s := treeSettings(); s.BringYourOwn() && s.Mesh == harness.MeshExisting {
 		return
 	}
 	if topo != nil && topo.IstiodReplicas > 1 {
@@ -69,9 +70,9 @@ func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
 	Expect(err).NotTo(HaveOccurred())
 	primary := vm.Primary
 	served := verify.ProxiesOf(want, servedBy(vm, primary)...)
-	by, err := mesh.CheckSpread(rows[primary.Name], served)
+	by, err := checks.Spread(rows[primary.Name], vm.ByClusterID(served))
 	Expect(err).NotTo(HaveOccurred(), "proxies connected to the replicas of %s", primary.Name)
-	AddReportEntry("proxies by istiod replica", fmt.Sprint(by))
+	AddReportEntry("proxies by istiod replica", report.Counts(by))
 	r.H.Run.Figure("proxies_by_istiod_replica", by)
 	victim, most := "", -1
 	for pod, n := range by {
@@ -91,10 +92,10 @@ func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
 	sleepCtx(ctx, resilienceDwell)
 	phase := judgeLoad(load, streams, "ha-replica-loss", clusters.Names(vm.Clusters))
 	r.H.Run.Figure("seconds_to_resynced_after_replica_loss", took.Seconds())
-	AddReportEntry("replica loss", fmt.Sprintf("proxies of %s SYNCED with the other replicas %.1fs after its deletion; %d of %d requests failed meanwhile; served by %v", victim, took.Seconds(), phase.Failed, phase.Requests, phase.Served))
+	AddReportEntry("replica loss", fmt.Sprintf("proxies of %s SYNCED with the other replicas %.1fs after its deletion; %d of %d requests failed meanwhile; served by %s", victim, took.Seconds(), phase.Failed, phase.Requests, report.Counts(phase.Served)))
 	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED without replica %s", victim)
 	Expect(verify.ReplicaLossBudget.Within("resync after losing istiod replica "+victim,
-		checks.Transition{Reached: true, Elapsed: took, Asked: phase.Requests, Failed: phase.Failed})).To(Succeed())
+		traffic.Transition{Reached: true, Elapsed: took, Asked: phase.Requests, Failed: phase.Failed})).To(Succeed())
 
 	By("the deployment brings the replica back, so later specs run on the HA control plane")
 	Expect(workloads.WaitReady(ctx, primary.Client, mesh.Namespace, mesh.IstiodSelector(vm.Istio.Revision), r.H.Topology.IstiodReplicas, 3*time.Minute)).To(Succeed())
@@ -145,7 +146,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	writeTimeline(rec, "primary-loss")
 	r.H.Run.Figure("seconds_to_resynced_after_primary_return", took.Seconds())
 	for _, p := range phases {
-		AddReportEntry("phase "+p.Name, fmt.Sprintf("%d of %d requests failed; served by %v", p.Failed, p.Requests, p.Served))
+		AddReportEntry("phase "+p.Name, fmt.Sprintf("%d of %d requests failed; served by %s", p.Failed, p.Requests, report.Counts(p.Served)))
 		Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
 		if p.Name != phases[0].Name {
 			// Every caller's traffic keeps crossing: calls that stayed
@@ -155,7 +156,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	}
 	Expect(rerr).NotTo(HaveOccurred(), "proxies of %s SYNCED with their istiod back", lost.Name)
 	Expect(verify.PrimaryReturnBudget.Within("proxies of "+lost.Name+" back on their istiod",
-		checks.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
+		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
 }
 
 // servedBy are the clusters whose proxies primary's istiod serves.

@@ -2,6 +2,7 @@ package specs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
@@ -25,7 +28,7 @@ type faultEnv struct {
 	// vm is the apps' mesh with a short settle: a fault shows in seconds,
 	// and the detection loop polls anyway.
 	vm *verify.Mesh
-	m  *harness.Mesh
+	m  *harness.Istio
 	// savedCacerts is the healthy cacerts a fault replaced, for its repair.
 	savedCacerts *corev1.Secret
 }
@@ -66,7 +69,7 @@ func Faults() {
 	var outcomes []faultOutcome
 	// The faults of the run's topology, decided while the tree is built.
 	seeded := faults
-	if topo, err := harness.TopologyFromEnv(); err == nil && topo.Kind() == "multi-primary" && len(topo.Clusters) == 2 {
+	if topo, err := runTopology(); err == nil && topo.Kind() == "multi-primary" && len(topo.Clusters) == 2 {
 		seeded = multiPrimaryFaults
 	} else if refusesTopology("seeded-fault") {
 		return
@@ -161,7 +164,7 @@ func Faults() {
 // result must pass, with want Fail at least one must fail (a check gives
 // one result per cluster, and a fault breaks one cluster).
 func doctorSays(ctx context.Context, e *faultEnv, id string, want doctor.Status) error {
-	rep := doctor.ForClusters(ctx, e.vm.Clusters, e.m.Revision)
+	rep := doctor.Examine(ctx, mesh.Model{Clusters: e.vm.Clusters, Revision: e.m.Revision})
 	res := rep.Find(id)
 	if len(res) == 0 {
 		return fmt.Errorf("doctor ran no check %s", id)
@@ -189,29 +192,34 @@ func doctorSays(ctx context.Context, e *faultEnv, id string, want doctor.Status)
 // too, so neither a transient state nor a statistical check's chance
 // failure (α) passes for a caught fault.
 func detect(ctx context.Context, check func() error, cause *regexp.Regexp) (text string, caught bool) {
-	deadline := time.Now().Add(faultDetect)
 	last := "the check kept passing"
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if err := check(); err != nil {
-			if cause.MatchString(err.Error()) {
-				// Still broken a moment later: not a blip of istiod
-				// reconfiguring, not a statistical check's chance failure.
-				if !pause(ctx, faultConfirm) {
-					break
-				}
-				if again := check(); again != nil && cause.MatchString(again.Error()) {
-					return again.Error(), true
-				}
-				last = "failed naming the cause once, but not again: " + err.Error()
-				continue
-			}
+	// check and the confirmation run on ctx, not on the wait's: a
+	// confirmation begun before faultDetect ends is seen through.
+	err := poll.Until(ctx, faultDetect, 2*time.Second, func(context.Context) error {
+		err := check()
+		if err == nil {
+			return errors.New("the check passed")
+		}
+		if !cause.MatchString(err.Error()) {
 			last = "failed without naming the cause /" + cause.String() + "/: " + err.Error()
+			return errors.New(last)
 		}
-		if !pause(ctx, 2*time.Second) {
-			break
+		// Still broken a moment later: not a blip of istiod
+		// reconfiguring, not a statistical check's chance failure.
+		if !pause(ctx, faultConfirm) {
+			return ctx.Err()
 		}
+		if again := check(); again != nil && cause.MatchString(again.Error()) {
+			text = again.Error()
+			return nil
+		}
+		last = "failed naming the cause once, but not again: " + err.Error()
+		return errors.New(last)
+	})
+	if err != nil {
+		return last, false
 	}
-	return last, false
+	return text, true
 }
 
 // pause waits d, or less if ctx ends first; it reports whether the full

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/mesh/cacerts"
@@ -76,10 +76,12 @@ var faults = []seededFault{
 		// istiod drops the cluster, or (istio/istio#58047) hangs stopping
 		// it and lists it "closed".
 		cause: re(`(does not list cluster \S+ in debug/clusterz|want synced)[\s\S]*no remote secret`),
+		// The install attached the secret, by istioctl's create-remote-secret:
+		// not ours to delete but by a fault seeder.
 		seed: func(ctx context.Context, e *faultEnv) error {
 			s := &corev1.Secret{}
-			s.Name, s.Namespace = "istio-remote-secret-"+e.vm.Remote.Name, mesh.Namespace
-			return e.vm.Primary.Client.Resources().Delete(ctx, s)
+			s.Name, s.Namespace = checks.RemoteSecretName(e.vm.Away.ClusterID), mesh.Namespace
+			return workloads.DeleteForeign(ctx, e.vm.Primary.Client, s)
 		},
 		repair: reattachRemote,
 	},
@@ -127,10 +129,10 @@ var faults = []seededFault{
 		// An address of the run's own Docker network that nothing holds:
 		// the last of the primary's MetalLB pool.
 		seed: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Remote, e.vm.Primary.LoadBalancerPool.Last)
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last)
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Remote, e.m.Discovery)
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.m.Discovery)
 		},
 	},
 	{
@@ -221,7 +223,7 @@ var faults = []seededFault{
 		rules:  []string{conformance.FailoverFile},
 		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocalEverywhere(ctx) },
 		cause: func(e *faultEnv) *regexp.Regexp {
-			p, r := e.vm.Primary, e.vm.Remote
+			p, r := e.vm.Primary, e.vm.Away
 			return regexp.MustCompile(`got \d+ from ` + regexp.QuoteMeta(r.Name) + `[\s\S]*` +
 				regexp.QuoteMeta(fmt.Sprintf("labelled %s/%s but %s is %s/%s", p.Region, p.Zone, r.Name, r.Region, r.Zone)))
 		},
@@ -231,7 +233,7 @@ var faults = []seededFault{
 			return relabelRemoteNodes(ctx, e, e.vm.Primary.Region, e.vm.Primary.Zone)
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
-			return relabelRemoteNodes(ctx, e, e.vm.Remote.Region, e.vm.Remote.Zone)
+			return relabelRemoteNodes(ctx, e, e.vm.Away.Region, e.vm.Away.Zone)
 		},
 	},
 	oneCallerLocality,
@@ -242,7 +244,7 @@ var faults = []seededFault{
 }
 
 // multiPrimaryFaults are seeded in a multi-primary mesh (vm.Primary is the
-// first primary, vm.Remote the second).
+// first primary, vm.Away the second).
 var multiPrimaryFaults = []seededFault{
 	{
 		topology: "multi-primary",
@@ -260,14 +262,14 @@ var multiPrimaryFaults = []seededFault{
 		cause: re(`answered none of \d+ calls[\s\S]*2 different roots`),
 		seed: func(ctx context.Context, e *faultEnv) error {
 			var err error
-			if e.savedCacerts, err = readCacerts(ctx, e.vm.Remote); err != nil {
+			if e.savedCacerts, err = readCacerts(ctx, e.vm.Away); err != nil {
 				return err
 			}
 			root, err := cacerts.NewRoot()
 			if err != nil {
 				return err
 			}
-			bundle, err := root.Intermediate(e.vm.Remote.Name)
+			bundle, err := root.Intermediate(e.vm.Away.Name)
 			if err != nil {
 				return err
 			}
@@ -275,7 +277,7 @@ var multiPrimaryFaults = []seededFault{
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
 			if e.savedCacerts == nil {
-				return fmt.Errorf("no saved cacerts of %s to restore", e.vm.Remote.Name)
+				return fmt.Errorf("no saved cacerts of %s to restore", e.vm.Away.Name)
 			}
 			return reissueCerts(ctx, e, e.savedCacerts)
 		},
@@ -287,15 +289,15 @@ var multiPrimaryFaults = []seededFault{
 		doctor: "remote-secret",
 		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteSynced(ctx) },
 		cause: func(e *faultEnv) *regexp.Regexp {
-			return regexp.MustCompile(`istiod \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` (does not list cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) + ` in debug/clusterz|lists cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) + ` as "\w+", want synced)[\s\S]*no remote secret`)
+			return regexp.MustCompile(`istiod \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` (does not list cluster ` + regexp.QuoteMeta(e.vm.Away.Name) + ` in debug/clusterz|lists cluster ` + regexp.QuoteMeta(e.vm.Away.Name) + ` as "\w+", want synced)[\s\S]*no remote secret`)
 		},
 		// istiod 1.29.2 does not always drop a cluster whose secret goes
 		// (istio/istio#58047): restarted, it starts without it, as a
 		// primary installed without the secret would.
 		seed: func(ctx context.Context, e *faultEnv) error {
 			s := &corev1.Secret{}
-			s.Name, s.Namespace = "istio-remote-secret-"+e.vm.Remote.Name, mesh.Namespace
-			if err := e.vm.Primary.Client.Resources().Delete(ctx, s); err != nil {
+			s.Name, s.Namespace = checks.RemoteSecretName(e.vm.Away.ClusterID), mesh.Namespace
+			if err := workloads.DeleteForeign(ctx, e.vm.Primary.Client, s); err != nil {
 				return err
 			}
 			return restartIstiod(ctx, e)
@@ -319,7 +321,7 @@ func readCacerts(ctx context.Context, cl *clusters.Cluster) (*corev1.Secret, err
 // (which reads them at start), then its sample apps, whose workload
 // certificates then come from the new CA.
 func reissueCerts(ctx context.Context, e *faultEnv, secret *corev1.Secret) error {
-	cl := e.vm.Remote
+	cl := e.vm.Away
 	if err := workloads.Replace(ctx, cl.Client, secret.DeepCopy()); err != nil {
 		return fmt.Errorf("replace %s of %s: %w", cacerts.SecretName, cl.Name, err)
 	}
@@ -345,7 +347,7 @@ func reissueCerts(ctx context.Context, e *faultEnv, secret *corev1.Secret) error
 // events are never processed — seen here, and reported as
 // istio/istio#58047), so a corrected secret alone is never picked up.
 func reattachRemote(ctx context.Context, e *faultEnv) error {
-	if err := e.m.Installer.AttachRemote(ctx, e.vm.Primary, e.vm.Remote); err != nil {
+	if err := e.m.Installer.AttachRemote(ctx, e.vm.Primary, e.vm.Away); err != nil {
 		return err
 	}
 	return restartIstiod(ctx, e)
@@ -370,7 +372,7 @@ func trafficRulesFromPrimary(ctx context.Context, e *faultEnv) error {
 func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate func(*unstructured.Unstructured) error) error {
 	obj, err := conformance.Object(file, kind)
 	if file == conformance.FailoverFile {
-		obj, err = conformance.FailoverRule(e.vm.Primary.Region, e.vm.Remote.Region)
+		obj, err = conformance.FailoverRule(e.vm.Primary.Region, e.vm.Away.Region)
 	}
 	if err != nil {
 		return err
@@ -389,7 +391,7 @@ func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate 
 // function.
 func pointRemoteSecretAt(ctx context.Context, e *faultEnv, server string) error {
 	var s corev1.Secret
-	name := "istio-remote-secret-" + e.vm.Remote.Name
+	name := checks.RemoteSecretName(e.vm.Away.ClusterID)
 	if err := e.vm.Primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &s); err != nil {
 		return err
 	}
@@ -411,20 +413,15 @@ func pointRemoteSecretAt(ctx context.Context, e *faultEnv, server string) error 
 // annotateRemoteIstioSystem sets (or, with "", removes) the remote
 // istio-system's controlPlaneClusters annotation.
 func annotateRemoteIstioSystem(ctx context.Context, e *faultEnv, value string) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var ns corev1.Namespace
-		if err := e.vm.Remote.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
-			return err
-		}
+	return workloads.UpdateForeign(ctx, e.vm.Away.Client, mesh.Namespace, "", func(ns *corev1.Namespace) {
 		if value == "" {
 			delete(ns.Annotations, mesh.ControlPlaneClustersAnnotation)
-		} else {
-			if ns.Annotations == nil {
-				ns.Annotations = map[string]string{}
-			}
-			ns.Annotations[mesh.ControlPlaneClustersAnnotation] = value
+			return
 		}
-		return e.vm.Remote.Client.Resources().Update(ctx, &ns)
+		if ns.Annotations == nil {
+			ns.Annotations = map[string]string{}
+		}
+		ns.Annotations[mesh.ControlPlaneClustersAnnotation] = value
 	})
 }
 
@@ -446,18 +443,14 @@ func setIstiodEnv(ctx context.Context, e *faultEnv, name, value string) error {
 // backends, whose endpoints then carry it.
 func relabelRemoteNodes(ctx context.Context, e *faultEnv, region, zone string) error {
 	var nodes corev1.NodeList
-	if err := e.vm.Remote.Client.Resources().List(ctx, &nodes); err != nil {
+	if err := e.vm.Away.Client.Resources().List(ctx, &nodes); err != nil {
 		return err
 	}
 	for _, node := range nodes.Items {
-		// The kubelet updates its node all the time: retry on conflicts.
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			var n corev1.Node
-			if err := e.vm.Remote.Client.Resources().Get(ctx, node.Name, "", &n); err != nil {
-				return err
-			}
+		// The kubelet updates its node all the time: UpdateForeign retries
+		// on conflicts.
+		err := workloads.UpdateForeign(ctx, e.vm.Away.Client, node.Name, "", func(n *corev1.Node) {
 			n.Labels[topology.RegionLabel], n.Labels[topology.ZoneLabel] = region, zone
-			return e.vm.Remote.Client.Resources().Update(ctx, &n)
 		})
 		if err != nil {
 			return fmt.Errorf("label node %s: %w", node.Name, err)
@@ -468,7 +461,7 @@ func relabelRemoteNodes(ctx context.Context, e *faultEnv, region, zone string) e
 		return err
 	}
 	for name := range ds {
-		if err := workloads.RestartDeployment(ctx, e.vm.Remote.Client, verify.AppNamespace, name, rolloutWait); err != nil {
+		if err := workloads.RestartDeployment(ctx, e.vm.Away.Client, verify.AppNamespace, name, rolloutWait); err != nil {
 			return err
 		}
 	}

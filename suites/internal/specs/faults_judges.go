@@ -2,6 +2,7 @@ package specs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -9,10 +10,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 
+	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/e2e/workloads"
 	"github.com/meshconform/meshconform/fixtures/conformance"
@@ -33,7 +35,7 @@ var oneCallerLocality = seededFault{
 	rules: []string{conformance.FailoverFile},
 	check: func(ctx context.Context, e *faultEnv) error { return e.vm.StaysLocalEverywhere(ctx) },
 	cause: func(e *faultEnv) *regexp.Regexp {
-		p, r := e.vm.Primary, e.vm.Remote
+		p, r := e.vm.Primary, e.vm.Away
 		return regexp.MustCompile(`calls from ` + regexp.QuoteMeta(r.Name) + `'s frontend: want every answer from \[` + regexp.QuoteMeta(r.Name) + `\], got \d+ from ` + regexp.QuoteMeta(p.Name) +
 			`[\s\S]*of ` + regexp.QuoteMeta(r.Name) + ` carries istio-locality=` + regexp.QuoteMeta(p.Region+"."+p.Zone))
 	},
@@ -46,7 +48,7 @@ var oneCallerLocality = seededFault{
 // labelRemoteFrontends sets (or, with "", removes) the istio-locality
 // label of the remote's frontend pods; the rollout waits for the new pods.
 func labelRemoteFrontends(ctx context.Context, e *faultEnv, locality string) error {
-	return workloads.UpdateDeployment(ctx, e.vm.Remote.Client, verify.AppNamespace, "frontend", rolloutWait, func(d *appsv1.Deployment) {
+	return workloads.UpdateDeployment(ctx, e.vm.Away.Client, verify.AppNamespace, "frontend", rolloutWait, func(d *appsv1.Deployment) {
 		if locality == "" {
 			delete(d.Spec.Template.Labels, "istio-locality")
 			return
@@ -69,30 +71,43 @@ var silentBackend = seededFault{
 		if err != nil {
 			return err
 		}
-		if err := e.vm.Remote.Client.Resources().Create(ctx, pod); err != nil {
-			return fmt.Errorf("create pod %s in %s: %w", pod.Name, e.vm.Remote.Name, err)
+		if err := workloads.ApplyObject(ctx, e.vm.Away.Client, pod); err != nil {
+			return fmt.Errorf("create pod %s in %s: %w", silentPod, e.vm.Away.Name, err)
 		}
-		return workloads.WaitReady(ctx, e.vm.Remote.Client, verify.AppNamespace, "app=backend,silent=true", 1, rolloutWait)
+		return workloads.WaitReady(ctx, e.vm.Away.Client, verify.AppNamespace, "app=backend,silent=true", 1, rolloutWait)
 	},
 	repair: func(ctx context.Context, e *faultEnv) error {
-		c := e.vm.Remote.Client
-		pod := &corev1.Pod{}
-		pod.Name, pod.Namespace = silentPod, verify.AppNamespace
-		if err := c.Resources().Delete(ctx, pod, resources.WithGracePeriod(0)); err != nil && !apierrors.IsNotFound(err) {
+		c := e.vm.Away.Client
+		pod := &unstructured.Unstructured{}
+		pod.SetAPIVersion("v1")
+		pod.SetKind("Pod")
+		pod.SetName(silentPod)
+		pod.SetNamespace(verify.AppNamespace)
+		if err := workloads.DeleteObject(ctx, c, pod, resources.WithGracePeriod(0)); err != nil {
 			return err
 		}
-		return wait.For(func(ctx context.Context) (bool, error) {
+		if err := poll.Until(ctx, time.Minute, time.Second, func(ctx context.Context) error {
 			err := c.Resources().Get(ctx, silentPod, verify.AppNamespace, &corev1.Pod{})
-			return apierrors.IsNotFound(err), nil
-		}, wait.WithContext(ctx), wait.WithTimeout(time.Minute), wait.WithInterval(time.Second))
+			switch {
+			case apierrors.IsNotFound(err):
+				return nil
+			case err != nil:
+				return err
+			}
+			return errors.New("still there")
+		}); err != nil {
+			return fmt.Errorf("wait for pod %s/%s in %s to be gone: %w", verify.AppNamespace, silentPod, e.vm.Away.Name, err)
+		}
+		return nil
 	},
 }
 
 const silentPod = "backend-silent"
 
 // silentBackendPod is backend.yaml's first Deployment's pod, as the
-// fixture declares it (labels, injection, account), with the app asleep.
-func silentBackendPod(e *faultEnv) (*corev1.Pod, error) {
+// fixture declares it (labels, injection, account), with the app asleep,
+// as ApplyObject takes it.
+func silentBackendPod(e *faultEnv) (*unstructured.Unstructured, error) {
 	obj, err := conformance.Object(conformance.BackendFile, "Deployment")
 	if err != nil {
 		return nil, err
@@ -107,12 +122,12 @@ func silentBackendPod(e *faultEnv) (*corev1.Pod, error) {
 	for i := range pod.Spec.Containers {
 		pod.Spec.Containers[i].Args = []string{"sleep"}
 	}
-	cl := e.vm.Remote
+	cl := e.vm.Away
 	workloads.SetEnv(pod, map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone})
 	if err := workloads.SetImages(pod, workloads.Images{"meshconform/meshapp": e.apps.image}); err != nil {
 		return nil, err
 	}
-	return pod, nil
+	return workloads.AsUnstructured(pod)
 }
 
 // backendsAsFrontend runs cluster2's backends under the frontend's service
@@ -141,13 +156,13 @@ func setBackendAccount(ctx context.Context, e *faultEnv, account string) error {
 		return err
 	}
 	for name := range ds {
-		if err := workloads.UpdateDeployment(ctx, e.vm.Remote.Client, verify.AppNamespace, name, rolloutWait, func(d *appsv1.Deployment) {
+		if err := workloads.UpdateDeployment(ctx, e.vm.Away.Client, verify.AppNamespace, name, rolloutWait, func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.ServiceAccountName = account
 		}); err != nil {
 			return err
 		}
 	}
-	return workloads.WaitNoneTerminating(ctx, e.vm.Remote.Client, verify.AppNamespace, rolloutWait)
+	return workloads.WaitNoneTerminating(ctx, e.vm.Away.Client, verify.AppNamespace, rolloutWait)
 }
 
 // foreignRules puts, in place of the suite's VirtualService, one of the
@@ -169,19 +184,21 @@ var foreignRules = seededFault{
 			return err
 		}
 		u, c := appObject(obj), e.vm.Primary.Client
-		if err := c.Resources().Delete(ctx, u.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
+		// Ours, applied with the rules: deleted as ours.
+		if err := workloads.DeleteObject(ctx, c, u); err != nil {
 			return err
 		}
 		// A plain create, as kubectl create does: another field manager,
 		// by Update, not ours.
-		return c.Resources().Create(ctx, u)
+		return workloads.CreateForeign(ctx, c, u)
 	},
 	repair: func(ctx context.Context, e *faultEnv) error {
 		obj, err := conformance.Object(conformance.TrafficRulesFile, "VirtualService")
 		if err != nil {
 			return err
 		}
-		if err := e.vm.Primary.Client.Resources().Delete(ctx, appObject(obj)); err != nil && !apierrors.IsNotFound(err) {
+		// Whoever's it is now: the foreign one the seed made, or ours.
+		if err := workloads.DeleteForeign(ctx, e.vm.Primary.Client, appObject(obj)); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 		return workloads.ApplyFS(ctx, e.vm.Primary.Client, conformance.Manifests, conformance.TrafficRulesFile, verify.AppNamespace, workloads.Overrides{})

@@ -6,7 +6,6 @@ import (
 	"regexp"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshconform/meshconform/e2e/mesh"
@@ -31,7 +30,7 @@ var remoteSecretOverPrivileged = seededFault{
 	doctor: "remote-secret-rbac",
 	check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RemoteCredentialsLeastPrivilege(ctx) },
 	cause: func(e *faultEnv) *regexp.Regexp {
-		return regexp.MustCompile(`remote secret \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` \(cluster ` + regexp.QuoteMeta(e.vm.Remote.Name) +
+		return regexp.MustCompile(`remote secret \S+ on ` + regexp.QuoteMeta(e.vm.Primary.Name) + ` \(cluster ` + regexp.QuoteMeta(e.vm.Away.Name) +
 			`\): \S+ may also: cluster-admin \(every verb on every resource\), write secrets[\s\S]*ClusterRoleBinding ` +
 			regexp.QuoteMeta(overPrivilegedBinding) + ` grants ClusterRole cluster-admin`)
 	},
@@ -40,20 +39,27 @@ var remoteSecretOverPrivileged = seededFault{
 		if err != nil {
 			return err
 		}
-		crb := &rbacv1.ClusterRoleBinding{
+		crb, err := workloads.AsUnstructured(&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: overPrivilegedBinding},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 			Subjects:   []rbacv1.Subject{sa},
+		})
+		if err != nil {
+			return err
 		}
-		if err := workloads.Replace(ctx, e.vm.Remote.Client, crb); err != nil {
-			return fmt.Errorf("bind %s/%s to cluster-admin in %s: %w", sa.Namespace, sa.Name, e.vm.Remote.Name, err)
+		if err := workloads.ApplyObject(ctx, e.vm.Away.Client, crb); err != nil {
+			return fmt.Errorf("bind %s/%s to cluster-admin in %s: %w", sa.Namespace, sa.Name, e.vm.Away.Name, err)
 		}
 		return nil
 	},
 	repair: func(ctx context.Context, e *faultEnv) error {
-		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: overPrivilegedBinding}}
-		if err := e.vm.Remote.Client.Resources().Delete(ctx, crb); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete ClusterRoleBinding %s in %s: %w", overPrivilegedBinding, e.vm.Remote.Name, err)
+		crb, err := workloads.AsUnstructured(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: overPrivilegedBinding}})
+		if err != nil {
+			return err
+		}
+		// The seed applied it: ours, deleted as ours (gone already is fine).
+		if err := workloads.DeleteObject(ctx, e.vm.Away.Client, crb); err != nil {
+			return fmt.Errorf("delete ClusterRoleBinding %s in %s: %w", overPrivilegedBinding, e.vm.Away.Name, err)
 		}
 		return nil
 	},
@@ -68,7 +74,7 @@ func remoteSecretAccount(ctx context.Context, e *faultEnv) (rbacv1.Subject, erro
 		return rbacv1.Subject{}, err
 	}
 	for _, s := range secrets {
-		if s.Cluster != e.vm.Remote.Name {
+		if s.Cluster != e.vm.Away.Name {
 			continue
 		}
 		if s.Err != nil {
@@ -80,5 +86,5 @@ func remoteSecretAccount(ctx context.Context, e *faultEnv) (rbacv1.Subject, erro
 		}
 		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}, nil
 	}
-	return rbacv1.Subject{}, fmt.Errorf("no remote secret for %s on %s", e.vm.Remote.Name, e.vm.Primary.Name)
+	return rbacv1.Subject{}, fmt.Errorf("no remote secret for %s on %s", e.vm.Away.Name, e.vm.Primary.Name)
 }

@@ -10,10 +10,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
@@ -33,13 +32,13 @@ import (
 // env.Setup.
 func Install() {
 	env.WillInstallMesh(Label(labels.Install))
-	var m *harness.Mesh
+	var m *harness.Istio
 	r := func() *env.Run { return env.Get() }
 	vm := func() *verify.Mesh { return r().Verify(m) }
 	// onRemote is the checks' view with remote as the cluster they look at.
 	onRemote := func(remote *clusters.Cluster) *verify.Mesh {
 		v := vm()
-		v.Remote = remote
+		v.Away = remote
 		return v
 	}
 	// Specs of remote clusters are declared only where the topology has
@@ -100,7 +99,7 @@ func Install() {
 
 		It("passes every doctor check (the same as `meshconform doctor`), and records the environment it judged", func(ctx SpecContext) {
 			Expect(r().H.WriteEnvironment(ctx, r().Clusters, m)).To(Succeed())
-			rep := doctor.ForClusters(ctx, r().Clusters, m.Revision)
+			rep := doctor.Examine(ctx, mesh.Model{Clusters: r().Clusters, Revision: m.Revision})
 			var table strings.Builder
 			Expect(rep.WriteTable(&table)).To(Succeed())
 			AddReportEntry("doctor", table.String())
@@ -129,26 +128,18 @@ func Install() {
 }
 
 // expectRemoteWebhooks checks the remote's injection webhooks of the
-// revision carry istiod's caBundle and the remote's own injection path.
+// revision carry istiod's caBundle and the remote's own injection path
+// (checks.InjectionWebhooks, the doctor's judge too), polled while the
+// remote install settles.
 func expectRemoteWebhooks(ctx SpecContext, remote *clusters.Cluster, revision string) {
 	GinkgoHelper()
-	rev := revision
-	if rev == "" {
-		rev = "default"
-	}
-	Eventually(func(g Gomega) {
-		var list admissionv1.MutatingWebhookConfigurationList
-		g.Expect(remote.Client.Resources().List(ctx, &list, resources.WithLabelSelector("istio.io/rev="+rev))).To(Succeed())
-		g.Expect(list.Items).NotTo(BeEmpty(), "no injection webhook for revision %s in %s", rev, remote.Name)
-		for _, mwc := range list.Items {
-			for _, wh := range mwc.Webhooks {
-				g.Expect(wh.ClientConfig.CABundle).NotTo(BeEmpty(), "webhook %s/%s has no caBundle", mwc.Name, wh.Name)
-				if wh.ClientConfig.Service != nil {
-					g.Expect(*wh.ClientConfig.Service.Path).To(Equal("/inject/cluster/"+remote.Name+"/net/"+remote.MeshNetwork),
-						"webhook %s/%s injection path", mwc.Name, wh.Name)
-				}
-			}
+	Eventually(func() error {
+		mwcs, err := mesh.InjectionWebhooks(ctx, remote.Client, revision)
+		if err != nil {
+			return err
 		}
+		_, err = checks.InjectionWebhooks(remote.Name, checks.InjectionPath(remote.ClusterID, remote.MeshNetwork), mwcs)
+		return err
 	}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 }
 
@@ -157,7 +148,7 @@ func expectRemoteWebhooks(ctx SpecContext, remote *clusters.Cluster, revision st
 // (the caller then declares nothing else). Decided while the tree is built,
 // so nothing of such a suite can run, not even its BeforeAll.
 func refusesBrought(why string) bool {
-	if !harness.BringYourOwnFromEnv() {
+	if !treeSettings().BringYourOwn() {
 		return false
 	}
 	It("refuses clusters brought by MESHCONFORM_KUBECONFIG", func() {
@@ -166,20 +157,44 @@ func refusesBrought(why string) bool {
 	return true
 }
 
+// treeSettings are the run's settings (env.Settings) for what is decided
+// while the spec tree is built. When they cannot be read, the defaults'
+// answers stand (clusters meshconform creates, a mesh the run installs)
+// and the run's BeforeAll fails with the reason.
+func treeSettings() harness.Config {
+	cfg, err := env.Settings()
+	if err != nil {
+		return harness.Config{Mesh: harness.MeshInstall}
+	}
+	return cfg
+}
+
 var (
 	loadTopology sync.Once
 	specTopo     *topology.Topology
 	specTopoErr  error
 )
 
+// runTopology is the run's topology (of env.Settings), read once per suite
+// process: every suite's declarations ask.
+func runTopology() (*topology.Topology, error) {
+	loadTopology.Do(func() {
+		cfg, err := env.Settings()
+		if err != nil {
+			specTopoErr = err
+			return
+		}
+		specTopo, specTopoErr = cfg.LoadTopology()
+	})
+	return specTopo, specTopoErr
+}
+
 // specTopology is the run's topology for specs declared by it. When it
 // cannot be read, one failing spec says why and nil is returned: the
 // caller then declares none of its topology's specs, and no shape is
 // guessed.
 func specTopology() *topology.Topology {
-	// Read once per suite process: every suite's declarations ask.
-	loadTopology.Do(func() { specTopo, specTopoErr = harness.TopologyFromEnv() })
-	topo, err := specTopo, specTopoErr
+	topo, err := runTopology()
 	if err != nil {
 		It("reads the topology (MESHCONFORM_TOPOLOGY)", func() { Fail(err.Error()) })
 		return nil
@@ -206,12 +221,12 @@ func refusesTopology(suite string) bool {
 
 // Uninstall declares the guide's cleanup and checks that nothing the
 // install created remains in any cluster: every object since the
-// snapshot taken before the install (harness.Mesh.Before), whatever its
+// snapshot taken before the install (harness.Istio.Before), whatever its
 // name, and nothing that was there before is blamed (mesh.Leftovers).
 func Uninstall() {
 	// A mesh the run did not install is not the run's to remove: the spec
 	// is not declared at all, so a certified verdict never rests on a skip.
-	if harness.MeshModeFromEnv() == harness.MeshExisting {
+	if treeSettings().Mesh == harness.MeshExisting {
 		return
 	}
 	It("uninstalls Istio as the guide's cleanup does, leaving nothing the install created", Label(labels.Install), func(ctx SpecContext) {

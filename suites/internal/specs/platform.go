@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,6 +14,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/platform"
 	"github.com/meshconform/meshconform/suites/internal/env"
 	"github.com/meshconform/meshconform/suites/internal/labels"
 )
@@ -74,8 +74,8 @@ func Platform() {
 			probe, err := run().H.App(ctx, "probe")
 			Expect(err).NotTo(HaveOccurred())
 			for _, cl := range all {
-				Expect(workloads.CreateNamespace(ctx, cl.Client, ns, nil)).To(Succeed())
-				Expect(workloads.Apply(ctx, cl.Client, filepath.Join(run().H.Config.RepoRoot, "fixtures", "platform"), "*.yaml", ns,
+				Expect(workloads.CreateNamespace(ctx, cl.Client, run().H.RunLabels(), ns, nil)).To(Succeed())
+				Expect(workloads.ApplyFS(ctx, cl.Client, platform.Manifests, platform.HTTPFile, ns,
 					workloads.Overrides{Images: workloads.Images{"meshconform/probe": probe}})).To(Succeed())
 			}
 			for _, cl := range all {

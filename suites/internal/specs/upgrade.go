@@ -20,6 +20,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/upgrade"
 	"github.com/meshconform/meshconform/e2e/verify"
@@ -97,7 +98,7 @@ func canaryUpgrade() {
 					Expect(mesh.RevisionRemains(ctx, cl.Client, u.from.Revision)).NotTo(BeEmpty(), "revision %s found in %s before removal", u.from.Revision, cl.Name)
 				}
 				Expect(u.from.Installer.RemoveRevision(ctx, u.primary, u.primary, u.remote)).To(Succeed())
-				u.live = []*harness.Mesh{u.to}
+				u.live = []*harness.Istio{u.to}
 				env.Get().UseMesh(u.to)
 				for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
 					Eventually(func() ([]string, error) { return mesh.RevisionRemains(ctx, cl.Client, u.from.Revision) }).
@@ -121,7 +122,7 @@ func inPlaceUpgrade() {
 			u.phase(ctx, upgrade.ControlPlaneUp, func() {
 				Expect(u.to.Installer.UpgradeInPlace(ctx, u.primary, u.remote, u.from.Discovery)).To(Succeed())
 				u.to.Discovery = u.from.Discovery
-				u.live = []*harness.Mesh{u.to}
+				u.live = []*harness.Istio{u.to}
 				env.Get().UseMesh(u.to)
 				Expect(workloads.WaitReady(ctx, u.primary.Client, mesh.Namespace, mesh.IstiodSelector(""), 1, 5*time.Minute)).To(Succeed())
 				Eventually(func(g Gomega) {
@@ -169,9 +170,9 @@ type upgradeRun struct {
 	method          upgrade.Method
 	plan            upgrade.Plan
 	primary, remote *clusters.Cluster
-	from, to        *harness.Mesh
+	from, to        *harness.Istio
 	// live are the control planes installed now (one, or both revisions).
-	live    []*harness.Mesh
+	live    []*harness.Istio
 	apps    *sampleApps
 	streams []traffic.Stream
 	load    *traffic.Load
@@ -204,12 +205,12 @@ func (u *upgradeRun) start(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred())
 	u.to, err = r.H.PrepareIstioVersion(ctx, u.plan.To, revTo)
 	Expect(err).NotTo(HaveOccurred())
-	for _, m := range []*harness.Mesh{u.from, u.to} {
+	for _, m := range []*harness.Istio{u.from, u.to} {
 		m.Installer.ManifestsDir = filepath.Join(u.dir, "manifests")
 	}
 	r.UseMesh(u.from)
 	Expect(u.from.Install(ctx, u.primary, u.remote)).To(Succeed(), "install Istio %s", u.plan.From)
-	u.live = []*harness.Mesh{u.from}
+	u.live = []*harness.Istio{u.from}
 	inject := map[string]string{"istio-injection": "enabled"}
 	if u.method == upgrade.Canary {
 		Expect(u.from.Installer.SetTag(ctx, RevisionTag, u.primary, u.remote)).To(Succeed())
@@ -221,7 +222,7 @@ func (u *upgradeRun) start(ctx context.Context) {
 	u.apps.mesh.Apps = appIntent()
 	cls := []*clusters.Cluster{u.primary, u.remote}
 	for _, cl := range cls {
-		Expect(workloads.CreateNamespace(ctx, cl.Client, verify.AppNamespace, inject)).To(Succeed())
+		Expect(workloads.CreateNamespace(ctx, cl.Client, r.H.RunLabels(), verify.AppNamespace, inject)).To(Succeed())
 		u.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
 		u.apps.frontendApplied(ctx, cl)
 	}
@@ -313,15 +314,16 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 	if err != nil {
 		return err
 	}
-	pods := map[string]mesh.ProxyWant{}
+	pods := map[string]checks.ProxyWant{}
+	ids := u.apps.mesh.ByClusterID(where)
 	for pod, cl := range where {
-		pods[pod] = mesh.ProxyWant{Cluster: cl, Version: want[cl]}
+		pods[pod] = checks.ProxyWant{Cluster: ids[pod], Version: want[cl]}
 	}
 	if len(pods) != expectedProxies(2) {
 		return fmt.Errorf("%d app pods, want %d", len(pods), expectedProxies(2))
 	}
 	for _, m := range u.live {
-		mine := map[string]mesh.ProxyWant{}
+		mine := map[string]checks.ProxyWant{}
 		for pod, w := range pods {
 			if u.method == upgrade.InPlace || mesh.RevisionName(w.Version) == m.Revision {
 				mine[pod] = w
@@ -337,9 +339,9 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 			return err
 		}
 		if len(mine) == 0 {
-			err = mesh.CheckNoProxies(rows, verify.AppNamespace)
+			err = checks.NoProxies(rows, verify.AppNamespace)
 		} else {
-			err = mesh.CheckProxies(rows, mine, verify.AppNamespace)
+			err = checks.Proxies(rows, mine, verify.AppNamespace)
 		}
 		if err != nil {
 			return fmt.Errorf("istiod %s (revision %q): %w", m.Version, m.Revision, err)
@@ -465,9 +467,9 @@ func (u *upgradeRun) cleanUp(ctx context.Context) {
 }
 
 func describePhase(p traffic.Phase) string {
-	return fmt.Sprintf("%.0fs–%.0fs (steady from %.0fs): %d requests, %d failed %v, longest gap %s (%s), p50 %s, p99 %s (steady %s), served by %v, misplaced %v, frontends' proxies %v, backends' proxies %v",
-		p.Start.Seconds(), p.End.Seconds(), p.SteadyFrom.Seconds(), p.Requests, p.Failed, p.Errors, p.LongestGap.Round(time.Millisecond), p.GapStream,
-		p.P50.Round(100*time.Microsecond), p.P99.Round(100*time.Microsecond), p.SteadyP99.Round(100*time.Microsecond), p.Served, p.Misplaced, p.CallerVersions, p.ServerVersions)
+	return fmt.Sprintf("%.0fs–%.0fs (steady from %.0fs): %d requests, %d failed (%s), longest gap %s (%s), p50 %s, p99 %s (steady %s), served by %s, misplaced %s, frontends' proxies %s, backends' proxies %s",
+		p.Start.Seconds(), p.End.Seconds(), p.SteadyFrom.Seconds(), p.Requests, p.Failed, report.Counts(p.Errors), p.LongestGap.Round(time.Millisecond), p.GapStream,
+		p.P50.Round(100*time.Microsecond), p.P99.Round(100*time.Microsecond), p.SteadyP99.Round(100*time.Microsecond), report.Counts(p.Served), report.Counts(p.Misplaced), report.Counts(p.CallerVersions), report.Counts(p.ServerVersions))
 }
 
 // figure names a figure of phases.json: upgrade/<method>/<phase>/<what>.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/dump"
 	"github.com/meshconform/meshconform/e2e/images"
@@ -15,8 +16,10 @@ import (
 	"github.com/meshconform/meshconform/e2e/snapshot"
 )
 
-// Mesh is an installed primary-remote mesh.
-type Mesh struct {
+// Istio is one Istio release prepared for the clusters (its images, istioctl
+// and installer) and, once installed, the control plane it runs: version,
+// revision, the address remotes reach istiod at.
+type Istio struct {
 	Installer *mesh.Installer
 	Istioctl  mesh.Istioctl
 	Version   string
@@ -41,7 +44,7 @@ type Mesh struct {
 // PrepareIstio builds (local source) the Istio images and istioctl of the
 // run's version, and returns an installer set up for the topology; nothing
 // is installed yet.
-func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
+func (h *Harness) PrepareIstio(ctx context.Context) (*Istio, error) {
 	h.Run.Figure("istio_version", h.Config.IstioVersion)
 	return h.PrepareIstioVersion(ctx, h.Config.IstioVersion, h.Config.IstioRevision)
 }
@@ -49,13 +52,19 @@ func (h *Harness) PrepareIstio(ctx context.Context) (*Mesh, error) {
 // PrepareIstioVersion is PrepareIstio for any buildable version and
 // revision (an upgrade's two). MESHCONFORM_ISTIOCTL stands in for the
 // istioctl of the run's own version only.
-func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision string) (*Mesh, error) {
-	m := &Mesh{Version: version, Revision: revision}
-	_, _, m.EchoImage = images.IstioImages(m.Version)
+func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision string) (*Istio, error) {
 	istioctl := ""
 	if version == h.Config.IstioVersion {
 		istioctl = h.Config.Istioctl
 	}
+	return h.prepareIstio(ctx, version, revision, istioctl)
+}
+
+// prepareIstio is PrepareIstioVersion with the istioctl to use ("": the
+// one built for the version, local source).
+func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl string) (*Istio, error) {
+	m := &Istio{Version: version, Revision: revision}
+	_, _, m.EchoImage = images.IstioImages(m.Version)
 	if local, ok := h.Source.(*images.Local); ok {
 		rel, err := images.LookupIstioRelease(m.Version)
 		if err != nil {
@@ -89,7 +98,6 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 	primary := h.Topology.Primary()
 	m.Installer = &mesh.Installer{
 		Istioctl:     m.Istioctl,
-		FixturesDir:  filepath.Join(h.Config.RepoRoot, "fixtures", "istio"),
 		ManifestsDir: filepath.Join(h.Config.ArtifactsDir, "istio", "manifests"),
 		Values: mesh.Values{
 			Hub: "docker.io/istio", Tag: m.Version, Profile: profile,
@@ -108,7 +116,7 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 // Each cluster's inventory (a snapshot) is taken first, read-only, unless
 // this mesh has one of it already (a second Install must not take the
 // first one's objects for the cluster's own).
-func (m *Mesh) Install(ctx context.Context, cls ...*clusters.Cluster) error {
+func (m *Istio) Install(ctx context.Context, cls ...*clusters.Cluster) error {
 	var fresh []*clusters.Cluster
 	for _, c := range cls {
 		if _, ok := m.Before[c.Name]; !ok {
@@ -135,10 +143,10 @@ func (m *Mesh) Install(ctx context.Context, cls ...*clusters.Cluster) error {
 
 // DumpState writes, for a failed run, each cluster's pods, events and logs
 // and, when a mesh is installed, its control plane's view, to the artifacts.
-func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Mesh, primary *clusters.Cluster) {
+func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Istio, primary *clusters.Cluster) {
 	dir := filepath.Join(h.Config.ArtifactsDir, "dump")
 	for _, cl := range cls {
-		if err := dump.Cluster(ctx, filepath.Join(dir, cl.Name), cl.Client, h.dumpNamespaces(ctx, cl)...); err != nil {
+		if err := dump.Cluster(ctx, filepath.Join(dir, cl.Name), cl.Client, h.byo.dumpNamespaces(ctx, cl)...); err != nil {
 			fmt.Fprintf(h.out, "   dump %s (partial): %v\n", cl.Name, err)
 		}
 	}
@@ -151,26 +159,27 @@ func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Mes
 
 // ProxyStatus is `istioctl proxy-status` against the primary, with one
 // column per xDS type whatever the version.
-func (m *Mesh) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]mesh.ProxyStatus, error) {
+func (m *Istio) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]checks.ProxyStatus, error) {
 	perType := !strings.HasPrefix(m.Version, "1.26.")
 	rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision, perType)
 	return rows, err
 }
 
 // ExistingMesh describes the mesh already installed on the brought clusters
-// (MESHCONFORM_MESH=existing): its revision and version are read from the
-// primary's istiod, where the remote reaches it from its exposure Service.
-// Nothing is installed; istioctl is built (local source) for the version
-// found, or MESHCONFORM_ISTIOCTL.
-func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster) (*Mesh, error) {
+// (MESHCONFORM_MESH=existing): its revision and version (Istio.Version) are
+// read from the primary's istiod, where the remote reaches it from its
+// exposure Service. Nothing is installed, and the run's settings stay as
+// given (Config.IstioVersion is what was asked, Istio.Version what was
+// found); istioctl is built (local source) for the version found, or
+// MESHCONFORM_ISTIOCTL.
+func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster) (*Istio, error) {
 	revision, version, err := mesh.FindIstiod(ctx, primary.Client, h.Config.IstioRevision)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", primary.Name, err)
 	}
 	// The istioctl of MESHCONFORM_ISTIOCTL is for the run's version: here
 	// that is the version found.
-	h.Config.IstioVersion = version
-	m, err := h.PrepareIstioVersion(ctx, version, revision)
+	m, err := h.prepareIstio(ctx, version, revision, h.Config.Istioctl)
 	if err != nil {
 		return nil, fmt.Errorf("the installed mesh is Istio %s: %w", version, err)
 	}

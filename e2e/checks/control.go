@@ -1,0 +1,94 @@
+package checks
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+)
+
+// RemoteCluster is one entry of an istiod replica's debug/clusterz: a
+// cluster it watches, the secret it watches it through, and how far it got.
+type RemoteCluster struct {
+	ID         string `json:"id"`
+	SecretName string `json:"secretName"`
+	SyncStatus string `json:"syncStatus"`
+}
+
+// RemoteSecretName is the name of the remote secret istioctl
+// create-remote-secret --name id makes for a cluster (in the istio
+// namespace): istiod lists it, as namespace/name, beside each cluster it
+// watches.
+func RemoteSecretName(id string) string { return "istio-remote-secret-" + id }
+
+// Watched rejects an istiod replica (pod, of primary) that does not watch
+// each of the clusters want (Istio cluster IDs) through that cluster's
+// remote secret, synced: a remote secret missing or pointing where istiod
+// cannot reach, rights missing, or a replica of an HA istiod lagging the
+// others. Every cluster found wrong is named. Nothing wanted is an error:
+// a multicluster mesh always has another cluster to watch.
+func Watched(primary, pod, istioNamespace string, want []string, cs []RemoteCluster) error {
+	if len(want) == 0 {
+		return fmt.Errorf("istiod %s on %s: no other cluster to judge", pod, primary)
+	}
+	listed := map[string]RemoteCluster{}
+	for _, c := range cs {
+		listed[c.ID] = c
+	}
+	var bad []string
+	for _, id := range want {
+		c, ok := listed[id]
+		secret := istioNamespace + "/" + RemoteSecretName(id)
+		switch {
+		case !ok:
+			bad = append(bad, fmt.Sprintf("does not list cluster %s in debug/clusterz", id))
+		case c.SecretName != secret:
+			bad = append(bad, fmt.Sprintf("lists %s through %q, want the remote secret %s", id, c.SecretName, secret))
+		case c.SyncStatus != "synced":
+			bad = append(bad, fmt.Sprintf("lists cluster %s as %q, want synced", id, c.SyncStatus))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("istiod %s on %s %s (it lists %v)", pod, primary, strings.Join(bad, "; "), cs)
+	}
+	return nil
+}
+
+// InjectionPath is the injection path istiod's remote webhook calls for a
+// cluster (its Istio cluster ID) on a network: what a remote install's
+// webhooks must carry so that istiod injects the remote's own identity.
+func InjectionPath(clusterID, network string) string {
+	return "/inject/cluster/" + clusterID + "/net/" + network
+}
+
+// InjectionWebhooks rejects a remote whose injection webhooks (of the
+// revision) are missing, lack a caBundle (the API server cannot call
+// istiod) or inject through another path than wantPath (another cluster's
+// or network's identity). It returns how many webhooks it judged.
+func InjectionWebhooks(cluster, wantPath string, mwcs []admissionv1.MutatingWebhookConfiguration) (int, error) {
+	n := 0
+	for _, mwc := range mwcs {
+		for _, wh := range mwc.Webhooks {
+			n++
+			if len(wh.ClientConfig.CABundle) == 0 {
+				return n, fmt.Errorf("%s: webhook %s/%s has no caBundle: the API server cannot call istiod", cluster, mwc.Name, wh.Name)
+			}
+			path := ""
+			if wh.ClientConfig.Service != nil && wh.ClientConfig.Service.Path != nil {
+				path = *wh.ClientConfig.Service.Path
+			} else if wh.ClientConfig.URL != nil {
+				if u, err := url.Parse(*wh.ClientConfig.URL); err == nil {
+					path = u.Path
+				}
+			}
+			if path != wantPath {
+				return n, fmt.Errorf("%s: webhook %s/%s injects through %q, want %q", cluster, mwc.Name, wh.Name, path, wantPath)
+			}
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: no injection webhook: the remote install is missing", cluster)
+	}
+	return n, nil
+}

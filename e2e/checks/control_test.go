@@ -1,0 +1,74 @@
+package checks
+
+import (
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+)
+
+// Watched rejects each way an istiod replica can fail to watch a cluster,
+// names every cluster found wrong, and passes a replica that watches all.
+func TestWatched(t *testing.T) {
+	synced := func(id string) RemoteCluster {
+		return RemoteCluster{ID: id, SecretName: "istio-system/istio-remote-secret-" + id, SyncStatus: "synced"}
+	}
+	good := []RemoteCluster{{ID: "cluster1", SyncStatus: "synced"}, synced("cluster2"), synced("cluster3")}
+	if err := Watched("cluster1", "istiod-a", "istio-system", []string{"cluster2", "cluster3"}, good); err != nil {
+		t.Errorf("every cluster synced through its secret: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		cs   []RemoteCluster
+		want []string
+	}{
+		"not listed":   {nil, []string{"istiod istiod-a on cluster1 does not list cluster cluster2 in debug/clusterz", "does not list cluster cluster3"}},
+		"other secret": {[]RemoteCluster{{ID: "cluster2", SecretName: "istio-system/other", SyncStatus: "synced"}, synced("cluster3")}, []string{`lists cluster2 through "istio-system/other"`}},
+		"not synced":   {[]RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "timeout"}, synced("cluster3")}, []string{`lists cluster cluster2 as "timeout", want synced`}},
+		"one missing":  {[]RemoteCluster{synced("cluster2")}, []string{"does not list cluster cluster3"}},
+	} {
+		err := Watched("cluster1", "istiod-a", "istio-system", []string{"cluster2", "cluster3"}, tc.cs)
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: want %q in %v", name, w, err)
+			}
+		}
+	}
+	if err := Watched("cluster1", "istiod-a", "istio-system", nil, good); err == nil {
+		t.Error("nothing wanted passed: a judge must not pass on nothing")
+	}
+}
+
+func webhook(path string, ca []byte) admissionv1.MutatingWebhookConfiguration {
+	return admissionv1.MutatingWebhookConfiguration{Webhooks: []admissionv1.MutatingWebhook{{
+		Name:         "rev.namespace.sidecar-injector.istio.io",
+		ClientConfig: admissionv1.WebhookClientConfig{CABundle: ca, Service: &admissionv1.ServiceReference{Path: &path}},
+	}}}
+}
+
+// Broken remote installs: no caBundle, another cluster's path, no webhook.
+func TestInjectionWebhooks(t *testing.T) {
+	want := InjectionPath("cluster2", "network1")
+	if want != "/inject/cluster/cluster2/net/network1" {
+		t.Fatalf("path %q", want)
+	}
+	if n, err := InjectionWebhooks("cluster2", want, []admissionv1.MutatingWebhookConfiguration{webhook(want, []byte("ca"))}); err != nil || n != 1 {
+		t.Fatalf("healthy webhook: %d %v", n, err)
+	}
+	url := "https://istiod.example:15017" + want
+	byURL := admissionv1.MutatingWebhookConfiguration{Webhooks: []admissionv1.MutatingWebhook{{Name: "w", ClientConfig: admissionv1.WebhookClientConfig{CABundle: []byte("ca"), URL: &url}}}}
+	if _, err := InjectionWebhooks("cluster2", want, []admissionv1.MutatingWebhookConfiguration{byURL}); err != nil {
+		t.Errorf("healthy webhook by URL: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		mwcs []admissionv1.MutatingWebhookConfiguration
+		want string
+	}{
+		"no caBundle": {[]admissionv1.MutatingWebhookConfiguration{webhook(want, nil)}, "no caBundle"},
+		"wrong path":  {[]admissionv1.MutatingWebhookConfiguration{webhook("/inject/cluster/cluster1/net/network1", []byte("ca"))}, `injects through "/inject/cluster/cluster1/net/network1"`},
+		"no webhooks": {nil, "no injection webhook"},
+	} {
+		if _, err := InjectionWebhooks("cluster2", want, tc.mwcs); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", name, tc.want, err)
+		}
+	}
+}
