@@ -258,7 +258,7 @@ func leftovers(ctx context.Context, cfg harness.Config) ([]string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	cfg.ArtifactsDir = tmp
-	h, err := harness.New(cfg, io.Discard)
+	h, err := openHarness(cfg, io.Discard)
 	if err != nil {
 		return nil, err
 	}

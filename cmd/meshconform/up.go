@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,16 @@ func upDir() string {
 // the artifacts, so a command never overwrites a run's report.
 func newHarness(cfg harness.Config, name string) (*harness.Harness, error) {
 	cfg.ArtifactsDir = filepath.Join(cfg.ArtifactsDir, name)
-	return harness.New(cfg, os.Stdout)
+	return openHarness(cfg, os.Stdout)
+}
+
+// openHarness is the harness of cfg's topology: a command reads it once.
+func openHarness(cfg harness.Config, out io.Writer) (*harness.Harness, error) {
+	topo, err := cfg.LoadTopology()
+	if err != nil {
+		return nil, err
+	}
+	return harness.New(cfg, topo, out)
 }
 
 func newUp() *cobra.Command {
@@ -64,7 +74,7 @@ The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconfo
 }
 
 func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
-	h, err := harness.New(cfg, os.Stdout)
+	h, err := openHarness(cfg, os.Stdout)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strings"
 )
 
 // ProxyStatus is one row of `istioctl proxy-status`.
@@ -93,25 +92,6 @@ func Synced(rows []ProxyStatus, want map[string]Expect) error {
 	return nil
 }
 
-// checkListedSynced is Synced without the istiod and version: each pod
-// of want (pod → cluster) is listed in its cluster, SYNCED.
-func checkListedSynced(rows []ProxyStatus, want map[string]string) error {
-	if len(want) == 0 {
-		return fmt.Errorf("no proxies to look for: nothing to judge")
-	}
-	seen := byPod(rows)
-	for _, pod := range slices.Sorted(maps.Keys(want)) {
-		row, err := listed(seen, len(rows), pod, want[pod])
-		if err != nil {
-			return err
-		}
-		if err := synced(pod, row); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func byPod(rows []ProxyStatus) map[string]ProxyStatus {
 	seen := map[string]ProxyStatus{}
 	for _, row := range rows {
@@ -147,62 +127,6 @@ func synced(pod string, row ProxyStatus) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("pod %s: no type SYNCED (%v)", pod, row.Types)
-	}
-	return nil
-}
-
-// ProxyWant is what proxy-status should say of one pod: its cluster and
-// the Istio version of its proxy.
-type ProxyWant struct{ Cluster, Version string }
-
-// Proxies judges one istiod revision's proxy-status (rows) against the
-// pods that should be connected to it (want, pod → cluster and version),
-// in namespace ns. It rejects a mesh in which a pod of want is missing
-// (connected to another revision, or to none), is listed in the wrong
-// cluster, runs another proxy version than its revision's, or is not
-// SYNCED; and one in which a pod of ns not in want is connected to this
-// revision (a workload that did not move, or moved too early). An empty
-// want is an error: no verdict on nothing.
-func Proxies(rows []ProxyStatus, want map[string]ProxyWant, ns string) error {
-	clusters := map[string]string{}
-	for pod, w := range want {
-		clusters[pod] = w.Cluster
-	}
-	// Its rows come from one revision's istiods only (istioctl
-	// --revision): being listed is what proves the revision.
-	if err := checkListedSynced(rows, clusters); err != nil {
-		return err
-	}
-	var errs []string
-	for _, row := range rows {
-		w, ok := want[row.Pod]
-		switch {
-		case !ok && row.Namespace == ns:
-			errs = append(errs, fmt.Sprintf("pod %s (%s, proxy %s) is connected to this revision and should not be", row.Pod, row.Cluster, row.Version))
-		case ok && row.Version != w.Version:
-			errs = append(errs, fmt.Sprintf("pod %s runs proxy version %q, want %s", row.Pod, row.Version, w.Version))
-		}
-	}
-	sort.Strings(errs)
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-// NoProxies rejects a revision's proxy-status (rows) that lists any
-// pod of namespace ns: a workload connected to a revision it should have
-// left, or not yet reached.
-func NoProxies(rows []ProxyStatus, ns string) error {
-	var pods []string
-	for _, r := range rows {
-		if r.Namespace == ns {
-			pods = append(pods, r.Pod+" ("+r.Cluster+", proxy "+r.Version+")")
-		}
-	}
-	if len(pods) > 0 {
-		sort.Strings(pods)
-		return fmt.Errorf("connected and should not be: %s", strings.Join(pods, ", "))
 	}
 	return nil
 }

@@ -133,39 +133,6 @@ func TestSyncedRejects(t *testing.T) {
 	}
 }
 
-func TestProxies(t *testing.T) {
-	rows := func(vs ...string) []ProxyStatus {
-		var out []ProxyStatus
-		for i := 0; i+2 < len(vs); i += 3 {
-			out = append(out, ProxyStatus{Pod: vs[i], Namespace: "production", Cluster: vs[i+1], Version: vs[i+2], Types: map[string]string{"CDS": "SYNCED", "LDS": "SYNCED"}})
-		}
-		return out
-	}
-	want := map[string]ProxyWant{"a": {Cluster: "cluster1", Version: "1.27.0"}, "b": {Cluster: "cluster2", Version: "1.27.0"}}
-	if err := Proxies(rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.27.0"), want, "production"); err != nil {
-		t.Errorf("correct mixed window rejected: %v", err)
-	}
-	for name, c := range map[string]struct {
-		rows []ProxyStatus
-		want map[string]ProxyWant
-	}{
-		"a pod still on the old revision (missing here)": {rows("a", "cluster1", "1.27.0"), want},
-		"a pod at the wrong version":                     {rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.26.0"), want},
-		"a pod in the wrong cluster":                     {rows("a", "cluster1", "1.27.0", "b", "cluster1", "1.27.0"), want},
-		"a pod that should not have moved yet":           {rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.27.0", "c", "cluster2", "1.27.0"), want},
-		"nothing wanted":                                 {rows("a", "cluster1", "1.27.0"), nil},
-	} {
-		if err := Proxies(c.rows, c.want, "production"); err == nil {
-			t.Errorf("%s: passed", name)
-		}
-	}
-	stale := rows("a", "cluster1", "1.27.0", "b", "cluster2", "1.27.0")
-	stale[1].Types["EDS"] = "STALE"
-	if err := Proxies(stale, want, "production"); err == nil {
-		t.Error("a STALE proxy passed")
-	}
-}
-
 func TestSpread(t *testing.T) {
 	want := map[string]string{"a": "cluster1", "b": "cluster2", "c": "cluster3"}
 	rows := []ProxyStatus{{Pod: "a", Istiod: "istiod-1"}, {Pod: "b", Istiod: "istiod-1"}, {Pod: "c", Istiod: "istiod-2"}, {Pod: "other", Istiod: "istiod-3"}}

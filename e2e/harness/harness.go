@@ -56,13 +56,14 @@ type Harness struct {
 	nodeMem *report.NodeMemorySampler
 }
 
-// New validates everything that needs no Docker (settings, topology,
-// versions) and returns the run. Nothing is created yet.
-func New(cfg Config, out io.Writer) (*Harness, error) {
-	topo, err := cfg.LoadTopology()
-	if err != nil {
-		return nil, err
+// New validates everything that needs no Docker (settings, the topology
+// they name, read by the caller with Config.LoadTopology, versions) and
+// returns the run. Nothing is created yet.
+func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
+	if topo == nil {
+		return nil, fmt.Errorf("no topology")
 	}
+	var err error
 	release, err := images.LookupKubeRelease(cfg.KubernetesVersion)
 	if err != nil {
 		return nil, err

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
 )
 
 // A mesh with no caller is never judged healthy from every caller, and
 // every caller is judged: one failing caller fails the whole.
 func TestFromEveryCallerJudgesEachAndNeverNone(t *testing.T) {
-	m := &Mesh{Clusters: []*clusters.Cluster{{Cluster: topology.Cluster{Name: "cluster1"}}, {Cluster: topology.Cluster{Name: "cluster2"}}}, Frontends: map[string]string{}}
+	m := &Mesh{Model: mesh.Model{Clusters: []*clusters.Cluster{{Cluster: topology.Cluster{Name: "cluster1"}}, {Cluster: topology.Cluster{Name: "cluster2"}}}}, Frontends: map[string]string{}}
 	if err := m.fromEveryCaller(func(string) error { return nil }); err == nil {
 		t.Fatal("passed with no frontend in any cluster")
 	}

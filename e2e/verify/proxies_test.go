@@ -25,7 +25,7 @@ func judgeOn(t *testing.T, cls []*clusters.Cluster, want map[string]ProxyOn, ist
 	if err != nil {
 		return err
 	}
-	m := &Mesh{Clusters: cls}
+	m := &Mesh{Model: mesh.Model{Clusters: cls}}
 	for primary, sub := range byPrimary {
 		expect := map[string]checks.Expect{}
 		for rev, pods := range istiods[primary] {

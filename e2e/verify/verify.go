@@ -19,6 +19,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
@@ -77,16 +78,18 @@ var (
 	FailbackBudget = traffic.Budget{MaxTime: 90 * time.Second, MaxFailed: 0}
 )
 
-// Mesh is what the checks look at.
+// Mesh is what the checks look at: the mesh's model (its clusters with
+// their roles and Istio cluster IDs, its revision), the control plane
+// installed, and the sample apps with what their fixtures declare.
 type Mesh struct {
+	mesh.Model
 	// Primary is the (first) primary cluster: the checks' home, where the
 	// frontend that calls across runs.
 	Primary *clusters.Cluster
 	// Away is the cluster Primary's calls cross to: the first remote, or
 	// in a multi-primary mesh the second primary.
-	Away     *clusters.Cluster
-	Clusters []*clusters.Cluster
-	Istio    *harness.Istio
+	Away  *clusters.Cluster
+	Istio *harness.Istio
 	// RunLabels are the run's labels, stamped on every namespace a check
 	// creates (harness.Harness.RunLabels).
 	RunLabels workloads.RunLabels
@@ -117,11 +120,6 @@ func (m *Mesh) identities() (backend, frontend string, err error) {
 		return "", "", fmt.Errorf("the sample apps' service accounts are not known: no identity to expect")
 	}
 	return checks.SpiffeID(TrustDomain, AppNamespace, m.Apps.BackendAccount), checks.SpiffeID(TrustDomain, AppNamespace, m.Apps.FrontendAccount), nil
-}
-
-// Primaries are the clusters that run istiod, in the topology's order.
-func (m *Mesh) Primaries() []*clusters.Cluster {
-	return clusters.Filter(m.Clusters, func(c *clusters.Cluster) bool { return c.Primary })
 }
 
 // DefaultSettle is how long configuration may take to reach every proxy.

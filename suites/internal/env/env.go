@@ -18,6 +18,8 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/verify"
 )
 
@@ -94,12 +96,37 @@ func Settings() (harness.Config, error) {
 	return settings.cfg, settings.err
 }
 
+var topo struct {
+	once sync.Once
+	t    *topology.Topology
+	err  error
+}
+
+// Topology is the run's topology (of Settings), read once per suite
+// process: the specs declared by it while the tree is built and the
+// harness that brings it up read the same value.
+func Topology() (*topology.Topology, error) {
+	topo.once.Do(func() {
+		cfg, err := Settings()
+		if err != nil {
+			topo.err = err
+			return
+		}
+		topo.t, topo.err = cfg.LoadTopology()
+	})
+	return topo.t, topo.err
+}
+
 func start(ctx context.Context) error {
 	cfg, err := Settings()
 	if err != nil {
 		return err
 	}
-	h, err := harness.New(cfg, GinkgoWriter)
+	t, err := Topology()
+	if err != nil {
+		return err
+	}
+	h, err := harness.New(cfg, t, GinkgoWriter)
 	if err != nil {
 		return err
 	}
@@ -153,14 +180,10 @@ func (r *Run) Primary() *clusters.Cluster { return r.byPrimary(true) }
 func (r *Run) Remote() *clusters.Cluster { return r.byPrimary(false) }
 
 // Primaries are the clusters that run istiod, in the topology's order.
-func (r *Run) Primaries() []*clusters.Cluster { return r.withRole(true) }
+func (r *Run) Primaries() []*clusters.Cluster { return mesh.Model{Clusters: r.Clusters}.Primaries() }
 
 // Remotes are the remote clusters, in the topology's order.
-func (r *Run) Remotes() []*clusters.Cluster { return r.withRole(false) }
-
-func (r *Run) withRole(primary bool) []*clusters.Cluster {
-	return clusters.Filter(r.Clusters, func(c *clusters.Cluster) bool { return c.Primary == primary })
-}
+func (r *Run) Remotes() []*clusters.Cluster { return mesh.Model{Clusters: r.Clusters}.Remotes() }
 
 // Away is the cluster the checks call into from the primary: the first
 // remote, or in a multi-primary mesh the second primary.
@@ -331,7 +354,7 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Istio, error) {
 // Verify describes the installed mesh m to the checks of package verify
 // (no sample apps: their frontends are added by whoever deploys them).
 func (r *Run) Verify(m *harness.Istio) *verify.Mesh {
-	return &verify.Mesh{Primary: r.Primary(), Away: r.Away(), Clusters: r.Clusters, Istio: m, RunLabels: r.H.RunLabels(), Frontends: map[string]string{}}
+	return &verify.Mesh{Model: mesh.Model{Clusters: r.Clusters, Revision: m.Revision}, Primary: r.Primary(), Away: r.Away(), Istio: m, RunLabels: r.H.RunLabels(), Frontends: map[string]string{}}
 }
 
 // InstalledMesh returns the mesh if Mesh ran, else nil.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/doctor"
 	"github.com/meshconform/meshconform/e2e/harness"
-	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/fixtures/conformance"
@@ -69,7 +68,7 @@ func Faults() {
 	var outcomes []faultOutcome
 	// The faults of the run's topology, decided while the tree is built.
 	seeded := faults
-	if topo, err := runTopology(); err == nil && topo.Kind() == "multi-primary" && len(topo.Clusters) == 2 {
+	if topo, err := env.Topology(); err == nil && topo.Kind() == "multi-primary" && len(topo.Clusters) == 2 {
 		seeded = multiPrimaryFaults
 	} else if refusesTopology("seeded-fault") {
 		return
@@ -164,7 +163,7 @@ func Faults() {
 // result must pass, with want Fail at least one must fail (a check gives
 // one result per cluster, and a fault breaks one cluster).
 func doctorSays(ctx context.Context, e *faultEnv, id string, want doctor.Status) error {
-	rep := doctor.Examine(ctx, mesh.Model{Clusters: e.vm.Clusters, Revision: e.m.Revision})
+	rep := doctor.Examine(ctx, e.vm.Model)
 	res := rep.Find(id)
 	if len(res) == 0 {
 		return fmt.Errorf("doctor ran no check %s", id)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -99,7 +98,7 @@ func Install() {
 
 		It("passes every doctor check (the same as `meshconform doctor`), and records the environment it judged", func(ctx SpecContext) {
 			Expect(r().H.WriteEnvironment(ctx, r().Clusters, m)).To(Succeed())
-			rep := doctor.Examine(ctx, mesh.Model{Clusters: r().Clusters, Revision: m.Revision})
+			rep := doctor.Examine(ctx, vm().Model)
 			var table strings.Builder
 			Expect(rep.WriteTable(&table)).To(Succeed())
 			AddReportEntry("doctor", table.String())
@@ -169,32 +168,12 @@ func treeSettings() harness.Config {
 	return cfg
 }
 
-var (
-	loadTopology sync.Once
-	specTopo     *topology.Topology
-	specTopoErr  error
-)
-
-// runTopology is the run's topology (of env.Settings), read once per suite
-// process: every suite's declarations ask.
-func runTopology() (*topology.Topology, error) {
-	loadTopology.Do(func() {
-		cfg, err := env.Settings()
-		if err != nil {
-			specTopoErr = err
-			return
-		}
-		specTopo, specTopoErr = cfg.LoadTopology()
-	})
-	return specTopo, specTopoErr
-}
-
 // specTopology is the run's topology for specs declared by it. When it
 // cannot be read, one failing spec says why and nil is returned: the
 // caller then declares none of its topology's specs, and no shape is
 // guessed.
 func specTopology() *topology.Topology {
-	topo, err := runTopology()
+	topo, err := env.Topology()
 	if err != nil {
 		It("reads the topology (MESHCONFORM_TOPOLOGY)", func() { Fail(err.Error()) })
 		return nil

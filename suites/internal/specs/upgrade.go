@@ -300,11 +300,12 @@ func (u *upgradeRun) settle(ctx context.Context, name string) {
 	Expect(p.Versions(want)).To(Succeed())
 }
 
-// proxiesAsExpected checks each live control plane's proxy-status: every
-// app pod whose cluster should be on that control plane's revision is
-// connected to it, SYNCED, at the version its cluster should run, and no
-// other app pod is. In place, the one istiod serves every pod, whatever
-// version their proxies still run.
+// proxiesAsExpected judges every app proxy with verify.ProxiesOn, the
+// judge of every proxy: each on the live control plane that should serve
+// it (in place, the one istiod; in a canary, the revision of the version
+// its cluster should run), connected to a running istiod pod of it,
+// SYNCED, at that version. A pod on another revision is missing from the
+// one it should be on, so no other app pod can be connected anywhere else.
 func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error {
 	want, err := u.wantVersions(phase)
 	if err != nil {
@@ -314,40 +315,38 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 	if err != nil {
 		return err
 	}
-	pods := map[string]checks.ProxyWant{}
-	ids := u.apps.mesh.ByClusterID(where)
+	if len(where) != expectedProxies(2) {
+		return fmt.Errorf("%d app pods, want %d", len(where), expectedProxies(2))
+	}
+	on := map[string]verify.ProxyOn{}
 	for pod, cl := range where {
-		pods[pod] = checks.ProxyWant{Cluster: ids[pod], Version: want[cl]}
-	}
-	if len(pods) != expectedProxies(2) {
-		return fmt.Errorf("%d app pods, want %d", len(pods), expectedProxies(2))
-	}
-	for _, m := range u.live {
-		mine := map[string]checks.ProxyWant{}
-		for pod, w := range pods {
-			if u.method == upgrade.InPlace || mesh.RevisionName(w.Version) == m.Revision {
-				mine[pod] = w
-			}
+		cp, err := u.servingAt(want[cl])
+		if err != nil {
+			return fmt.Errorf("pod %s (%s): %w", pod, cl, err)
 		}
-		// An empty proxy-status proves nothing unless that revision's
-		// istiod runs and was asked.
+		on[pod] = verify.ProxyOn{Cluster: cl, Istio: cp, Version: want[cl]}
+	}
+	// A live revision no proxy should be on must still run: its empty
+	// share proves nothing unless its istiod is there to be asked.
+	for _, m := range u.live {
 		if running, err := mesh.IstiodPods(ctx, u.primary.Client, m.Revision); err != nil || len(running) == 0 {
 			return fmt.Errorf("no running istiod of revision %q (%v)", m.Revision, err)
 		}
-		rows, err := m.ProxyStatus(ctx, u.primary)
-		if err != nil {
-			return err
-		}
-		if len(mine) == 0 {
-			err = checks.NoProxies(rows, verify.AppNamespace)
-		} else {
-			err = checks.Proxies(rows, mine, verify.AppNamespace)
-		}
-		if err != nil {
-			return fmt.Errorf("istiod %s (revision %q): %w", m.Version, m.Revision, err)
+	}
+	_, err = u.apps.mesh.ProxiesOn(ctx, on)
+	return err
+}
+
+// servingAt is the live control plane that should serve a proxy at
+// version: in place, the one istiod; in a canary, the revision named for
+// that version.
+func (u *upgradeRun) servingAt(version string) (*harness.Istio, error) {
+	for _, m := range u.live {
+		if u.method == upgrade.InPlace || mesh.RevisionName(version) == m.Revision {
+			return m, nil
 		}
 	}
-	return nil
+	return nil, fmt.Errorf("no live control plane serves version %s", version)
 }
 
 func (u *upgradeRun) wantVersions(phase string) (map[string]string, error) {
