@@ -306,15 +306,10 @@ func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunL
 	return names, nil
 }
 
-// IstiodConfigLabel marks the config maps istiod writes into every
-// namespace it sees (istio-ca-root-cert, and istio-ca-crl since 1.2x); an
-// uninstall leaves them behind (istio/istio#23706). The audit found the
-// CRL maps left in default, kube-system and metallb-system.
-const IstiodConfigLabel = "istio.io/config=true"
-
-// removeIstiodConfigMapsLeft deletes, after a run that installed Istio on brought
-// clusters, the config maps its istiod wrote into the user's namespaces:
-// those the snapshot before the run did not have.
+// removeIstiodConfigMapsLeft deletes, after a run that installed Istio on
+// brought clusters, the config maps its istiod wrote into the user's
+// namespaces (mesh.IstiodNamespaceConfigMaps, which an uninstall leaves:
+// istio/istio#23706): those the snapshot before the run did not have.
 func (h *brought) removeIstiodConfigMapsLeft(ctx context.Context) error {
 	if h.cfg.Mesh != MeshInstall {
 		return nil
@@ -322,12 +317,12 @@ func (h *brought) removeIstiodConfigMapsLeft(ctx context.Context) error {
 	var errs []error
 	for _, cl := range h.attached {
 		var list corev1.ConfigMapList
-		if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(IstiodConfigLabel)); err != nil {
-			errs = append(errs, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, IstiodConfigLabel, err))
+		if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(mesh.IstiodConfigLabel)); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, mesh.IstiodConfigLabel, err))
 			continue
 		}
 		for i, cm := range list.Items {
-			if _, existed := h.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed {
+			if _, existed := h.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed || !slices.Contains(mesh.IstiodNamespaceConfigMaps, cm.Name) {
 				continue
 			}
 			if err := cl.Client.Resources().Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {

@@ -57,9 +57,13 @@ func (in *Installer) Uninstall(ctx context.Context, cls ...*clusters.Cluster) er
 // controller writes into every namespace it sees but kube-public,
 // kube-node-lease and local-path-storage (istio's
 // pilot/pkg/serviceregistry/kube/controller/namespacecontroller.go,
-// label istio.io/config=true): the root cert, and the CRL of a plugged-in
+// labelled IstiodConfigLabel): the root cert, and the CRL of a plugged-in
 // CA.
 var IstiodNamespaceConfigMaps = []string{"istio-ca-root-cert", "istio-ca-crl"}
+
+// IstiodConfigLabel marks the config maps istiod writes into the
+// namespaces it sees (IstiodNamespaceConfigMaps).
+const IstiodConfigLabel = "istio.io/config=true"
 
 // UpstreamLeftoverIssue is where Istio tracks the config maps its
 // uninstall leaves.
