@@ -157,6 +157,17 @@ func TestServedFromProvesTheClusterIndependently(t *testing.T) {
 	}
 }
 
+// ClusterOf places an address by the pod CIDRs alone: a pod no API server
+// lists is still placed, an IPv4-mapped address as its IPv4 one.
+func TestClusterOf(t *testing.T) {
+	pl := NewPlacement(map[string]netip.Prefix{"cluster1": netip.MustParsePrefix("10.10.0.0/16")})
+	for addr, want := range map[string]string{"10.10.3.4": "cluster1", "::ffff:10.10.3.4": "cluster1", "172.30.0.3": ""} {
+		if got, ok := pl.ClusterOf(netip.MustParseAddr(addr)); got != want || ok != (want != "") {
+			t.Errorf("%s: %q %v, want %q", addr, got, ok, want)
+		}
+	}
+}
+
 func TestPlaintextRefusedByMTLS(t *testing.T) {
 	id := SpiffeID("cluster.local", "production", "backend")
 	strict := PlaintextOutcome{Addr: "10.20.0.9:7070", TCPConnected: true, Code: "Unavailable", Error: "connection closed before server preface received", TLSServerIdentity: id, TLSError: "remote error: tls: certificate required"}

@@ -17,7 +17,8 @@ type Pod struct {
 // the topology's pod CIDRs: evidence of which cluster served a call that
 // does not come from the workload (whose CLUSTER variable the harness set).
 type Placement struct {
-	// PodCIDRs maps each cluster to its pod CIDR.
+	// PodCIDRs maps each cluster to its pod CIDR; it is not changed after
+	// NewPlacement (ClusterOf reads it without a lock).
 	PodCIDRs map[string]netip.Prefix
 	// Pods maps pod IPs to the pods the API servers list with them.
 	Pods map[netip.Addr]Pod
@@ -36,8 +37,13 @@ func (p *Placement) Add(pods ...Pod) {
 	}
 }
 
-// clusterOf is the cluster whose pod CIDR holds ip.
-func (p *Placement) clusterOf(ip netip.Addr) (string, bool) {
+// ClusterOf is the cluster whose pod CIDR holds ip (an IPv4-mapped IPv6
+// address is placed as its IPv4 address). It reads only PodCIDRs, which
+// nothing changes after NewPlacement, never Pods, which Add grows: so a
+// running traffic load may place its answers with it while another
+// goroutine adds pods (under its own lock).
+func (p *Placement) ClusterOf(ip netip.Addr) (string, bool) {
+	ip = ip.Unmap()
 	for cl, cidr := range p.PodCIDRs {
 		if cidr.Contains(ip) {
 			return cl, true
@@ -82,7 +88,7 @@ func (p *Placement) disprove(r Result) string {
 		return fmt.Sprintf("answer of pod %s (%s) has no peer address (%q)", r.Pod, r.Cluster, r.PeerAddr)
 	}
 	ip := ap.Addr().Unmap()
-	cl, ok := p.clusterOf(ip)
+	cl, ok := p.ClusterOf(ip)
 	if !ok {
 		return fmt.Sprintf("answer of pod %s (%s) came from %s, inside no cluster's pod CIDR", r.Pod, r.Cluster, ip)
 	}

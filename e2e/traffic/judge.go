@@ -208,18 +208,101 @@ type Budget struct {
 // (a failover or failback, a control plane coming back): how long until
 // the new steady state was first seen, and the calls asked for and failed
 // on the way. Calls that could not be made at all (the frontend
-// unreachable or erroring) count as asked and failed.
+// unreachable or erroring) count as asked and failed. Record.TransitionTo
+// reads one from a load's record.
 type Transition struct {
 	Reached       bool
 	Elapsed       time.Duration
 	Asked, Failed int
-	// Last is the last batch's answers by cluster, for the error message.
+	// Last is the last few requests' answers by the cluster the backend
+	// named (failed requests under "(failed)"), for the error message.
 	Last map[string]int
 	// Strays are answers from elsewhere than the new steady state's
 	// cluster in the window after it was first seen: reported, not
 	// judged (a draining pod may still answer), while failed calls in
 	// that window count in Failed.
 	Strays int
+	// Window is how many requests of that window were seen: fewer than
+	// asked for while the window is still running, or when the record
+	// ended first.
+	Window int
+}
+
+// settle is how many consecutive requests of a stream, every one answered
+// in the wanted cluster, make a transition's new steady state seen (the
+// size of the batches transitions were once polled in).
+const settle = 5
+
+// lastFailed is the key of failed requests in Transition.Last: no cluster
+// can be named so.
+const lastFailed = "(failed)"
+
+// TransitionTo reads the transition of one stream's traffic to cluster
+// want from the record, its requests taken in the order they started:
+//   - it is reached when settle consecutive requests are all answered
+//     with ServedBy and Claimed both want (the network's proof and the
+//     backend's word), and Elapsed runs from the record's start to the
+//     last answer of that run;
+//   - the window is the after requests that follow: failed ones count in
+//     Failed, answers with ServedBy other than want in Strays, and Window
+//     says how many of them the record holds;
+//   - Asked and Failed count every request from the first through the end
+//     of the window, or every request when never reached (Elapsed is then
+//     the whole record);
+//   - Last counts the last settle of those requests by Claimed cluster.
+//
+// A record without requests of stream gives Asked 0, which Budget.Within
+// refuses.
+func (r Record) TransitionTo(stream, want string, after int) Transition {
+	var ss []Sample
+	for _, s := range r.Samples {
+		if s.Stream == stream {
+			ss = append(ss, s)
+		}
+	}
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].At.Before(ss[j].At) })
+	t := Transition{Elapsed: r.End.Sub(r.Start)}
+	seen := len(ss)
+	run := 0
+	for i, s := range ss {
+		if !s.OK() || s.ServedBy != want || s.Claimed != want {
+			run = 0
+			continue
+		}
+		if run++; run < settle {
+			continue
+		}
+		t.Reached = true
+		var answered time.Time
+		for _, x := range ss[i+1-settle : i+1] {
+			if end := x.At.Add(x.Latency); end.After(answered) {
+				answered = end
+			}
+		}
+		t.Elapsed = answered.Sub(r.Start)
+		seen = min(len(ss), i+1+max(after, 0))
+		t.Window = seen - (i + 1)
+		for _, x := range ss[i+1 : seen] {
+			if x.OK() && x.ServedBy != want {
+				t.Strays++
+			}
+		}
+		break
+	}
+	t.Asked = seen
+	t.Last = map[string]int{}
+	for i, s := range ss[:seen] {
+		switch {
+		case !s.OK():
+			t.Failed++
+			if i >= seen-settle {
+				t.Last[lastFailed]++
+			}
+		case i >= seen-settle:
+			t.Last[s.Claimed]++
+		}
+	}
+	return t
 }
 
 // Within rejects a transition that never reached its steady state, took

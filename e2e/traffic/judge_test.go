@@ -1,9 +1,12 @@
 package traffic
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshconform/meshconform/e2e/checks"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -213,7 +216,10 @@ func TestQuantile(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	if err := (Config{Rate: 5, MaxDuration: time.Minute, MaxRequests: 10}).Validate(testStreams); err == nil {
-		t.Error("no pod CIDRs accepted")
+		t.Error("no placement accepted")
+	}
+	if err := (Config{Rate: 5, MaxDuration: time.Minute, MaxRequests: 10, Placement: checks.NewPlacement(nil)}).Validate(testStreams); err == nil || !strings.Contains(err.Error(), "no pod CIDRs") {
+		t.Errorf("a placement without pod CIDRs: %v", err)
 	}
 	if err := (Config{Rate: 5}).Validate(testStreams); err == nil {
 		t.Error("unbounded load accepted")
@@ -306,5 +312,110 @@ func wantErrContaining(t *testing.T, err error, want string) {
 	t.Helper()
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("want an error with %q, got %v", want, err)
+	}
+}
+
+// transitionRecord makes one request of stream "s" every 50 ms, each 10 ms
+// long, from the outcomes: "cN" answered by cN (placed and claimed), "x"
+// failed, "cN/cM" placed in cN's pod CIDR but claiming cM. They are
+// recorded out of order, as a load records them when they end.
+func transitionRecord(outcomes ...string) Record {
+	r := Record{Streams: []Stream{{Name: "s", From: "c1", Base: "http://a"}}, Start: t0, Rate: 20,
+		Marks: []Mark{{Name: "transition", At: t0}}, End: t0.Add(time.Duration(len(outcomes))*50*time.Millisecond + time.Second)}
+	for i, o := range outcomes {
+		s := Sample{Stream: "s", At: t0.Add(time.Duration(i) * 50 * time.Millisecond), Latency: 10 * time.Millisecond}
+		switch by, claimed, cut := strings.Cut(o, "/"); {
+		case o == "x":
+			s.Err = "no healthy upstream"
+		case cut:
+			s.ServedBy, s.Claimed = by, claimed
+		default:
+			s.ServedBy, s.Claimed = o, o
+		}
+		r.Samples = append([]Sample{s}, r.Samples...)
+	}
+	// Another stream's answers never count.
+	r.Samples = append(r.Samples, Sample{Stream: "other", At: t0, ServedBy: "c2", Claimed: "c2"})
+	return r
+}
+
+func repeat(o string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+// Reached after failures and answers from elsewhere: timed to the end of
+// the fifth consecutive answer in c2, every request up to the end of the
+// window asked, the failures before it counted.
+func TestTransitionReachedAfterFailures(t *testing.T) {
+	outcomes := append([]string{"c1", "x", "x", "c2", "c2", "c1", "c2", "x"}, repeat("c2", settle+10)...)
+	tr := transitionRecord(outcomes...).TransitionTo("s", "c2", 10)
+	// The run is requests 8 to 12: the last starts at 600 ms, ends at 610.
+	want := Transition{Reached: true, Elapsed: 610 * time.Millisecond, Asked: 8 + settle + 10, Failed: 3, Window: 10, Last: map[string]int{"c2": settle}}
+	if !reflect.DeepEqual(tr, want) {
+		t.Errorf("got %+v, want %+v", tr, want)
+	}
+	if err := (Budget{MaxTime: time.Second, MaxFailed: 3}).Within("failover", tr); err != nil {
+		t.Errorf("within budget: %v", err)
+	}
+	// The window still running: fewer of its requests seen, the rest not
+	// asked yet.
+	tr = transitionRecord(outcomes[:len(outcomes)-4]...).TransitionTo("s", "c2", 10)
+	if !tr.Reached || tr.Window != 6 || tr.Asked != 8+settle+6 {
+		t.Errorf("window under way: %+v", tr)
+	}
+}
+
+func TestTransitionNeverReached(t *testing.T) {
+	r := transitionRecord("c1", "c2", "c2", "c2", "c2", "x", "c2", "c2", "c1", "c1/c2", "x")
+	tr := r.TransitionTo("s", "c2", 100)
+	// Four in a row are not enough; the last five by the cluster claimed
+	// (c1's CIDR claiming c2 counts as c2 there).
+	want := Transition{Elapsed: r.End.Sub(r.Start), Asked: 11, Failed: 2, Last: map[string]int{"c2": 3, "c1": 1, lastFailed: 1}}
+	if !reflect.DeepEqual(tr, want) {
+		t.Errorf("got %+v, want %+v", tr, want)
+	}
+	wantErrContaining(t, Budget{MaxTime: time.Minute}.Within("failover", tr), "not reached within 1.55s")
+}
+
+// Failures in the window count against the budget; answers from elsewhere
+// are strays, reported but not judged; requests after the window are not
+// counted at all.
+func TestTransitionWindowCounts(t *testing.T) {
+	window := []string{"c2", "x", "c1", "c2", "c3/c2", "x", "c2", "c2"}
+	outcomes := append(append(repeat("c2", settle), window...), "x", "c1")
+	tr := transitionRecord(outcomes...).TransitionTo("s", "c2", len(window))
+	if !tr.Reached || tr.Failed != 2 || tr.Strays != 2 || tr.Window != len(window) || tr.Asked != settle+len(window) {
+		t.Errorf("got %+v: want reached, 2 failed, 2 strays, the window of %d whole, %d asked", tr, len(window), settle+len(window))
+	}
+	wantErrContaining(t, Budget{MaxTime: time.Minute, MaxFailed: 0}.Within("failover", tr), "2 of 13 calls failed")
+}
+
+// An answer from want's pod CIDR whose backend names another cluster is
+// not proven: it breaks the run like an answer from elsewhere.
+func TestTransitionNeedsTheClaimToo(t *testing.T) {
+	tr := transitionRecord("c2", "c2", "c2", "c2", "c2/c1", "c2").TransitionTo("s", "c2", 0)
+	if tr.Reached {
+		t.Errorf("reached on an answer claiming another cluster: %+v", tr)
+	}
+	tr = transitionRecord("c2", "c2", "c2", "c2", "c1/c2", "c2").TransitionTo("s", "c2", 0)
+	if tr.Reached {
+		t.Errorf("reached on an answer from another cluster's CIDR: %+v", tr)
+	}
+}
+
+// No request is no transition: Within refuses it.
+func TestTransitionOfNothing(t *testing.T) {
+	r := transitionRecord()
+	tr := r.TransitionTo("s", "c2", 100)
+	if tr.Reached || tr.Asked != 0 {
+		t.Errorf("empty record: %+v", tr)
+	}
+	wantErrContaining(t, Budget{MaxTime: time.Minute}.Within("failover", tr), "no calls were made")
+	if tr := transitionRecord("c2", "c2", "c2", "c2", "c2").TransitionTo("nobody", "c2", 0); tr.Asked != 0 {
+		t.Errorf("a stream without requests: %+v", tr)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/frontend"
 )
 
@@ -67,9 +68,11 @@ type Config struct {
 	// comes first, or at Stop.
 	MaxDuration time.Duration
 	MaxRequests int
-	// PodCIDRs maps each cluster to its pod CIDR, to prove where an
-	// answer came from.
-	PodCIDRs map[string]netip.Prefix
+	// Placement proves where an answer came from: the cluster whose pod
+	// CIDR holds the address the frontend's connection reached
+	// (checks.Placement.ClusterOf, which reads only the CIDRs, so the
+	// placement may be shared with checks that add pods to it).
+	Placement *checks.Placement
 }
 
 // Validate rejects a load that is unbounded or cannot be judged.
@@ -81,7 +84,7 @@ func (c Config) Validate(streams []Stream) error {
 		return fmt.Errorf("a load needs a maximum duration and a maximum request count")
 	case len(streams) == 0:
 		return fmt.Errorf("no stream: nothing to load")
-	case len(c.PodCIDRs) == 0:
+	case c.Placement == nil || len(c.Placement.PodCIDRs) == 0:
 		return fmt.Errorf("no pod CIDRs: answers could not be placed")
 	}
 	for _, s := range streams {
@@ -191,22 +194,11 @@ func (l *Load) one(ctx context.Context, s Stream, at time.Time) Sample {
 	default:
 		r := calls.Results[0]
 		smp.Claimed, smp.ServerProxy = r.Cluster, r.ProxyVersion
-		smp.ServedBy = clusterOf(l.cfg.PodCIDRs, r.PeerAddr)
-	}
-	return smp
-}
-
-func clusterOf(cidrs map[string]netip.Prefix, peer string) string {
-	ap, err := netip.ParseAddrPort(peer)
-	if err != nil {
-		return ""
-	}
-	for cl, p := range cidrs {
-		if p.Contains(ap.Addr().Unmap()) {
-			return cl
+		if ap, err := netip.ParseAddrPort(r.PeerAddr); err == nil {
+			smp.ServedBy, _ = l.cfg.Placement.ClusterOf(ap.Addr())
 		}
 	}
-	return ""
+	return smp
 }
 
 func (l *Load) record(s Sample) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
 )
 
@@ -20,14 +21,18 @@ func TestLoadStopsAtItsBound(t *testing.T) {
 			Results: []api.Result{{Identity: api.Identity{Cluster: "c2", Pod: "be", ProxyVersion: "1.27.0"}, PeerAddr: "10.2.0.5:7070"}}})
 	}))
 	defer srv.Close()
-	cfg := Config{Rate: 100, MaxDuration: time.Minute, MaxRequests: 20,
-		PodCIDRs: map[string]netip.Prefix{"c1": netip.MustParsePrefix("10.1.0.0/16"), "c2": netip.MustParsePrefix("10.2.0.0/16")}}
+	pl := checks.NewPlacement(map[string]netip.Prefix{"c1": netip.MustParsePrefix("10.1.0.0/16"), "c2": netip.MustParsePrefix("10.2.0.0/16")})
+	cfg := Config{Rate: 100, MaxDuration: time.Minute, MaxRequests: 20, Placement: pl}
 	l, err := Start(context.Background(), cfg, []Stream{{Name: "s", From: "c1", Base: srv.URL}}, "before")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The placement is shared: pods added to it while the load places its
+	// answers (as verify's checks do, under their own lock) race with
+	// nothing the load reads (go test -race).
 	deadline := time.Now().Add(10 * time.Second)
-	for l.Running() && time.Now().Before(deadline) {
+	for i := 0; l.Running() && time.Now().Before(deadline); i++ {
+		pl.Add(checks.Pod{Cluster: "c2", Name: "be", IP: netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)})})
 		time.Sleep(20 * time.Millisecond)
 	}
 	if l.Running() {
@@ -47,7 +52,7 @@ func TestLoadStopsAtItsBound(t *testing.T) {
 // A frontend that cannot be reached makes failed requests, not none.
 func TestLoadCountsUnreachableFrontend(t *testing.T) {
 	cfg := Config{Rate: 50, MaxDuration: 5 * time.Second, MaxRequests: 5,
-		PodCIDRs: map[string]netip.Prefix{"c1": netip.MustParsePrefix("10.1.0.0/16")}}
+		Placement: checks.NewPlacement(map[string]netip.Prefix{"c1": netip.MustParsePrefix("10.1.0.0/16")})}
 	l, err := Start(context.Background(), cfg, []Stream{{Name: "s", From: "c1", Base: "http://127.0.0.1:1"}}, "before")
 	if err != nil {
 		t.Fatal(err)

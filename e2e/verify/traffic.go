@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -27,10 +26,7 @@ import (
 func (m *Mesh) Placement(ctx context.Context) (*checks.Placement, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.placement == nil {
-		m.placement = m.newPlacement()
-	}
-	pl := m.placement
+	pl := m.placementLocked()
 	for _, cl := range m.Clusters {
 		var pods corev1.PodList
 		if err := cl.Client.Resources(AppNamespace).List(ctx, &pods, resources.WithLabelSelector("app=backend")); err != nil {
@@ -45,12 +41,26 @@ func (m *Mesh) Placement(ctx context.Context) (*checks.Placement, error) {
 	return pl, nil
 }
 
-func (m *Mesh) newPlacement() *checks.Placement {
-	cidrs := map[string]netip.Prefix{}
-	for _, cl := range m.Clusters {
-		cidrs[cl.Name] = cl.PodSubnet
+// sharedPlacement is the placement Placement adds to, for a traffic load
+// that places answers by pod CIDR only (checks.Placement.ClusterOf reads no
+// pod, so it needs no listing and is safe while Placement adds pods).
+func (m *Mesh) sharedPlacement() *checks.Placement {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.placementLocked()
+}
+
+// placementLocked is the mesh's one placement, made from the clusters'
+// pod CIDRs on first use; m.mu is held.
+func (m *Mesh) placementLocked() *checks.Placement {
+	if m.placement == nil {
+		cidrs := map[string]netip.Prefix{}
+		for _, cl := range m.Clusters {
+			cidrs[cl.Name] = cl.PodSubnet
+		}
+		m.placement = checks.NewPlacement(cidrs)
 	}
-	return checks.NewPlacement(cidrs)
+	return m.placement
 }
 
 // Measure asks from's frontend for n calls and judges them with c, and
@@ -276,77 +286,54 @@ func (m *Mesh) ServedOnlyBy(ctx context.Context, from, to string) (map[string]in
 	return checks.Counts(calls.Results, checks.ByCluster), nil
 }
 
-// Transition calls from's frontend in small batches until a batch is
-// answered entirely by cluster want, or timeout, then keeps calling for
-// AfterWindow more calls: a bounded loop that counts every call asked
-// for, failed calls and calls the frontend could not make alike, so calls
-// lost just after the first good batch (the other frontend replica still
-// on the old endpoints) count against the budget too. Answers from
-// elsewhere in that window are counted as Strays.
+// Transition measures traffic from from's frontend moving to cluster want
+// (a failover, a failback): a traffic.Load of one stream, transitionRate
+// single-call requests per second, each answer placed by the pod CIDR its
+// address is in, read with traffic.Record.TransitionTo. It runs until the
+// new steady state is seen (consecutive requests all answered in want, by
+// the network's proof and the backend's word) and AfterWindow requests
+// after it are recorded, or until timeout passes without it being seen,
+// then stops the load and reads the whole record. Every request started
+// counts as asked, failed requests and those the frontend could not make
+// alike, so requests lost just after the new steady state is first seen
+// (the other frontend replica still on the old endpoints) count against
+// the budget too; answers from elsewhere in that window are Strays.
+//
+// It judges nothing: traffic.Budget.Within rejects a transition never
+// reached, slower than its budget or with more failed requests than it
+// allows, and one measured over no request (no frontend in from, or the
+// load not started).
 func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.Duration) traffic.Transition {
-	start := time.Now()
-	var t traffic.Transition
-	// The batches run on ctx, not on the wait's: a batch the wait's end
-	// would cut short would count its calls as failed.
-	err := poll.Until(ctx, timeout, 250*time.Millisecond, func(context.Context) error {
-		calls, ok := m.transitionBatch(ctx, from, &t)
-		if !ok {
-			return errors.New("batch not made")
+	window := time.Duration(float64(AfterWindow) / transitionRate * float64(time.Second))
+	bound := timeout + window + 30*time.Second
+	cfg := traffic.Config{Rate: transitionRate, MaxDuration: bound, MaxRequests: int(transitionRate * bound.Seconds()), Placement: m.sharedPlacement()}
+	load, err := traffic.Start(ctx, cfg, []traffic.Stream{{Name: from, From: from, Base: m.Frontends[from]}}, "transition to "+want)
+	if err != nil {
+		return traffic.Transition{}
+	}
+	// The wait's error is not the verdict: the record is, whatever ended
+	// the wait (seen with its window, never seen in time, ctx ended).
+	_ = poll.Until(ctx, timeout+window, 250*time.Millisecond, func(context.Context) error {
+		t := load.Snapshot().TransitionTo(from, want, AfterWindow)
+		switch {
+		case t.Reached && t.Window >= AfterWindow, !t.Reached && t.Elapsed >= timeout, !load.Running():
+			return nil
+		case t.Reached:
+			return fmt.Errorf("%d of the %d requests after the new steady state recorded", t.Window, AfterWindow)
 		}
-		pl, err := m.Placement(ctx)
-		if err != nil {
-			return err
-		}
-		return checks.And(checks.ServedFrom(pl), checks.NoFailures(), checks.OnlyClusters(want))(calls)
+		return fmt.Errorf("not reached yet (last answers by cluster %v)", t.Last)
 	})
-	t.Elapsed = time.Since(start)
-	if err != nil {
-		return t
-	}
-	t.Reached = true
-	for after := 0; after < AfterWindow && ctx.Err() == nil; after += transitionCalls {
-		calls, ok := m.transitionBatch(ctx, from, &t)
-		if ok {
-			for _, r := range calls.Results {
-				if r.Error == "" && r.Cluster != want {
-					t.Strays++
-				}
-			}
-		}
-	}
-	return t
+	return load.Stop().TransitionTo(from, want, AfterWindow)
 }
 
-// transitionBatch makes one batch of a Transition and counts it.
-func (m *Mesh) transitionBatch(ctx context.Context, from string, t *traffic.Transition) (checks.Calls, bool) {
-	calls, err := frontend.Call(ctx, m.Frontends[from], transitionCalls)
-	t.Asked += transitionCalls
-	if err != nil {
-		t.Failed += transitionCalls
-		return calls, false
-	}
-	// Calls the frontend did not answer for count as failed too.
-	t.Failed += max(0, transitionCalls-len(calls.Results)) + failedCount(calls.Results)
-	t.Last = checks.Counts(calls.Results, checks.ByCluster)
-	return calls, true
-}
+// transitionRate is the requests per second a Transition sends: the run
+// that shows the new steady state spans a quarter of a second, and the
+// window after it AfterWindow/transitionRate = 5 s.
+const transitionRate = 20
 
-// transitionCalls is the size of each batch a Transition asks for.
-const transitionCalls = 5
-
-// AfterWindow is how many calls a Transition keeps making once the new
-// steady state is first seen, counted against its budget.
+// AfterWindow is how many requests a Transition keeps recording once the
+// new steady state is first seen, counted against its budget.
 const AfterWindow = 100
-
-func failedCount(rs []checks.Result) int {
-	n := 0
-	for _, r := range rs {
-		if r.Error != "" {
-			n++
-		}
-	}
-	return n
-}
 
 // MTLSStrict rejects a mesh that does not enforce STRICT mTLS between the
 // clusters' workloads, or whose identities are not the ones the fixtures

@@ -235,5 +235,5 @@ func reportTransition(what string, t traffic.Transition) {
 	r.H.Run.Figure(what+"_failed_requests", t.Failed)
 	r.H.Run.Figure(what+"_requests", t.Asked)
 	r.H.Run.Figure(what+"_strays_after", t.Strays)
-	AddReportEntry(what, fmt.Sprintf("%.2fs, %d of %d calls failed meanwhile and in the %d calls after; %d of those answered elsewhere", t.Elapsed.Seconds(), t.Failed, t.Asked, verify.AfterWindow, t.Strays))
+	AddReportEntry(what, fmt.Sprintf("%.2fs, %d of %d requests failed meanwhile and in the %d of %d requests after; %d of those answered elsewhere", t.Elapsed.Seconds(), t.Failed, t.Asked, t.Window, verify.AfterWindow, t.Strays))
 }

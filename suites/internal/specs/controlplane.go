@@ -188,7 +188,7 @@ func startLoad(ctx context.Context, vm *verify.Mesh, first string) (*traffic.Loa
 		}
 	}
 	load, err := traffic.Start(context.WithoutCancel(ctx), traffic.Config{
-		Rate: resilienceRate, MaxDuration: resilienceMaxLoad, MaxRequests: int(resilienceRate*resilienceMaxLoad.Seconds()) * len(streams), PodCIDRs: cidrs,
+		Rate: resilienceRate, MaxDuration: resilienceMaxLoad, MaxRequests: int(resilienceRate*resilienceMaxLoad.Seconds()) * len(streams), Placement: checks.NewPlacement(cidrs),
 	}, streams, first)
 	Expect(err).NotTo(HaveOccurred())
 	return load, streams

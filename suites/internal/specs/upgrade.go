@@ -253,7 +253,7 @@ func (u *upgradeRun) start(ctx context.Context) {
 		cidrs[cl.Name] = cl.PodSubnet
 	}
 	u.load, err = traffic.Start(context.WithoutCancel(ctx), traffic.Config{
-		Rate: upgrade.Rate, MaxDuration: upgrade.MaxLoad, MaxRequests: upgrade.MaxRequests(len(u.streams)), PodCIDRs: cidrs,
+		Rate: upgrade.Rate, MaxDuration: upgrade.MaxLoad, MaxRequests: upgrade.MaxRequests(len(u.streams)), Placement: checks.NewPlacement(cidrs),
 	}, u.streams, upgrade.Before)
 	Expect(err).NotTo(HaveOccurred())
 }
