@@ -63,43 +63,9 @@ ID), and compares a snapshot of every object before and after.`,
 func runTest(cmd *cobra.Command, f testFlags) error {
 	// The environment as given and the arguments: each setting appears once.
 	cmdline := reproduce(os.Environ(), os.Args)
-	s := newSettings()
-	if f.kept {
-		if f.kubeconfig != "" || f.contexts != "" {
-			return fmt.Errorf("--kept names the clusters `meshconform up` kept: give it or --kubeconfig/--contexts, not both")
-		}
-		if err := useKeptClusters(s); err != nil {
-			return err
-		}
-	}
-	s.flag("MESHCONFORM_KUBECONFIG", f.kubeconfig)
-	s.flag("MESHCONFORM_CONTEXTS", f.contexts)
-	s.flag("MESHCONFORM_MESH", f.mesh)
-	s.flag("MESHCONFORM_TOPOLOGY", f.topology)
-	s.flag("MESHCONFORM_ARTIFACTS", f.artifacts)
-	cfg, err := s.config()
+	cfg, suite, err := f.checked()
 	if err != nil {
 		return err
-	}
-	// Bad input gets its one clear error here, before go test builds
-	// anything or the suite touches a cluster.
-	if err := harness.Validate(cfg); err != nil {
-		return err
-	}
-	suite := f.suite
-	if suite == "" {
-		suite = "e2e"
-	}
-	if cfg.BringYourOwn() && (suite == "faults" || suite == "upgrade") {
-		return fmt.Errorf("--suite %s breaks or replaces the mesh on purpose: it runs only on clusters meshconform creates, never on clusters you bring", suite)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.RepoRoot, "suites", suite)); err != nil {
-		return fmt.Errorf("--suite %s: no suites/%s in %s", suite, suite, cfg.RepoRoot)
-	}
-	// A bundle judges every report in the directory: a run must not mix
-	// its reports with an earlier run's.
-	if entries, err := os.ReadDir(cfg.ArtifactsDir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("artifacts directory %s is not empty: a bundle of it would mix this run with an earlier one; remove it or give --artifacts another", cfg.ArtifactsDir)
 	}
 	reports := filepath.Join(cfg.ArtifactsDir, suite)
 	if err := os.MkdirAll(reports, 0o755); err != nil {
@@ -110,18 +76,10 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 	if err := cfg.WriteFile(settingsFile); err != nil {
 		return err
 	}
-	args := []string{"test", "./suites/" + suite, "-count=1", "-v", "-timeout=" + (f.timeout + 5*time.Minute).String(),
-		"-args", "-ginkgo.v", "-ginkgo.timeout=" + f.timeout.String(),
-		"-ginkgo.junit-report=" + filepath.Join(reports, "junit.xml"), "-ginkgo.json-report=" + filepath.Join(reports, "ginkgo.json")}
-	for flag, v := range map[string]string{"focus": f.focus, "skip": f.skip, "label-filter": f.labelFilter} {
-		if v != "" {
-			args = append(args, "-ginkgo."+flag+"="+v)
-		}
-	}
 	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "command.txt"), []byte(cmdline+"\n"), 0o644); err != nil {
 		return err
 	}
-	run := exec.CommandContext(cmd.Context(), "go", args...)
+	run := exec.CommandContext(cmd.Context(), "go", f.goTestArgs(suite, reports)...)
 	run.Dir, run.Stdout, run.Stderr = cfg.RepoRoot, os.Stdout, os.Stderr
 	run.Env = suiteEnv(os.Environ(), settingsFile)
 	// The suite runs in a process group of its own; when meshconform is
@@ -147,6 +105,62 @@ func runTest(cmd *cobra.Command, f testFlags) error {
 		return fmt.Errorf("suite %s failed (reports in %s): %w", suite, reports, runErr)
 	}
 	return nil
+}
+
+// checked is the run's settings from the flags, the environment and the
+// kept clusters, and its suite, refused with one clear error before go
+// test builds anything or the suite touches a cluster.
+func (f testFlags) checked() (harness.Config, string, error) {
+	s := newSettings()
+	if f.kept {
+		if f.kubeconfig != "" || f.contexts != "" {
+			return harness.Config{}, "", fmt.Errorf("--kept names the clusters `meshconform up` kept: give it or --kubeconfig/--contexts, not both")
+		}
+		if err := useKeptClusters(s); err != nil {
+			return harness.Config{}, "", err
+		}
+	}
+	s.flag("MESHCONFORM_KUBECONFIG", f.kubeconfig)
+	s.flag("MESHCONFORM_CONTEXTS", f.contexts)
+	s.flag("MESHCONFORM_MESH", f.mesh)
+	s.flag("MESHCONFORM_TOPOLOGY", f.topology)
+	s.flag("MESHCONFORM_ARTIFACTS", f.artifacts)
+	cfg, err := s.config()
+	if err != nil {
+		return cfg, "", err
+	}
+	if err := harness.Validate(cfg); err != nil {
+		return cfg, "", err
+	}
+	suite := f.suite
+	if suite == "" {
+		suite = "e2e"
+	}
+	if cfg.BringYourOwn() && (suite == "faults" || suite == "upgrade") {
+		return cfg, "", fmt.Errorf("--suite %s breaks or replaces the mesh on purpose: it runs only on clusters meshconform creates, never on clusters you bring", suite)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.RepoRoot, "suites", suite)); err != nil {
+		return cfg, "", fmt.Errorf("--suite %s: no suites/%s in %s", suite, suite, cfg.RepoRoot)
+	}
+	// A bundle judges every report in the directory: a run must not mix
+	// its reports with an earlier run's.
+	if entries, err := os.ReadDir(cfg.ArtifactsDir); err == nil && len(entries) > 0 {
+		return cfg, "", fmt.Errorf("artifacts directory %s is not empty: a bundle of it would mix this run with an earlier one; remove it or give --artifacts another", cfg.ArtifactsDir)
+	}
+	return cfg, suite, nil
+}
+
+// goTestArgs runs the suite with Ginkgo's reports in reports.
+func (f testFlags) goTestArgs(suite, reports string) []string {
+	args := []string{"test", "./suites/" + suite, "-count=1", "-v", "-timeout=" + (f.timeout + 5*time.Minute).String(),
+		"-args", "-ginkgo.v", "-ginkgo.timeout=" + f.timeout.String(),
+		"-ginkgo.junit-report=" + filepath.Join(reports, "junit.xml"), "-ginkgo.json-report=" + filepath.Join(reports, "ginkgo.json")}
+	for flag, v := range map[string]string{"focus": f.focus, "skip": f.skip, "label-filter": f.labelFilter} {
+		if v != "" {
+			args = append(args, "-ginkgo."+flag+"="+v)
+		}
+	}
+	return args
 }
 
 // settingsJSON is the file of the artifacts directory holding the run's

@@ -145,17 +145,10 @@ func isReport(rel string) bool { return path.Base(rel) == "ginkgo.json" }
 // not parse is a reason not to certify, so a bundle of a broken run can
 // still be written and verified.
 func computeVerdict(reports map[string][]byte) Verdict {
-	tallies := map[string]*Capability{}
+	t := &tally{caps: map[string]*Capability{}}
 	for _, name := range slices.Concat(CoreCapabilities, ExtendedCapabilities) {
-		tallies[name] = &Capability{Name: name}
+		t.caps[name] = &Capability{Name: name}
 	}
-	isCore := func(label string) bool { return slices.Contains(CoreCapabilities, label) }
-
-	var (
-		v        Verdict
-		problems []string // reasons that belong to no capability
-		outside  []Spec   // failed specs outside the core profile
-	)
 	files := make([]string, 0, len(reports))
 	for f := range reports {
 		files = append(files, f)
@@ -164,80 +157,103 @@ func computeVerdict(reports map[string][]byte) Verdict {
 	for _, file := range files {
 		var rs []types.Report
 		if err := json.Unmarshal(reports[file], &rs); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: not a Ginkgo JSON report: %v", file, err))
+			t.problems = append(t.problems, fmt.Sprintf("%s: not a Ginkgo JSON report: %v", file, err))
 			continue
 		}
-		suite := path.Dir(file)
 		for _, r := range rs {
-			// A dry run reports every spec passed and ran none.
-			if r.SuiteConfig.DryRun {
-				problems = append(problems, fmt.Sprintf("suite %s was a dry run: nothing ran", suite))
-			}
-			anyFailed := false
-			for _, sr := range r.SpecReports {
-				s := Spec{Suite: suite, Name: specName(sr), State: sr.State.String()}
-				if !sr.State.Is(types.SpecStatePassed) {
-					s.Message = firstLine(sr.Failure.Message)
-				}
-				count(&v.Totals, sr.State)
-				inCore := false
-				for _, label := range capabilitiesOf(sr) {
-					c, ok := tallies[label]
-					if !ok {
-						continue
-					}
-					c.Specs = append(c.Specs, s)
-					inCore = inCore || isCore(label)
-				}
-				if sr.Failed() {
-					anyFailed = true
-					if !inCore {
-						outside = append(outside, s)
-					}
-				}
-			}
-			// A suite can fail with no failed spec: interrupted, focused
-			// programmatically, --fail-on-pending. That is no certification.
-			if !r.SuiteSucceeded && !anyFailed {
-				why := strings.Join(r.SpecialSuiteFailureReasons, ", ")
-				if why == "" {
-					why = "no reason given"
-				}
-				problems = append(problems, fmt.Sprintf("suite %s did not succeed: %s", suite, why))
-			}
-			secs := seconds(r.RunTime.Seconds())
-			v.Suites = append(v.Suites, Suite{
-				Name: suite, Report: file, Description: r.SuiteDescription,
-				Succeeded: r.SuiteSucceeded, Specs: len(r.SpecReports), RunTimeSeconds: secs,
-			})
-			v.Totals.RunTimeSeconds = seconds(v.Totals.RunTimeSeconds + secs)
+			t.add(path.Dir(file), file, r)
 		}
 	}
-	sort.SliceStable(v.Suites, func(i, j int) bool { return v.Suites[i].Name < v.Suites[j].Name })
+	sort.SliceStable(t.v.Suites, func(i, j int) bool { return t.v.Suites[i].Name < t.v.Suites[j].Name })
+	t.v.Profiles = []Profile{t.core(), t.extended()}
+	return t.v
+}
 
+// tally is a verdict being computed: the specs of every report by the
+// capabilities they prove, and what belongs to none.
+type tally struct {
+	v        Verdict
+	caps     map[string]*Capability
+	problems []string // reasons that belong to no capability
+	outside  []Spec   // failed specs outside the core profile
+}
+
+// add counts one suite's report.
+func (t *tally) add(suite, file string, r types.Report) {
+	// A dry run reports every spec passed and ran none.
+	if r.SuiteConfig.DryRun {
+		t.problems = append(t.problems, fmt.Sprintf("suite %s was a dry run: nothing ran", suite))
+	}
+	anyFailed := false
+	for _, sr := range r.SpecReports {
+		s := Spec{Suite: suite, Name: specName(sr), State: sr.State.String()}
+		if !sr.State.Is(types.SpecStatePassed) {
+			s.Message = firstLine(sr.Failure.Message)
+		}
+		count(&t.v.Totals, sr.State)
+		inCore := false
+		for _, label := range capabilitiesOf(sr) {
+			c, ok := t.caps[label]
+			if !ok {
+				continue
+			}
+			c.Specs = append(c.Specs, s)
+			inCore = inCore || slices.Contains(CoreCapabilities, label)
+		}
+		if sr.Failed() {
+			anyFailed = true
+			if !inCore {
+				t.outside = append(t.outside, s)
+			}
+		}
+	}
+	// A suite can fail with no failed spec: interrupted, focused
+	// programmatically, --fail-on-pending. That is no certification.
+	if !r.SuiteSucceeded && !anyFailed {
+		why := strings.Join(r.SpecialSuiteFailureReasons, ", ")
+		if why == "" {
+			why = "no reason given"
+		}
+		t.problems = append(t.problems, fmt.Sprintf("suite %s did not succeed: %s", suite, why))
+	}
+	secs := seconds(r.RunTime.Seconds())
+	t.v.Suites = append(t.v.Suites, Suite{
+		Name: suite, Report: file, Description: r.SuiteDescription,
+		Succeeded: r.SuiteSucceeded, Specs: len(r.SpecReports), RunTimeSeconds: secs,
+	})
+	t.v.Totals.RunTimeSeconds = seconds(t.v.Totals.RunTimeSeconds + secs)
+}
+
+// core is the core profile: certified only with every core capability
+// proven, no failure outside it, and no problem with the reports.
+func (t *tally) core() Profile {
 	core := Profile{Name: ProfileCore}
-	if len(v.Suites) == 0 {
+	if len(t.v.Suites) == 0 {
 		// Never certify on zero results.
 		core.Reasons = append(core.Reasons, "no Ginkgo JSON report (<suite>/ginkgo.json) in the bundle")
 	}
 	for _, name := range CoreCapabilities {
-		c := finish(tallies[name])
+		c := finish(t.caps[name])
 		core.Capabilities = append(core.Capabilities, c)
 		core.Reasons = append(core.Reasons, coreReasons(c)...)
 	}
-	if len(outside) > 0 {
-		core.Reasons = append(core.Reasons, fmt.Sprintf("%d failed outside the core profile: %s", len(outside), list(outside, true)))
+	if len(t.outside) > 0 {
+		core.Reasons = append(core.Reasons, fmt.Sprintf("%d failed outside the core profile: %s", len(t.outside), list(t.outside, true)))
 	}
-	core.Reasons = append(core.Reasons, problems...)
+	core.Reasons = append(core.Reasons, t.problems...)
 	certified := len(core.Reasons) == 0
 	core.Certified = &certified
+	return core
+}
 
+// extended is the extended profile: each capability reported, none
+// certifying.
+func (t *tally) extended() Profile {
 	ext := Profile{Name: ProfileExtended}
 	for _, name := range ExtendedCapabilities {
-		ext.Capabilities = append(ext.Capabilities, finish(tallies[name]))
+		ext.Capabilities = append(ext.Capabilities, finish(t.caps[name]))
 	}
-	v.Profiles = []Profile{core, ext}
-	return v
+	return ext
 }
 
 // capabilitiesOf lists the labels a spec proves: its containers' and its

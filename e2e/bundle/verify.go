@@ -52,38 +52,69 @@ func Verify(path string) (Result, error) {
 }
 
 func verify(r io.Reader) (Result, error) {
+	a, err := readArchive(r)
+	if err != nil {
+		return Result{}, err
+	}
+	man, ok := a.kept[ManifestFile]
+	if !ok {
+		return Result{}, fmt.Errorf("%s is missing", ManifestFile)
+	}
+	lines, err := parseManifest(man)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := a.matches(lines); err != nil {
+		return Result{}, err
+	}
+	v, err := a.verdict()
+	if err != nil {
+		return Result{}, err
+	}
+	sum := sha256.Sum256(man)
+	return Result{Verdict: v, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(lines)}, nil
+}
+
+// archive is what verify read of a bundle: every file's SHA-256, and the
+// bytes of the manifest, the verdict and the reports.
+type archive struct {
+	sums map[string]string // file → hex SHA-256 of its content
+	kept map[string][]byte // manifest, verdict and reports
+}
+
+// readArchive reads a bundle whole: one top folder, regular files and
+// directories only, no entry twice, nothing but padding after the tar's
+// end, and gzip's CRC checked.
+func readArchive(r io.Reader) (archive, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return Result{}, fmt.Errorf("not a gzip file: %w", err)
+		return archive{}, fmt.Errorf("not a gzip file: %w", err)
 	}
 	tr := tar.NewReader(gz)
-	var (
-		top      string
-		seen     = map[string]bool{}   // every entry, relative to the top folder
-		sums     = map[string]string{} // file → hex SHA-256 of its content
-		kept     = map[string][]byte{} // manifest, verdict and reports
-		keepFile = func(rel string) bool { return rel == ManifestFile || rel == VerdictFile || isReport(rel) }
-	)
+	a := archive{sums: map[string]string{}, kept: map[string][]byte{}}
+	var top string
+	seen := map[string]bool{} // every entry, relative to the top folder
+	keepFile := func(rel string) bool { return rel == ManifestFile || rel == VerdictFile || isReport(rel) }
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("read archive: %w", err)
+			return archive{}, fmt.Errorf("read archive: %w", err)
 		}
 		first, rel, err := splitEntry(hdr)
 		if err != nil {
-			return Result{}, err
+			return archive{}, err
 		}
 		if top == "" {
 			top = first
 		} else if first != top {
-			return Result{}, fmt.Errorf("%s: two top folders, %s and %s: a bundle has one", hdr.Name, top, first)
+			return archive{}, fmt.Errorf("%s: two top folders, %s and %s: a bundle has one", hdr.Name, top, first)
 		}
 		if seen[rel] {
 			// Extraction would keep one copy, the manifest check another.
-			return Result{}, fmt.Errorf("%s appears twice in the archive", hdr.Name)
+			return archive{}, fmt.Errorf("%s appears twice in the archive", hdr.Name)
 		}
 		seen[rel] = true
 		switch hdr.Typeflag {
@@ -91,10 +122,10 @@ func verify(r io.Reader) (Result, error) {
 			continue
 		case tar.TypeReg:
 		default:
-			return Result{}, fmt.Errorf("%s is a %s: a bundle holds only regular files and directories", hdr.Name, typeName(hdr.Typeflag))
+			return archive{}, fmt.Errorf("%s is a %s: a bundle holds only regular files and directories", hdr.Name, typeName(hdr.Typeflag))
 		}
 		if rel == "" {
-			return Result{}, fmt.Errorf("%s is a file, not a top folder", hdr.Name)
+			return archive{}, fmt.Errorf("%s is a file, not a top folder", hdr.Name)
 		}
 		h := sha256.New()
 		var w io.Writer = h
@@ -103,35 +134,32 @@ func verify(r io.Reader) (Result, error) {
 			w = io.MultiWriter(h, &buf)
 		}
 		if _, err := io.Copy(w, tr); err != nil {
-			return Result{}, fmt.Errorf("read %s: %w", rel, err)
+			return archive{}, fmt.Errorf("read %s: %w", rel, err)
 		}
-		sums[rel] = hex.EncodeToString(h.Sum(nil))
+		a.sums[rel] = hex.EncodeToString(h.Sum(nil))
 		if keepFile(rel) {
-			kept[rel] = buf.Bytes()
+			a.kept[rel] = buf.Bytes()
 		}
 	}
 	if top == "" {
-		return Result{}, errors.New("empty archive")
+		return archive{}, errors.New("empty archive")
 	}
 	// Reading to gzip's end checks its CRC; bytes after the tar's end are
 	// hidden from tar -x, so a bundle has none but padding.
 	if err := zeroesOnly(gz); err != nil {
-		return Result{}, err
+		return archive{}, err
 	}
+	return a, nil
+}
 
-	man, ok := kept[ManifestFile]
-	if !ok {
-		return Result{}, fmt.Errorf("%s is missing", ManifestFile)
-	}
-	lines, err := parseManifest(man)
-	if err != nil {
-		return Result{}, err
-	}
+// matches rejects a bundle whose files are not exactly the manifest's: one
+// listed and missing, changed, or added.
+func (a archive) matches(lines []manifestLine) error {
 	var problems []error
 	listed := map[string]bool{}
 	for _, l := range lines {
 		listed[l.path] = true
-		switch got, ok := sums[l.path]; {
+		switch got, ok := a.sums[l.path]; {
 		case !ok:
 			problems = append(problems, fmt.Errorf("%s: listed in %s but missing from the bundle", l.path, ManifestFile))
 		case got != l.sum:
@@ -139,7 +167,7 @@ func verify(r io.Reader) (Result, error) {
 		}
 	}
 	var extra []string
-	for rel := range sums {
+	for rel := range a.sums {
 		if rel != ManifestFile && !listed[rel] {
 			extra = append(extra, rel)
 		}
@@ -148,16 +176,18 @@ func verify(r io.Reader) (Result, error) {
 	for _, rel := range extra {
 		problems = append(problems, fmt.Errorf("%s: in the bundle but not in %s: the file was added", rel, ManifestFile))
 	}
-	if len(problems) > 0 {
-		return Result{}, errors.Join(problems...)
-	}
+	return errors.Join(problems...)
+}
 
-	bundled, ok := kept[VerdictFile]
+// verdict recomputes the verdict from the bundled reports and rejects a
+// bundled verdict that differs from it (edited apart from them).
+func (a archive) verdict() (Verdict, error) {
+	bundled, ok := a.kept[VerdictFile]
 	if !ok {
-		return Result{}, fmt.Errorf("%s is missing", VerdictFile)
+		return Verdict{}, fmt.Errorf("%s is missing", VerdictFile)
 	}
 	reports := map[string][]byte{}
-	for rel, data := range kept {
+	for rel, data := range a.kept {
 		if isReport(rel) {
 			reports[rel] = data
 		}
@@ -165,14 +195,13 @@ func verify(r io.Reader) (Result, error) {
 	v := computeVerdict(reports)
 	want, err := v.encode()
 	if err != nil {
-		return Result{}, err
+		return Verdict{}, err
 	}
 	if !bytes.Equal(bundled, want) {
-		return Result{}, fmt.Errorf("%s differs from the verdict recomputed from the bundled reports (%s): it was edited apart from them",
+		return Verdict{}, fmt.Errorf("%s differs from the verdict recomputed from the bundled reports (%s): it was edited apart from them",
 			VerdictFile, firstDiff(bundled, want))
 	}
-	sum := sha256.Sum256(man)
-	return Result{Verdict: v, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(lines)}, nil
+	return v, nil
 }
 
 // splitEntry splits an entry's name into the top folder and the path under

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // RemoteCluster is one entry of an istiod replica's debug/clusterz: a
@@ -91,4 +92,36 @@ func InjectionWebhooks(cluster, wantPath string, mwcs []admissionv1.MutatingWebh
 		return 0, fmt.Errorf("%s: no injection webhook: the remote install is missing", cluster)
 	}
 	return n, nil
+}
+
+// IstiodReplicas rejects a primary whose istiod (pods: its running istiod
+// pods of the revision, with the version each one's image carries) does
+// not run exactly replicas Ready pods, each at version: a replica missing
+// or not Ready (an HA control plane that is not), or one left at another
+// version (an upgrade half done). Zero replicas wanted is an error.
+func IstiodReplicas(primary string, pods []corev1.Pod, imageVersion func(string) string, replicas int, version string) error {
+	if replicas <= 0 {
+		return fmt.Errorf("%s: %d istiod replicas wanted: nothing to judge", primary, replicas)
+	}
+	var bad []string
+	ready := 0
+	for _, p := range pods {
+		if PodReady(p) {
+			ready++
+		} else {
+			bad = append(bad, fmt.Sprintf("istiod pod %s is not Ready", p.Name))
+		}
+		if len(p.Spec.Containers) == 0 {
+			bad = append(bad, fmt.Sprintf("istiod pod %s has no container", p.Name))
+		} else if v := imageVersion(p.Spec.Containers[0].Image); v != version {
+			bad = append(bad, fmt.Sprintf("istiod pod %s runs %s (%q), want %s", p.Name, p.Spec.Containers[0].Image, v, version))
+		}
+	}
+	if ready != replicas || len(pods) != replicas {
+		bad = append([]string{fmt.Sprintf("%d istiod pods running, %d Ready, want %d", len(pods), ready, replicas)}, bad...)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s: %s", primary, strings.Join(bad, "; "))
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Watched rejects each way an istiod replica can fail to watch a cluster,
@@ -68,6 +70,42 @@ func TestInjectionWebhooks(t *testing.T) {
 		"no webhooks": {nil, "no injection webhook"},
 	} {
 		if _, err := InjectionWebhooks("cluster2", want, tc.mwcs); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", name, tc.want, err)
+		}
+	}
+}
+
+// An HA istiod judged pod by pod: the right count, each Ready, each at the
+// installed version; a replica short, one not Ready or one left at the old
+// version fails, named.
+func TestIstiodReplicas(t *testing.T) {
+	pod := func(name, image string, ready bool) corev1.Pod {
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		return corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Image: image}}},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}},
+		}
+	}
+	tag := func(image string) string { return image[strings.LastIndex(image, ":")+1:] }
+	good := []corev1.Pod{pod("istiod-a", "istio/pilot:1.29.2", true), pod("istiod-b", "istio/pilot:1.29.2", true)}
+	if err := IstiodReplicas("cluster1", good, tag, 2, "1.29.2"); err != nil {
+		t.Errorf("two Ready replicas at the version: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		pods     []corev1.Pod
+		replicas int
+		want     string
+	}{
+		"a replica short": {good[:1], 2, "1 istiod pods running, 1 Ready, want 2"},
+		"not Ready":       {[]corev1.Pod{good[0], pod("istiod-b", "istio/pilot:1.29.2", false)}, 2, "istiod pod istiod-b is not Ready"},
+		"old version":     {[]corev1.Pod{good[0], pod("istiod-b", "istio/pilot:1.28.1", true)}, 2, `istiod pod istiod-b runs istio/pilot:1.28.1 ("1.28.1"), want 1.29.2`},
+		"none wanted":     {good, 0, "nothing to judge"},
+	} {
+		if err := IstiodReplicas("cluster1", tc.pods, tag, tc.replicas, "1.29.2"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want %q, got %v", name, tc.want, err)
 		}
 	}

@@ -34,6 +34,29 @@ const (
 // write istio-ca-root-cert into it (it takes about a second).
 const RootCertWait = 30 * time.Second
 
+// IstiodsRunning rejects a mesh whose control plane is not what was
+// installed: on every primary, exactly replicas running istiod pods of
+// the revision, each Ready and at the installed version
+// (checks.IstiodReplicas), polled for at most timeout while a rollout
+// settles. No primary is an error, not a pass.
+func (m *Mesh) IstiodsRunning(ctx context.Context, replicas int, timeout time.Duration) error {
+	if len(m.Primaries()) == 0 {
+		return fmt.Errorf("no primary cluster: no istiod to judge")
+	}
+	return poll.Until(ctx, timeout, 2*time.Second, func(ctx context.Context) error {
+		for _, p := range m.Primaries() {
+			pods, err := mesh.IstiodPods(ctx, p.Client, m.Istio.Revision)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.Name, err)
+			}
+			if err := checks.IstiodReplicas(p.Name, pods, mesh.ImageVersion, replicas, m.Istio.Version); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // RemoteSynced rejects a mesh in which an istiod does not watch a cluster
 // whose endpoints it must know (a remote secret missing, or pointing where
 // istiod cannot reach), or in which one replica of an HA istiod lags the

@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
@@ -162,12 +161,7 @@ func (a *sampleApps) applyFailover(ctx context.Context, from, to string) {
 	for _, p := range a.mesh.Primaries() {
 		u := failoverRule(from, to)
 		Expect(workloads.ApplyObject(ctx, p.Client, u)).To(Succeed(), "failover rule %s → %s on %s", from, to, p.Name)
-		DeferCleanup(func(ctx context.Context) error {
-			if err := p.Client.Resources().Delete(ctx, failoverRule(from, to)); !apierrors.IsNotFound(err) {
-				return err
-			}
-			return nil
-		})
+		DeferCleanup(func(ctx context.Context) error { return workloads.DeleteObject(ctx, p.Client, failoverRule(from, to)) })
 	}
 }
 

@@ -39,17 +39,7 @@ func Conformance() {
 	Context("Conformance: traffic in the multicluster mesh", Ordered, Label(labels.Conformance), func() {
 		BeforeAll(func(ctx SpecContext) {
 			apps = deploySampleApps(ctx)
-			primary, away := r().Primary(), othersThan(r().Clusters, r().Primary())
-			By("frontend in " + primary.Name + ", backend v1 and v2 in " + clusterNames(away))
-			apps.frontendApplied(ctx, primary)
-			apps.serviceOnly(ctx, primary)
-			for _, cl := range away {
-				apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
-			}
-			for _, cl := range away {
-				apps.waitBackend(ctx, cl)
-			}
-			apps.frontendReady(ctx, primary)
+			apps.frontendHereBackendsAway(ctx, r().Primary(), othersThan(r().Clusters, r().Primary()))
 		}, NodeTimeout(40*time.Minute))
 
 		AfterAll(func(ctx SpecContext) {
@@ -63,35 +53,7 @@ func Conformance() {
 		}, NodeTimeout(4*time.Minute))
 
 		Context("with the backend in every cluster and a frontend in each", func() {
-			BeforeAll(func(ctx SpecContext) {
-				away := othersThan(vm().Clusters, vm().Primary)
-				for _, cl := range away {
-					apps.frontendApplied(ctx, cl)
-				}
-				apps.apply(ctx, vm().Primary, conformance.BackendFile, verify.AppNamespace)
-				// Time to SYNCED runs from the last workload applied to every
-				// proxy SYNCED, here and not in a spec, so label filters do
-				// not change it.
-				lastApplied := time.Now()
-				apps.waitBackend(ctx, vm().Primary)
-				for _, cl := range away {
-					apps.frontendReady(ctx, cl)
-				}
-				var want map[string]string
-				Eventually(func() error {
-					var err error
-					if want, err = vm().AppProxies(ctx); err != nil {
-						return err
-					}
-					if len(want) != expectedProxies(len(vm().Clusters)) {
-						return fmt.Errorf("%d app pods, want %d", len(want), expectedProxies(len(vm().Clusters)))
-					}
-					return vm().AllSynced(ctx, want)
-				}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(500*time.Millisecond).Should(Succeed(), "every proxy SYNCED")
-				secs := time.Since(lastApplied).Seconds()
-				r().H.Run.Figure("seconds_to_all_synced", secs)
-				AddReportEntry("time to SYNCED", fmt.Sprintf("%.1fs from applying the last workload; %d proxies", secs, len(want)))
-			}, NodeTimeout(6*time.Minute))
+			BeforeAll(func(ctx SpecContext) { apps.everywhere(ctx) }, NodeTimeout(6*time.Minute))
 
 			It("reaches every cluster and every backend pod from every cluster's frontend", Label(labels.ReachAll), func(ctx SpecContext) {
 				Expect(vm().ReachesAllEverywhere(ctx)).To(Succeed())
@@ -105,17 +67,7 @@ func Conformance() {
 			}, NodeTimeout(2*time.Minute))
 
 			It("applies traffic rules set on the primaries to callers in every cluster", Label(labels.TrafficRules), func(ctx SpecContext) {
-				apps.applyRules(ctx, conformance.TrafficRulesFile)
-				weights, err := conformance.SplitWeights()
-				Expect(err).NotTo(HaveOccurred())
-				for _, cl := range vm().Clusters {
-					By(fmt.Sprintf("from %s: header version: vN → vN only; no header → the weights %v", cl.Name, weights))
-					counts, err := vm().TrafficRules(ctx, cl.Name, weights)
-					Expect(err).NotTo(HaveOccurred())
-					band := checks.Band(verify.SplitCalls, weights["v2"], verify.SplitAlpha)
-					AddReportEntry("split from "+cl.Name, fmt.Sprintf("%s of %d (v2 accepted in %s at α=%g)", report.Counts(counts), verify.SplitCalls, band, verify.SplitAlpha))
-					r().H.Run.Figure("split_v2_share_from_"+cl.Name, float64(counts["v2"])/verify.SplitCalls)
-				}
+				trafficRulesFromEveryCluster(ctx, apps)
 			}, NodeTimeout(10*time.Minute))
 
 			It("carries mTLS under STRICT from every cluster's frontend with the identities the fixtures declare, and every backend pod refuses plaintext from outside the mesh", Label(labels.MTLS), func(ctx SpecContext) {
@@ -130,19 +82,7 @@ func Conformance() {
 			}, NodeTimeout(8*time.Minute))
 
 			It("keeps every caller's traffic in its locality, fails over within budget from every region to the region the failover rule names, and returns", Label(labels.Failover), func(ctx SpecContext) {
-				movers := clusters.Filter(vm().Clusters, func(c *clusters.Cluster) bool { return len(otherRegions(vm().Clusters, c)) > 0 })
-				Expect(movers).NotTo(BeEmpty(), "every cluster is in one region: nothing to fail over to")
-				for _, from := range vm().Clusters {
-					if len(otherRegions(vm().Clusters, from)) == 0 {
-						By(fmt.Sprintf("%s: no other region to fail over to, locality judged only", from.Name))
-					}
-				}
-				apps.applyFailover(ctx, movers[0].Region, otherRegions(vm().Clusters, movers[0])[0].Region)
-				By(fmt.Sprintf("every one of %d calls from each cluster's frontend stays in its own cluster", verify.LocalWindow))
-				Expect(vm().StaysLocalEverywhere(ctx)).To(Succeed())
-				for _, from := range movers {
-					failoverFrom(ctx, apps, from)
-				}
+				localityAndFailover(ctx, apps)
 			}, NodeTimeout(failoverTimeout(topo)))
 
 			controlPlaneSpecs(topo, func() *sampleApps { return apps })
@@ -236,4 +176,88 @@ func reportTransition(what string, t traffic.Transition) {
 	r.H.Run.Figure(what+"_requests", t.Asked)
 	r.H.Run.Figure(what+"_strays_after", t.Strays)
 	AddReportEntry(what, fmt.Sprintf("%.2fs, %d of %d requests failed meanwhile and in the %d of %d requests after; %d of those answered elsewhere", t.Elapsed.Seconds(), t.Failed, t.Asked, t.Window, verify.AfterWindow, t.Strays))
+}
+
+// frontendHereBackendsAway deploys the frontend in primary (with the
+// backend's Service only) and backends v1 and v2 in every cluster of away.
+func (a *sampleApps) frontendHereBackendsAway(ctx SpecContext, primary *clusters.Cluster, away []*clusters.Cluster) {
+	By("frontend in " + primary.Name + ", backend v1 and v2 in " + clusterNames(away))
+	a.frontendApplied(ctx, primary)
+	a.serviceOnly(ctx, primary)
+	for _, cl := range away {
+		a.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+	}
+	for _, cl := range away {
+		a.waitBackend(ctx, cl)
+	}
+	a.frontendReady(ctx, primary)
+}
+
+// everywhere adds a frontend in every other cluster and the backend in the
+// primary, then waits for every proxy SYNCED and records how long that
+// took from the last workload applied (here, not in a spec, so label
+// filters do not change it).
+func (a *sampleApps) everywhere(ctx SpecContext) {
+	away := othersThan(a.mesh.Clusters, a.mesh.Primary)
+	for _, cl := range away {
+		a.frontendApplied(ctx, cl)
+	}
+	a.apply(ctx, a.mesh.Primary, conformance.BackendFile, verify.AppNamespace)
+	// Time to SYNCED runs from the last workload applied to every
+	// proxy SYNCED, here and not in a spec, so label filters do
+	// not change it.
+	lastApplied := time.Now()
+	a.waitBackend(ctx, a.mesh.Primary)
+	for _, cl := range away {
+		a.frontendReady(ctx, cl)
+	}
+	var want map[string]string
+	Eventually(func() error {
+		var err error
+		if want, err = a.mesh.AppProxies(ctx); err != nil {
+			return err
+		}
+		if len(want) != expectedProxies(len(a.mesh.Clusters)) {
+			return fmt.Errorf("%d app pods, want %d", len(want), expectedProxies(len(a.mesh.Clusters)))
+		}
+		return a.mesh.AllSynced(ctx, want)
+	}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(500*time.Millisecond).Should(Succeed(), "every proxy SYNCED")
+	secs := time.Since(lastApplied).Seconds()
+	env.Get().H.Run.Figure("seconds_to_all_synced", secs)
+	AddReportEntry("time to SYNCED", fmt.Sprintf("%.1fs from applying the last workload; %d proxies", secs, len(want)))
+}
+
+// trafficRulesFromEveryCluster applies the header and weight rules on the
+// primaries and judges them from every cluster's frontend.
+func trafficRulesFromEveryCluster(ctx SpecContext, apps *sampleApps) {
+	apps.applyRules(ctx, conformance.TrafficRulesFile)
+	weights, err := conformance.SplitWeights()
+	Expect(err).NotTo(HaveOccurred())
+	for _, cl := range apps.mesh.Clusters {
+		By(fmt.Sprintf("from %s: header version: vN → vN only; no header → the weights %v", cl.Name, weights))
+		counts, err := apps.mesh.TrafficRules(ctx, cl.Name, weights)
+		Expect(err).NotTo(HaveOccurred())
+		band := checks.Band(verify.SplitCalls, weights["v2"], verify.SplitAlpha)
+		AddReportEntry("split from "+cl.Name, fmt.Sprintf("%s of %d (v2 accepted in %s at α=%g)", report.Counts(counts), verify.SplitCalls, band, verify.SplitAlpha))
+		env.Get().H.Run.Figure("split_v2_share_from_"+cl.Name, float64(counts["v2"])/verify.SplitCalls)
+	}
+}
+
+// localityAndFailover applies the failover rule between the first two
+// regions, then judges every caller local and every region's failover
+// and failback in turn.
+func localityAndFailover(ctx SpecContext, apps *sampleApps) {
+	movers := clusters.Filter(apps.mesh.Clusters, func(c *clusters.Cluster) bool { return len(otherRegions(apps.mesh.Clusters, c)) > 0 })
+	Expect(movers).NotTo(BeEmpty(), "every cluster is in one region: nothing to fail over to")
+	for _, from := range apps.mesh.Clusters {
+		if len(otherRegions(apps.mesh.Clusters, from)) == 0 {
+			By(fmt.Sprintf("%s: no other region to fail over to, locality judged only", from.Name))
+		}
+	}
+	apps.applyFailover(ctx, movers[0].Region, otherRegions(apps.mesh.Clusters, movers[0])[0].Region)
+	By(fmt.Sprintf("every one of %d calls from each cluster's frontend stays in its own cluster", verify.LocalWindow))
+	Expect(apps.mesh.StaysLocalEverywhere(ctx)).To(Succeed())
+	for _, from := range movers {
+		failoverFrom(ctx, apps, from)
+	}
 }

@@ -75,85 +75,13 @@ func Faults() {
 	}
 
 	Context("Seeded faults: every check catches the broken mesh it is meant for", Ordered, Label(labels.Faults), func() {
-		BeforeAll(func(ctx SpecContext) {
-			e.apps = deploySampleApps(ctx)
-			e.m = e.apps.mesh.Istio
-			e.vm = e.apps.mesh
-			e.vm.Settle = faultSettle
-			for _, cl := range e.vm.Clusters {
-				e.apps.frontendApplied(ctx, cl)
-				e.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
-			}
-			for _, cl := range e.vm.Clusters {
-				e.apps.waitBackend(ctx, cl)
-				e.apps.frontendReady(ctx, cl)
-			}
-			for _, cl := range e.vm.Clusters {
-				e.apps.outsider(ctx, cl)
-			}
-		}, NodeTimeout(40*time.Minute))
+		BeforeAll(e.deploy, NodeTimeout(40*time.Minute))
 
-		AfterAll(func(ctx SpecContext) {
-			caught := 0
-			for _, o := range outcomes {
-				if o.Caught {
-					caught++
-				}
-			}
-			r := env.Get()
-			r.H.Run.Figure("faults_defined", len(seeded))
-			r.H.Run.Figure("faults_seeded", len(outcomes))
-			r.H.Run.Figure("faults_caught", caught)
-			r.H.Run.Figure("faults", outcomes)
-			AddReportEntry("seeded faults caught", fmt.Sprintf("%d caught of %d seeded (%d defined)", caught, len(outcomes), len(seeded)))
-			if e.apps != nil {
-				e.apps.remove(ctx)
-				Expect(e.vm.RemoveInjectionNamespace(ctx)).To(Succeed())
-			}
-		}, NodeTimeout(5*time.Minute))
+		AfterAll(func(ctx SpecContext) { e.finish(ctx, len(seeded), outcomes) }, NodeTimeout(5*time.Minute))
 
 		for _, f := range seeded {
 			It(fmt.Sprintf("catches: %s (by %s)", f.name, f.spec), func(ctx SpecContext) {
-				outcome := faultOutcome{Fault: f.name, Ref: f.ref, CaughtBy: f.spec}
-				defer func() { outcomes = append(outcomes, outcome) }()
-				for _, file := range f.rules {
-					e.apps.applyRules(ctx, file)
-				}
-				check := func() error { return f.check(ctx, e) }
-
-				By("the check passes on the healthy mesh")
-				Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2 * time.Second).Should(Succeed())
-				if f.doctor != "" {
-					Expect(doctorSays(ctx, e, f.doctor, doctor.Pass)).To(Succeed(), "the doctor on the healthy mesh")
-				}
-
-				By("seeding the fault")
-				repaired := false
-				DeferCleanup(func(ctx SpecContext) {
-					if !repaired {
-						_ = f.repair(ctx, e)
-					}
-				}, NodeTimeout(2*rolloutWait+2*time.Minute))
-				Expect(f.seed(ctx, e)).To(Succeed(), "seed %s", f.name)
-
-				By("the check fails, naming the cause")
-				text, caught := detect(ctx, check, f.cause(e))
-				outcome.Caught, outcome.Error = caught, text
-				if !caught {
-					Fail(fmt.Sprintf("fault %q not caught by %s within %s: %s", f.name, f.spec, faultDetect, text))
-				}
-				AddReportEntry("caught by "+f.spec, text)
-				if f.doctor != "" {
-					By("the doctor names it: check " + f.doctor + " fails")
-					Eventually(func() error { return doctorSays(ctx, e, f.doctor, doctor.Fail) }).WithContext(ctx).
-						WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-					outcome.Doctor = f.doctor
-				}
-
-				By("repairing: the check passes again")
-				Expect(f.repair(ctx, e)).To(Succeed(), "repair %s", f.name)
-				repaired = true
-				Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2*time.Second).Should(Succeed(), "the mesh healthy again after repairing %s", f.name)
+				e.prove(ctx, f, func(o faultOutcome) { outcomes = append(outcomes, o) })
 			}, NodeTimeout(25*time.Minute))
 		}
 	})
@@ -230,4 +158,93 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// deploy puts the sample apps in every cluster (a frontend and the
+// backend in each, an outsider pod for plaintext calls) and settles the
+// checks faster than the conformance specs do.
+func (e *faultEnv) deploy(ctx SpecContext) {
+	e.apps = deploySampleApps(ctx)
+	e.m = e.apps.mesh.Istio
+	e.vm = e.apps.mesh
+	e.vm.Settle = faultSettle
+	for _, cl := range e.vm.Clusters {
+		e.apps.frontendApplied(ctx, cl)
+		e.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+	}
+	for _, cl := range e.vm.Clusters {
+		e.apps.waitBackend(ctx, cl)
+		e.apps.frontendReady(ctx, cl)
+	}
+	for _, cl := range e.vm.Clusters {
+		e.apps.outsider(ctx, cl)
+	}
+}
+
+// finish records how many faults were seeded and caught, and removes the
+// apps.
+func (e *faultEnv) finish(ctx SpecContext, defined int, outcomes []faultOutcome) {
+	caught := 0
+	for _, o := range outcomes {
+		if o.Caught {
+			caught++
+		}
+	}
+	r := env.Get()
+	r.H.Run.Figure("faults_defined", defined)
+	r.H.Run.Figure("faults_seeded", len(outcomes))
+	r.H.Run.Figure("faults_caught", caught)
+	r.H.Run.Figure("faults", outcomes)
+	AddReportEntry("seeded faults caught", fmt.Sprintf("%d caught of %d seeded (%d defined)", caught, len(outcomes), defined))
+	if e.apps != nil {
+		e.apps.remove(ctx)
+		Expect(e.vm.RemoveInjectionNamespace(ctx)).To(Succeed())
+	}
+}
+
+// prove seeds fault f into the healthy mesh and proves its check catches
+// it, naming the cause (and the doctor's check, where it has one), then
+// repairs it and sees the check pass again. The outcome is recorded even
+// when the spec fails: Ginkgo's Fail unwinds through the deferred record.
+func (e *faultEnv) prove(ctx SpecContext, f seededFault, record func(faultOutcome)) {
+	outcome := faultOutcome{Fault: f.name, Ref: f.ref, CaughtBy: f.spec}
+	defer func() { record(outcome) }()
+	for _, file := range f.rules {
+		e.apps.applyRules(ctx, file)
+	}
+	check := func() error { return f.check(ctx, e) }
+
+	By("the check passes on the healthy mesh")
+	Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2 * time.Second).Should(Succeed())
+	if f.doctor != "" {
+		Expect(doctorSays(ctx, e, f.doctor, doctor.Pass)).To(Succeed(), "the doctor on the healthy mesh")
+	}
+
+	By("seeding the fault")
+	repaired := false
+	DeferCleanup(func(ctx SpecContext) {
+		if !repaired {
+			_ = f.repair(ctx, e)
+		}
+	}, NodeTimeout(2*rolloutWait+2*time.Minute))
+	Expect(f.seed(ctx, e)).To(Succeed(), "seed %s", f.name)
+
+	By("the check fails, naming the cause")
+	text, caught := detect(ctx, check, f.cause(e))
+	outcome.Caught, outcome.Error = caught, text
+	if !caught {
+		Fail(fmt.Sprintf("fault %q not caught by %s within %s: %s", f.name, f.spec, faultDetect, text))
+	}
+	AddReportEntry("caught by "+f.spec, text)
+	if f.doctor != "" {
+		By("the doctor names it: check " + f.doctor + " fails")
+		Eventually(func() error { return doctorSays(ctx, e, f.doctor, doctor.Fail) }).WithContext(ctx).
+			WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+		outcome.Doctor = f.doctor
+	}
+
+	By("repairing: the check passes again")
+	Expect(f.repair(ctx, e)).To(Succeed(), "repair %s", f.name)
+	repaired = true
+	Eventually(check).WithContext(ctx).WithTimeout(faultRecover).WithPolling(2*time.Second).Should(Succeed(), "the mesh healthy again after repairing %s", f.name)
 }

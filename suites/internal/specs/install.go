@@ -9,7 +9,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
@@ -53,22 +52,7 @@ func Install() {
 		}, NodeTimeout(30*time.Minute))
 
 		It("runs istiod on every primary, every replica Ready, at the version asked for", func(ctx SpecContext) {
-			replicas := r().H.Topology.IstiodReplicas
-			name := mesh.Values{Revision: m.Revision}.IstiodService()
-			Expect(r().Primaries()).NotTo(BeEmpty(), "no primary cluster")
-			for _, primary := range r().Primaries() {
-				Eventually(func(g Gomega) {
-					var d appsv1.Deployment
-					g.Expect(primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &d)).To(Succeed())
-					g.Expect(d.Status.ReadyReplicas).To(BeNumerically("==", replicas), "deployment %s ready replicas on %s", name, primary.Name)
-				}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-				pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
-				Expect(err).NotTo(HaveOccurred())
-				Expect(pods).To(HaveLen(replicas), "running istiod pods on %s", primary.Name)
-				for _, p := range pods {
-					Expect(mesh.ImageVersion(p.Spec.Containers[0].Image)).To(Equal(m.Version), "istiod image %s", p.Spec.Containers[0].Image)
-				}
-			}
+			Expect(vm().IstiodsRunning(ctx, r().H.Topology.IstiodReplicas, 2*time.Minute)).To(Succeed())
 		}, NodeTimeout(3*time.Minute))
 
 		It("lists every other cluster as a synced cluster of every istiod replica (remote secrets applied)", func(ctx SpecContext) {
