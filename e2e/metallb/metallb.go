@@ -13,6 +13,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/e2e-framework/klient"
 
 	metallbv1beta1 "go.universe.tf/metallb/api/v1beta1"
@@ -76,16 +78,19 @@ func Install(ctx context.Context, c klient.Client, pool topology.AddrRange) erro
 	}); err != nil {
 		return fmt.Errorf("metallb: wait for controller and speakers ready: %w", err)
 	}
-	if err := metallbv1beta1.AddToScheme(res.GetScheme()); err != nil {
-		return err
-	}
-	ipPool := &metallbv1beta1.IPAddressPool{
+	ipPool, err := unstructuredOf("IPAddressPool", &metallbv1beta1.IPAddressPool{
 		ObjectMeta: metav1.ObjectMeta{Name: PoolName, Namespace: Namespace},
 		Spec:       metallbv1beta1.IPAddressPoolSpec{Addresses: []string{pool.String()}},
+	})
+	if err != nil {
+		return err
 	}
-	l2 := &metallbv1beta1.L2Advertisement{
+	l2, err := unstructuredOf("L2Advertisement", &metallbv1beta1.L2Advertisement{
 		ObjectMeta: metav1.ObjectMeta{Name: PoolName, Namespace: Namespace},
 		Spec:       metallbv1beta1.L2AdvertisementSpec{IPAddressPools: []string{PoolName}},
+	})
+	if err != nil {
+		return err
 	}
 	// MetalLB's validating webhook answers only once the controller has
 	// written its certificate: retry creation until it does.
@@ -99,4 +104,20 @@ func Install(ctx context.Context, c klient.Client, pool topology.AddrRange) erro
 		return fmt.Errorf("metallb: create pool %s: %w", pool, err)
 	}
 	return nil
+}
+
+// unstructuredOf is one of MetalLB's typed objects as an unstructured one
+// of its kind: the client then needs no scheme that knows MetalLB's types,
+// so nothing writes client-go's process-wide scheme (clusters are set up
+// side by side, and a shared scheme written from two goroutines races).
+func unstructuredOf(kind string, obj runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("metallb %s: %w", kind, err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(metallbv1beta1.GroupVersion.WithKind(kind))
+	unstructured.RemoveNestedField(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	return u, nil
 }
