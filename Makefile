@@ -12,7 +12,13 @@ export MESHCONFORM_ARTIFACTS := $(ARTIFACTS)
 # suites/e2e runs platform → install → conformance → uninstall → teardown on one pair of clusters;
 # E2E_SUITES="platform install" runs the suites one by one instead.
 E2E_SUITES ?= e2e
+# Ginkgo's limit for the whole run, in minutes ("80m"). go test's own alarm
+# panics with no cleanup at all, so it rings only after Ginkgo's limit and
+# the suites' cleanup budget (CLEANUP_MINUTES: the first failure's dump
+# 5 min, AfterAll nodes up to 10, the teardown and its audit 10, margin;
+# meshconform test gives the same, cmd/meshconform suiteCleanupBudget).
 E2E_TIMEOUT ?= 80m
+CLEANUP_MINUTES := 30
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
 .PHONY: test fresh-images e2e faults upgrade byo prebuild bench setup clean
@@ -25,12 +31,15 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 # The report page's browser test needs Debian's chromium: installed here
 # (once, ~45 s) and required, so the test can never skip unnoticed.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# actionlint, pinned, checks the workflow users copy (.github/workflows).
+ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 test:
 	@bash scripts/setup-chromium.sh
 	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
 	MESHCONFORM_REQUIRE_CHROMIUM=1 $(GO) test -race -vet=off ./e2e/... ./fixtures/... ./cmd/... ./suites/internal/...
 	$(GO) run ./cmd/meshconform images fresh-check
 
@@ -45,12 +54,19 @@ setup:
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-docker.sh; else sudo bash scripts/setup-docker.sh; fi
 
 # Each suite writes JUnit and Ginkgo JSON under artifacts/<suite>/.
+# The artifacts directory is emptied first, never a directory that holds
+# more than a run's artifacts (/, ., $HOME, the repository); a Ctrl-C or
+# SIGTERM stops a run of several suites, not just the one running.
 e2e: setup
+	@case "$$(realpath -m $(ARTIFACTS))" in /|"$$(realpath -m .)"|"$$(realpath -m $$HOME)"|"$$(realpath -m $(CURDIR))") \
+	  echo "ARTIFACTS=$(ARTIFACTS) would empty a directory that is not only a run's artifacts: give another" >&2; exit 2;; esac
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
-	@rc=0; for s in $(E2E_SUITES); do \
+	@rc=0; trap 'exit 130' INT TERM; \
+	go_timeout=$$(( $(patsubst %m,%,$(E2E_TIMEOUT)) + $(CLEANUP_MINUTES) ))m; \
+	for s in $(E2E_SUITES); do \
 	  mkdir -p $(ARTIFACTS)/$$s; \
 	  echo "== suite $$s"; \
-	  $(GO) test -v ./suites/$$s -count=1 -timeout=$(E2E_TIMEOUT) -args $(GINKGO_FLAGS) \
+	  $(GO) test -v ./suites/$$s -count=1 -timeout=$$go_timeout -args $(GINKGO_FLAGS) \
 	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
 	done; \
 	$(GO) run ./cmd/meshconform report --artifacts $(ARTIFACTS) || echo "report page not written"; \
