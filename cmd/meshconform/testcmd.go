@@ -150,9 +150,15 @@ func (f testFlags) checked() (harness.Config, string, error) {
 	return cfg, suite, nil
 }
 
+// suiteCleanupBudget is what the suite's cleanup may take past Ginkgo's
+// own limit (the first failure's dump 5 min, AfterAll nodes up to 10, the
+// teardown and its audit 10, margin): go test's alarm, which panics with
+// no cleanup at all, rings only after it (the Makefile's CLEANUP_MINUTES).
+const suiteCleanupBudget = 30 * time.Minute
+
 // goTestArgs runs the suite with Ginkgo's reports in reports.
 func (f testFlags) goTestArgs(suite, reports string) []string {
-	args := []string{"test", "./suites/" + suite, "-count=1", "-v", "-timeout=" + (f.timeout + 5*time.Minute).String(),
+	args := []string{"test", "./suites/" + suite, "-count=1", "-v", "-timeout=" + (f.timeout + suiteCleanupBudget).String(),
 		"-args", "-ginkgo.v", "-ginkgo.timeout=" + f.timeout.String(),
 		"-ginkgo.junit-report=" + filepath.Join(reports, "junit.xml"), "-ginkgo.json-report=" + filepath.Join(reports, "ginkgo.json")}
 	for flag, v := range map[string]string{"focus": f.focus, "skip": f.skip, "label-filter": f.labelFilter} {

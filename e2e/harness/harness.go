@@ -145,8 +145,9 @@ func (h *Harness) nodeContainers() ([]report.NodeContainer, error) {
 
 // removeStaleTemp deletes what builds of an earlier, killed run left half
 // done in the cache (unfinished build directories and root filesystem
-// trees): they are never reused, only in the way. A build of a process
-// still running (a prebuild beside this run) is left alone.
+// trees, a killed debootstrap's /proc and /sys mounts detached first):
+// they are never reused, only in the way. A build of a process still
+// running (a prebuild beside this run) is left alone.
 func (h *Harness) removeStaleTemp() {
 	for _, pattern := range []string{"*/*.tmp", "*/*.tree"} {
 		matches, _ := filepath.Glob(filepath.Join(h.Config.CacheDir, pattern))
@@ -154,7 +155,9 @@ func (h *Harness) removeStaleTemp() {
 			if !fsutil.StaleTemp(m) {
 				continue
 			}
-			if err := os.RemoveAll(m); err == nil {
+			if err := fsutil.RemoveTree(m); err != nil {
+				fmt.Fprintf(h.out, "   could not remove %s, left by an interrupted build: %v\n", m, err)
+			} else {
 				fmt.Fprintf(h.out, "   removed %s, left by an interrupted build\n", m)
 			}
 		}

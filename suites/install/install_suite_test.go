@@ -4,7 +4,6 @@ package install
 
 import (
 	"testing"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -26,4 +25,4 @@ var _ = Describe("meshconform install", Ordered, func() {
 
 // Teardown and its audit run after every spec, even after a failure or an
 // interrupt, and report as a testcase of their own.
-var _ = AfterSuite(env.TeardownAndAudit, NodeTimeout(10*time.Minute))
+var _ = env.AfterSuiteTeardown()

@@ -6,7 +6,6 @@ package upgrade
 
 import (
 	"testing"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -27,4 +26,4 @@ var _ = Describe("meshconform upgrade", Ordered, func() {
 
 // Teardown and its audit run after every spec, even after a failure or an
 // interrupt, and report as a testcase of their own.
-var _ = AfterSuite(env.TeardownAndAudit, NodeTimeout(10*time.Minute))
+var _ = env.AfterSuiteTeardown()

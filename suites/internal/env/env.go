@@ -249,13 +249,28 @@ func Setup() {
 	})
 }
 
+// teardownBudget bounds the teardown and its audit. They run on a context
+// of their own, which neither an interrupt nor the node's timeout cancels
+// (a clusters' deletion cut short leaves them behind), and Ginkgo waits
+// that long for them after a first interrupt (GracePeriod). A second
+// interrupt still makes Ginkgo give up on them: Ginkgo's rule.
+const teardownBudget = 8 * time.Minute
+
+// AfterSuiteTeardown declares TeardownAndAudit as the suite's AfterSuite,
+// within its budget: every suite calls it once, at the top level.
+func AfterSuiteTeardown() bool {
+	return AfterSuite(TeardownAndAudit, NodeTimeout(teardownBudget+time.Minute), GracePeriod(teardownBudget))
+}
+
 // TeardownAndAudit is every suite's AfterSuite: it removes everything the
 // run created (clusters, registry, network; logs exported first when the
 // run failed), then audits the machine against the inventory taken before
 // the run and fails, naming each leftover, when anything remains. As an
 // AfterSuite it runs after an interrupt too, and its outcome is a testcase
 // of its own in the JUnit report ("[AfterSuite] …").
-func TeardownAndAudit(ctx SpecContext) {
+func TeardownAndAudit(sctx SpecContext) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(sctx), teardownBudget)
+	defer cancel()
 	r := current
 	if r == nil {
 		AddReportEntry("teardown audit", "the run created nothing (it stopped before its harness existed)")
