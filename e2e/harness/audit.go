@@ -32,6 +32,16 @@ func (i Inventory) Count() int {
 	return len(i.Containers) + len(i.Networks) + len(i.Contexts) + len(i.Kubeconfigs) + len(i.TempFiles)
 }
 
+// InventoryBefore is the machine's inventory taken before the run created
+// anything, and whether it was taken (not on clusters the user brought,
+// whose audit is their own snapshot, nor when the run stopped earlier).
+func (h *Harness) InventoryBefore() (Inventory, bool) {
+	if h.before == nil {
+		return Inventory{}, false
+	}
+	return *h.before, true
+}
+
 // Snapshot lists every container and network, the contexts of the user's
 // default kubeconfig and of the run's kubeconfig files, and meshconform's
 // temporary files (unfinished builds in the cache, temp dirs).

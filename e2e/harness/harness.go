@@ -51,6 +51,9 @@ type Harness struct {
 	byo *brought
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
 	RunID string
+	// before is the machine's inventory before the run created anything
+	// (a platform step), for the teardown audit; nil until taken.
+	before *Inventory
 	// nodeMem samples the memory of the run's kind node containers; nil
 	// for clusters the user brought (not ours to measure).
 	nodeMem *report.NodeMemorySampler

@@ -55,7 +55,8 @@ func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error
 
 // platformSteps are the bring-up of the run: on clusters the user brought,
 // the machine's check and the attach; otherwise the checks before
-// anything is created, the Docker network, the local registry (and the
+// anything is created, the machine's inventory (for the teardown audit),
+// the Docker network, the local registry (and the
 // prebuild, which starts there and runs beside the rest), the cluster
 // images, every cluster (created, ready, MetalLB with its pool) and the
 // flat network between them.
@@ -71,6 +72,15 @@ func (h *Harness) platformSteps() []step {
 	}
 	steps := []step{
 		{"preflight", h.preflight},
+		// After the preflight (no Docker is its error, not the
+		// inventory's), before anything is created.
+		{"inventory before the run", func(ctx context.Context, _ *platform) error {
+			inv, err := h.Snapshot(ctx)
+			if err == nil {
+				h.before = &inv
+			}
+			return err
+		}},
 		{"docker network " + h.Topology.Network.Name, func(ctx context.Context, _ *platform) error {
 			return clusters.EnsureNetwork(ctx, h.Topology.Network)
 		}},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -92,10 +93,10 @@ func (r *Run) Figures() map[string]any {
 }
 
 // Phases returns the recorded phases in start order.
-func (r *Run) Phases() []Phase {
+func (r *Run) Phases() Phases {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := append([]Phase(nil), r.phases...)
+	out := append(Phases(nil), r.phases...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
 }
@@ -186,4 +187,29 @@ func (r *Run) WriteJSON(path string) error {
 		return fmt.Errorf("write run report: %w", err)
 	}
 	return nil
+}
+
+// Phases are a run's phases in order of start. As a report entry, Ginkgo
+// prints them with String (one line each) and stores them as JSON, which
+// the report page shows as a table.
+type Phases []Phase
+
+// String is one line per phase: its offset from the first, its duration,
+// its name and how it ended.
+func (ps Phases) String() string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		status := "ok"
+		if !p.OK {
+			status = "failed: " + p.Error
+		}
+		if p.Note != "" {
+			status += " (" + p.Note + ")"
+		}
+		fmt.Fprintf(&b, "+%6.1fs %6.1fs  %s  %s", p.Start.Sub(ps[0].Start).Seconds(), p.Seconds, p.Name, status)
+	}
+	return b.String()
 }

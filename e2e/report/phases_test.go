@@ -47,3 +47,13 @@ func TestTimeRecordsAndPrints(t *testing.T) {
 		t.Errorf("figures = %v", doc.Figures)
 	}
 }
+
+// The phases as a report entry read as lines, never as a Go value.
+func TestPhasesString(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	ps := Phases{{Name: "preflight", Start: t0, Seconds: 0.1, OK: true}, {Name: "images", Start: t0.Add(2 * time.Second), Seconds: 3, OK: false, Error: "boom", Note: "cached"}}
+	want := "+   0.0s    0.1s  preflight  ok\n+   2.0s    3.0s  images  failed: boom (cached)"
+	if got := ps.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -27,10 +27,6 @@ import (
 type Run struct {
 	H        *harness.Harness
 	Clusters []*clusters.Cluster
-	// Before is the machine's inventory before the run created anything,
-	// for the teardown audit; BeforeTaken says it was taken.
-	Before      harness.Inventory
-	BeforeTaken bool
 
 	mu     sync.Mutex
 	failed bool
@@ -136,14 +132,6 @@ func start(ctx context.Context) error {
 	}
 	r := &Run{H: h}
 	current = r
-	// On brought clusters the audit is the clusters' own snapshot (taken
-	// when they are attached), not this machine's Docker inventory.
-	if !cfg.BringYourOwn() {
-		if r.Before, err = h.Snapshot(ctx); err != nil {
-			return err
-		}
-		r.BeforeTaken = true
-	}
 	r.Clusters, err = h.SetUpPlatform(ctx)
 	return err
 }
@@ -289,6 +277,13 @@ func TeardownAndAudit(sctx SpecContext) {
 		auditBrought(ctx, r)
 		return
 	}
+	before, taken := r.H.InventoryBefore()
+	if !taken {
+		// The inventory is the step after the preflight: a run that
+		// stopped before it created nothing, and has nothing to remove.
+		AddReportEntry("teardown audit", "the run created nothing: it stopped at its preflight, before its inventory")
+		return
+	}
 	// Teardown comes first whatever else fails: an inventory that cannot
 	// be taken must not leave clusters behind.
 	during, derr := r.H.Snapshot(ctx)
@@ -297,19 +292,16 @@ func TeardownAndAudit(sctx SpecContext) {
 	Expect(terr).NotTo(HaveOccurred(), "teardown")
 	Expect(derr).NotTo(HaveOccurred(), "inventory before teardown")
 	Expect(aerr).NotTo(HaveOccurred(), "inventory after teardown")
-	if !r.BeforeTaken {
-		Fail("no inventory was taken before the run: nothing to audit against")
-	}
-	AddReportEntry("teardown audit", fmt.Sprintf("before the run: %s; during: %s; after teardown: %s", r.Before, during, after))
-	r.H.Run.Figure("audit_before", r.Before)
+	AddReportEntry("teardown audit", fmt.Sprintf("before the run: %s; during: %s; after teardown: %s", before, during, after))
+	r.H.Run.Figure("audit_before", before)
 	r.H.Run.Figure("audit_during", during)
 	r.H.Run.Figure("audit_after", after)
 	names, nerr := r.H.ClusterNames()
 	Expect(nerr).NotTo(HaveOccurred(), "the topologies' cluster names")
 	left, lerr := r.H.Leftovers(ctx, names...)
-	r.H.Run.Figure("audit_leftovers", len(after.NewSince(r.Before))+len(left))
+	r.H.Run.Figure("audit_leftovers", len(after.NewSince(before))+len(left))
 	Expect(lerr).NotTo(HaveOccurred(), "list meshconform's objects")
-	Expect(after.NewSince(r.Before)).To(BeEmpty(), "created by the run and still present")
+	Expect(after.NewSince(before)).To(BeEmpty(), "created by the run and still present")
 	Expect(left).To(BeEmpty(), "meshconform's objects still present")
 }
 
