@@ -69,8 +69,14 @@ func (l *Local) Check(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("local image source needs root (debootstrap builds the node's root filesystem)")
 	}
-	// A registry of ours holding the port is fine: it is reused or replaced.
-	if ok, _ := docker.Exists(ctx, "container", RegistryContainer); !ok {
+	// A registry of ours holding the port is fine: it is reused or
+	// replaced. A container of its name that is not ours is found here,
+	// before the network or anything else exists.
+	ours, err := OurRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	if !ours {
 		return PortFree(l.RegistryPort)
 	}
 	return nil

@@ -52,7 +52,7 @@ http:
 // 127.0.0.1:port, with its storage in dataDir. A registry container of ours
 // that already runs the same image on the same network is kept.
 func startRegistry(ctx context.Context, image, network, dataDir string, port int) error {
-	if ok, err := registryRunning(ctx, image, network); err != nil {
+	if ok, err := registryRunning(ctx, image, network, port); err != nil {
 		return err
 	} else if ok {
 		return waitRegistry(ctx, port)
@@ -75,38 +75,48 @@ func startRegistry(ctx context.Context, image, network, dataDir string, port int
 	return waitRegistry(ctx, port)
 }
 
-func registryRunning(ctx context.Context, image, network string) (bool, error) {
-	exists, err := docker.Exists(ctx, "container", RegistryContainer)
-	if err != nil || !exists {
+// registryRunning tells whether our registry container runs image on
+// network, published on port: only then is it kept. One published on
+// another port (MESHCONFORM_REGISTRY_PORT changed) is replaced at once,
+// not waited for on a port it does not serve.
+func registryRunning(ctx context.Context, image, network string, port int) (bool, error) {
+	if ours, err := OurRegistry(ctx); err != nil || !ours {
 		return false, err
 	}
 	out, err := docker.Run(ctx, "inspect", "--format",
-		`{{.State.Running}} {{.Config.Image}} {{index .Config.Labels "`+OwnerLabel+`"}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}},{{end}}`, RegistryContainer)
+		`{{.State.Running}} {{.Config.Image}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}},{{end}} {{range (index .HostConfig.PortBindings "5000/tcp")}}{{.HostPort}}{{end}}`, RegistryContainer)
 	if err != nil {
 		return false, err
 	}
 	f := strings.Fields(out)
-	if len(f) < 3 || f[2] != "true" {
+	return len(f) == 4 && f[0] == "true" && f[1] == image && strings.Contains(","+f[2], ","+network+",") && f[3] == strconv.Itoa(port), nil
+}
+
+// OurRegistry tells whether a container of the registry's name exists and
+// is meshconform's; one that is someone else's is an error that names it,
+// found by the preflight before anything is created.
+func OurRegistry(ctx context.Context) (bool, error) {
+	exists, err := docker.Exists(ctx, "container", RegistryContainer)
+	if err != nil || !exists {
+		return false, err
+	}
+	label, err := docker.Run(ctx, "inspect", "--format", `{{index .Config.Labels "`+OwnerLabel+`"}}`, RegistryContainer)
+	if err != nil {
+		return false, err
+	}
+	if label != "true" {
 		return false, fmt.Errorf("a container named %s exists and is not meshconform's: remove or rename it", RegistryContainer)
 	}
-	return f[0] == "true" && f[1] == image && len(f) == 4 && strings.Contains(","+f[3], ","+network+","), nil
+	return true, nil
 }
 
 // RemoveRegistry removes the registry container if it exists; its storage
 // stays in the cache.
 func RemoveRegistry(ctx context.Context) error {
-	exists, err := docker.Exists(ctx, "container", RegistryContainer)
-	if err != nil || !exists {
+	if ours, err := OurRegistry(ctx); err != nil || !ours {
 		return err
 	}
-	label, err := docker.Run(ctx, "inspect", "--format", `{{index .Config.Labels "`+OwnerLabel+`"}}`, RegistryContainer)
-	if err != nil {
-		return err
-	}
-	if label != "true" {
-		return fmt.Errorf("a container named %s exists and is not meshconform's: remove or rename it", RegistryContainer)
-	}
-	_, err = docker.Run(ctx, "rm", "-f", "-v", RegistryContainer)
+	_, err := docker.Run(ctx, "rm", "-f", "-v", RegistryContainer)
 	return err
 }
 
