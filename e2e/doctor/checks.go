@@ -63,7 +63,7 @@ func remoteSecrets(ctx context.Context, m scope) []Result {
 	}
 	var out []Result
 	for _, r := range m.Others {
-		s, ok := secrets[r.Name]
+		s, ok := secrets[r.ClusterID]
 		switch {
 		case !ok:
 			out = append(out, fail(r.Name, "no remote secret for cluster %s on %s (label istio/multiCluster=true in %s): the remote was never attached, or its secret was deleted", r.Name, m.Primary.Name, mesh.Namespace))
@@ -93,7 +93,7 @@ func remoteSecretRBAC(ctx context.Context, m scope) []Result {
 	}
 	var out []Result
 	for _, r := range m.Others {
-		s, ok := secrets[r.Name]
+		s, ok := secrets[r.ClusterID]
 		if !ok {
 			out = append(out, fail(r.Name, "no remote secret: nothing to check"))
 			continue

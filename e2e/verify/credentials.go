@@ -57,7 +57,7 @@ func (m *Mesh) RemoteCredentialsLeastPrivilege(ctx context.Context) error {
 			if c == p {
 				continue
 			}
-			s, ok := byCluster[c.Name]
+			s, ok := byCluster[c.ClusterID]
 			if !ok {
 				errs = append(errs, fmt.Errorf("no remote secret for cluster %s on %s (label %s in %s): no credential to judge", c.Name, p.Name, mesh.RemoteSecretSelector, mesh.Namespace))
 				continue
