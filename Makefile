@@ -70,6 +70,7 @@ e2e: setup
 	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
 	done; \
 	$(GO) run ./cmd/meshconform report --artifacts $(ARTIFACTS) || echo "report page not written"; \
+	if [ $$rc != 0 ]; then $(GO) run ./cmd/meshconform failures $(ARTIFACTS) || true; fi; \
 	exit $$rc
 
 # The seeded-fault suite: its own clusters and install, then fifteen faults,

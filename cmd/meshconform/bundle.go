@@ -95,6 +95,42 @@ func newReport() *cobra.Command {
 	return cmd
 }
 
+// newFailures prints the failed specs of every suite report under the
+// directories given, with their messages: what a CI log's tail must say.
+func newFailures() *cobra.Command {
+	return &cobra.Command{
+		Use:   "failures [DIR...]",
+		Short: "Print every failed spec under the artifacts directories (default ./artifacts), with where and why it failed",
+		RunE: func(cmd *cobra.Command, dirs []string) error {
+			if len(dirs) == 0 {
+				dir, err := artifactsDir("")
+				if err != nil {
+					return err
+				}
+				dirs = []string{dir}
+			}
+			var ins []page.Input
+			for _, dir := range dirs {
+				in, err := page.ReportsUnder(dir)
+				if err != nil {
+					return fmt.Errorf("suite reports under %s: %w", dir, err)
+				}
+				ins = append(ins, in)
+			}
+			failed := page.Failures(ins)
+			if len(failed) == 0 {
+				fmt.Println("no failed spec in the suite reports")
+				return nil
+			}
+			fmt.Printf("%d failed:\n", len(failed))
+			for _, f := range failed {
+				fmt.Println(f)
+			}
+			return nil
+		},
+	}
+}
+
 // writeReportPage writes report.html to the artifacts, with the verdict a
 // bundle of them would hold, and its screenshot report.png when Debian's
 // Chromium is installed (scripts/setup-chromium.sh).

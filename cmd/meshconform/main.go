@@ -49,7 +49,7 @@ the mesh with real traffic — or points the same specs at clusters you bring.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUp(), newTest(), newDoctor(), newBundle(), newVerify(), newReport(),
+	root.AddCommand(newUp(), newTest(), newDoctor(), newBundle(), newVerify(), newReport(), newFailures(),
 		newClean(), newLeftovers(), newBench(), newPrebuild(), newCache(), newImages())
 	return root
 }

@@ -105,3 +105,25 @@ func links(dir string) ([]Link, error) {
 	}
 	return out, nil
 }
+
+// ReportsUnder reads every ginkgo.json anywhere under root (the main job's,
+// the seeded-fault and upgrade suites' in their own folders, make byo's),
+// in path order, for a digest of a whole CI run.
+func ReportsUnder(root string) (Input, error) {
+	var in Input
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || d.Name() != "ginkgo.json" {
+			return nil
+		}
+		var rs []types.Report
+		if err := readJSON(path, &rs); err != nil {
+			return err
+		}
+		in.Suites = append(in.Suites, rs...)
+		return nil
+	})
+	return in, err
+}
