@@ -136,8 +136,13 @@ const (
 func MaxRequests(streams int) int { return int(Rate*MaxLoad.Seconds()) * streams }
 
 // Budgets. Canary and rollback phases may fail no request: a restart under
-// a drained, revision-tagged canary moves every call to a live pod. A gap
-// of 2 s is ten requests in a row of one stream unanswered at Rate. Once a
+// a drained, revision-tagged canary moves every call to a live pod. A call
+// the mesh leaves hanging fails at the frontend's 2 s deadline, so the
+// gap bounds what failures cannot see: the load path (the load, the
+// frontends' LoadBalancer, the frontends) stalling. MaxGap is 5 s, 25
+// requests in a row of one stream at Rate: pods starting on a 2-core
+// machine stall every stream at once, without a failed request, by up to
+// 1.74 s measured on a quiet machine (a 2 s budget failed a CI run). Once a
 // phase's action is done, its p99 may exceed the "before" phase's by 500 ms
 // at most, whatever the method; during the action it is measured only:
 // pods starting on a 2-core machine stalled every stream at once by up to
@@ -147,7 +152,7 @@ func MaxRequests(streams int) int { return int(Rate*MaxLoad.Seconds()) * streams
 // hitless, so their failures and gaps during the action are measured and
 // reported, not judged; after it, they fail nothing either.
 var (
-	CanaryBudget  = traffic.Budget{MaxFailed: 0, MaxGap: 2 * time.Second, MaxP99Over: 500 * time.Millisecond, MinPerStream: 20}
+	CanaryBudget  = traffic.Budget{MaxFailed: 0, MaxGap: 5 * time.Second, MaxP99Over: 500 * time.Millisecond, MinPerStream: 20}
 	InPlaceBudget = traffic.Budget{MaxFailed: -1, MaxP99Over: 500 * time.Millisecond, MinPerStream: 20}
 )
 
