@@ -105,7 +105,7 @@ func saveDoctor(rep doctor.Report, path string) error {
 // useKeptClusters points s at the clusters `meshconform up` kept: their
 // settings fill what neither a flag nor the environment gives (settings.get).
 func useKeptClusters(s *settings) error {
-	raw, err := os.ReadFile(filepath.Join(upDir(), "env"))
+	raw, err := os.ReadFile(filepath.Join(upDir(), harness.KeptMeshFile))
 	if err != nil {
 		return fmt.Errorf("no --kubeconfig, and no clusters kept by `meshconform up` (%v)", err)
 	}

@@ -14,16 +14,8 @@ import (
 	"github.com/meshconform/meshconform/e2e/harness"
 )
 
-// upDir holds what `up` keeps for later runs: the clusters' kubeconfigs and
-// its report. Not under artifacts/, which every `make e2e` wipes, and not in
-// the user's ~/.kube: meshconform never edits the user's kubeconfig.
-func upDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "meshconform", "up")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "state", "meshconform", "up")
-}
+// upDir holds what `up` keeps for later runs (harness.UpDir).
+func upDir() string { return harness.UpDir() }
 
 // newHarness is a harness whose report goes to its own directory under
 // the artifacts, so a command never overwrites a run's report.
@@ -108,13 +100,13 @@ func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
 	}
 	kc, cx := strings.Join(paths, string(os.PathListSeparator)), strings.Join(contexts, ",")
 	env := fmt.Sprintf("MESHCONFORM_KUBECONFIG=%s\nMESHCONFORM_CONTEXTS=%s\nMESHCONFORM_MESH=%s\nMESHCONFORM_TOPOLOGY=%s\n", kc, cx, mode, h.Topology.Name)
-	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, "env"), []byte(env), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.ArtifactsDir, harness.KeptMeshFile), []byte(env), 0o600); err != nil {
 		return err
 	}
 	fmt.Printf("\n%s and kept. Run the specs against them:\n\n"+
 		"  meshconform test --kubeconfig %s --contexts %s --mesh %s\n\n"+
 		"or, with go test: env $(cat %s) go test ./suites/e2e\n"+
-		"Remove everything with: meshconform down\n", what, kc, cx, mode, filepath.Join(cfg.ArtifactsDir, "env"))
+		"Remove everything with: meshconform down\n", what, kc, cx, mode, filepath.Join(cfg.ArtifactsDir, harness.KeptMeshFile))
 	return nil
 }
 

@@ -148,14 +148,16 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 	}
 	kc := m.KubeconfigPath(c.Name)
 	err := m.time("kind create "+c.Name, func() error {
-		return m.creator(c.Name).Create(c.Name,
-			cluster.CreateWithV1Alpha4Config(cfg),
-			cluster.CreateWithNodeImage(imgs.Node),
-			cluster.CreateWithKubeconfigPath(kc),
-			cluster.CreateWithWaitForReady(0),
-			cluster.CreateWithDisplayUsage(false),
-			cluster.CreateWithDisplaySalutation(false),
-		)
+		return bounded(ctx, "kind create "+c.Name, func() error {
+			return m.creator(c.Name).Create(c.Name,
+				cluster.CreateWithV1Alpha4Config(cfg),
+				cluster.CreateWithNodeImage(imgs.Node),
+				cluster.CreateWithKubeconfigPath(kc),
+				cluster.CreateWithWaitForReady(0),
+				cluster.CreateWithDisplayUsage(false),
+				cluster.CreateWithDisplaySalutation(false),
+			)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create cluster %s: %w", c.Name, err)
@@ -326,14 +328,14 @@ func AddRoutes(ctx context.Context, n nodes.Node, routes []cni.Route) error {
 
 // ExportLogs writes kind's log bundle for the cluster (journal, kubelet and
 // containerd logs, container logs, docker inspect) under dir/name.
-func (m *Manager) ExportLogs(name, dir string) error {
-	return m.provider.CollectLogs(name, filepath.Join(dir, name))
+func (m *Manager) ExportLogs(ctx context.Context, name, dir string) error {
+	return bounded(ctx, "export the logs of "+name, func() error { return m.provider.CollectLogs(name, filepath.Join(dir, name)) })
 }
 
 // Delete deletes the cluster, its kubeconfig file and its context.
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	kc := m.KubeconfigPath(name)
-	if err := m.provider.Delete(name, kc); err != nil {
+	if err := bounded(ctx, "kind delete "+name, func() error { return m.provider.Delete(name, kc) }); err != nil {
 		return fmt.Errorf("delete cluster %s: %w", name, err)
 	}
 	if err := os.Remove(kc); err != nil && !os.IsNotExist(err) {
@@ -418,4 +420,19 @@ func Names(cls []*Cluster) []string {
 		out = append(out, c.Name)
 	}
 	return out
+}
+
+// bounded runs one of kind's calls, which take no context, within ctx:
+// when ctx ends first, the caller gets ctx's error at once and the call is
+// left to finish or fail on its own (its containers are what the caller's
+// next step — a deletion, the clean-up's sweep by name — removes).
+func bounded(ctx context.Context, what string, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%s: gave up: %w", what, context.Cause(ctx))
+	}
 }

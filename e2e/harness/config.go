@@ -324,6 +324,26 @@ func (c Config) checkBringYourOwn() error {
 
 var revisionName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
+// StateDir holds what outlives one process of meshconform's on this
+// machine: the platform lock (package runlock) and what `meshconform up`
+// keeps (UpDir). Not under artifacts/, which a run empties, and not in the
+// user's ~/.kube: meshconform never edits the user's kubeconfig.
+func StateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "meshconform")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "meshconform")
+}
+
+// UpDir holds what `meshconform up` keeps for later runs: the clusters'
+// kubeconfigs, its report and the env file that says a mesh is kept.
+func UpDir() string { return filepath.Join(StateDir(), "up") }
+
+// KeptMeshFile is the file in UpDir whose presence says `meshconform up`
+// keeps a mesh on this machine.
+const KeptMeshFile = "env"
+
 func defaultCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "meshconform")

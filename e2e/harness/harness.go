@@ -16,6 +16,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 	"github.com/meshconform/meshconform/e2e/report"
+	"github.com/meshconform/meshconform/e2e/runlock"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
@@ -44,9 +45,11 @@ type Harness struct {
 	// ends at teardown.
 	bg        *background
 	cacheLock *images.CacheLock
-	mu        sync.Mutex
-	created   map[string]*clusters.Cluster
-	tornDown  bool
+	// platformLock is held by a run that creates clusters (runlock).
+	platformLock *runlock.Lock
+	mu           sync.Mutex
+	created      map[string]*clusters.Cluster
+	tornDown     bool
 	// byo is set on clusters the user brought (Config.BringYourOwn).
 	byo *brought
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
@@ -97,6 +100,15 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 		h.Run.Figure("clusters", "brought: "+describeContexts(cfg.Contexts))
 		h.Run.Figure("mesh_mode", cfg.Mesh)
 	}
+	if !cfg.BringYourOwn() {
+		// Held until Close: this run's clusters, registry and network are
+		// no other run's to replace or delete.
+		if h.platformLock, err = runlock.Acquire(StateDir(), h.owner()); err != nil {
+			h.cacheLock.Unlock()
+			buildLog.Close()
+			return nil, err
+		}
+	}
 	h.bg = newBackground()
 	// CPU use over the whole run, for the report and the Gantt chart: when
 	// both cores are busy throughout, only less work makes a run faster.
@@ -116,6 +128,15 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 	h.Run.Figure("image_source", cfg.Source)
 	h.Run.Figure("kubernetes_version", release.Version)
 	return h, nil
+}
+
+// owner is this run as the platform lock records it.
+func (h *Harness) owner() runlock.Owner {
+	cmd := strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " ")
+	if len(cmd) > 300 {
+		cmd = cmd[:300] + "…"
+	}
+	return runlock.Owner{PID: os.Getpid(), RunID: h.RunID, Command: cmd, Artifacts: h.Config.ArtifactsDir, Started: time.Now()}
 }
 
 // RunLabels are the labels every namespace the run creates carries (its
@@ -212,10 +233,16 @@ func (h *Harness) DeleteCluster(ctx context.Context, name string) error {
 	return err
 }
 
+// ExportBudget bounds the export of every cluster's logs at teardown: a
+// diagnostic, it must never hold back the deletion that follows it.
+const ExportBudget = 90 * time.Second
+
 // ExportLogs writes kind's log bundle of every cluster of the run to
-// artifacts/logs. kind's bundle lacks images.log (no crictl in the node
-// image); the rest is written whatever fails.
+// artifacts/logs, within ExportBudget. kind's bundle lacks images.log (no
+// crictl in the node image); the rest is written whatever fails.
 func (h *Harness) ExportLogs(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, ExportBudget)
+	defer cancel()
 	h.mu.Lock()
 	names := make([]string, 0, len(h.created))
 	for n := range h.created {
@@ -224,17 +251,20 @@ func (h *Harness) ExportLogs(ctx context.Context) {
 	h.mu.Unlock()
 	for _, n := range names {
 		dir := filepath.Join(h.Config.ArtifactsDir, "logs")
-		if err := h.Clusters.ExportLogs(n, dir); err != nil {
+		if err := h.Clusters.ExportLogs(ctx, n, dir); err != nil {
 			fmt.Fprintf(h.out, "   export logs of %s (partial): %v\n", n, err)
 		}
 	}
 }
 
 // Teardown removes everything the run created — clusters, the registry
-// container, the Docker network — unless KeepClusters is set. With failed,
-// it first exports the clusters' logs to the artifacts directory.
-func (h *Harness) Teardown(ctx context.Context, failed bool) error {
-	if failed {
+// container, the Docker network — unless KeepClusters is set. With
+// diagnose (a failed run that was not interrupted), it first exports the
+// clusters' logs to the artifacts directory, within ExportBudget; an
+// interrupted run goes straight to the deletion, which is what a CI
+// runner's short grace period must be spent on.
+func (h *Harness) Teardown(ctx context.Context, diagnose bool) error {
+	if diagnose {
 		_ = h.Run.Time("export logs", func() error { h.ExportLogs(ctx); return nil })
 	}
 	h.bg.stop()
@@ -318,5 +348,5 @@ func (h *Harness) Close() error {
 		err = errors.Join(err, ferr)
 	}
 	h.buildLog.Close()
-	return errors.Join(err, h.byo.close(), h.cacheLock.Unlock())
+	return errors.Join(err, h.byo.close(), h.cacheLock.Unlock(), h.platformLock.Release())
 }

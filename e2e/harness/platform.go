@@ -3,6 +3,8 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -113,6 +115,9 @@ func (h *Harness) platformSteps() []step {
 // source's tools and Docker daemon, the network, and that no cluster name
 // is taken by something not ours.
 func (h *Harness) preflight(ctx context.Context, _ *platform) error {
+	if err := h.checkNoKeptMesh(); err != nil {
+		return err
+	}
 	if err := h.Source.Check(ctx); err != nil {
 		return err
 	}
@@ -126,6 +131,19 @@ func (h *Harness) preflight(ctx context.Context, _ *platform) error {
 		}
 	}
 	return nil
+}
+
+// checkNoKeptMesh refuses to create clusters while `meshconform up` keeps
+// a mesh on this machine: its clusters have the topologies' names, and this
+// run would replace them as stale or delete them at its teardown. The
+// kept mesh's own `up` is refused the same way: one at a time.
+func (h *Harness) checkNoKeptMesh() error {
+	kept := filepath.Join(UpDir(), KeptMeshFile)
+	if _, err := os.Stat(kept); err != nil {
+		return nil
+	}
+	return fmt.Errorf("a mesh kept by `meshconform up` is on this machine (%s): test it with `meshconform test --kubeconfig … --contexts …` "+
+		"(the command up printed), or remove it first with `meshconform down`; this run would delete its clusters", kept)
 }
 
 // clusterSteps are each cluster's bring-up. MetalLB waits for the

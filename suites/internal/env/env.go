@@ -31,6 +31,8 @@ type Run struct {
 	mu     sync.Mutex
 	failed bool
 	mesh   *meshOnce
+	// interrupted counts the run's interruptions (interrupt.go).
+	interrupted *interrupts
 }
 
 var (
@@ -122,6 +124,7 @@ func start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	watch := watchInterrupts()
 	h, err := harness.New(cfg, t, GinkgoWriter)
 	if err != nil {
 		return err
@@ -130,7 +133,7 @@ func start(ctx context.Context) error {
 	if MeshVersions != nil {
 		h.PrebuildIstio = MeshVersions(cfg)
 	}
-	r := &Run{H: h}
+	r := &Run{H: h, interrupted: watch}
 	current = r
 	r.Clusters, err = h.SetUpPlatform(ctx)
 	return err
@@ -160,6 +163,14 @@ func (r *Run) Failed() bool {
 	defer r.mu.Unlock()
 	return r.failed
 }
+
+// Interrupted reports whether a signal or Ginkgo's timeout interrupted
+// the run.
+func (r *Run) Interrupted() bool { return r.interrupted.happened() }
+
+// diagnose tells the teardown to export the clusters' logs first: only for
+// a failed run that has the time to (not interrupted).
+func (r *Run) diagnose() bool { return r.Failed() && !r.Interrupted() }
 
 // Primary is the topology's (first) primary cluster.
 func (r *Run) Primary() *clusters.Cluster { return r.byPrimary(true) }
@@ -214,7 +225,7 @@ func Setup() {
 	BeforeAll(func(ctx SpecContext) {
 		r, err := Start(ctx)
 		if err != nil {
-			if current != nil && current.MarkFailed() {
+			if current != nil && current.MarkFailed() && !current.Interrupted() {
 				current.DumpState(ctx)
 			}
 			Fail("bring up the platform: " + err.Error())
@@ -223,8 +234,15 @@ func Setup() {
 	}, NodeTimeout(60*time.Minute))
 	// Dump at the first failure, before inner AfterAlls clean up the
 	// workloads a person would want to see.
+	// An interrupted run dumps nothing: its grace period is the
+	// deletion's (the teardown), and a half-cancelled dump says little.
 	AfterEach(func(ctx SpecContext) {
-		if CurrentSpecReport().Failed() && current != nil && current.MarkFailed() {
+		rep := CurrentSpecReport()
+		if current == nil || !rep.Failed() {
+			return
+		}
+		current.interrupted.saw(rep.State)
+		if current.MarkFailed() && !current.Interrupted() {
 			current.DumpState(ctx)
 		}
 	}, NodeTimeout(5*time.Minute))
@@ -232,6 +250,7 @@ func Setup() {
 	// after it, which AfterEach cannot see: the teardown must know.
 	ReportAfterEach(func(rep SpecReport) {
 		if rep.Failed() && current != nil {
+			current.interrupted.saw(rep.State)
 			current.MarkFailed()
 		}
 	})
@@ -269,7 +288,7 @@ func TeardownAndAudit(sctx SpecContext) {
 		_ = r.H.Close()
 	}()
 	if r.H.Config.KeepClusters {
-		_ = r.H.Teardown(ctx, r.Failed())
+		_ = r.H.Teardown(ctx, r.diagnose())
 		// Skipped, not passed: a verdict must not count an audit never made.
 		Skip("teardown audit not run: MESHCONFORM_KEEP_CLUSTERS=1 keeps the clusters")
 	}
@@ -287,7 +306,7 @@ func TeardownAndAudit(sctx SpecContext) {
 	// Teardown comes first whatever else fails: an inventory that cannot
 	// be taken must not leave clusters behind.
 	during, derr := r.H.Snapshot(ctx)
-	terr := r.H.Teardown(ctx, r.Failed())
+	terr := r.H.Teardown(ctx, r.diagnose())
 	after, aerr := r.H.Snapshot(ctx)
 	Expect(terr).NotTo(HaveOccurred(), "teardown")
 	Expect(derr).NotTo(HaveOccurred(), "inventory before teardown")
@@ -317,7 +336,7 @@ func auditBrought(ctx context.Context, r *Run) {
 		uerr = m.Installer.Uninstall(ctx, r.Clusters...)
 		r.ForgetMesh()
 	}
-	terr := r.H.Teardown(ctx, r.Failed())
+	terr := r.H.Teardown(ctx, r.diagnose())
 	Expect(uerr).NotTo(HaveOccurred(), "uninstall the Istio the run installed")
 	diffs, derr := r.H.ClustersAsFound(ctx)
 	Expect(terr).NotTo(HaveOccurred(), "remove the run's namespaces")

@@ -1,0 +1,44 @@
+package env
+
+import (
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// interrupts records whether the run was interrupted, by a signal (SIGINT
+// or SIGTERM, which Ginkgo treats alike) or by Ginkgo itself (its -timeout,
+// an interrupted spec): an interrupted run spends its grace period on
+// deleting what it made, not on dumps and log exports.
+type interrupts struct{ n atomic.Int32 }
+
+// watchInterrupts counts the signals that interrupt the suite (Ginkgo
+// handles them; this only listens too), and keeps the process alive when
+// its standard output breaks: `go test` dies on SIGTERM at once, and the
+// suite's next line to the pipe it held would otherwise kill the suite
+// with SIGPIPE in the middle of its teardown.
+func watchInterrupts() *interrupts {
+	in := &interrupts{}
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for range ch {
+			in.n.Add(1)
+		}
+	}()
+	return in
+}
+
+// saw counts a spec Ginkgo interrupted (a signal or its suite timeout).
+func (in *interrupts) saw(state types.SpecState) {
+	if state == types.SpecStateInterrupted {
+		in.n.Add(1)
+	}
+}
+
+// happened reports whether the run was interrupted.
+func (in *interrupts) happened() bool { return in != nil && in.n.Load() > 0 }
