@@ -78,8 +78,10 @@ func Build(ctx context.Context, cacheDir string, s Spec, log io.Writer) (tarPath
 		return "", false, fmt.Errorf("rootfs %s: debootstrap not found (make setup installs it)", s.Name)
 	}
 	tree := filepath.Join(dir, s.Name+"-"+s.Key()+fsutil.Owned(".tree"))
-	_ = os.RemoveAll(tree)
-	defer os.RemoveAll(tree)
+	// RemoveTree, never RemoveAll: a tree with a mount in it leads to the
+	// host's files.
+	_ = fsutil.RemoveTree(tree)
+	defer fsutil.RemoveTree(tree)
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return "", false, err
 	}
@@ -87,7 +89,7 @@ func Build(ctx context.Context, cacheDir string, s Spec, log io.Writer) (tarPath
 	if m := HostMirror(); m != "" {
 		args = append(args, m)
 	}
-	if err := run(ctx, log, "debootstrap", args...); err != nil {
+	if err := run(ctx, log, privateMounts("debootstrap", args...)...); err != nil {
 		return "", false, fmt.Errorf("rootfs %s: %w", s.Name, err)
 	}
 	if err := s.Edits.Apply(ctx, tree, log); err != nil {
@@ -101,7 +103,7 @@ func Build(ctx context.Context, cacheDir string, s Spec, log io.Writer) (tarPath
 	}
 	tmp := fsutil.TempName(tarPath)
 	defer os.Remove(tmp)
-	if err := run(ctx, log, "tar", tarArgs(tree, tmp)...); err != nil {
+	if err := run(ctx, log, append([]string{"tar"}, tarArgs(tree, tmp)...)...); err != nil {
 		return "", false, fmt.Errorf("rootfs %s: pack: %w", s.Name, err)
 	}
 	return tarPath, false, os.Rename(tmp, tarPath)
@@ -162,13 +164,24 @@ func parseListMirror(r io.Reader) string {
 	return ""
 }
 
+// privateMounts is the command line that runs name in a mount namespace
+// of its own, private to it: the /proc and /sys debootstrap mounts in the
+// tree (and unmounts only in its EXIT trap, which SIGKILL skips) vanish
+// with the namespace however the build ends, and are never seen by the
+// host, whose sweep could otherwise not remove the tree. util-linux's
+// unshare is on every Debian system; the build needs root already.
+func privateMounts(name string, args ...string) []string {
+	return append([]string{"unshare", "--mount", "--propagation", "private", name}, args...)
+}
+
 // Chroot runs a command inside tree (for offline steps such as
 // `systemctl enable`, which only writes symlinks).
 func Chroot(ctx context.Context, tree string, log io.Writer, args ...string) error {
-	return run(ctx, log, "chroot", append([]string{tree}, args...)...)
+	return run(ctx, log, append([]string{"chroot", tree}, args...)...)
 }
 
-func run(ctx context.Context, log io.Writer, name string, args ...string) error {
+func run(ctx context.Context, log io.Writer, argv ...string) error {
+	name, args := argv[0], argv[1:]
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out strings.Builder
 	w := io.Writer(&out)

@@ -3,9 +3,14 @@ package rootfs
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 )
 
 func TestParseDeb822MirrorSkipsSecurity(t *testing.T) {
@@ -118,5 +123,57 @@ func TestEditsApply(t *testing.T) {
 	}
 	if fi, err := os.Stat(at("etc/machine-id")); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o444 {
 		t.Errorf("written file: %v %v", fi, err)
+	}
+}
+
+// A build killed with SIGKILL (no EXIT trap runs) leaves no mount on the
+// host: debootstrap's /proc and /sys mounts in the tree live in the
+// build's private mount namespace. The broken build this rejects is the
+// one that ran debootstrap directly: its mounts outlived it, and the tree
+// could never be removed.
+func TestPrivateMountsDieWithTheBuild(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount namespaces need root, as debootstrap does (make test runs as root here and in CI)")
+	}
+	tree := t.TempDir()
+	target := filepath.Join(tree, "proc")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(tree, "ready")
+	argv := privateMounts("sh", "-c", "mount -t proc proc "+target+" && touch "+ready+" && sleep 60")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build's mount never happened")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	left, err := fsutil.MountsUnder(f, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Fatalf("a killed build left mounts on the host: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(target, "self")); err == nil {
+		t.Fatal("the host sees the build's /proc in the tree")
 	}
 }
