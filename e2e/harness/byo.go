@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/snapshot"
@@ -110,13 +112,30 @@ func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Clu
 	return cls, b.close, nil
 }
 
+// credentialsPrefix names the directories that hold a run's flattened
+// kubeconfigs (inline tokens); their names carry the owner's process ID.
+const credentialsPrefix = "meshconform-byo-"
+
+// sweepCredentials removes the credential directories of runs that died
+// before their Close (a panic, a second interrupt, SIGKILL): tokens must
+// not outlive their run on disk. A live run's directory is left alone.
+func sweepCredentials(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, credentialsPrefix+"*"))
+	for _, m := range matches {
+		if fsutil.StaleTemp(m) {
+			_ = os.RemoveAll(m)
+		}
+	}
+}
+
 // attach attaches the brought clusters side by side and checks that an
 // install has a clean slate; with snap, it snapshots every cluster before
 // the run creates anything (see asFound).
 func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
 	cfg := h.kubeconfig
 	var err error
-	if h.dir, err = os.MkdirTemp("", "meshconform-byo-"); err != nil {
+	sweepCredentials(os.TempDir())
+	if h.dir, err = os.MkdirTemp("", credentialsPrefix+"*"+fsutil.Owned(".tmp")); err != nil {
 		return nil, err
 	}
 	out := make([]*clusters.Cluster, len(h.contexts))
