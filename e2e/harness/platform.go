@@ -111,14 +111,22 @@ func (h *Harness) platformSteps() []step {
 	return steps
 }
 
-// preflight checks what must hold before anything is created: the
-// source's tools and Docker daemon, the network, and that no cluster name
-// is taken by something not ours.
+// preflight checks what must hold before anything is created: no mesh
+// kept by up, the source's tools and Docker daemon, the machine's memory,
+// disk and privileged containers for the topology, the network, and that
+// no cluster name is taken by something not ours.
 func (h *Harness) preflight(ctx context.Context, _ *platform) error {
 	if err := h.checkNoKeptMesh(); err != nil {
 		return err
 	}
 	if err := h.Source.Check(ctx); err != nil {
+		return err
+	}
+	c, err := readCapacity(ctx, h.Config.CacheDir)
+	if err != nil {
+		return err
+	}
+	if err := c.check(len(h.Topology.Clusters)); err != nil {
 		return err
 	}
 	h.removeStaleTemp()
