@@ -21,7 +21,7 @@ E2E_TIMEOUT ?= 80m
 CLEANUP_MINUTES := 30
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test fresh-images e2e faults upgrade byo prebuild bench setup clean
+.PHONY: test fresh-images e2e faults upgrade byo interrupt-test prebuild bench setup clean
 
 # Every Go file must be gofmt'ed; go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
@@ -97,6 +97,12 @@ upgrade:
 BYO_MODES ?= existing
 byo: setup
 	BYO_MODES="$(BYO_MODES)" ARTIFACTS=$(ARTIFACTS) bash scripts/byo.sh
+
+# The harness's own chaos check (scripts/interrupt-test.sh): make e2e
+# interrupted by SIGINT and SIGTERM at four points, and two runs at once;
+# nothing may be left. About 8 minutes warm.
+interrupt-test: setup
+	ARTIFACTS=$(ARTIFACTS) bash scripts/interrupt-test.sh
 
 # Builds the upgrade suite's Istio versions into the cache, niced, without
 # Docker (CI runs it beside make faults, whose cores are mostly idle).
