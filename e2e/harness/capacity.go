@@ -8,8 +8,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/internal/docker"
 )
 
 // What one run needs of the machine, per cluster and besides them. Per
