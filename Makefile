@@ -7,7 +7,14 @@
 #   make byo    bring your own clusters: up, test on them, doctor, bundle, verify, down
 SHELL := /bin/bash
 GO ?= go
-ARTIFACTS ?= $(CURDIR)/artifacts
+# Every run writes to a directory of its own, artifacts/<UTC time>, and
+# artifacts/latest points at the newest. Nothing is ever emptied: a run
+# given an ARTIFACTS that holds files refuses; run directories past the
+# newest KEEP_RUNS are removed (bench records, artifacts/bench, never).
+ARTIFACTS_ROOT ?= $(CURDIR)/artifacts
+RUN := $(shell date -u +%Y%m%dT%H%M%SZ)
+ARTIFACTS ?= $(ARTIFACTS_ROOT)/$(RUN)
+KEEP_RUNS ?= 10
 export MESHCONFORM_ARTIFACTS := $(ARTIFACTS)
 # suites/e2e runs platform → install → conformance → uninstall → teardown on one pair of clusters;
 # E2E_SUITES="platform install" runs the suites one by one instead.
@@ -53,14 +60,26 @@ fresh-images: setup
 setup:
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup-docker.sh; else sudo bash scripts/setup-docker.sh; fi
 
-# Each suite writes JUnit and Ginkgo JSON under artifacts/<suite>/.
-# The artifacts directory is emptied first, never a directory that holds
-# more than a run's artifacts (/, ., $HOME, the repository); a Ctrl-C or
-# SIGTERM stops a run of several suites, not just the one running.
+# new_run makes the run's own artifacts directory: never /, $HOME, the
+# repository or the root of every run, never one holding files already;
+# directly under ARTIFACTS_ROOT, it becomes artifacts/latest and the runs
+# past the newest KEEP_RUNS go.
+define new_run
+	@case "$$(realpath -m $(ARTIFACTS))" in /|"$$(realpath -m $$HOME)"|"$$(realpath -m $(CURDIR))"|"$$(realpath -m $(ARTIFACTS_ROOT))") \
+	  echo "ARTIFACTS=$(ARTIFACTS) is not a directory of one run's own: give another" >&2; exit 2;; esac
+	@if [ -n "$$(ls -A $(ARTIFACTS) 2>/dev/null)" ]; then \
+	  echo "ARTIFACTS=$(ARTIFACTS) holds an earlier run's files: give a new directory (meshconform empties none)" >&2; exit 2; fi
+	@mkdir -p $(ARTIFACTS)
+	@if [ "$$(realpath -m $(dir $(ARTIFACTS)))" = "$$(realpath -m $(ARTIFACTS_ROOT))" ]; then \
+	  ln -sfn $(notdir $(ARTIFACTS)) $(ARTIFACTS_ROOT)/latest; \
+	  ls -1d $(ARTIFACTS_ROOT)/20*Z 2>/dev/null | sort | head -n -$(KEEP_RUNS) | xargs -r rm -rf; fi
+endef
+
+# Each suite writes JUnit and Ginkgo JSON under the run's <suite>/.
+# A Ctrl-C or SIGTERM stops a run of several suites, not just the one
+# running.
 e2e: setup
-	@case "$$(realpath -m $(ARTIFACTS))" in /|"$$(realpath -m .)"|"$$(realpath -m $$HOME)"|"$$(realpath -m $(CURDIR))") \
-	  echo "ARTIFACTS=$(ARTIFACTS) would empty a directory that is not only a run's artifacts: give another" >&2; exit 2;; esac
-	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
+	$(new_run)
 	@rc=0; trap 'exit 130' INT TERM; \
 	go_timeout=$$(( $(patsubst %m,%,$(E2E_TIMEOUT)) + $(CLEANUP_MINUTES) ))m; \
 	for s in $(E2E_SUITES); do \
@@ -77,6 +96,7 @@ e2e: setup
 # each caught and repaired (README, "Seeded faults"). Its report goes to
 # artifacts/faults/, beside the main job's.
 faults:
+	$(new_run)
 	$(MAKE) e2e E2E_SUITES=faults ARTIFACTS=$(ARTIFACTS)/faults
 
 # The upgrade suite: Istio MESHCONFORM_UPGRADE_FROM (default 1.26.0) upgraded
@@ -86,6 +106,7 @@ faults:
 # A bench record of the run (artifacts/upgrade/bench/) follows, pass or fail,
 # so two upgrade runs compare figure by figure.
 upgrade:
+	$(new_run)
 	@rc=0; $(MAKE) e2e E2E_SUITES=upgrade ARTIFACTS=$(ARTIFACTS)/upgrade || rc=$$?; \
 	MESHCONFORM_ARTIFACTS=$(ARTIFACTS)/upgrade $(GO) run ./cmd/meshconform bench report || true; \
 	exit $$rc
@@ -96,12 +117,14 @@ upgrade:
 # install" also runs test --mesh install on bare clusters (scripts/byo.sh).
 BYO_MODES ?= existing
 byo: setup
+	$(new_run)
 	BYO_MODES="$(BYO_MODES)" ARTIFACTS=$(ARTIFACTS) bash scripts/byo.sh
 
 # The harness's own chaos check (scripts/interrupt-test.sh): make e2e
 # interrupted by SIGINT and SIGTERM at four points, and two runs at once;
 # nothing may be left. About 8 minutes warm.
 interrupt-test: setup
+	$(new_run)
 	ARTIFACTS=$(ARTIFACTS) bash scripts/interrupt-test.sh
 
 # Builds the upgrade suite's Istio versions into the cache, niced, without

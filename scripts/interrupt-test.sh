@@ -19,8 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ARTIFACTS=${ARTIFACTS:-$PWD/artifacts}/interrupt-test
-rm -rf "$ARTIFACTS" && mkdir -p "$ARTIFACTS"
+ARTIFACTS=${ARTIFACTS:-$PWD/artifacts/$(date -u +%Y%m%dT%H%M%SZ)}/interrupt-test
+mkdir -p "$ARTIFACTS"
 BIN=$(mktemp -d "${TMPDIR:-/tmp}/meshconform-interrupt-bin.XXXXXX")
 trap 'rm -rf "$BIN"' EXIT
 go build -o "$BIN/meshconform" ./cmd/meshconform

@@ -51,7 +51,7 @@ zero skips. Check a bundle with ` + "`meshconform verify`" + `.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
+	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts/latest, the newest make run, else ./artifacts)")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the bundle to (default: beside the artifacts directory)")
 	cmd.Flags().StringVar(&command, "command", "", "the command that reproduces the run (default: the artifacts' command.txt)")
 	return cmd
@@ -91,7 +91,7 @@ func newReport() *cobra.Command {
 			return writeReportPage(cmd.Context(), dir)
 		},
 	}
-	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
+	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts/latest, the newest make run, else ./artifacts)")
 	return cmd
 }
 
@@ -183,7 +183,11 @@ func artifactsDir(flag string) (string, error) {
 		dir = os.Getenv("MESHCONFORM_ARTIFACTS")
 	}
 	if dir == "" {
+		// make's runs each have a directory; the newest is "latest".
 		dir = "artifacts"
+		if st, err := os.Stat(filepath.Join(dir, "latest")); err == nil && st.IsDir() {
+			dir = filepath.Join(dir, "latest")
+		}
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return "", fmt.Errorf("no artifacts directory %s (give --artifacts)", dir)
