@@ -140,7 +140,7 @@ prebuild:
 # then make e2e warm. BENCH=report records the last run without running.
 BENCH ?= warm
 bench:
-	$(GO) run ./cmd/meshconform bench $(BENCH)
+	MESHCONFORM_ARTIFACTS=$(ARTIFACTS_ROOT) $(GO) run ./cmd/meshconform bench $(BENCH)
 
 # Removes whatever a killed run left: clusters, registry, network (not the cache).
 clean:

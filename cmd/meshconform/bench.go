@@ -94,7 +94,7 @@ func bench(ctx context.Context, cfg harness.Config, mode string) error {
 	var err error
 	switch mode {
 	case "report":
-		err = benchReport(cfg.ArtifactsDir, rec)
+		err = benchReport(latestRun(cfg.ArtifactsDir), rec)
 	case "warm", "cold":
 		b := newBencher(cfg, dir)
 		if mode == "cold" {

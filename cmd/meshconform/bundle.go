@@ -177,17 +177,22 @@ func verdictLines(v bundle.Verdict) []string {
 // artifactsDir is the artifacts directory of a finished run: the flag,
 // else MESHCONFORM_ARTIFACTS, else ./artifacts. Bundling and checking a
 // run needs no repository and no cluster, so a certifier can do it anywhere.
+// latestRun is root/latest, the newest run's directory, when make's runs
+// are under root (each has its own), else root itself.
+func latestRun(root string) string {
+	if st, err := os.Stat(filepath.Join(root, "latest")); err == nil && st.IsDir() {
+		return filepath.Join(root, "latest")
+	}
+	return root
+}
+
 func artifactsDir(flag string) (string, error) {
 	dir := flag
 	if dir == "" {
 		dir = os.Getenv("MESHCONFORM_ARTIFACTS")
 	}
 	if dir == "" {
-		// make's runs each have a directory; the newest is "latest".
-		dir = "artifacts"
-		if st, err := os.Stat(filepath.Join(dir, "latest")); err == nil && st.IsDir() {
-			dir = filepath.Join(dir, "latest")
-		}
+		dir = latestRun("artifacts")
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return "", fmt.Errorf("no artifacts directory %s (give --artifacts)", dir)
