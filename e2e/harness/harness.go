@@ -45,11 +45,14 @@ type Harness struct {
 	// ends at teardown.
 	bg        *background
 	cacheLock *images.CacheLock
+	closeOnce sync.Once
 	// platformLock is held by a run that creates clusters (runlock).
 	platformLock *runlock.Lock
 	mu           sync.Mutex
 	created      map[string]*clusters.Cluster
-	tornDown     bool
+	// teardownMu serializes teardowns; tornDown says one succeeded.
+	teardownMu sync.Mutex
+	tornDown   bool
 	// byo is set on clusters the user brought (Config.BringYourOwn).
 	byo *brought
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
@@ -241,6 +244,10 @@ const ExportBudget = 90 * time.Second
 // artifacts/logs, within ExportBudget. kind's bundle lacks images.log (no
 // crictl in the node image); the rest is written whatever fails.
 func (h *Harness) ExportLogs(ctx context.Context) {
+	_ = h.Run.Time("export logs", func() error { h.exportLogs(ctx); return nil })
+}
+
+func (h *Harness) exportLogs(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, ExportBudget)
 	defer cancel()
 	h.mu.Lock()
@@ -263,18 +270,26 @@ func (h *Harness) ExportLogs(ctx context.Context) {
 // clusters' logs to the artifacts directory, within ExportBudget; an
 // interrupted run goes straight to the deletion, which is what a CI
 // runner's short grace period must be spent on.
+//
+// One teardown runs at a time: a second caller (the suite's fallback,
+// after Ginkgo gave up on the first at a second interrupt) waits for the
+// first to end and returns at once if it succeeded, else tries again.
 func (h *Harness) Teardown(ctx context.Context, diagnose bool) error {
 	if diagnose {
-		_ = h.Run.Time("export logs", func() error { h.ExportLogs(ctx); return nil })
+		h.ExportLogs(ctx)
 	}
 	h.bg.stop()
-	h.mu.Lock()
-	done := h.tornDown
-	h.tornDown = true
-	h.mu.Unlock()
-	if done {
+	h.teardownMu.Lock()
+	defer h.teardownMu.Unlock()
+	if h.tornDown {
 		return nil
 	}
+	err := h.teardown(ctx)
+	h.tornDown = err == nil
+	return err
+}
+
+func (h *Harness) teardown(ctx context.Context) error {
 	if h.byo != nil {
 		// The clusters are the user's: only what the run made there goes.
 		return h.byo.teardown(ctx)
@@ -333,8 +348,15 @@ func (h *Harness) pruneCache(ctx context.Context) {
 }
 
 // Close writes the run's report (phases.json and its Gantt chart,
-// phases.svg) and closes its logs.
+// phases.svg), closes its logs and lets go of its locks. Only the first
+// call does: the suite's fallback may call it after the AfterSuite did.
 func (h *Harness) Close() error {
+	var err error
+	h.closeOnce.Do(func() { err = h.close() })
+	return err
+}
+
+func (h *Harness) close() error {
 	cpu := h.Run.StopCPU()
 	if h.nodeMem != nil {
 		for k, v := range h.nodeMem.Stop().Figures() {

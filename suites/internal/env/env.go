@@ -168,9 +168,17 @@ func (r *Run) Failed() bool {
 // the run.
 func (r *Run) Interrupted() bool { return r.interrupted.happened() }
 
-// diagnose tells the teardown to export the clusters' logs first: only for
-// a failed run that has the time to (not interrupted).
-func (r *Run) diagnose() bool { return r.Failed() && !r.Interrupted() }
+// teardown removes what the run created. A failed run that was not
+// interrupted first exports the clusters' logs, cut short by a signal;
+// an interrupted one goes straight to the deletion.
+func (r *Run) teardown(ctx context.Context) error {
+	if r.Failed() && !r.Interrupted() {
+		dctx, cancel := r.interrupted.until(ctx)
+		r.H.ExportLogs(dctx)
+		cancel()
+	}
+	return r.H.Teardown(ctx, false)
+}
 
 // Primary is the topology's (first) primary cluster.
 func (r *Run) Primary() *clusters.Cluster { return r.byPrimary(true) }
@@ -264,9 +272,39 @@ func Setup() {
 const teardownBudget = 8 * time.Minute
 
 // AfterSuiteTeardown declares TeardownAndAudit as the suite's AfterSuite,
-// within its budget: every suite calls it once, at the top level.
+// within its budget, and the deletion's fallback: every suite calls it
+// once, at the top level.
+//
+// At a second interrupt Ginkgo skips cleanup nodes, and gives up on the
+// one running (the AfterSuite's deletion goes on, in its goroutine, until
+// the process exits); it still runs reporting nodes. So a ReportAfterSuite
+// finishes the deletion: it waits for the one under way, or does it. A
+// third interrupt ends the process at once: `make clean` (CI's exit trap,
+// the workflow's last step) removes what is left.
 func AfterSuiteTeardown() bool {
-	return AfterSuite(TeardownAndAudit, NodeTimeout(teardownBudget+time.Minute), GracePeriod(teardownBudget))
+	AfterSuite(TeardownAndAudit, NodeTimeout(teardownBudget+time.Minute), GracePeriod(teardownBudget))
+	return ReportAfterSuite("the deletion, after a second interrupt", func(Report) { deleteAfterInterrupt() })
+}
+
+// deleteAfterInterrupt finishes the run's deletion when Ginkgo skipped or
+// abandoned the AfterSuite; after a finished AfterSuite it does nothing.
+func deleteAfterInterrupt() {
+	r := current
+	if r == nil || r.H.Config.KeepClusters {
+		return
+	}
+	// A run stopped at its preflight created nothing: what exists is
+	// someone else's (a mesh up keeps, for one).
+	if _, taken := r.H.InventoryBefore(); !taken && !r.H.Config.BringYourOwn() {
+		_ = r.H.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), teardownBudget)
+	defer cancel()
+	if err := r.H.Teardown(ctx, false); err != nil {
+		GinkgoWriter.Printf("deletion after an interrupt: %v (make clean removes what is left)\n", err)
+	}
+	_ = r.H.Close()
 }
 
 // TeardownAndAudit is every suite's AfterSuite: it removes everything the
@@ -288,7 +326,7 @@ func TeardownAndAudit(sctx SpecContext) {
 		_ = r.H.Close()
 	}()
 	if r.H.Config.KeepClusters {
-		_ = r.H.Teardown(ctx, r.diagnose())
+		_ = r.teardown(ctx)
 		// Skipped, not passed: a verdict must not count an audit never made.
 		Skip("teardown audit not run: MESHCONFORM_KEEP_CLUSTERS=1 keeps the clusters")
 	}
@@ -306,7 +344,7 @@ func TeardownAndAudit(sctx SpecContext) {
 	// Teardown comes first whatever else fails: an inventory that cannot
 	// be taken must not leave clusters behind.
 	during, derr := r.H.Snapshot(ctx)
-	terr := r.H.Teardown(ctx, r.diagnose())
+	terr := r.teardown(ctx)
 	after, aerr := r.H.Snapshot(ctx)
 	Expect(terr).NotTo(HaveOccurred(), "teardown")
 	Expect(derr).NotTo(HaveOccurred(), "inventory before teardown")
@@ -336,7 +374,7 @@ func auditBrought(ctx context.Context, r *Run) {
 		uerr = m.Installer.Uninstall(ctx, r.Clusters...)
 		r.ForgetMesh()
 	}
-	terr := r.H.Teardown(ctx, r.diagnose())
+	terr := r.teardown(ctx)
 	Expect(uerr).NotTo(HaveOccurred(), "uninstall the Istio the run installed")
 	diffs, derr := r.H.ClustersAsFound(ctx)
 	Expect(terr).NotTo(HaveOccurred(), "remove the run's namespaces")

@@ -1,6 +1,7 @@
 package env
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -13,7 +14,11 @@ import (
 // or SIGTERM, which Ginkgo treats alike) or by Ginkgo itself (its -timeout,
 // an interrupted spec): an interrupted run spends its grace period on
 // deleting what it made, not on dumps and log exports.
-type interrupts struct{ n atomic.Int32 }
+type interrupts struct {
+	n atomic.Int32
+	// signalled is closed at the first signal.
+	signalled chan struct{}
+}
 
 // watchInterrupts counts the signals that interrupt the suite (Ginkgo
 // handles them; this only listens too), and keeps the process alive when
@@ -21,16 +26,32 @@ type interrupts struct{ n atomic.Int32 }
 // suite's next line to the pipe it held would otherwise kill the suite
 // with SIGPIPE in the middle of its teardown.
 func watchInterrupts() *interrupts {
-	in := &interrupts{}
+	in := &interrupts{signalled: make(chan struct{})}
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		for range ch {
-			in.n.Add(1)
+			if in.n.Add(1) == 1 {
+				close(in.signalled)
+			}
 		}
 	}()
 	return in
+}
+
+// until is ctx, cancelled as well when a signal comes: for diagnostics,
+// which a signal cuts short so that the deletion after them starts.
+func (in *interrupts) until(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-in.signalled:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // saw counts a spec Ginkgo interrupted (a signal or its suite timeout).
