@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -110,9 +111,16 @@ func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
 	return nil
 }
 
+// removeBudget bounds down and clean, which an interrupt does not stop:
+// half a removal (clusters gone, registry and network left) helps no one.
+const removeBudget = 8 * time.Minute
+
 // removeClusters deletes the topology's clusters (only ours), the registry
-// and the network, then what `up` kept.
+// and the network, then what `up` kept. It finishes what it began: a
+// Ctrl-C does not cancel it, its budget does.
 func removeClusters(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeBudget)
+	defer cancel()
 	cfg, err := config()
 	if err != nil {
 		return err
