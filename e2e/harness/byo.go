@@ -116,11 +116,12 @@ func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Clu
 // kubeconfigs (inline tokens); their names carry the owner's process ID.
 const credentialsPrefix = "meshconform-byo-"
 
-// sweepCredentials removes the credential directories of runs that died
-// before their Close (a panic, a second interrupt, SIGKILL): tokens must
-// not outlive their run on disk. A live run's directory is left alone.
-func sweepCredentials(dir string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, credentialsPrefix+"*"))
+// sweepStale removes the directories named prefix* in dir whose owner (the
+// process ID their name carries) is dead: a run that died before its Close
+// (a panic, a second interrupt, SIGKILL) must not leave tokens or caches
+// on disk for ever. A live run's directory is left alone.
+func sweepStale(dir, prefix string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
 	for _, m := range matches {
 		if fsutil.StaleTemp(m) {
 			_ = os.RemoveAll(m)
@@ -134,7 +135,7 @@ func sweepCredentials(dir string) {
 func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
 	cfg := h.kubeconfig
 	var err error
-	sweepCredentials(os.TempDir())
+	sweepStale(os.TempDir(), credentialsPrefix)
 	if h.dir, err = os.MkdirTemp("", credentialsPrefix+"*"+fsutil.Owned(".tmp")); err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 
 // A dead run's credential directory goes; a live run's (this process's)
 // and what is not ours stay.
-func TestSweepCredentials(t *testing.T) {
+func TestSweepStale(t *testing.T) {
 	dir := t.TempDir()
 	dead := filepath.Join(dir, credentialsPrefix+"123.999999999.tmp")
 	live := filepath.Join(dir, credentialsPrefix+"456."+strconv.Itoa(os.Getpid())+".tmp")
@@ -22,7 +22,7 @@ func TestSweepCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sweepCredentials(dir)
+	sweepStale(dir, credentialsPrefix)
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("a dead run's credentials survived the sweep: %v", err)
 	}

@@ -46,6 +46,9 @@ type Harness struct {
 	bg        *background
 	cacheLock *images.CacheLock
 	closeOnce sync.Once
+	// tmp is the run's temporary directory (tools' caches), removed at
+	// Close; its name carries the process ID, for the stale sweep.
+	tmp string
 	// platformLock is held by a run that creates clusters (runlock).
 	platformLock *runlock.Lock
 	mu           sync.Mutex
@@ -88,29 +91,13 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 		Config: cfg, Topology: topo, Release: release, Run: report.NewRun(out),
 		out: out, buildLog: buildLog, created: map[string]*clusters.Cluster{},
 	}
-	// Held until Close: no cache prune runs while this run uses the cache.
-	if h.cacheLock, err = images.LockCacheShared(cfg.CacheDir); err != nil {
-		buildLog.Close()
+	if err := h.hold(); err != nil {
+		h.release()
 		return nil, err
 	}
-	h.RunID = newRunID()
 	if cfg.BringYourOwn() {
-		if h.byo, err = checkBrought(cfg, topo, h.Run, out, h.RunLabels()); err != nil {
-			h.cacheLock.Unlock()
-			buildLog.Close()
-			return nil, err
-		}
 		h.Run.Figure("clusters", "brought: "+describeContexts(cfg.Contexts))
 		h.Run.Figure("mesh_mode", cfg.Mesh)
-	}
-	if !cfg.BringYourOwn() {
-		// Held until Close: this run's clusters, registry and network are
-		// no other run's to replace or delete.
-		if h.platformLock, err = runlock.Acquire(StateDir(), h.owner()); err != nil {
-			h.cacheLock.Unlock()
-			buildLog.Close()
-			return nil, err
-		}
 	}
 	h.bg = newBackground()
 	// CPU use over the whole run, for the report and the Gantt chart: when
@@ -132,6 +119,40 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 	h.Run.Figure("kubernetes_version", release.Version)
 	return h, nil
 }
+
+// hold takes what the run holds until Close: the image cache (no prune
+// while it is used), its temporary directory, and, for clusters it
+// creates, the platform lock (no other run replaces or deletes them); for
+// brought clusters, their check.
+func (h *Harness) hold() (err error) {
+	if h.cacheLock, err = images.LockCacheShared(h.Config.CacheDir); err != nil {
+		return err
+	}
+	h.RunID = newRunID()
+	sweepStale(os.TempDir(), runTempPrefix)
+	if h.tmp, err = os.MkdirTemp("", runTempPrefix+"*"+fsutil.Owned(".tmp")); err != nil {
+		return fmt.Errorf("the run's temporary directory: %w", err)
+	}
+	if h.Config.BringYourOwn() {
+		h.byo, err = checkBrought(h.Config, h.Topology, h.Run, h.out, h.RunLabels())
+		return err
+	}
+	h.platformLock, err = runlock.Acquire(StateDir(), h.owner())
+	return err
+}
+
+// release lets go of what hold took, for a run that never started.
+func (h *Harness) release() {
+	h.buildLog.Close()
+	if h.tmp != "" {
+		_ = os.RemoveAll(h.tmp)
+	}
+	_ = h.cacheLock.Unlock()
+	_ = h.platformLock.Release()
+}
+
+// runTempPrefix names the runs' temporary directories.
+const runTempPrefix = "meshconform-run-"
 
 // owner is this run as the platform lock records it.
 func (h *Harness) owner() runlock.Owner {
@@ -370,5 +391,5 @@ func (h *Harness) close() error {
 		err = errors.Join(err, ferr)
 	}
 	h.buildLog.Close()
-	return errors.Join(err, h.byo.close(), h.cacheLock.Unlock(), h.platformLock.Release())
+	return errors.Join(err, h.byo.close(), os.RemoveAll(h.tmp), h.cacheLock.Unlock(), h.platformLock.Release())
 }

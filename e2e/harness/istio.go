@@ -85,7 +85,7 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 	if istioctl == "" {
 		return nil, fmt.Errorf("no istioctl for Istio %s: set MESHCONFORM_ISTIOCTL", m.Version)
 	}
-	m.Istioctl = mesh.Istioctl{Path: istioctl}
+	m.Istioctl = mesh.Istioctl{Path: istioctl, KubeCache: filepath.Join(h.tmp, "kube-cache")}
 	profile, exposure := "minimal", mesh.ExposeLoadBalancer
 	if h.Config.Source == images.SourceUpstream {
 		profile, exposure = "default", mesh.ExposeEastWest

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -13,13 +14,24 @@ import (
 // module can link only one.
 type Istioctl struct {
 	Path string
+	// KubeCache is where istioctl keeps its discovery cache (KUBECACHEDIR):
+	// a directory of the run's, never the user's ~/.kube/cache, which
+	// istioctl would otherwise fill with the run's clusters.
+	KubeCache string
+}
+
+func (i Istioctl) command(ctx context.Context, kubeconfig string, args []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, i.Path, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	if i.KubeCache != "" {
+		cmd.Env = append(os.Environ(), "KUBECACHEDIR="+i.KubeCache)
+	}
+	return cmd
 }
 
 // RunAll is Run returning stdout and stderr together, for commands that
 // report on stderr (x precheck) and print no secret.
 func (i Istioctl) RunAll(ctx context.Context, kubeconfig string, args ...string) (string, error) {
-	full := append([]string{"--kubeconfig", kubeconfig}, args...)
-	out, err := exec.CommandContext(ctx, i.Path, full...).CombinedOutput()
+	out, err := i.command(ctx, kubeconfig, args).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("istioctl %s: %w", strings.Join(args, " "), err)
 	}
@@ -30,8 +42,7 @@ func (i Istioctl) RunAll(ctx context.Context, kubeconfig string, args ...string)
 // The error names the command and carries stderr's tail; stdout is never put
 // into an error, since some commands print secrets.
 func (i Istioctl) Run(ctx context.Context, kubeconfig string, args ...string) (string, error) {
-	full := append([]string{"--kubeconfig", kubeconfig}, args...)
-	cmd := exec.CommandContext(ctx, i.Path, full...)
+	cmd := i.command(ctx, kubeconfig, args)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
