@@ -132,12 +132,15 @@ func PortFree(port int) error {
 
 func waitRegistry(ctx context.Context, port int) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/v2/", port)
+	// Each try is bounded: one request left hanging by a port that
+	// accepts and never answers must not spend the whole wait.
+	client := &http.Client{Timeout: 2 * time.Second}
 	err := poll.Until(ctx, 30*time.Second, 300*time.Millisecond, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
