@@ -103,12 +103,12 @@ faults:
 # to MESHCONFORM_UPGRADE_TO (1.27.0) under continuous traffic, by canary with a
 # rollback and in place (MESHCONFORM_UPGRADE_METHODS), on its own clusters.
 # Its report, time lines and request records go to artifacts/upgrade/.
-# A bench record of the run (artifacts/upgrade/bench/) follows, pass or fail,
+# A bench record of the run (artifacts/bench/upgrade/) follows, pass or fail,
 # so two upgrade runs compare figure by figure.
 upgrade:
 	$(new_run)
 	@rc=0; $(MAKE) e2e E2E_SUITES=upgrade ARTIFACTS=$(ARTIFACTS)/upgrade || rc=$$?; \
-	MESHCONFORM_ARTIFACTS=$(ARTIFACTS)/upgrade $(GO) run ./cmd/meshconform bench report || true; \
+	MESHCONFORM_ARTIFACTS=$(ARTIFACTS)/upgrade $(GO) run ./cmd/meshconform bench report --records $(ARTIFACTS_ROOT)/bench/upgrade || true; \
 	exit $$rc
 
 # Bring your own clusters, as a vendor would: meshconform up, then test
@@ -140,7 +140,7 @@ prebuild:
 # then make e2e warm. BENCH=report records the last run without running.
 BENCH ?= warm
 bench:
-	MESHCONFORM_ARTIFACTS=$(ARTIFACTS_ROOT) $(GO) run ./cmd/meshconform bench $(BENCH)
+	MESHCONFORM_ARTIFACTS=$(ARTIFACTS_ROOT) $(GO) run ./cmd/meshconform bench $(BENCH) --records $(ARTIFACTS_ROOT)/bench
 
 # Removes whatever a killed run left: clusters, registry, network (not the cache).
 clean:

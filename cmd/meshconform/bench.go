@@ -86,11 +86,16 @@ type Step struct {
 const topPhases = 10
 
 // bench runs the bench subcommand: warm (default), cold or report.
-func bench(ctx context.Context, cfg harness.Config, mode string) error {
+// Records go under records (default: the artifacts directory's bench/),
+// which make keeps apart from the runs it prunes.
+func bench(ctx context.Context, cfg harness.Config, mode, records string) error {
 	now := time.Now().UTC()
 	stamp := fmt.Sprintf("%s-%s", cfg.IstioVersion, now.Format("20060102T150405Z"))
 	rec := &Record{Date: now.Format(time.RFC3339), Mode: mode, IstioVersion: cfg.IstioVersion}
-	dir := filepath.Join(cfg.ArtifactsDir, "bench", stamp)
+	if records == "" {
+		records = filepath.Join(cfg.ArtifactsDir, "bench")
+	}
+	dir := filepath.Join(records, stamp)
 	var err error
 	switch mode {
 	case "report":

@@ -328,7 +328,7 @@ func TestBenchReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(artifacts, "phases.json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := bench(t.Context(), harness.Config{ArtifactsDir: artifacts, IstioVersion: "1.29.2"}, "report"); err != nil {
+	if err := bench(t.Context(), harness.Config{ArtifactsDir: artifacts, IstioVersion: "1.29.2"}, "report", ""); err != nil {
 		t.Fatal(err)
 	}
 	found, _ := filepath.Glob(filepath.Join(artifacts, "bench", "1.29.2-*", "bench.json"))
@@ -346,10 +346,10 @@ func TestBenchReport(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(found[0]), "bench.md")); err != nil {
 		t.Error(err)
 	}
-	if err := bench(t.Context(), harness.Config{ArtifactsDir: t.TempDir()}, "report"); err == nil || !strings.Contains(err.Error(), "run make e2e first") {
+	if err := bench(t.Context(), harness.Config{ArtifactsDir: t.TempDir()}, "report", ""); err == nil || !strings.Contains(err.Error(), "run make e2e first") {
 		t.Errorf("without a run: %v", err)
 	}
-	if err := bench(t.Context(), harness.Config{ArtifactsDir: artifacts}, "lukewarm"); err == nil {
+	if err := bench(t.Context(), harness.Config{ArtifactsDir: artifacts}, "lukewarm", ""); err == nil {
 		t.Error("an unknown mode ran")
 	}
 }

@@ -142,7 +142,8 @@ func newLeftovers() *cobra.Command {
 }
 
 func newBench() *cobra.Command {
-	return &cobra.Command{
+	var records string
+	cmd := &cobra.Command{
 		Use:   "bench [warm|cold|report]",
 		Short: "Measure a run: wall time per make command, CPU use, critical path, longest phases, figures",
 		Long: `Measure a run and write artifacts/bench/<istio>-<time>/bench.json and bench.md.
@@ -162,9 +163,11 @@ func newBench() *cobra.Command {
 			if len(args) > 0 {
 				mode = args[0]
 			}
-			return bench(cmd.Context(), cfg, mode)
+			return bench(cmd.Context(), cfg, mode, records)
 		},
 	}
+	cmd.Flags().StringVar(&records, "records", "", "where bench records go (default: the artifacts directory's bench/)")
+	return cmd
 }
 
 func newPrebuild() *cobra.Command {
