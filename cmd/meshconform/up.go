@@ -134,7 +134,7 @@ func removeClusters(ctx context.Context, name string) error {
 		return err
 	}
 	defer h.Close()
-	if err := h.Teardown(ctx, false); err != nil {
+	if err := h.RemoveOurs(ctx); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(upDir()); err != nil {

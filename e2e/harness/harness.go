@@ -319,6 +319,20 @@ func (h *Harness) teardown(ctx context.Context) error {
 		fmt.Fprintf(h.out, "   keeping clusters (MESHCONFORM_KEEP_CLUSTERS=1); kubeconfigs in %s; the next run replaces them\n", h.Clusters.KubeconfigDir)
 		return nil
 	}
+	if h.before == nil {
+		// Stopped at its preflight, before its inventory: the run made
+		// nothing, and what exists (a mesh up keeps, a name taken) is not
+		// its to remove.
+		return nil
+	}
+	return h.RemoveOurs(ctx)
+}
+
+// RemoveOurs removes every cluster of meshconform's topologies that is
+// ours (its nodes on our network), the local registry and the network:
+// what a run made, or, for `meshconform down` and `clean`, what runs left.
+// The platform lock, held since New, means no live run owns them.
+func (h *Harness) RemoveOurs(ctx context.Context) error {
 	names, err := h.ClusterNames()
 	errs := []error{err}
 	for _, name := range names {
