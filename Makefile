@@ -12,10 +12,9 @@ GO ?= go
 # given an ARTIFACTS that holds files refuses; run directories past the
 # newest KEEP_RUNS are removed (bench records, artifacts/bench, never).
 ARTIFACTS_ROOT ?= $(CURDIR)/artifacts
-RUN := $(shell date -u +%Y%m%dT%H%M%SZ)
+RUN := $(shell date -u +%Y%m%dT%H%M%S.%NZ)
 ARTIFACTS ?= $(ARTIFACTS_ROOT)/$(RUN)
 KEEP_RUNS ?= 10
-export MESHCONFORM_ARTIFACTS := $(ARTIFACTS)
 # suites/e2e runs platform → install → conformance → uninstall → teardown on one pair of clusters;
 # E2E_SUITES="platform install" runs the suites one by one instead.
 E2E_SUITES ?= e2e
@@ -67,12 +66,11 @@ setup:
 define new_run
 	@case "$$(realpath -m $(ARTIFACTS))" in /|"$$(realpath -m $$HOME)"|"$$(realpath -m $(CURDIR))"|"$$(realpath -m $(ARTIFACTS_ROOT))") \
 	  echo "ARTIFACTS=$(ARTIFACTS) is not a directory of one run's own: give another" >&2; exit 2;; esac
-	@if [ -n "$$(ls -A $(ARTIFACTS) 2>/dev/null)" ]; then \
-	  echo "ARTIFACTS=$(ARTIFACTS) holds an earlier run's files: give a new directory (meshconform empties none)" >&2; exit 2; fi
-	@mkdir -p $(ARTIFACTS)
+	@mkdir -p $(dir $(ARTIFACTS)) && { mkdir $(ARTIFACTS) 2>/dev/null || [ -z "$$(ls -A $(ARTIFACTS))" ]; } || { \
+	  echo "ARTIFACTS=$(ARTIFACTS) holds an earlier run's files: give a new directory (meshconform empties none)" >&2; exit 2; }
 	@if [ "$$(realpath -m $(dir $(ARTIFACTS)))" = "$$(realpath -m $(ARTIFACTS_ROOT))" ]; then \
 	  ln -sfn $(notdir $(ARTIFACTS)) $(ARTIFACTS_ROOT)/latest; \
-	  ls -1d $(ARTIFACTS_ROOT)/20*Z 2>/dev/null | sort | head -n -$(KEEP_RUNS) | xargs -r rm -rf; fi
+	  ls -1d $(ARTIFACTS_ROOT)/20*Z 2>/dev/null | sort | head -n -$$(( $(KEEP_RUNS) < 1 ? 1 : $(KEEP_RUNS) )) | xargs -r rm -rf; fi
 endef
 
 # Each suite writes JUnit and Ginkgo JSON under the run's <suite>/.
@@ -85,7 +83,7 @@ e2e: setup
 	for s in $(E2E_SUITES); do \
 	  mkdir -p $(ARTIFACTS)/$$s; \
 	  echo "== suite $$s"; \
-	  $(GO) test -v ./suites/$$s -count=1 -timeout=$$go_timeout -args $(GINKGO_FLAGS) \
+	  MESHCONFORM_ARTIFACTS=$(ARTIFACTS) $(GO) test -v ./suites/$$s -count=1 -timeout=$$go_timeout -args $(GINKGO_FLAGS) \
 	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
 	done; \
 	$(GO) run ./cmd/meshconform report --artifacts $(ARTIFACTS) || echo "report page not written"; \

@@ -35,16 +35,22 @@ table=$ARTIFACTS/interrupt-test.md
 printf '| signal | point | where the run was | stopped after (s) | left |\n|---|---|---|---:|---|\n' > "$table"
 failed=0
 
-kube_sum() { find "$HOME/.kube" -type f -exec sha256sum {} + 2>/dev/null | sort | sha256sum | cut -c1-16; }
+kube_sum() { { find "$HOME/.kube" -type f -exec sha256sum {} + 2>/dev/null || true; } | sort | sha256sum | cut -c1-16; }
 tmp_entries() { ls -1A "$TMP" | grep -v "^$(basename "$BIN")\$" | sort; }
 
-# start NAME: `make e2e` in a process group of its own, as a CI job's. It
-# starts in a subshell, so init, not this script, reaps it.
+# start NAME: `make e2e` in a process group of its own, as a CI job's, with
+# SIGINT and SIGQUIT back to their defaults (a non-interactive shell's
+# background job ignores them: make would not see a Ctrl-C). It starts in a
+# subshell, so this script is not its parent.
 start() {
   local name=$1
-  setsid make e2e ARTIFACTS="$ARTIFACTS/$name" > "$ARTIFACTS/$name.log" 2>&1 &
+  setsid env --default-signal=INT,QUIT make e2e ARTIFACTS="$ARTIFACTS/$name" > "$ARTIFACTS/$name.log" 2>&1 &
   echo $!
 }
+
+# alive PGID: whether a process of the group still runs (a zombie, which
+# an init that does not reap leaves, does not count).
+alive() { pgrep -g "$1" -r D,R,S,T,t,W,I > /dev/null; }
 
 # reach LOG PATTERN: wait until the run's log shows PATTERN.
 reach() {
@@ -60,7 +66,7 @@ reach() {
 stop() {
   local pid=$1 sig=$2 t0=$SECONDS
   kill -s "$sig" -- "-$pid" 2>/dev/null || true
-  while pgrep -g "$pid" > /dev/null; do
+  while alive "$pid"; do
     if (( SECONDS - t0 > STOP_LIMIT )); then
       kill -KILL -- "-$pid" 2>/dev/null || true
       echo "killed after $STOP_LIMIT"
@@ -88,6 +94,7 @@ judge() {
   local name=$1 sig=$2 point=$3 log=$4 secs=$5 left where
   left=$(leftovers "$6" "$7" | paste -sd ';' -)
   where=$(grep -o '• [^.]*\.\.\.' "$log" | tail -1 | sed 's/^• //; s/ \.\.\.$//' || true)
+  case $secs in killed*) left="${left:+$left;}still running after ${STOP_LIMIT}s, killed";; esac
   printf '| %s | %s | %s | %s | %s |\n' "$sig" "$point" "${where:-before any phase}" "$secs" "${left:-nothing}" >> "$table"
   if [ -n "$left" ]; then
     echo "FAIL $name: left $left"
@@ -144,7 +151,7 @@ first=$(start two-first)
 reach "$ARTIFACTS/two-first.log" "• kind create " || { echo "FAIL two runs: the first never created its clusters"; failed=1; }
 t0=$SECONDS
 second=$(start two-second)
-while kill -0 "$second" 2>/dev/null && (( SECONDS - t0 < 300 )); do sleep 0.5; done
+while alive "$second" && (( SECONDS - t0 < 300 )); do sleep 0.5; done
 wait_second=$(( SECONDS - t0 ))
 refused=no
 grep -q "owns this machine's clusters" "$ARTIFACTS/two-second.log" && refused=yes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -83,15 +84,25 @@ func readCapacity(ctx context.Context, cacheDir string) (capacity, error) {
 		return capacity{}, fmt.Errorf("docker info: %w", err)
 	}
 	c := capacity{MemTotal: info.MemTotal, SecurityOptions: info.SecurityOptions, DockerFree: -1, CacheFree: -1}
-	var d, k syscall.Statfs_t
-	dockerOK := syscall.Statfs(info.DockerRootDir, &d) == nil
-	cacheOK := syscall.Statfs(cacheDir, &k) == nil
-	if dockerOK {
-		c.DockerFree = int64(d.Bavail) * int64(d.Bsize)
-	}
-	if cacheOK {
-		c.CacheFree = int64(k.Bavail) * int64(k.Bsize)
-	}
-	c.SameDisk = dockerOK && cacheOK && d.Fsid == k.Fsid
+	var dockerDev, cacheDev uint64
+	c.DockerFree, dockerDev = freeBytes(info.DockerRootDir)
+	c.CacheFree, cacheDev = freeBytes(cacheDir)
+	c.SameDisk = c.DockerFree >= 0 && c.CacheFree >= 0 && dockerDev == cacheDev
 	return c, nil
+}
+
+// freeBytes is what an unprivileged writer may still use on path's
+// filesystem, and the device it is on; -1 when path cannot be read (a
+// Docker daemon on another machine or in a VM has its root elsewhere).
+func freeBytes(path string) (int64, uint64) {
+	var fs syscall.Statfs_t
+	st, err := os.Stat(path)
+	if err != nil || syscall.Statfs(path, &fs) != nil {
+		return -1, 0
+	}
+	dev := uint64(0)
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		dev = uint64(sys.Dev)
+	}
+	return int64(fs.Bavail) * fs.Frsize, dev
 }

@@ -53,9 +53,10 @@ type Harness struct {
 	platformLock *runlock.Lock
 	mu           sync.Mutex
 	created      map[string]*clusters.Cluster
-	// teardownMu serializes teardowns; tornDown says one succeeded.
-	teardownMu sync.Mutex
-	tornDown   bool
+	// teardownMu serializes teardowns and Close; tornDown says one
+	// succeeded, closed that Close ran.
+	teardownMu       sync.Mutex
+	tornDown, closed bool
 	// byo is set on clusters the user brought (Config.BringYourOwn).
 	byo *brought
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
@@ -83,15 +84,17 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 	if err := os.MkdirAll(cfg.ArtifactsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("artifacts directory: %w", err)
 	}
-	buildLog, err := os.Create(filepath.Join(cfg.ArtifactsDir, "build.log"))
-	if err != nil {
-		return nil, err
-	}
 	h := &Harness{
 		Config: cfg, Topology: topo, Release: release, Run: report.NewRun(out),
-		out: out, buildLog: buildLog, created: map[string]*clusters.Cluster{},
+		out: out, created: map[string]*clusters.Cluster{},
 	}
+	// The locks first: a run refused because another holds the machine
+	// must not touch that run's files (the same artifacts directory).
 	if err := h.hold(); err != nil {
+		h.release()
+		return nil, err
+	}
+	if h.buildLog, err = os.Create(filepath.Join(cfg.ArtifactsDir, "build.log")); err != nil {
 		h.release()
 		return nil, err
 	}
@@ -109,9 +112,9 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 		h.nodeMem = report.StartNodeMemory(report.DefaultNodeMemoryInterval, h.nodeContainers)
 	}
 	if cfg.Source == images.SourceLocal {
-		h.Source = images.NewLocal(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
+		h.Source = images.NewLocal(release, cfg.CacheDir, cfg.RegistryPort, h.Run, h.buildLog)
 	} else {
-		h.Source = images.NewUpstream(release, cfg.CacheDir, cfg.RegistryPort, h.Run, buildLog)
+		h.Source = images.NewUpstream(release, cfg.CacheDir, cfg.RegistryPort, h.Run, h.buildLog)
 	}
 	h.Clusters = clusters.NewManager(topo.Network, filepath.Join(cfg.ArtifactsDir, "kubeconfig"), out)
 	h.Clusters.Time = h.Run.Time
@@ -143,7 +146,9 @@ func (h *Harness) hold() (err error) {
 
 // release lets go of what hold took, for a run that never started.
 func (h *Harness) release() {
-	h.buildLog.Close()
+	if h.buildLog != nil {
+		h.buildLog.Close()
+	}
 	if h.tmp != "" {
 		_ = os.RemoveAll(h.tmp)
 	}
@@ -302,7 +307,9 @@ func (h *Harness) Teardown(ctx context.Context, diagnose bool) error {
 	h.bg.stop()
 	h.teardownMu.Lock()
 	defer h.teardownMu.Unlock()
-	if h.tornDown {
+	if h.tornDown || h.closed {
+		// Closed: the platform lock is let go, and what exists may be
+		// the next run's.
 		return nil
 	}
 	err := h.teardown(ctx)
@@ -392,6 +399,10 @@ func (h *Harness) Close() error {
 }
 
 func (h *Harness) close() error {
+	// A teardown under way ends first; none starts after.
+	h.teardownMu.Lock()
+	h.closed = true
+	h.teardownMu.Unlock()
 	cpu := h.Run.StopCPU()
 	if h.nodeMem != nil {
 		for k, v := range h.nodeMem.Stop().Figures() {

@@ -46,13 +46,14 @@ type HeldError struct {
 }
 
 func (e *HeldError) Error() string {
-	who := "another meshconform run (it has not yet said who it is)"
+	who, stop := "another meshconform run (it has not yet said who it is)", "stop it"
 	if e.Owner.PID != 0 {
 		who = "another meshconform run (" + e.Owner.String() + ")"
+		stop = fmt.Sprintf("stop it (kill -INT %d)", e.Owner.PID)
 	}
 	return fmt.Sprintf("%s owns this machine's clusters, local registry and Docker network (%s): "+
-		"wait for it to end or stop it (kill -INT %d); two runs at once would delete each other's clusters",
-		who, e.Path, e.Owner.PID)
+		"wait for it to end or %s; two runs at once would delete each other's clusters",
+		who, e.Path, stop)
 }
 
 // Lock is a held platform lock.

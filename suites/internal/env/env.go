@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -33,6 +34,9 @@ type Run struct {
 	mesh   *meshOnce
 	// interrupted counts the run's interruptions (interrupt.go).
 	interrupted *interrupts
+	// afterSuiteDone says TeardownAndAudit finished, so the fallback of
+	// AfterSuiteTeardown has nothing to do.
+	afterSuiteDone atomic.Bool
 }
 
 var (
@@ -249,7 +253,7 @@ func Setup() {
 		if current == nil || !rep.Failed() {
 			return
 		}
-		current.interrupted.saw(rep.State)
+		current.interrupted.saw(rep)
 		if current.MarkFailed() && !current.Interrupted() {
 			current.DumpState(ctx)
 		}
@@ -258,7 +262,7 @@ func Setup() {
 	// after it, which AfterEach cannot see: the teardown must know.
 	ReportAfterEach(func(rep SpecReport) {
 		if rep.Failed() && current != nil {
-			current.interrupted.saw(rep.State)
+			current.interrupted.saw(rep)
 			current.MarkFailed()
 		}
 	})
@@ -283,14 +287,19 @@ const teardownBudget = 8 * time.Minute
 // the workflow's last step) removes what is left.
 func AfterSuiteTeardown() bool {
 	AfterSuite(TeardownAndAudit, NodeTimeout(teardownBudget+time.Minute), GracePeriod(teardownBudget))
-	return ReportAfterSuite("the deletion, after a second interrupt", func(Report) { deleteAfterInterrupt() })
+	// A body without a context would get Ginkgo's default 30 s grace once
+	// the suite is interrupted: the deletion gets its whole budget.
+	return ReportAfterSuite("the deletion, after a second interrupt", func(_ SpecContext, _ Report) { deleteAfterInterrupt() },
+		NodeTimeout(teardownBudget+time.Minute), GracePeriod(teardownBudget))
 }
 
 // deleteAfterInterrupt finishes the run's deletion when Ginkgo skipped or
-// abandoned the AfterSuite; after a finished AfterSuite it does nothing.
+// abandoned the AfterSuite; after a finished AfterSuite (whatever its
+// outcome: it released the platform lock, and a retry without it could
+// delete the next run's clusters) it does nothing.
 func deleteAfterInterrupt() {
 	r := current
-	if r == nil || r.H.Config.KeepClusters {
+	if r == nil || r.H.Config.KeepClusters || r.afterSuiteDone.Load() {
 		return
 	}
 	// A run stopped at its preflight created nothing: what exists is
@@ -324,6 +333,7 @@ func TeardownAndAudit(sctx SpecContext) {
 	defer func() {
 		AddReportEntry("phases", r.H.Run.Phases())
 		_ = r.H.Close()
+		r.afterSuiteDone.Store(true)
 	}()
 	if r.H.Config.KeepClusters {
 		_ = r.teardown(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -54,9 +55,11 @@ func (in *interrupts) until(ctx context.Context) (context.Context, context.Cance
 	return ctx, cancel
 }
 
-// saw counts a spec Ginkgo interrupted (a signal or its suite timeout).
-func (in *interrupts) saw(state types.SpecState) {
-	if state == types.SpecStateInterrupted {
+// saw counts a spec Ginkgo interrupted: a signal, or the suite's
+// -timeout (a spec's own NodeTimeout is no interrupt: the run goes on).
+func (in *interrupts) saw(rep types.SpecReport) {
+	if rep.State == types.SpecStateInterrupted ||
+		rep.State == types.SpecStateTimedout && strings.Contains(rep.Failure.Message, "suite timeout") {
 		in.n.Add(1)
 	}
 }
