@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,6 +39,12 @@ type Manager struct {
 	// Time, when set, times the steps of a cluster's creation as phases of
 	// the run's report (kind's create, then what follows it).
 	Time func(name string, fn func() error) error
+
+	mu sync.Mutex
+	// creating holds, per cluster, a channel closed when kind's create of
+	// it returns: one given up on (an interrupt) goes on making nodes, and
+	// a deletion that ran before it ended would leave those behind.
+	creating map[string]chan struct{}
 }
 
 func (m *Manager) time(name string, fn func() error) error {
@@ -59,7 +66,7 @@ func NewManager(network topology.Network, kubeconfigDir string, logOut io.Writer
 	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", network.Name)
 	logger := NewWriterLogger(logOut, "   kind: ", 0)
 	return &Manager{
-		Network: network, KubeconfigDir: kubeconfigDir, logger: logger, logOut: logOut,
+		Network: network, KubeconfigDir: kubeconfigDir, logger: logger, logOut: logOut, creating: map[string]chan struct{}{},
 		provider: cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(logger)),
 	}
 }
@@ -147,8 +154,13 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 		return nil, err
 	}
 	kc := m.KubeconfigPath(c.Name)
+	created := make(chan struct{})
+	m.mu.Lock()
+	m.creating[c.Name] = created
+	m.mu.Unlock()
 	err := m.time("kind create "+c.Name, func() error {
 		return bounded(ctx, "kind create "+c.Name, func() error {
+			defer close(created)
 			return m.creator(c.Name).Create(c.Name,
 				cluster.CreateWithV1Alpha4Config(cfg),
 				cluster.CreateWithNodeImage(imgs.Node),
@@ -334,6 +346,7 @@ func (m *Manager) ExportLogs(ctx context.Context, name, dir string) error {
 
 // Delete deletes the cluster, its kubeconfig file and its context.
 func (m *Manager) Delete(ctx context.Context, name string) error {
+	m.waitCreate(ctx, name)
 	kc := m.KubeconfigPath(name)
 	if err := bounded(ctx, "kind delete "+name, func() error { return m.provider.Delete(name, kc) }); err != nil {
 		return fmt.Errorf("delete cluster %s: %w", name, err)
@@ -420,6 +433,35 @@ func Names(cls []*Cluster) []string {
 		out = append(out, c.Name)
 	}
 	return out
+}
+
+// WaitCreates waits, within ctx, until every kind create this manager
+// began has returned: one given up on (an interrupt) still makes nodes
+// (kubeadm's init takes under a minute), which a deletion that looked
+// before they existed would leave behind.
+func (m *Manager) WaitCreates(ctx context.Context) {
+	m.mu.Lock()
+	names := make([]string, 0, len(m.creating))
+	for n := range m.creating {
+		names = append(names, n)
+	}
+	m.mu.Unlock()
+	for _, n := range names {
+		m.waitCreate(ctx, n)
+	}
+}
+
+func (m *Manager) waitCreate(ctx context.Context, name string) {
+	m.mu.Lock()
+	created := m.creating[name]
+	m.mu.Unlock()
+	if created == nil {
+		return
+	}
+	select {
+	case <-created:
+	case <-ctx.Done():
+	}
 }
 
 // bounded runs one of kind's calls, which take no context, within ctx:

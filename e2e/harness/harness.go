@@ -340,6 +340,7 @@ func (h *Harness) teardown(ctx context.Context) error {
 // what a run made, or, for `meshconform down` and `clean`, what runs left.
 // The platform lock, held since New, means no live run owns them.
 func (h *Harness) RemoveOurs(ctx context.Context) error {
+	h.Clusters.WaitCreates(ctx)
 	names, err := h.ClusterNames()
 	errs := []error{err}
 	for _, name := range names {
