@@ -75,16 +75,22 @@ endef
 
 # Each suite writes JUnit and Ginkgo JSON under the run's <suite>/.
 # A Ctrl-C or SIGTERM stops a run of several suites, not just the one
-# running.
+# running. Each suite is compiled (go test -c), then run as its own
+# binary, from its package's directory as go test would: no go command
+# stands between a signal and the suite (go test dies on SIGTERM at once,
+# leaving its work directory in $TMPDIR and the suite writing to a closed
+# pipe). The binaries' directory goes when the recipe does.
 e2e: setup
 	$(new_run)
-	@rc=0; trap 'exit 130' INT TERM; \
+	@rc=0; bin=$$(mktemp -d "$${TMPDIR:-/tmp}/meshconform-suites-XXXXXX"); \
+	trap 'rm -rf "$$bin"' EXIT; trap 'exit 130' INT TERM; \
 	go_timeout=$$(( $(patsubst %m,%,$(E2E_TIMEOUT)) + $(CLEANUP_MINUTES) ))m; \
 	for s in $(E2E_SUITES); do \
 	  mkdir -p $(ARTIFACTS)/$$s; \
 	  echo "== suite $$s"; \
-	  MESHCONFORM_ARTIFACTS=$(ARTIFACTS) $(GO) test -v ./suites/$$s -count=1 -timeout=$$go_timeout -args $(GINKGO_FLAGS) \
-	    -ginkgo.junit-report=$(ARTIFACTS)/$$s/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$$s/ginkgo.json || rc=1; \
+	  $(GO) test -c -o $$bin/$$s.test ./suites/$$s || { rc=1; continue; }; \
+	  (cd suites/$$s && MESHCONFORM_ARTIFACTS=$(abspath $(ARTIFACTS)) $$bin/$$s.test -test.v -test.timeout=$$go_timeout $(GINKGO_FLAGS) \
+	    -ginkgo.junit-report=$(abspath $(ARTIFACTS))/$$s/junit.xml -ginkgo.json-report=$(abspath $(ARTIFACTS))/$$s/ginkgo.json) || rc=1; \
 	done; \
 	$(GO) run ./cmd/meshconform report --artifacts $(ARTIFACTS) || echo "report page not written"; \
 	if [ $$rc != 0 ]; then $(GO) run ./cmd/meshconform failures $(ARTIFACTS) || true; fi; \

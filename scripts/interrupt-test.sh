@@ -32,7 +32,7 @@ REACH_LIMIT=${REACH_LIMIT:-900}
 STOP_LIMIT=${STOP_LIMIT:-600}
 
 table=$ARTIFACTS/interrupt-test.md
-printf '| signal | point | where the run was | stopped after (s) | left |\n|---|---|---|---:|---|\n' > "$table"
+printf '| signal | point | phase begun last when signalled | stopped after (s) | left |\n|---|---|---|---:|---|\n' > "$table"
 failed=0
 
 kube_sum() { { find "$HOME/.kube" -type f -exec sha256sum {} + 2>/dev/null || true; } | sort | sha256sum | cut -c1-16; }
@@ -89,11 +89,13 @@ leftovers() {
   true
 }
 
-# judge CASE SIGNAL POINT LOG SECONDS BEFORE_TMP BEFORE_KUBE
+# where LOG: the phase the run began last (read as the signal goes).
+where() { grep -o '• [^.]*\.\.\.' "$1" | tail -1 | sed 's/^• //; s/ \.\.\.$//' || true; }
+
+# judge CASE SIGNAL POINT WHERE SECONDS BEFORE_TMP BEFORE_KUBE
 judge() {
-  local name=$1 sig=$2 point=$3 log=$4 secs=$5 left where
+  local name=$1 sig=$2 point=$3 where=$4 secs=$5 left
   left=$(leftovers "$6" "$7" | paste -sd ';' -)
-  where=$(grep -o '• [^.]*\.\.\.' "$log" | tail -1 | sed 's/^• //; s/ \.\.\.$//' || true)
   case $secs in killed*) left="${left:+$left;}still running after ${STOP_LIMIT}s, killed";; esac
   printf '| %s | %s | %s | %s | %s |\n' "$sig" "$point" "${where:-before any phase}" "$secs" "${left:-nothing}" >> "$table"
   if [ -n "$left" ]; then
@@ -139,8 +141,9 @@ for c in "${cases[@]}"; do
       echo "FAIL $name: the run never reached $point"
       failed=1
     fi
+    at=$(where "$ARTIFACTS/$name.log")
     secs=$(stop "$pid" "$sig")
-    judge "$name" "$sig" "$point" "$ARTIFACTS/$name.log" "$secs" "$before_tmp" "$before_kube"
+    judge "$name" "$sig" "$point" "$at" "$secs" "$before_tmp" "$before_kube"
   }
 done
 
@@ -160,8 +163,9 @@ if [ "$refused" != yes ]; then
   failed=1
 fi
 if reach "$ARTIFACTS/two-first.log" "• app image meshapp"; then
+  at=$(where "$ARTIFACTS/two-first.log")
   secs=$(stop "$first" TERM)
-  judge two-at-once TERM "specs of the first (the second refused in ${wait_second}s: $refused)" "$ARTIFACTS/two-first.log" "$secs" "$before_tmp" "$before_kube"
+  judge two-at-once TERM "specs of the first (the second refused in ${wait_second}s: $refused)" "$at" "$secs" "$before_tmp" "$before_kube"
 else
   echo "FAIL two runs: the first did not reach its specs beside the refused second"
   stop "$first" TERM > /dev/null
