@@ -115,17 +115,23 @@ points=(
   "specs|• app image meshapp"
 )
 
-# INTERRUPT_CASES=all (default): every point by both signals; =ci: each
-# point once, the signals alternating (CI's budget), the two runs at once
-# stopped by SIGTERM in their specs either way.
+# INTERRUPT_CASES=all (default): every point by both signals, then two
+# runs at once; =ci: each point once, the signals alternating (CI's
+# budget), then two runs at once; or case names (INT-cluster-creation
+# two-at-once …) to run those only.
+want=${INTERRUPT_CASES:-all}
+case_name() { echo "$1-$(echo "$2" | tr ' A-Z' '-a-z')"; }
 cases=()
 for sig in INT TERM; do
   for i in "${!points[@]}"; do
     alternate=INT
     (( i % 2 )) && alternate=TERM
-    if [ "${INTERRUPT_CASES:-all}" = ci ] && [ "$sig" != "$alternate" ]; then
-      continue
-    fi
+    name=$(case_name "$sig" "${points[$i]%%|*}")
+    case $want in
+    all) ;;
+    ci) [ "$sig" = "$alternate" ] || continue ;;
+    *) [[ " $want " == *" $name "* ]] || continue ;;
+    esac
     cases+=("$sig|${points[$i]}")
   done
 done
@@ -134,7 +140,7 @@ for c in "${cases[@]}"; do
   sig=${c%%|*} p=${c#*|}
   {
     point=${p%%|*} pattern=${p#*|}
-    name="$sig-$(echo "$point" | tr ' A-Z' '-a-z')"
+    name=$(case_name "$sig" "$point")
     before_tmp=$(tmp_entries) before_kube=$(kube_sum)
     pid=$(start "$name")
     if ! reach "$ARTIFACTS/$name.log" "$pattern"; then
@@ -149,6 +155,7 @@ done
 
 # Two runs at once: the second refuses at once, naming the first, and the
 # first runs on (its clusters untouched) until it is stopped in its specs.
+if [ "$want" = all ] || [ "$want" = ci ] || [[ " $want " == *" two-at-once "* ]]; then
 before_tmp=$(tmp_entries) before_kube=$(kube_sum)
 first=$(start two-first)
 reach "$ARTIFACTS/two-first.log" "• kind create " || { echo "FAIL two runs: the first never created its clusters"; failed=1; }
@@ -170,6 +177,7 @@ else
   echo "FAIL two runs: the first did not reach its specs beside the refused second"
   stop "$first" TERM > /dev/null
   failed=1
+fi
 fi
 
 echo
