@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -128,7 +129,9 @@ func newLeftovers() *cobra.Command {
 			for _, l := range left {
 				fmt.Println(l)
 			}
-			if _, err := os.Stat(upDir()); err == nil {
+			// A kept mesh is what up's env file says; a failed up leaves
+			// only its report there.
+			if _, err := os.Stat(filepath.Join(upDir(), harness.KeptMeshFile)); err == nil {
 				left = append(left, "kept clusters' state "+upDir())
 				fmt.Println("kept clusters' state", upDir(), "(meshconform down removes it)")
 			}

@@ -57,6 +57,10 @@ The kubeconfigs go to ` + "`~/.local/state/meshconform/up`" + `; ` + "`meshconfo
 			if cfg.BringYourOwn() {
 				return fmt.Errorf("up creates clusters; MESHCONFORM_KUBECONFIG names clusters you brought: unset it")
 			}
+			// Refused before its report is written where the kept mesh's is.
+			if err := harness.NoKeptMesh(); err != nil {
+				return err
+			}
 			cfg.ArtifactsDir, cfg.KeepClusters = upDir(), true
 			return up(cmd.Context(), cfg, istio)
 		},

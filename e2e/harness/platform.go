@@ -116,7 +116,7 @@ func (h *Harness) platformSteps() []step {
 // disk and privileged containers for the topology, the network, and that
 // no cluster name is taken by something not ours.
 func (h *Harness) preflight(ctx context.Context, _ *platform) error {
-	if err := h.checkNoKeptMesh(); err != nil {
+	if err := NoKeptMesh(); err != nil {
 		return err
 	}
 	if err := h.Source.Check(ctx); err != nil {
@@ -141,11 +141,12 @@ func (h *Harness) preflight(ctx context.Context, _ *platform) error {
 	return nil
 }
 
-// checkNoKeptMesh refuses to create clusters while `meshconform up` keeps
-// a mesh on this machine: its clusters have the topologies' names, and this
-// run would replace them as stale or delete them at its teardown. The
-// kept mesh's own `up` is refused the same way: one at a time.
-func (h *Harness) checkNoKeptMesh() error {
+// NoKeptMesh refuses to create clusters while `meshconform up` keeps a
+// mesh on this machine: its clusters have the topologies' names, and a run
+// would replace them as stale or delete them at its teardown. A second
+// `up` is refused the same way (before it writes its report where the
+// kept one's is): one at a time.
+func NoKeptMesh() error {
 	kept := filepath.Join(UpDir(), KeptMeshFile)
 	if _, err := os.Stat(kept); err != nil {
 		return nil
