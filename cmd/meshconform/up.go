@@ -80,7 +80,10 @@ func up(ctx context.Context, cfg harness.Config, istio bool) (err error) {
 			// Half a mesh is no use to a later test run: remove it all.
 			h.Config.KeepClusters = false
 		}
-		_ = h.Teardown(context.WithoutCancel(ctx), err != nil)
+		if err != nil && ctx.Err() == nil {
+			h.ExportLogs(context.WithoutCancel(ctx))
+		}
+		_ = h.Teardown(context.WithoutCancel(ctx))
 		_ = h.Close()
 	}()
 	cls, err := h.SetUpPlatform(ctx)

@@ -441,13 +441,17 @@ func Names(cls []*Cluster) []string {
 // before they existed would leave behind.
 func (m *Manager) WaitCreates(ctx context.Context) {
 	m.mu.Lock()
-	names := make([]string, 0, len(m.creating))
-	for n := range m.creating {
-		names = append(names, n)
+	pending := make([]chan struct{}, 0, len(m.creating))
+	for _, created := range m.creating {
+		pending = append(pending, created)
 	}
 	m.mu.Unlock()
-	for _, n := range names {
-		m.waitCreate(ctx, n)
+	for _, created := range pending {
+		select {
+		case <-created:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

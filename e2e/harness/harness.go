@@ -291,19 +291,15 @@ func (h *Harness) exportLogs(ctx context.Context) {
 }
 
 // Teardown removes everything the run created — clusters, the registry
-// container, the Docker network — unless KeepClusters is set. With
-// diagnose (a failed run that was not interrupted), it first exports the
-// clusters' logs to the artifacts directory, within ExportBudget; an
-// interrupted run goes straight to the deletion, which is what a CI
-// runner's short grace period must be spent on.
+// container, the Docker network — unless KeepClusters is set. A failed
+// run that was not interrupted calls ExportLogs first; an interrupted one
+// goes straight here, since a CI runner's short grace period must be spent
+// on the deletion.
 //
 // One teardown runs at a time: a second caller (the suite's fallback,
 // after Ginkgo gave up on the first at a second interrupt) waits for the
 // first to end and returns at once if it succeeded, else tries again.
-func (h *Harness) Teardown(ctx context.Context, diagnose bool) error {
-	if diagnose {
-		h.ExportLogs(ctx)
-	}
+func (h *Harness) Teardown(ctx context.Context) error {
 	h.bg.stop()
 	h.teardownMu.Lock()
 	defer h.teardownMu.Unlock()

@@ -181,7 +181,7 @@ func (r *Run) teardown(ctx context.Context) error {
 		r.H.ExportLogs(dctx)
 		cancel()
 	}
-	return r.H.Teardown(ctx, false)
+	return r.H.Teardown(ctx)
 }
 
 // Primary is the topology's (first) primary cluster.
@@ -310,7 +310,7 @@ func deleteAfterInterrupt() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), teardownBudget)
 	defer cancel()
-	if err := r.H.Teardown(ctx, false); err != nil {
+	if err := r.H.Teardown(ctx); err != nil {
 		GinkgoWriter.Printf("deletion after an interrupt: %v (make clean removes what is left)\n", err)
 	}
 	_ = r.H.Close()
