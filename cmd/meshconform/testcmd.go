@@ -20,6 +20,7 @@ type testFlags struct {
 	topology                        string
 	suite, focus, skip, labelFilter string
 	junitFile, artifacts            string
+	namespaceLabels                 string
 	timeout                         time.Duration
 	kept                            bool
 }
@@ -53,6 +54,7 @@ ID), and compares a snapshot of every object before and after.`,
 	fl.StringVar(&f.focus, "focus", "", "run only specs whose text matches this regular expression (ginkgo --focus)")
 	fl.StringVar(&f.skip, "skip", "", "skip specs whose text matches this regular expression (ginkgo --skip)")
 	fl.StringVar(&f.labelFilter, "label-filter", "", "run only specs whose labels match this filter, e.g. 'conformance && !locality-failover' (ginkgo --label-filter)")
+	fl.StringVar(&f.namespaceLabels, "namespace-labels", "", "labels for every namespace the run creates, key=value,key=value: what your cluster wants of app namespaces (MESHCONFORM_NAMESPACE_LABELS); the run itself enforces restricted Pod Security on them (local image source)")
 	fl.StringVar(&f.junitFile, "junit-file", "", "also write the JUnit report here")
 	fl.StringVar(&f.artifacts, "artifacts", "", "artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
 	fl.BoolVar(&f.kept, "kept", false, "run on the clusters `meshconform up` kept (their kubeconfig and contexts; --mesh as up left them)")
@@ -125,6 +127,7 @@ func (f testFlags) checked() (harness.Config, string, error) {
 	s.flag("MESHCONFORM_MESH", f.mesh)
 	s.flag("MESHCONFORM_TOPOLOGY", f.topology)
 	s.flag("MESHCONFORM_ARTIFACTS", f.artifacts)
+	s.flag("MESHCONFORM_NAMESPACE_LABELS", f.namespaceLabels)
 	cfg, err := s.config()
 	if err != nil {
 		return cfg, "", err

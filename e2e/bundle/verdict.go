@@ -35,6 +35,7 @@ var CoreCapabilities = []string{
 // required: a platform may certify without running them.
 var ExtendedCapabilities = []string{
 	"reach-all-clusters",
+	"restricted-pod-security",
 	"upgrade",
 	"canary-upgrade",
 	"in-place-upgrade",

@@ -16,6 +16,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/upgrade"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // Config is a run's settings. Every field has an environment variable, so
@@ -73,6 +74,23 @@ type Config struct {
 	// IstiodReplicas, when not 0, overrides the topology's istiod replicas
 	// per primary (MESHCONFORM_ISTIOD_REPLICAS).
 	IstiodReplicas int `json:"istiodReplicas"`
+	// NamespaceLabels are added to every namespace the run creates: what
+	// the user's cluster wants of application namespaces (a policy
+	// engine's opt-in, an owner); MESHCONFORM_NAMESPACE_LABELS=k=v,k=v.
+	NamespaceLabels map[string]string `json:"namespaceLabels,omitempty"`
+}
+
+// PodSecurity is the Pod Security level the run's namespaces enforce on
+// the apps' pods: restricted where the data plane is proxyless gRPC (the
+// local source: the apps and the injected agent pass it), none of the
+// run's with Envoy sidecars (the upstream source), whose istio-init needs
+// NET_ADMIN unless Istio's CNI plugin is installed, which meshconform
+// does not install.
+func (c Config) PodSecurity() string {
+	if c.Source == images.SourceLocal {
+		return workloads.PodSecurityRestricted
+	}
+	return ""
 }
 
 // How the frontends are reached.
@@ -92,8 +110,9 @@ const (
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
 const (
-	topologyEnv = "MESHCONFORM_TOPOLOGY"
-	replicasEnv = "MESHCONFORM_ISTIOD_REPLICAS"
+	topologyEnv        = "MESHCONFORM_TOPOLOGY"
+	replicasEnv        = "MESHCONFORM_ISTIOD_REPLICAS"
+	namespaceLabelsEnv = "MESHCONFORM_NAMESPACE_LABELS"
 )
 
 // SettingsEnv names a JSON file holding a whole Config (Config.WriteFile):
@@ -171,6 +190,12 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	if c.Contexts, err = ParseContexts(getenv("MESHCONFORM_CONTEXTS")); err != nil {
 		return c, err
 	}
+	if c.NamespaceLabels, err = workloads.ParseNamespaceLabels(getenv(namespaceLabelsEnv)); err != nil {
+		return c, fmt.Errorf("%s: %w", namespaceLabelsEnv, err)
+	}
+	if len(c.NamespaceLabels) == 0 {
+		c.NamespaceLabels = nil
+	}
 	if p := getenv("MESHCONFORM_REGISTRY_PORT"); p != "" {
 		if c.RegistryPort, err = strconv.Atoi(p); err != nil || c.RegistryPort < 1 || c.RegistryPort > 65535 {
 			return c, fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%q is not a port number", p)
@@ -204,6 +229,9 @@ func (c Config) check() error {
 	}
 	if err := c.checkBringYourOwn(); err != nil {
 		return err
+	}
+	if err := workloads.CheckNamespaceLabels(c.NamespaceLabels); err != nil {
+		return fmt.Errorf("%s: %w", namespaceLabelsEnv, err)
 	}
 	if c.RegistryPort < 1 || c.RegistryPort > 65535 {
 		return fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%d is not a port number", c.RegistryPort)

@@ -34,6 +34,7 @@ func TestConfigFromEnvRejectsBadInput(t *testing.T) {
 		"bad revision":               {"MESHCONFORM_ISTIO_REVISION", "Canary_1", "a revision is a DNS label"},
 		"unbuildable upgrade target": {"MESHCONFORM_UPGRADE_TO", "1.27.5", "unknown Istio version \"1.27.5\""},
 		"upgrade method":             {"MESHCONFORM_UPGRADE_METHODS", "rolling", "unknown method \"rolling\""},
+		"namespace label the run's":  {"MESHCONFORM_NAMESPACE_LABELS", "pod-security.kubernetes.io/enforce=privileged", "MESHCONFORM_NAMESPACE_LABELS: namespace label pod-security.kubernetes.io/enforce is the run's own"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -108,23 +109,24 @@ func lookup(m map[string]string) func(string) string {
 
 // Settings unlike the defaults in every field a flag or variable sets.
 var broughtSettings = map[string]string{
-	"MESHCONFORM_IMAGE_SOURCE":    "local",
-	"MESHCONFORM_ARTIFACTS":       "/tmp/meshconform-artifacts",
-	"MESHCONFORM_CACHE":           "/tmp/meshconform-cache",
-	"MESHCONFORM_CACHE_LIMIT":     "1.5GiB",
-	"MESHCONFORM_REGISTRY_PORT":   "5099",
-	"MESHCONFORM_ISTIO_VERSION":   "v1.27.0",
-	"MESHCONFORM_ISTIO_REVISION":  "canary-1",
-	"MESHCONFORM_ISTIOCTL":        "/opt/istioctl",
-	"MESHCONFORM_KUBECONFIG":      "/home/me/.kube/a:/home/me/.kube/b",
-	"MESHCONFORM_CONTEXTS":        "cluster1=kind-cluster1, cluster2=prod-west",
-	"MESHCONFORM_MESH":            "existing",
-	"MESHCONFORM_FRONTEND_ACCESS": "port-forward",
-	"MESHCONFORM_TOPOLOGY":        "multi-primary",
-	"MESHCONFORM_ISTIOD_REPLICAS": "3",
-	"MESHCONFORM_UPGRADE_FROM":    "1.26.0",
-	"MESHCONFORM_UPGRADE_TO":      "1.27.0",
-	"MESHCONFORM_UPGRADE_METHODS": "in-place",
+	"MESHCONFORM_IMAGE_SOURCE":     "local",
+	"MESHCONFORM_ARTIFACTS":        "/tmp/meshconform-artifacts",
+	"MESHCONFORM_CACHE":            "/tmp/meshconform-cache",
+	"MESHCONFORM_CACHE_LIMIT":      "1.5GiB",
+	"MESHCONFORM_REGISTRY_PORT":    "5099",
+	"MESHCONFORM_ISTIO_VERSION":    "v1.27.0",
+	"MESHCONFORM_ISTIO_REVISION":   "canary-1",
+	"MESHCONFORM_ISTIOCTL":         "/opt/istioctl",
+	"MESHCONFORM_KUBECONFIG":       "/home/me/.kube/a:/home/me/.kube/b",
+	"MESHCONFORM_CONTEXTS":         "cluster1=kind-cluster1, cluster2=prod-west",
+	"MESHCONFORM_MESH":             "existing",
+	"MESHCONFORM_FRONTEND_ACCESS":  "port-forward",
+	"MESHCONFORM_TOPOLOGY":         "multi-primary",
+	"MESHCONFORM_ISTIOD_REPLICAS":  "3",
+	"MESHCONFORM_UPGRADE_FROM":     "1.26.0",
+	"MESHCONFORM_UPGRADE_TO":       "1.27.0",
+	"MESHCONFORM_UPGRADE_METHODS":  "in-place",
+	"MESHCONFORM_NAMESPACE_LABELS": "team=mesh",
 }
 
 // The settings file holds a Config exactly: what the CLI checked is what
@@ -232,6 +234,7 @@ func TestReadConfigRejectsBadFiles(t *testing.T) {
 		"no contexts":       {edit(func(m map[string]any) { delete(m, "contexts") }), "MESHCONFORM_CONTEXTS is not"},
 		"bad port":          {edit(func(m map[string]any) { m["registryPort"] = 0 }), "is not a port number"},
 		"bad replicas":      {edit(func(m map[string]any) { m["istiodReplicas"] = 9 }), "MESHCONFORM_ISTIOD_REPLICAS=9"},
+		"bad label":         {edit(func(m map[string]any) { m["namespaceLabels"] = map[string]any{"a b": "c"} }), "MESHCONFORM_NAMESPACE_LABELS"},
 		"no upgrade method": {edit(func(m map[string]any) { m["upgrade"] = map[string]any{"from": "1.26.0", "to": "1.27.0"} }), "unknown method"},
 		"relative dir":      {edit(func(m map[string]any) { m["artifactsDir"] = "artifacts" }), "want an absolute path"},
 		"two values":        {string(raw) + "{}", "more than one JSON value"},

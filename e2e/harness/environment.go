@@ -27,6 +27,9 @@ type Environment struct {
 	ImageSource string `json:"imageSource"`
 	Brought     bool   `json:"broughtClusters"`
 	MeshMode    string `json:"meshMode"`
+	// PodSecurity is the Pod Security level the run's namespaces enforced
+	// on the apps' pods ("" = none of the run's; the cluster's default).
+	PodSecurity string `json:"podSecurity,omitempty"`
 	// Topology is the topology file's name; IstiodReplicas per primary.
 	Topology       string               `json:"topology"`
 	IstiodReplicas int                  `json:"istiodReplicas"`
@@ -76,7 +79,7 @@ type IstioFingerprint struct {
 // artifacts. It reads only: versions, node info, istiod's pods and the mesh
 // config map.
 func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster, m *Istio) error {
-	env := Environment{RunID: h.RunID, ImageSource: h.Config.Source, Brought: h.Config.BringYourOwn(), MeshMode: h.Config.Mesh,
+	env := Environment{RunID: h.RunID, ImageSource: h.Config.Source, Brought: h.Config.BringYourOwn(), MeshMode: h.Config.Mesh, PodSecurity: h.Config.PodSecurity(),
 		Topology: h.Topology.Name, IstiodReplicas: h.Topology.IstiodReplicas, IstiodByPrimary: map[string]IstioFingerprint{}}
 	for _, cl := range cls {
 		fp, err := fingerprintCluster(ctx, cl)
@@ -103,7 +106,10 @@ func (h *Harness) WriteEnvironment(ctx context.Context, cls []*clusters.Cluster,
 }
 
 func fingerprintCluster(ctx context.Context, cl *clusters.Cluster) (ClusterFingerprint, error) {
-	fp := ClusterFingerprint{Name: cl.Name, Primary: cl.Primary, ControlPlane: cl.ControlPlane, Region: cl.Region, Zone: cl.Zone, MeshNetwork: cl.MeshNetwork, PodCIDRs: cl.PodSubnet.String()}
+	fp := ClusterFingerprint{Name: cl.Name, Primary: cl.Primary, ControlPlane: cl.ControlPlane, Region: cl.Region, Zone: cl.Zone, MeshNetwork: cl.MeshNetwork}
+	if cl.PodSubnet.IsValid() {
+		fp.PodCIDRs = cl.PodSubnet.String()
+	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cl.Client.RESTConfig())
 	if err != nil {
 		return fp, err

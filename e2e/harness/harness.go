@@ -169,8 +169,11 @@ func (h *Harness) owner() runlock.Owner {
 }
 
 // RunLabels are the labels every namespace the run creates carries (its
-// ID): pass them to workloads.CreateNamespace.
-func (h *Harness) RunLabels() workloads.RunLabels { return workloads.ForRun(h.RunID) }
+// ID, the Pod Security level it enforces, the user's namespace labels):
+// pass them to workloads.CreateNamespace.
+func (h *Harness) RunLabels() workloads.RunLabels {
+	return workloads.ForRun(h.RunID).With(h.Config.NamespaceLabels, workloads.PodSecurityLabels(h.Config.PodSecurity()))
+}
 
 // nodeContainers lists the running kind node containers of this run's
 // clusters (other kind clusters on the machine are not ours), with full IDs:

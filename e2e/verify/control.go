@@ -158,12 +158,9 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Away.Name, InjectionNamespace, err)
 	}
 	defer func() { _ = m.Away.Client.Resources().Delete(context.WithoutCancel(ctx), pod) }()
-	hasProxy := false
-	for _, c := range pod.Spec.Containers {
-		hasProxy = hasProxy || c.Name == "istio-proxy"
-	}
-	if !hasProxy {
-		return fmt.Errorf("pod %s/%s in %s was not injected (no istio-proxy container)", InjectionNamespace, pod.Name, m.Away.Name)
+	// The pod as created is the webhook's answer.
+	if err := checks.Injected(*pod); err != nil {
+		return fmt.Errorf("in %s: %w", m.Away.Name, err)
 	}
 	if err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var p corev1.Pod

@@ -343,7 +343,9 @@ func override(obj *unstructured.Unstructured, o Overrides) error {
 			if img, _ := m["image"].(string); img != c.Image {
 				m["image"] = c.Image
 			}
-			if !part.env {
+			// Nothing to write where SetEnv added nothing (the istio-proxy
+			// overlay): an empty env there would reach the injector's merge.
+			if !part.env || len(c.Env) == 0 {
 				continue
 			}
 			env := make([]any, len(c.Env))

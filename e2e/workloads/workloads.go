@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,9 +78,18 @@ func SetEnv(obj k8s.Object, env map[string]string) {
 		add = append(add, corev1.EnvVar{Name: k, Value: env[k]})
 	}
 	for i := range spec.Containers {
+		// The istio-proxy overlay is Istio's container, not the app's.
+		if spec.Containers[i].Name == ProxyOverlay {
+			continue
+		}
 		spec.Containers[i].Env = append(append([]corev1.EnvVar(nil), add...), spec.Containers[i].Env...)
 	}
 }
+
+// ProxyOverlay is the name of the container the injector adds, which the
+// sample apps also declare: Istio merges the declared one into the one it
+// injects (its securityContext, for restricted Pod Security).
+const ProxyOverlay = "istio-proxy"
 
 // Scale sets a Deployment's replicas, retrying when the controller updated
 // the Deployment in between (a conflict is expected right after a scale).
@@ -125,9 +135,10 @@ func podSpecAt(obj k8s.Object) (*corev1.PodSpec, []string) {
 const RunLabel = "meshconform.io/run"
 
 // RunLabels are the labels a run stamps on every namespace it creates:
-// RunLabel with the run's ID. The harness makes them once per run
-// (harness.Harness.RunLabels) and whoever creates a namespace passes them
-// to CreateNamespace. Empty (no run) stamps nothing.
+// RunLabel with the run's ID, and what the namespace's pods must pass (Pod
+// Security) and the user's cluster wants (With). The harness makes them
+// once per run (harness.Harness.RunLabels) and whoever creates a namespace
+// passes them to CreateNamespace. Empty (no run) stamps nothing.
 type RunLabels map[string]string
 
 // ForRun are the labels of the run with that ID ("": none).
@@ -136,6 +147,24 @@ func ForRun(id string) RunLabels {
 		return RunLabels{}
 	}
 	return RunLabels{RunLabel: id}
+}
+
+// With is r and the labels of each of more; r's own win.
+func (r RunLabels) With(more ...map[string]string) RunLabels {
+	out := RunLabels{}
+	for _, m := range more {
+		maps.Copy(out, m)
+	}
+	maps.Copy(out, r)
+	return out
+}
+
+// Selector selects the run's namespaces by its ID alone.
+func (r RunLabels) Selector() string {
+	if id, ok := r[RunLabel]; ok {
+		return RunLabel + "=" + id
+	}
+	return ""
 }
 
 // CreateNamespace creates ns with labels and the run's labels.

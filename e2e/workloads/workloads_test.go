@@ -52,7 +52,7 @@ func TestManifestsDecode(t *testing.T) {
 
 func TestSetEnvPrependsToEveryContainer(t *testing.T) {
 	d := &appsv1.Deployment{}
-	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Env: []corev1.EnvVar{{Name: "POD_NAME"}}}, {Name: "b"}}
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Env: []corev1.EnvVar{{Name: "POD_NAME"}}}, {Name: "b"}, {Name: ProxyOverlay, Image: "auto"}}
 	SetEnv(d, map[string]string{"ZONE": "us-east-1a", "CLUSTER": "cluster1"})
 	got := d.Spec.Template.Spec.Containers[0].Env
 	if len(got) != 3 || got[0].Name != "CLUSTER" || got[1].Name != "ZONE" || got[2].Name != "POD_NAME" {
@@ -60,6 +60,11 @@ func TestSetEnvPrependsToEveryContainer(t *testing.T) {
 	}
 	if len(d.Spec.Template.Spec.Containers[1].Env) != 2 {
 		t.Error("second container not given env")
+	}
+	// The app's identity is not the proxy's: the overlay is merged into the
+	// injected istio-proxy and must not carry the app's variables there.
+	if env := d.Spec.Template.Spec.Containers[2].Env; len(env) != 0 {
+		t.Errorf("istio-proxy overlay given env %+v", env)
 	}
 }
 
@@ -77,6 +82,9 @@ func TestConformanceFixturesDeclareIdentity(t *testing.T) {
 			continue
 		}
 		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == ProxyOverlay {
+				continue
+			}
 			names := map[string]bool{}
 			for _, e := range c.Env {
 				names[e.Name] = true

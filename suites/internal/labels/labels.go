@@ -27,6 +27,9 @@ const (
 	TrafficRules = "traffic-rules"
 	MTLS         = "mtls"
 	Failover     = "locality-failover"
+	// PodSecurity: the apps, as injected, pass restricted Pod Security,
+	// which the clusters enforce on the run's namespaces.
+	PodSecurity = "restricted-pod-security"
 )
 
 // Control-plane resilience: an HA istiod losing a replica, a multi-primary

@@ -28,6 +28,7 @@ var declared = map[string]string{
 	"TrafficRules":   TrafficRules,
 	"MTLS":           MTLS,
 	"Failover":       Failover,
+	"PodSecurity":    PodSecurity,
 	"HAControlPlane": HAControlPlane,
 	"PrimaryLoss":    PrimaryLoss,
 	"Faults":         Faults,

@@ -30,7 +30,7 @@ import (
 // inside an Ordered container after env.Setup; it installs the mesh if no
 // earlier spec did.
 func Conformance() {
-	env.WillInstallMesh(Label(labels.Conformance, labels.CrossCluster, labels.ReachAll, labels.ProxyStatus, labels.TrafficRules, labels.MTLS, labels.Failover))
+	env.WillInstallMesh(Label(labels.Conformance, labels.CrossCluster, labels.ReachAll, labels.ProxyStatus, labels.TrafficRules, labels.MTLS, labels.Failover, labels.PodSecurity))
 	var apps *sampleApps
 	vm := func() *verify.Mesh { return apps.mesh }
 	r := func() *env.Run { return env.Get() }
@@ -64,6 +64,14 @@ func Conformance() {
 				Expect(err).NotTo(HaveOccurred())
 				Expect(want).To(HaveLen(expectedProxies(len(vm().Clusters))))
 				Expect(vm().AllSynced(ctx, want)).To(Succeed())
+			}, NodeTimeout(2*time.Minute))
+
+			It("admits every app pod of every cluster, as injected, under restricted Pod Security, which each cluster enforces on the run's namespaces", Label(labels.PodSecurity), func(ctx SpecContext) {
+				level := r().H.Config.PodSecurity()
+				if level == "" {
+					Skip("upstream image source: Envoy sidecars' istio-init needs NET_ADMIN, which restricted forbids without Istio's CNI plugin (not installed by meshconform), so the run enforces no Pod Security level")
+				}
+				Expect(vm().AppsUnderPodSecurity(ctx, level)).To(Succeed())
 			}, NodeTimeout(2*time.Minute))
 
 			It("applies traffic rules set on the primaries to callers in every cluster", Label(labels.TrafficRules), func(ctx SpecContext) {

@@ -238,6 +238,7 @@ var faults = []seededFault{
 	},
 	oneCallerLocality,
 	silentBackend,
+	podSecurityOff,
 	backendsAsFrontend,
 	remoteSecretOverPrivileged,
 	foreignRules,

@@ -67,67 +67,123 @@ var silentBackend = seededFault{
 	check: func(ctx context.Context, e *faultEnv) error { return e.vm.ReachesAllEverywhere(ctx) },
 	cause: re(`backend pods ` + silentPod + ` answered none of \d+ calls`),
 	seed: func(ctx context.Context, e *faultEnv) error {
-		pod, err := silentBackendPod(e)
-		if err != nil {
-			return err
-		}
-		if err := workloads.ApplyObject(ctx, e.vm.Away.Client, pod); err != nil {
-			return fmt.Errorf("create pod %s in %s: %w", silentPod, e.vm.Away.Name, err)
-		}
-		return workloads.WaitReady(ctx, e.vm.Away.Client, verify.AppNamespace, "app=backend,silent=true", 1, rolloutWait)
+		return addBackendPod(ctx, e, silentPod, func(c *corev1.Container) { c.Args = []string{"sleep"} }, nil)
 	},
-	repair: func(ctx context.Context, e *faultEnv) error {
-		c := e.vm.Away.Client
-		pod := &unstructured.Unstructured{}
-		pod.SetAPIVersion("v1")
-		pod.SetKind("Pod")
-		pod.SetName(silentPod)
-		pod.SetNamespace(verify.AppNamespace)
-		if err := workloads.DeleteObject(ctx, c, pod, resources.WithGracePeriod(0)); err != nil {
-			return err
-		}
-		if err := poll.Until(ctx, time.Minute, time.Second, func(ctx context.Context) error {
-			err := c.Resources().Get(ctx, silentPod, verify.AppNamespace, &corev1.Pod{})
-			switch {
-			case apierrors.IsNotFound(err):
-				return nil
-			case err != nil:
-				return err
-			}
-			return errors.New("still there")
-		}); err != nil {
-			return fmt.Errorf("wait for pod %s/%s in %s to be gone: %w", verify.AppNamespace, silentPod, e.vm.Away.Name, err)
-		}
-		return nil
-	},
+	repair: func(ctx context.Context, e *faultEnv) error { return removeBackendPod(ctx, e, silentPod) },
 }
 
 const silentPod = "backend-silent"
 
-// silentBackendPod is backend.yaml's first Deployment's pod, as the
-// fixture declares it (labels, injection, account), with the app asleep,
-// as ApplyObject takes it.
-func silentBackendPod(e *faultEnv) (*unstructured.Unstructured, error) {
+// podSecurityOff: the remote's app namespace created without Pod Security
+// labels (by a GitOps tool, a namespace template), and a backend there
+// whose injected agent lacks the fixtures' overlay: admitted, since
+// nothing enforces, yet no hardened platform would run it.
+var podSecurityOff = seededFault{
+	name: "cluster2's app namespace without restricted Pod Security, and a backend whose agent is injected without the overlay",
+	ref:  "Pod Security Admission: namespace labels; Istio: customizing injection", spec: "restricted-pod-security",
+	check: func(ctx context.Context, e *faultEnv) error {
+		return e.vm.AppsUnderPodSecurity(ctx, workloads.PodSecurityRestricted)
+	},
+	cause: func(e *faultEnv) *regexp.Regexp {
+		return regexp.MustCompile(regexp.QuoteMeta(e.vm.Away.Name+": namespace production has pod-security.kubernetes.io/enforce=\"\"") +
+			`[\s\S]*` + regexp.QuoteMeta(e.vm.Away.Name+": pod production/"+barePod+": restricted Pod Security refuses it") + `[\s\S]*container "istio-proxy"`)
+	},
+	seed: func(ctx context.Context, e *faultEnv) error {
+		if err := setPodSecurity(ctx, e, ""); err != nil {
+			return err
+		}
+		// The agent keeps its user (it must run under the pod's
+		// runAsNonRoot) and loses the rest: privilege escalation allowed,
+		// the runtime's default capabilities.
+		return addBackendPod(ctx, e, barePod, nil, func(c *corev1.Container) {
+			c.SecurityContext = &corev1.SecurityContext{RunAsUser: c.SecurityContext.RunAsUser, RunAsGroup: c.SecurityContext.RunAsGroup}
+		})
+	},
+	repair: func(ctx context.Context, e *faultEnv) error {
+		return errors.Join(removeBackendPod(ctx, e, barePod), setPodSecurity(ctx, e, workloads.PodSecurityRestricted))
+	},
+}
+
+const barePod = "backend-bare"
+
+// setPodSecurity sets the Pod Security labels of the remote's app
+// namespace to level's ("" removes them).
+func setPodSecurity(ctx context.Context, e *faultEnv, level string) error {
+	want := workloads.PodSecurityLabels(level)
+	return workloads.UpdateForeign(ctx, e.vm.Away.Client, verify.AppNamespace, "", func(ns *corev1.Namespace) {
+		for k := range workloads.PodSecurityLabels(workloads.PodSecurityRestricted) {
+			delete(ns.Labels, k)
+		}
+		for k, v := range want {
+			ns.Labels[k] = v
+		}
+	})
+}
+
+// addBackendPod creates, in the remote, a pod named name of backend.yaml's
+// first Deployment, as the fixture declares it (labels, injection,
+// account), with app and overlay (the istio-proxy overlay) edited, and
+// waits for it to be Ready.
+func addBackendPod(ctx context.Context, e *faultEnv, name string, app, overlay func(*corev1.Container)) error {
 	obj, err := conformance.Object(conformance.BackendFile, "Deployment")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var d appsv1.Deployment
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &d); err != nil {
-		return nil, fmt.Errorf("%s: %w", conformance.BackendFile, err)
+		return fmt.Errorf("%s: %w", conformance.BackendFile, err)
 	}
 	pod := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
-	pod.Name, pod.Namespace = silentPod, verify.AppNamespace
-	pod.Labels["silent"] = "true"
+	pod.Name, pod.Namespace = name, verify.AppNamespace
+	pod.Labels[name] = "true"
 	for i := range pod.Spec.Containers {
-		pod.Spec.Containers[i].Args = []string{"sleep"}
+		edit := app
+		if pod.Spec.Containers[i].Name == workloads.ProxyOverlay {
+			edit = overlay
+		}
+		if edit != nil {
+			edit(&pod.Spec.Containers[i])
+		}
 	}
 	cl := e.vm.Away
 	workloads.SetEnv(pod, map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone})
 	if err := workloads.SetImages(pod, workloads.Images{"meshconform/meshapp": e.apps.image}); err != nil {
-		return nil, err
+		return err
 	}
-	return workloads.AsUnstructured(pod)
+	u, err := workloads.AsUnstructured(pod)
+	if err != nil {
+		return err
+	}
+	if err := workloads.ApplyObject(ctx, cl.Client, u); err != nil {
+		return fmt.Errorf("create pod %s in %s: %w", name, cl.Name, err)
+	}
+	return workloads.WaitReady(ctx, cl.Client, verify.AppNamespace, "app=backend,"+name+"=true", 1, rolloutWait)
+}
+
+// removeBackendPod deletes the remote's pod name and waits until it is gone.
+func removeBackendPod(ctx context.Context, e *faultEnv, name string) error {
+	c := e.vm.Away.Client
+	pod := &unstructured.Unstructured{}
+	pod.SetAPIVersion("v1")
+	pod.SetKind("Pod")
+	pod.SetName(name)
+	pod.SetNamespace(verify.AppNamespace)
+	if err := workloads.DeleteObject(ctx, c, pod, resources.WithGracePeriod(0)); err != nil {
+		return err
+	}
+	if err := poll.Until(ctx, time.Minute, time.Second, func(ctx context.Context) error {
+		err := c.Resources().Get(ctx, name, verify.AppNamespace, &corev1.Pod{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return err
+		}
+		return errors.New("still there")
+	}); err != nil {
+		return fmt.Errorf("wait for pod %s/%s in %s to be gone: %w", verify.AppNamespace, name, e.vm.Away.Name, err)
+	}
+	return nil
 }
 
 // backendsAsFrontend runs cluster2's backends under the frontend's service

@@ -1,0 +1,77 @@
+package workloads
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	psapi "k8s.io/pod-security-admission/api"
+)
+
+// PodSecurityRestricted is the Pod Security Standard the sample apps are
+// written to pass: what hardened platforms (OpenShift, Rancher's hardened
+// profile, many vendors' defaults) enforce on application namespaces.
+const PodSecurityRestricted = string(psapi.LevelRestricted)
+
+// PodSecurityLabels are the namespace labels under which the API server's
+// Pod Security admission enforces level (latest version) on every pod the
+// namespace admits; "" enforces nothing of ours (the cluster's default).
+func PodSecurityLabels(level string) map[string]string {
+	if level == "" {
+		return nil
+	}
+	return map[string]string{psapi.EnforceLevelLabel: level, psapi.EnforceVersionLabel: psapi.VersionLatest}
+}
+
+// ParseNamespaceLabels reads "key=value,key=value" (spaces allowed): the
+// labels a user's cluster wants on the run's namespaces (a policy engine's
+// opt-in, a cost centre). Each must be a valid label, and none may take
+// over a label the run sets itself (its ID, the Pod Security it proves).
+func ParseNamespaceLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok {
+			return nil, fmt.Errorf("namespace label %q is not key=value", pair)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("namespace label %s given twice", k)
+		}
+		out[k] = v
+	}
+	return out, CheckNamespaceLabels(out)
+}
+
+// CheckNamespaceLabels rejects labels the API server would refuse and
+// labels the run owns.
+func CheckNamespaceLabels(m map[string]string) error {
+	var errs []error
+	for _, k := range slicesSorted(m) {
+		for _, msg := range validation.IsQualifiedName(k) {
+			errs = append(errs, fmt.Errorf("namespace label key %q: %s", k, msg))
+		}
+		for _, msg := range validation.IsValidLabelValue(m[k]) {
+			errs = append(errs, fmt.Errorf("namespace label %s value %q: %s", k, m[k], msg))
+		}
+		if k == RunLabel || strings.HasPrefix(k, "pod-security.kubernetes.io/enforce") {
+			errs = append(errs, fmt.Errorf("namespace label %s is the run's own (its ID, or the Pod Security its pods are proven to pass)", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func slicesSorted(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range maps.Keys(m) {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
