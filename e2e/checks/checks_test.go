@@ -198,3 +198,80 @@ func ExampleSplit() {
 	fmt.Println(err)
 	// Output: split does not follow the weights: v1: 750 of 1000, want 253..348 (weight 0.3, α=0.001); v2: 250 of 1000, want 652..747 (weight 0.7, α=0.001)
 }
+
+// Clusters whose nodes carry no pod CIDRs (VPC CNIs) are told apart by
+// their API servers: an address exactly one of them lists as that pod's.
+// The broken meshes: a backend lying about its cluster or pod, an answer
+// from an address nobody lists, and an address two clusters list (which a
+// correct mesh never shows, as pod addresses are unique in a flat network).
+func TestServedFromWithoutPodCIDRs(t *testing.T) {
+	pl := NewPlacement(map[string]netip.Prefix{"east-1": {}, "west-1": {}})
+	pl.Add(Pod{"east-1", "backend-a", netip.MustParseAddr("192.168.10.7")},
+		Pod{"west-1", "backend-b", netip.MustParseAddr("192.168.77.9")},
+		Pod{"east-1", "backend-c", netip.MustParseAddr("192.168.5.5")},
+		Pod{"west-1", "backend-d", netip.MustParseAddr("192.168.5.5")})
+	ans := func(cluster, pod, addr string) Calls {
+		return Calls{Asked: 1, Response: Response{Results: []Result{{Identity: api.Identity{Cluster: cluster, Pod: pod}, PeerAddr: addr}}}}
+	}
+	if err := ServedFrom(pl)(ans("west-1", "backend-b", "[::ffff:192.168.77.9]:7070")); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		calls Calls
+		want  string
+	}{
+		"a pod told the wrong cluster":      {ans("west-1", "backend-a", "192.168.10.7:7070"), `claims cluster "west-1" but runs in east-1`},
+		"an answer relayed from another":    {ans("west-1", "backend-b", "192.168.10.7:7070"), "claims pod backend-b but came from 192.168.10.7, which is east-1's pod backend-a"},
+		"an address no API server lists":    {ans("west-1", "backend-b", "192.168.99.1:7070"), "inside no cluster's pod CIDR and listed by no cluster's API server"},
+		"an address two clusters both list": {ans("west-1", "backend-d", "192.168.5.5:7070"), "east-1 and west-1 all list: no proof"},
+	} {
+		t.Run(name, func(t *testing.T) { wantErr(t, ServedFrom(pl)(c.calls), c.want) })
+	}
+}
+
+// One cluster with a range, one without: the range decides inside it, the
+// listing outside it, and a ranged cluster's pod outside its own range is
+// not placed by listing (host-network pods are not the backends).
+func TestClusterOfMixedRanges(t *testing.T) {
+	pl := NewPlacement(map[string]netip.Prefix{"cluster1": netip.MustParsePrefix("10.10.0.0/16"), "eks": {}})
+	pl.Add(Pod{"eks", "b", netip.MustParseAddr("172.31.4.4")}, Pod{"cluster1", "h", netip.MustParseAddr("172.18.0.3")})
+	for addr, want := range map[string]string{"10.10.0.9": "cluster1", "172.31.4.4": "eks", "172.18.0.3": "", "172.31.9.9": ""} {
+		if got, ok := pl.ClusterOf(netip.MustParseAddr(addr)); got != want || ok != (want != "") {
+			t.Errorf("%s: %q %v, want %q", addr, got, ok, want)
+		}
+	}
+}
+
+// Overlapping pod ranges are refused with both clusters named, never
+// placed at random; disjoint ones pass.
+func TestPodRangesOverlap(t *testing.T) {
+	ok := map[string]netip.Prefix{"a": netip.MustParsePrefix("10.10.0.0/16"), "b": netip.MustParsePrefix("10.20.0.0/16")}
+	if err := PodRangesOverlap(ok); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]netip.Prefix{"a": netip.MustParsePrefix("10.244.0.0/16"), "b": netip.MustParsePrefix("10.244.1.0/24"), "c": netip.MustParsePrefix("10.30.0.0/16")}
+	wantErr(t, PodRangesOverlap(bad), "a (10.244.0.0/16) and b (10.244.1.0/24)")
+	// A placement given them anyway places nothing by range.
+	if cl, ok := NewPlacement(bad).ClusterOf(netip.MustParseAddr("10.244.1.5")); ok {
+		t.Errorf("overlapping ranges placed 10.244.1.5 in %s", cl)
+	}
+}
+
+// A load places answers while a check adds pods (go test -race).
+func TestPlacementConcurrentUse(t *testing.T) {
+	pl := NewPlacement(map[string]netip.Prefix{"x": {}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			pl.Add(Pod{"x", fmt.Sprint("p", i), netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i)})})
+		}
+	}()
+	for i := range 200 {
+		pl.ClusterOf(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+	}
+	<-done
+	if cl, ok := pl.ClusterOf(netip.MustParseAddr("10.0.0.199")); !ok || cl != "x" {
+		t.Errorf("10.0.0.199: %q %v", cl, ok)
+	}
+}

@@ -69,7 +69,8 @@ func CheckContexts(cfg *clientcmdapi.Config, bs []Brought) error {
 // secret need one file per cluster) into dir, which the caller keeps
 // private (0700) and removes at the end, never in the artifacts: it holds
 // the user's credentials. Locality and pod CIDRs are read from the nodes,
-// not from the topology's kind configs, which describe clusters we create.
+// not from the topology's kind configs, which describe clusters we create
+// (no pod CIDR on any node leaves PodSubnet invalid).
 func Attach(ctx context.Context, cfg *clientcmdapi.Config, role topology.Cluster, context, dir string) (*Cluster, error) {
 	one := cfg.DeepCopy()
 	one.CurrentContext = context
@@ -97,9 +98,9 @@ func Attach(ctx context.Context, cfg *clientcmdapi.Config, role topology.Cluster
 	if c.Region, c.Zone, err = NodeLocality(nodes.Items); err != nil {
 		return nil, fmt.Errorf("cluster %s (context %s): %w", role.Name, context, err)
 	}
-	if c.PodSubnet, err = PodCIDRCover(nodes.Items); err != nil {
-		return nil, fmt.Errorf("cluster %s (context %s): %w", role.Name, context, err)
-	}
+	// Nodes on VPC-style CNIs carry no pod CIDRs: the cluster's calls are
+	// then placed by its API server's pods (checks.Placement).
+	c.PodSubnet, _ = PodCIDRCover(nodes.Items)
 	return &Cluster{Cluster: c, Kubeconfig: path, Client: client}, nil
 }
 
@@ -131,7 +132,7 @@ func NodeLocality(nodes []corev1.Node) (region, zone string, err error) {
 
 // PodCIDRCover is the smallest prefix holding every node's pod CIDRs (IPv4),
 // which the checks use to tell which cluster served a call from its peer
-// address alone.
+// address alone; an error when no node has one.
 func PodCIDRCover(nodes []corev1.Node) (netip.Prefix, error) {
 	var cidrs []netip.Prefix
 	for _, n := range nodes {

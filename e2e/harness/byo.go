@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
@@ -172,11 +171,14 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := (mesh.Model{Clusters: out}).PodRanges(); err != nil {
+		return nil, err
+	}
 	h.attached, h.before = out, map[string]snapshot.Snapshot{}
 	for i, cl := range out {
 		h.before[cl.Name] = snaps[i]
-		fmt.Fprintf(h.out, "   cluster %s: context %s, region %s, zone %q, pod CIDRs within %s, mesh network %s\n",
-			cl.Name, h.cfg.Contexts[cl.Name], cl.Region, cl.Zone, cl.PodSubnet, cl.MeshNetwork)
+		fmt.Fprintf(h.out, "   cluster %s: context %s, region %s, zone %q, pod CIDRs %s, mesh network %s\n",
+			cl.Name, h.cfg.Contexts[cl.Name], cl.Region, cl.Zone, describePodRange(cl), cl.MeshNetwork)
 	}
 	return out, nil
 }
@@ -315,8 +317,13 @@ func (h *brought) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []st
 
 // runNamespaces names the namespaces of cl that carry the run's labels.
 func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunLabels) ([]string, error) {
+	sel := run.Selector()
+	if sel == "" {
+		// An empty selector is every namespace: never the run's.
+		return nil, fmt.Errorf("cluster %s: the run has no ID to find its namespaces by", cl.Name)
+	}
 	var list corev1.NamespaceList
-	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(labels.SelectorFromSet(labels.Set(run)).String())); err != nil {
+	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(sel)); err != nil {
 		return nil, fmt.Errorf("cluster %s: list the run's namespaces: %w", cl.Name, err)
 	}
 	var names []string
@@ -351,4 +358,12 @@ func (h *brought) removeIstiodConfigMapsLeft(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// describePodRange says how the cluster's answers are placed.
+func describePodRange(cl *clusters.Cluster) string {
+	if !cl.PodSubnet.IsValid() {
+		return "none on the nodes (calls placed by the API server's pods)"
+	}
+	return "within " + cl.PodSubnet.String()
 }

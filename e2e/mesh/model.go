@@ -2,6 +2,9 @@ package mesh
 
 import (
 	"fmt"
+	"net/netip"
+
+	"github.com/meshconform/meshconform/e2e/checks"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
 )
@@ -71,7 +74,20 @@ func (m Model) Check() error {
 			return fmt.Errorf("remote %s names control plane %q, which is no primary of the mesh", r.Name, r.ControlPlane)
 		}
 	}
-	return nil
+	return m.PodRanges()
+}
+
+// PodRanges rejects clusters whose pod ranges overlap (checks.
+// PodRangesOverlap); clusters without one (no pod CIDR on their nodes)
+// are placed by their API servers and take no part.
+func (m Model) PodRanges() error {
+	ranges := map[string]netip.Prefix{}
+	for _, c := range m.Clusters {
+		if c.PodSubnet.IsValid() {
+			ranges[c.Name] = c.PodSubnet
+		}
+	}
+	return checks.PodRangesOverlap(ranges)
 }
 
 func (m Model) byName(name string) *clusters.Cluster {

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -39,9 +40,27 @@ func TestModel(t *testing.T) {
 		"remote as server": {Model{Clusters: []*clusters.Cluster{p, r2, modelCluster("cluster4", "north", "cluster2", false)}}, `names control plane "cluster2"`},
 		"no cluster ID":    {Model{Clusters: []*clusters.Cluster{p, modelCluster("cluster4", "", "cluster1", false)}}, "no Istio cluster ID"},
 		"one ID twice":     {Model{Clusters: []*clusters.Cluster{p, modelCluster("cluster4", "east", "cluster1", false)}}, "appears twice"},
+		"pod ranges overlap": {Model{Clusters: []*clusters.Cluster{withRange(p, "10.244.0.0/16"), withRange(r2, "10.244.3.0/24")}},
+			"cluster1 (10.244.0.0/16) and cluster2 (10.244.3.0/24)"},
 	} {
 		if err := tc.m.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want %q, got %v", name, tc.want, err)
 		}
+	}
+}
+
+func withRange(c *clusters.Cluster, r string) *clusters.Cluster {
+	cp := *c
+	cp.PodSubnet = netip.MustParsePrefix(r)
+	return &cp
+}
+
+// Clusters without pod ranges (VPC CNIs) are placed by their API servers:
+// they never count as overlapping.
+func TestModelWithoutPodRanges(t *testing.T) {
+	p := modelCluster("eks-a", "east-1", "eks-a", true)
+	r := modelCluster("eks-b", "west-1", "eks-a", false)
+	if err := (Model{Clusters: []*clusters.Cluster{p, r, withRange(modelCluster("kind", "k", "eks-a", false), "10.244.0.0/16")}}).Check(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package specs
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -180,15 +179,17 @@ func istiodPodNames(ctx context.Context, cl *clusters.Cluster, revision string) 
 func startLoad(ctx context.Context, vm *verify.Mesh, first string) (*traffic.Load, []traffic.Stream) {
 	GinkgoHelper()
 	var streams []traffic.Stream
-	cidrs := map[string]netip.Prefix{}
 	for _, cl := range vm.Clusters {
-		cidrs[cl.Name] = cl.PodSubnet
 		if base, ok := vm.Frontends[cl.Name]; ok {
 			streams = append(streams, traffic.Stream{Name: cl.Name + "→any", From: cl.Name, Base: base})
 		}
 	}
+	// Placed by pod range, or by the backends listed now where the
+	// clusters have none (the action restarts no backend).
+	pl, err := vm.Placement(ctx)
+	Expect(err).NotTo(HaveOccurred())
 	load, err := traffic.Start(context.WithoutCancel(ctx), traffic.Config{
-		Rate: resilienceRate, MaxDuration: resilienceMaxLoad, MaxRequests: int(resilienceRate*resilienceMaxLoad.Seconds()) * len(streams), Placement: checks.NewPlacement(cidrs),
+		Rate: resilienceRate, MaxDuration: resilienceMaxLoad, MaxRequests: int(resilienceRate*resilienceMaxLoad.Seconds()) * len(streams), Placement: pl,
 	}, streams, first)
 	Expect(err).NotTo(HaveOccurred())
 	return load, streams

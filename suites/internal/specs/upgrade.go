@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,7 +240,6 @@ func (u *upgradeRun) start(ctx context.Context) {
 	// backends by header: a "before" phase judged while the routes were
 	// still on their way would blame the mesh for the harness's haste.
 	vm := u.apps.mesh
-	cidrs := map[string]netip.Prefix{}
 	for _, cl := range cls {
 		other := r.Other(cl).Name
 		_, err := vm.Settled(ctx, cl.Name, verify.SettleCalls, checks.And(checks.NoFailures(), checks.OnlyClusters(other)), upgrade.TargetHeader+":"+other)
@@ -250,10 +248,11 @@ func (u *upgradeRun) start(ctx context.Context) {
 		u.streams = append(u.streams,
 			traffic.Stream{Name: cl.Name + "→any", From: cl.Name, Base: base},
 			traffic.Stream{Name: cl.Name + "→" + other, From: cl.Name, Base: base, Headers: []string{upgrade.TargetHeader + ":" + other}, Only: other})
-		cidrs[cl.Name] = cl.PodSubnet
 	}
+	pl, err := vm.Placement(ctx)
+	Expect(err).NotTo(HaveOccurred())
 	u.load, err = traffic.Start(context.WithoutCancel(ctx), traffic.Config{
-		Rate: upgrade.Rate, MaxDuration: upgrade.MaxLoad, MaxRequests: upgrade.MaxRequests(len(u.streams)), Placement: checks.NewPlacement(cidrs),
+		Rate: upgrade.Rate, MaxDuration: upgrade.MaxLoad, MaxRequests: upgrade.MaxRequests(len(u.streams)), Placement: pl,
 	}, u.streams, upgrade.Before)
 	Expect(err).NotTo(HaveOccurred())
 }
