@@ -9,8 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	// The judges, named so beside this package's own checks.
 	judges "github.com/meshconform/meshconform/e2e/checks"
@@ -272,34 +270,24 @@ func clusterz(ctx context.Context, m scope) []Result {
 }
 
 // discoveryAddress: istiod is exposed by a load balancer with an external
-// address, and each remote's istiod Service (remotePilotAddress) points at
-// it. Rejects a remote installed with a wrong remotePilotAddress and an
-// istiod no remote can reach.
+// address (an IP or a host name), and each remote's istiod Service
+// (remotePilotAddress) points at it. Rejects a remote installed with a
+// wrong remotePilotAddress and an istiod no remote can reach.
 func discoveryAddress(ctx context.Context, m scope) []Result {
-	addr, err := mesh.ExposedAddress(ctx, m.Primary.Client, m.Revision)
+	addr, svc, err := mesh.ExposedAddress(ctx, m.Primary.Client, m.Revision)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v: remotes cannot reach istiod", err)}
 	}
-	out := []Result{pass(m.Primary.Name, "istiod exposed at %s", addr)}
-	svc := mesh.Values{Revision: m.Revision}.IstiodService()
+	out := []Result{pass(m.Primary.Name, "istiod exposed at %s (Service %s)", addr, svc)}
 	for _, r := range m.Others {
-		var slices discoveryv1.EndpointSliceList
-		if err := r.Client.Resources(mesh.Namespace).List(ctx, &slices, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+svc)); err != nil {
-			out = append(out, fail(r.Name, "list %s endpoints: %v", svc, err))
-			continue
-		}
-		var addrs []string
-		for _, s := range slices.Items {
-			for _, e := range s.Endpoints {
-				addrs = append(addrs, e.Addresses...)
-			}
-		}
-		sort.Strings(addrs)
+		addrs, err := mesh.RemotePilotAddresses(ctx, r.Client, m.Revision)
 		switch {
+		case err != nil:
+			out = append(out, fail(r.Name, "%v", err))
 		case len(addrs) == 0:
-			out = append(out, fail(r.Name, "the remote's %s Service has no endpoints: the remote install's remotePilotAddress is missing", svc))
-		case len(addrs) != 1 || addrs[0] != addr.String():
-			out = append(out, fail(r.Name, "the remote's %s Service points at %v, istiod is at %s: the remote install's remotePilotAddress is wrong", svc, addrs, addr))
+			out = append(out, fail(r.Name, "the remote's istiod Service has no endpoints: the remote install's remotePilotAddress is missing"))
+		case len(addrs) != 1 || addrs[0] != addr:
+			out = append(out, fail(r.Name, "the remote's istiod Service points at %v, istiod is at %s: the remote install's remotePilotAddress is wrong", addrs, addr))
 		default:
 			out = append(out, pass(r.Name, "remotePilotAddress %s", addrs[0]))
 		}

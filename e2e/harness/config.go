@@ -65,8 +65,7 @@ type Config struct {
 	Mesh string `json:"mesh"`
 	// FrontendAccess is how this machine reaches the sample apps'
 	// frontends: FrontendLoadBalancer, FrontendPortForward, or FrontendAuto
-	// (a load balancer address; on brought clusters a port-forward when
-	// none comes within 30 s); MESHCONFORM_FRONTEND_ACCESS.
+	// (FrontendVia); MESHCONFORM_FRONTEND_ACCESS.
 	FrontendAccess string `json:"frontendAccess"`
 	// Topology names the file of kindconfigs/ the run's clusters and roles
 	// come from (MESHCONFORM_TOPOLOGY, default topology.DefaultName).
@@ -105,6 +104,21 @@ const (
 	MeshInstall  = "install"
 	MeshExisting = "existing"
 )
+
+// FrontendVia is how the frontends are reached: as FrontendAccess says,
+// and for FrontendAuto by load balancer on clusters meshconform creates
+// (MetalLB, on the Docker network) and by port-forward on clusters a user
+// brings, where a LoadBalancer Service would be a cloud load balancer
+// created, billed and deleted per run.
+func (c Config) FrontendVia() string {
+	if c.FrontendAccess != FrontendAuto {
+		return c.FrontendAccess
+	}
+	if c.BringYourOwn() {
+		return FrontendPortForward
+	}
+	return FrontendLoadBalancer
+}
 
 // BringYourOwn reports whether the run uses clusters the user brought.
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/netip"
 	"path/filepath"
 	"strings"
 
@@ -26,8 +25,8 @@ type Istio struct {
 	Revision  string
 	// Discovery is the address the remotes reach the (first) primary's
 	// istiod at; Discoveries has it for every primary that serves remotes.
-	Discovery   netip.Addr
-	Discoveries map[string]netip.Addr
+	Discovery   string
+	Discoveries map[string]string
 	// EchoImage is Istio's echo app of the same version, for proxyless
 	// workloads (local source).
 	EchoImage string
@@ -183,7 +182,7 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster) (
 	if err != nil {
 		return nil, fmt.Errorf("the installed mesh is Istio %s: %w", version, err)
 	}
-	m.Discovery, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
+	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
 	h.Run.Figure("istio_version", version)
 	return m, nil
 }

@@ -92,7 +92,7 @@ func (in *Installer) step(name, cluster string, fn func() error) error {
 // the other primaries', whose endpoints it must see too). It returns, per
 // primary that serves remotes, the address they reach its istiod at.
 // Independent steps (one per cluster or pair) run side by side.
-func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map[string]netip.Addr, error) {
+func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map[string]string, error) {
 	if err := os.MkdirAll(in.ManifestsDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map
 	}); err != nil {
 		return nil, err
 	}
-	discovery := map[string]netip.Addr{}
+	discovery := map[string]string{}
 	var mu sync.Mutex
 	err := eachOf(ctx, primaries, func(ctx context.Context, p *clusters.Cluster) error {
 		if err := in.step(StepPrimary, p.Name, func() error {
@@ -121,7 +121,7 @@ func (in *Installer) Install(ctx context.Context, cls ...*clusters.Cluster) (map
 			mu.Lock()
 			discovery[p.Name] = addr
 			mu.Unlock()
-			in.Run.Figure("istio_discovery_address_"+p.Name, addr.String())
+			in.Run.Figure("istio_discovery_address_"+p.Name, addr)
 			return err
 		})
 	})
@@ -176,10 +176,12 @@ func eachOf[T any](ctx context.Context, items []T, fn func(context.Context, T) e
 }
 
 // ConfigureRemote installs (or reinstalls) the remote profile on remote,
-// pointed at istiod by the address discovery (remotePilotAddress).
-func (in *Installer) ConfigureRemote(ctx context.Context, remote *clusters.Cluster, discovery netip.Addr) error {
+// pointed at istiod by the address discovery (remotePilotAddress: an IP,
+// or a load balancer's host name, which Istio's remote chart turns into an
+// ExternalName Service).
+func (in *Installer) ConfigureRemote(ctx context.Context, remote *clusters.Cluster, discovery string) error {
 	v := in.clusterValues(remote)
-	v.RemotePilotAddress = discovery.String()
+	v.RemotePilotAddress = discovery
 	return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote")
 }
 
@@ -247,57 +249,70 @@ func (in *Installer) renderToFile(tmpl string, v Values, name string) (string, e
 
 // exposeIstiod makes istiod reachable from the remote and returns the
 // address it is reached at (the guide's DISCOVERY_ADDRESS).
-func (in *Installer) exposeIstiod(ctx context.Context, primary *clusters.Cluster) (netip.Addr, error) {
+func (in *Installer) exposeIstiod(ctx context.Context, primary *clusters.Cluster) (string, error) {
 	v := in.clusterValues(primary)
 	var svcName string
 	switch in.Exposure {
 	case ExposeLoadBalancer:
 		path, err := in.renderToFile(IstiodLBTemplate, v, primary.Name+"-istiod-lb.yaml")
 		if err != nil {
-			return netip.Addr{}, err
+			return "", err
 		}
 		if err := applyFile(ctx, primary.Client, path); err != nil {
-			return netip.Addr{}, err
+			return "", err
 		}
 		svcName = v.IstiodService() + "-remote"
 	case ExposeEastWest:
 		if err := in.istioctlInstall(ctx, primary, EastWestTemplate, v, "eastwest"); err != nil {
-			return netip.Addr{}, err
+			return "", err
 		}
 		path, err := in.renderToFile(ExposeIstiodTemplate, v, primary.Name+"-expose-istiod.yaml")
 		if err != nil {
-			return netip.Addr{}, err
+			return "", err
 		}
 		if err := applyFile(ctx, primary.Client, path); err != nil {
-			return netip.Addr{}, err
+			return "", err
 		}
 		svcName = "istio-eastwestgateway"
 	default:
-		return netip.Addr{}, fmt.Errorf("unknown exposure %q", in.Exposure)
+		return "", fmt.Errorf("unknown exposure %q", in.Exposure)
 	}
 	return LoadBalancerAddress(ctx, primary.Client, Namespace, svcName, 2*time.Minute)
 }
 
-// LoadBalancerAddress waits for the Service's load balancer address.
-func LoadBalancerAddress(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration) (netip.Addr, error) {
-	var addr netip.Addr
+// LoadBalancerAddress waits for the Service's load balancer address
+// (IngressAddress).
+func LoadBalancerAddress(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration) (string, error) {
+	var addr string
 	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
 		var svc corev1.Service
 		if err := c.Resources(ns).Get(ctx, name, ns, &svc); err != nil {
 			return err
 		}
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(ing.IP); err == nil {
-				addr = a
-				return nil
-			}
-		}
-		return fmt.Errorf("no IP among the load balancer's ingress points %v", svc.Status.LoadBalancer.Ingress)
+		var err error
+		addr, err = IngressAddress(svc.Status.LoadBalancer.Ingress)
+		return err
 	})
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("service %s/%s got no load balancer address: %w", ns, name, err)
+		return "", fmt.Errorf("service %s/%s got no load balancer address: %w", ns, name, err)
 	}
 	return addr, nil
+}
+
+// IngressAddress is a load balancer's address: its first IP, else its
+// first host name (AWS's load balancers hand out names, never IPs).
+func IngressAddress(ings []corev1.LoadBalancerIngress) (string, error) {
+	for _, ing := range ings {
+		if a, err := netip.ParseAddr(ing.IP); err == nil {
+			return a.String(), nil
+		}
+	}
+	for _, ing := range ings {
+		if ing.Hostname != "" {
+			return ing.Hostname, nil
+		}
+	}
+	return "", fmt.Errorf("no IP or host name among the load balancer's ingress points %v", ings)
 }
 
 // AttachRemote runs `istioctl create-remote-secret` on the remote and

@@ -7,13 +7,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
@@ -184,22 +185,86 @@ func ImageVersion(image string) string {
 	return tag
 }
 
-// ExposedAddress is where istiod is exposed to remotes: the load balancer
-// address of the revision's istiod-remote Service (local source) or of the
-// east-west gateway (the guide's way).
-func ExposedAddress(ctx context.Context, c klient.Client, revision string) (netip.Addr, error) {
-	for _, name := range []string{(Values{Revision: revision}).IstiodService() + "-remote", "istio-eastwestgateway"} {
-		var svc corev1.Service
-		if err := c.Resources(Namespace).Get(ctx, name, Namespace, &svc); err != nil {
+// ExposedAddress is where istiod is exposed to remotes, and the Service
+// exposing it: the load balancer address (IngressAddress: an IP or a host
+// name) of the revision's istiod-remote Service (local source) or of the
+// east-west gateway (the guide's way), else of any LoadBalancer Service of
+// the istio namespace carrying istiod's xDS port (a mesh installed by
+// hand names its Services as it likes).
+func ExposedAddress(ctx context.Context, c klient.Client, revision string) (addr, service string, err error) {
+	var list corev1.ServiceList
+	if err := c.Resources(Namespace).List(ctx, &list); err != nil {
+		return "", "", fmt.Errorf("list Services in %s: %w", Namespace, err)
+	}
+	return exposure(list.Items, revision)
+}
+
+// XDSPort is istiod's port for xDS and certificates, which remotes reach.
+const XDSPort = 15012
+
+// exposure picks the Service that exposes istiod among svcs (see
+// ExposedAddress).
+func exposure(svcs []corev1.Service, revision string) (addr, service string, err error) {
+	known := []string{(Values{Revision: revision}).IstiodService() + "-remote", "istio-eastwestgateway"}
+	rank := func(s corev1.Service) int {
+		if i := slices.Index(known, s.Name); i >= 0 {
+			return i
+		}
+		return len(known)
+	}
+	var candidates []corev1.Service
+	for _, s := range svcs {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(ing.IP); err == nil {
-				return a, nil
-			}
+		if rank(s) < len(known) || slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == XDSPort }) {
+			candidates = append(candidates, s)
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("istiod is exposed by no load balancer Service in %s", Namespace)
+	slices.SortStableFunc(candidates, func(a, b corev1.Service) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	var pending []string
+	for _, s := range candidates {
+		if a, err := IngressAddress(s.Status.LoadBalancer.Ingress); err == nil {
+			return a, s.Name, nil
+		}
+		pending = append(pending, s.Name)
+	}
+	if len(pending) > 0 {
+		return "", "", fmt.Errorf("istiod's load balancer Services in %s (%s) have no address yet", Namespace, strings.Join(pending, ", "))
+	}
+	return "", "", fmt.Errorf("istiod is exposed by no load balancer Service in %s (none named %s, none with port %d)", Namespace, strings.Join(known, " or "), XDSPort)
+}
+
+// RemotePilotAddresses are where a remote's istiod Service of the
+// revision sends its pods (the remote install's remotePilotAddress): the
+// ExternalName of the Service Istio's chart makes for a host name, or the
+// addresses of its endpoints for an IP.
+func RemotePilotAddresses(ctx context.Context, c klient.Client, revision string) ([]string, error) {
+	name := Values{Revision: revision}.IstiodService()
+	var svc corev1.Service
+	if err := c.Resources(Namespace).Get(ctx, name, Namespace, &svc); err != nil {
+		return nil, fmt.Errorf("read the %s Service: %w", name, err)
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return []string{svc.Spec.ExternalName}, nil
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := c.Resources(Namespace).List(ctx, &eps, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+name)); err != nil {
+		return nil, fmt.Errorf("list %s endpoints: %w", name, err)
+	}
+	var addrs []string
+	for _, s := range eps.Items {
+		for _, e := range s.Endpoints {
+			addrs = append(addrs, e.Addresses...)
+		}
+	}
+	sort.Strings(addrs)
+	return addrs, nil
 }
 
 // LoopbackServer reports whether an API server address can only mean the

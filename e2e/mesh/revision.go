@@ -3,7 +3,6 @@ package mesh
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sort"
 	"strings"
 
@@ -35,26 +34,26 @@ const (
 // the new revision's remote install (its injection webhook and discovery
 // address). Trust (cacerts) and the remote secret are the mesh's and stay
 // as they are. It returns the new revision's discovery address.
-func (in *Installer) AddRevision(ctx context.Context, primary, remote *clusters.Cluster) (netip.Addr, error) {
+func (in *Installer) AddRevision(ctx context.Context, primary, remote *clusters.Cluster) (string, error) {
 	if in.Values.Revision == "" {
-		return netip.Addr{}, fmt.Errorf("a canary install needs a revision name")
+		return "", fmt.Errorf("a canary install needs a revision name")
 	}
 	if err := in.step(StepCanary+": "+StepPrimary, primary.Name, func() error {
 		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.revisionPrimaryValues(primary), "primary-"+in.Values.Revision)
 	}); err != nil {
-		return netip.Addr{}, err
+		return "", err
 	}
-	var discovery netip.Addr
+	var discovery string
 	if err := in.step(StepCanary+": "+StepExpose, primary.Name, func() error {
 		var err error
 		discovery, err = in.exposeIstiod(ctx, primary)
 		return err
 	}); err != nil {
-		return netip.Addr{}, err
+		return "", err
 	}
 	err := in.step(StepCanary+": "+StepRemote, remote.Name, func() error {
 		v := in.clusterValues(remote)
-		v.RemotePilotAddress = discovery.String()
+		v.RemotePilotAddress = discovery
 		return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote-"+in.Values.Revision)
 	})
 	return discovery, err
@@ -74,7 +73,7 @@ func (in *Installer) revisionPrimaryValues(primary *clusters.Cluster) Values {
 // control plane of the same revision: the primary first, then the remote
 // pointed at the same discovery address, as "In-place Upgrades" does for
 // each cluster.
-func (in *Installer) UpgradeInPlace(ctx context.Context, primary, remote *clusters.Cluster, discovery netip.Addr) error {
+func (in *Installer) UpgradeInPlace(ctx context.Context, primary, remote *clusters.Cluster, discovery string) error {
 	if err := in.step(StepInPlace+": "+StepPrimary, primary.Name, func() error {
 		return in.istioctlInstall(ctx, primary, PrimaryTemplate, in.revisionPrimaryValues(primary), "primary-inplace-"+in.Values.Tag)
 	}); err != nil {
@@ -82,7 +81,7 @@ func (in *Installer) UpgradeInPlace(ctx context.Context, primary, remote *cluste
 	}
 	return in.step(StepInPlace+": "+StepRemote, remote.Name, func() error {
 		v := in.clusterValues(remote)
-		v.RemotePilotAddress = discovery.String()
+		v.RemotePilotAddress = discovery
 		return in.istioctlInstall(ctx, remote, RemoteTemplate, v, "remote-inplace-"+in.Values.Tag)
 	})
 }

@@ -9,7 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/e2e-framework/klient"
@@ -102,18 +101,11 @@ func (m *Mesh) istiodEnv(ctx context.Context, name string) (string, error) {
 // exposed.
 func (m *Mesh) describeDiscovery(ctx context.Context) string {
 	svc := mesh.Values{Revision: m.Istio.Revision}.IstiodService()
-	var slices discoveryv1.EndpointSliceList
-	if err := m.Away.Client.Resources(mesh.Namespace).List(ctx, &slices, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+svc)); err != nil {
-		return "cannot list the remote's istiod endpoints: " + err.Error()
+	addrs, err := mesh.RemotePilotAddresses(ctx, m.Away.Client, m.Istio.Revision)
+	if err != nil {
+		return "the remote's istiod Service: " + err.Error()
 	}
-	var addrs []string
-	for _, s := range slices.Items {
-		for _, e := range s.Endpoints {
-			addrs = append(addrs, e.Addresses...)
-		}
-	}
-	sort.Strings(addrs)
-	want := m.Istio.Discovery.String()
+	want := m.Istio.Discovery
 	msg := fmt.Sprintf("the remote's %s Service (remotePilotAddress) points at %v; istiod is exposed at %s", svc, addrs, want)
 	for _, a := range addrs {
 		if a != want {

@@ -2,6 +2,7 @@ package specs
 
 import (
 	"context"
+	"net"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -100,6 +101,9 @@ func (a *sampleApps) serviceOnly(ctx context.Context, cl *clusters.Cluster) {
 func (a *sampleApps) frontendApplied(ctx context.Context, cl *clusters.Cluster) {
 	GinkgoHelper()
 	a.apply(ctx, cl, conformance.FrontendFile, verify.AppNamespace)
+	if env.Get().H.Config.FrontendVia() == harness.FrontendLoadBalancer {
+		a.apply(ctx, cl, conformance.FrontendServiceFile, verify.AppNamespace)
+	}
 }
 
 // frontendReady waits for cl's frontend and records its address.
@@ -108,19 +112,12 @@ func (a *sampleApps) frontendReady(ctx context.Context, cl *clusters.Cluster) {
 	n, err := conformance.FrontendReplicas()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(workloads.WaitReady(ctx, cl.Client, verify.AppNamespace, "app=frontend", n, 3*time.Minute)).To(Succeed())
-	cfg := env.Get().H.Config
-	if cfg.FrontendAccess != harness.FrontendPortForward {
-		wait := 2 * time.Minute
-		if cfg.FrontendAccess == harness.FrontendAuto && cfg.BringYourOwn() {
-			wait = 30 * time.Second
-		}
-		ip, err := mesh.LoadBalancerAddress(ctx, cl.Client, verify.AppNamespace, "frontend", wait)
-		if err == nil {
-			a.mesh.Frontends[cl.Name] = "http://" + ip.String()
-			return
-		}
-		Expect(cfg.FrontendAccess == harness.FrontendAuto && cfg.BringYourOwn()).To(BeTrue(), "frontend in %s: %v", cl.Name, err)
-		GinkgoWriter.Printf("frontend in %s: no load balancer address (%v): port-forward instead\n", cl.Name, err)
+	if env.Get().H.Config.FrontendVia() == harness.FrontendLoadBalancer {
+		// An IP, or the host name a cloud load balancer gets.
+		addr, err := mesh.LoadBalancerAddress(ctx, cl.Client, verify.AppNamespace, "frontend", 2*time.Minute)
+		Expect(err).NotTo(HaveOccurred(), "frontend in %s", cl.Name)
+		a.mesh.Frontends[cl.Name] = "http://" + net.JoinHostPort(addr, "80")
+		return
 	}
 	// Outlives this node: the forward serves every later spec, until remove.
 	base, stop, err := workloads.PortForward(context.WithoutCancel(ctx), cl.Client, verify.AppNamespace, "app=frontend", conformance.FrontendPort)

@@ -129,7 +129,7 @@ var faults = []seededFault{
 		// An address of the run's own Docker network that nothing holds:
 		// the last of the primary's MetalLB pool.
 		seed: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last)
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last.String())
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
 			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.m.Discovery)
