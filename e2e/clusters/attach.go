@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/e2e-framework/klient"
@@ -95,9 +96,8 @@ func Attach(ctx context.Context, cfg *clientcmdapi.Config, role topology.Cluster
 	c := role
 	// Nothing of the kind config applies to a cluster we did not create.
 	c.Kind, c.LoadBalancerPool = nil, topology.AddrRange{}
-	if c.Region, c.Zone, err = NodeLocality(nodes.Items); err != nil {
-		return nil, fmt.Errorf("cluster %s (context %s): %w", role.Name, context, err)
-	}
+	// Nodes without one region each leave the locality to PlanLocality.
+	c.Region, c.Zone, _ = NodeLocality(nodes.Items)
 	// Nodes on VPC-style CNIs carry no pod CIDRs: the cluster's calls are
 	// then placed by its API server's pods (checks.Placement).
 	c.PodSubnet, _ = PodCIDRCover(nodes.Items)
@@ -161,4 +161,53 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// LocalityLabel is Istio's pod label that sets a workload's locality
+// ("region.zone"), in place of its node's: every Istio release honours it
+// (1.29 also reads topology.istio.io/locality, first).
+const LocalityLabel = "istio-locality"
+
+// PlanLocality decides where the brought clusters' localities come from,
+// and says so. From their nodes' region and zone labels when every
+// cluster's nodes name one region and the clusters span two regions at
+// least (the failover spec moves traffic between regions). Otherwise each
+// cluster gets a region and zone of its own, named after it, which its app
+// pods carry in LocalityLabel, as Istio's own multicluster tests place
+// workloads: the locality capability is then judged on pod-label
+// localities, and node-label locality not at all.
+func PlanLocality(cls []*Cluster) (string, error) {
+	regions := map[string]bool{}
+	var missing []string
+	for _, c := range cls {
+		if c.Region == "" {
+			missing = append(missing, c.Name)
+		}
+		regions[c.Region] = true
+	}
+	var why string
+	switch {
+	case len(missing) > 0:
+		why = "the nodes of " + strings.Join(missing, ", ") + " name no single region"
+	case len(regions) < 2 && len(cls) > 1:
+		why = "every cluster's nodes are in region " + cls[0].Region
+	default:
+		return "localities from the nodes' region and zone labels", nil
+	}
+	for _, c := range cls {
+		c.Region, c.Zone, c.PodLocality = c.Name, c.Name+"-z", true
+		if v := c.PodLabels()[LocalityLabel]; strings.Count(v, ".") != 1 || len(validation.IsValidLabelValue(v)) > 0 {
+			return "", fmt.Errorf("cluster %s: its nodes carry no usable locality (%s), and its name makes no %s label value (%q): name it with letters, digits and '-', 30 characters at most", c.Name, why, LocalityLabel, v)
+		}
+	}
+	return "localities set by the run on its app pods (" + LocalityLabel + "), one region per cluster: " + why, nil
+}
+
+// PodLabels are the labels the run puts on c's app pods: its locality,
+// where that is the run's (PlanLocality).
+func (c *Cluster) PodLabels() map[string]string {
+	if !c.PodLocality {
+		return nil
+	}
+	return map[string]string{LocalityLabel: c.Region + "." + c.Zone}
 }

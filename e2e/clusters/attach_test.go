@@ -98,3 +98,50 @@ func TestByRoleAndNames(t *testing.T) {
 		t.Errorf("primaries %v, remotes %v", Names(p), Names(r))
 	}
 }
+
+func planned(names []string, regions ...string) []*Cluster {
+	var out []*Cluster
+	for i, n := range names {
+		c := &Cluster{}
+		c.Name, c.Region, c.Zone = n, regions[i], "z"
+		out = append(out, c)
+	}
+	return out
+}
+
+// Node localities are kept where they can carry the failover spec (one
+// region per cluster, two regions at least); anything else gives every
+// cluster a pod-label locality of its own, never a mix.
+func TestPlanLocality(t *testing.T) {
+	cls := planned([]string{"a", "b"}, "us-east-1", "us-west-2")
+	if how, err := PlanLocality(cls); err != nil || cls[0].PodLocality || cls[0].Region != "us-east-1" || !strings.Contains(how, "nodes'") {
+		t.Fatalf("%q %v %+v", how, err, cls[0])
+	}
+	for name, cls := range map[string][]*Cluster{
+		"no region labels":  planned([]string{"east-1", "west-1"}, "", ""),
+		"one without":       planned([]string{"east-1", "west-1"}, "us-east-1", ""),
+		"all in one region": planned([]string{"east-1", "west-1"}, "eu-west-1", "eu-west-1"),
+	} {
+		how, err := PlanLocality(cls)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(how, LocalityLabel) {
+			t.Errorf("%s: %q", name, how)
+		}
+		for _, c := range cls {
+			if !c.PodLocality || c.Region != c.Name || c.PodLabels()[LocalityLabel] != c.Name+"."+c.Name+"-z" {
+				t.Errorf("%s: %s: %+v %v", name, c.Name, c, c.PodLabels())
+			}
+		}
+		if cls[0].Region == cls[1].Region {
+			t.Errorf("%s: one region for both: failover could not be judged", name)
+		}
+	}
+	if _, err := PlanLocality(planned([]string{"prod.eu", "b"}, "", "")); err == nil {
+		t.Error("a name with a dot accepted")
+	}
+	if planned([]string{"a"}, "r")[0].PodLabels() != nil {
+		t.Error("node locality labels pods")
+	}
+}

@@ -86,6 +86,9 @@ type Cluster struct {
 	// inside the other clusters.
 	Kubeconfig string
 	Client     klient.Client
+	// PodLocality: the cluster's locality (Region, Zone) is not its nodes'
+	// but the run's, carried by its app pods' LocalityLabel (PlanLocality).
+	PodLocality bool
 }
 
 // KubeconfigPath is where the cluster's kubeconfig is written.

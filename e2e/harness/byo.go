@@ -174,11 +174,19 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 	if err := (mesh.Model{Clusters: out}).PodRanges(); err != nil {
 		return nil, err
 	}
+	how, err := clusters.PlanLocality(out)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(h.out, "   %s\n", how)
 	h.attached, h.before = out, map[string]snapshot.Snapshot{}
 	for i, cl := range out {
 		h.before[cl.Name] = snaps[i]
 		fmt.Fprintf(h.out, "   cluster %s: context %s, region %s, zone %q, pod CIDRs %s, mesh network %s\n",
 			cl.Name, h.cfg.Contexts[cl.Name], cl.Region, cl.Zone, describePodRange(cl), cl.MeshNetwork)
+		if cl.PodLocality {
+			h.run.Figure("locality_"+cl.Name, "pod label "+clusters.LocalityLabel)
+		}
 	}
 	return out, nil
 }

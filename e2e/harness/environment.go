@@ -43,13 +43,16 @@ type Environment struct {
 
 // ClusterFingerprint is one cluster: Kubernetes, nodes, network, role.
 type ClusterFingerprint struct {
-	Name          string            `json:"name"`
-	Primary       bool              `json:"primary"`
-	ControlPlane  string            `json:"controlPlane"`
-	Region        string            `json:"region"`
-	Zone          string            `json:"zone,omitempty"`
-	MeshNetwork   string            `json:"meshNetwork"`
-	PodCIDRs      string            `json:"podCIDRs"`
+	Name         string `json:"name"`
+	Primary      bool   `json:"primary"`
+	ControlPlane string `json:"controlPlane"`
+	Region       string `json:"region"`
+	Zone         string `json:"zone,omitempty"`
+	MeshNetwork  string `json:"meshNetwork"`
+	PodCIDRs     string `json:"podCIDRs"`
+	// LocalityFrom is where Region and Zone come from: the nodes' labels,
+	// or the run's istio-locality label on its app pods.
+	LocalityFrom  string            `json:"localityFrom"`
 	ServerVersion string            `json:"serverVersion"`
 	Nodes         []NodeFingerprint `json:"nodes"`
 	// DaemonSets of kube-system name the CNI and node agents.
@@ -109,6 +112,10 @@ func fingerprintCluster(ctx context.Context, cl *clusters.Cluster) (ClusterFinge
 	fp := ClusterFingerprint{Name: cl.Name, Primary: cl.Primary, ControlPlane: cl.ControlPlane, Region: cl.Region, Zone: cl.Zone, MeshNetwork: cl.MeshNetwork}
 	if cl.PodSubnet.IsValid() {
 		fp.PodCIDRs = cl.PodSubnet.String()
+	}
+	fp.LocalityFrom = "nodes"
+	if cl.PodLocality {
+		fp.LocalityFrom = "pod label " + clusters.LocalityLabel
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cl.Client.RESTConfig())
 	if err != nil {

@@ -234,6 +234,10 @@ func describeNodeLocalities(ctx context.Context, cls []*clusters.Cluster) string
 			out = append(out, cl.Name+": "+err.Error())
 			continue
 		}
+		if cl.PodLocality {
+			out = append(out, fmt.Sprintf("%s's locality %s/%s is the run's, on its app pods (%s): its nodes carry none usable", cl.Name, cl.Region, cl.Zone, clusters.LocalityLabel))
+			continue
+		}
 		for _, n := range nodes.Items {
 			got := n.Labels[topology.RegionLabel] + "/" + n.Labels[topology.ZoneLabel]
 			note := ""
@@ -247,8 +251,9 @@ func describeNodeLocalities(ctx context.Context, cls []*clusters.Cluster) string
 }
 
 // describeLocalityOverrides names the sample-app pods whose istio-locality
-// label overrides the locality istiod would read from their node: such a
-// caller's "local" endpoints are another region's.
+// label overrides the locality istiod would read from their node (or, on
+// a cluster whose locality is the run's, differs from it): such a caller's
+// "local" endpoints are another region's.
 func describeLocalityOverrides(ctx context.Context, cls []*clusters.Cluster) string {
 	var out []string
 	for _, cl := range cls {
@@ -258,6 +263,9 @@ func describeLocalityOverrides(ctx context.Context, cls []*clusters.Cluster) str
 			continue
 		}
 		for _, p := range pods.Items {
+			if p.Labels[localityOverrideLabel] == cl.PodLabels()[localityOverrideLabel] {
+				continue
+			}
 			out = append(out, fmt.Sprintf("pod %s of %s carries %s=%s, overriding its node's locality (%s/%s in the topology)", p.Name, cl.Name, localityOverrideLabel, p.Labels[localityOverrideLabel], cl.Region, cl.Zone))
 		}
 	}
@@ -266,7 +274,7 @@ func describeLocalityOverrides(ctx context.Context, cls []*clusters.Cluster) str
 
 // localityOverrideLabel is Istio's pod label that replaces the locality
 // the registry reads from the node ("region.zone.subzone").
-const localityOverrideLabel = "istio-locality"
+const localityOverrideLabel = clusters.LocalityLabel
 
 // describeTrust compares the root CA each cluster's workloads trust
 // (istio-ca-root-cert in istio-system): workloads under different roots

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 
@@ -360,5 +361,18 @@ func override(obj *unstructured.Unstructured, o Overrides) error {
 			return err
 		}
 	}
-	return nil
+	if len(o.PodLabels) == 0 {
+		return nil
+	}
+	// The pod's metadata sits beside its spec.
+	at := append(append([]string(nil), path[:len(path)-1]...), "metadata", "labels")
+	labels, _, err := unstructured.NestedStringMap(obj.Object, at...)
+	if err != nil {
+		return err
+	}
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, o.PodLabels)
+	return unstructured.SetNestedStringMap(obj.Object, labels, at...)
 }

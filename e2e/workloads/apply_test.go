@@ -278,3 +278,26 @@ func TestRenderEveryFixture(t *testing.T) {
 		}
 	}
 }
+
+// Pod labels go on the pods a workload makes (beside the template's own),
+// never on the workload or on objects without pods.
+func TestRenderAddsPodLabels(t *testing.T) {
+	objs, err := render(testFS, "*.yaml", "production", Overrides{
+		Images:    Images{"meshconform/meshapp": "x"},
+		PodLabels: map[string]string{"istio-locality": "east-1-region.east-1-zone"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := objs[1]
+	got, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+	if got["istio-locality"] != "east-1-region.east-1-zone" || got["app"] != "backend" {
+		t.Errorf("pod labels = %v", got)
+	}
+	if l := d.GetLabels(); l["istio-locality"] != "" {
+		t.Errorf("the Deployment itself labelled: %v", l)
+	}
+	if l := objs[0].GetLabels(); l["istio-locality"] != "" {
+		t.Errorf("the Service labelled: %v", l)
+	}
+}

@@ -40,6 +40,9 @@ type Images map[string]string
 type Overrides struct {
 	Images Images
 	Env    map[string]string
+	// PodLabels are added to every pod the workload makes (a cluster's
+	// istio-locality, where its nodes carry none).
+	PodLabels map[string]string
 }
 
 // SetImages rewrites the images of a workload's containers; an image that is

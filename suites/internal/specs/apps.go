@@ -74,8 +74,9 @@ func injectionLabels(m *harness.Istio) map[string]string {
 func (a *sampleApps) apply(ctx context.Context, cl *clusters.Cluster, file, ns string) {
 	GinkgoHelper()
 	Expect(workloads.ApplyFS(ctx, cl.Client, conformance.Manifests, file, ns, workloads.Overrides{
-		Images: workloads.Images{"meshconform/meshapp": a.image},
-		Env:    map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
+		Images:    workloads.Images{"meshconform/meshapp": a.image},
+		Env:       map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
+		PodLabels: cl.PodLabels(),
 	})).To(Succeed(), "deploy %s to %s/%s", file, cl.Name, ns)
 }
 

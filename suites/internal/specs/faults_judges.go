@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"time"
 
@@ -136,6 +137,7 @@ func addBackendPod(ctx context.Context, e *faultEnv, name string, app, overlay f
 	pod := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
 	pod.Name, pod.Namespace = name, verify.AppNamespace
 	pod.Labels[name] = "true"
+	maps.Copy(pod.Labels, e.vm.Away.PodLabels())
 	for i := range pod.Spec.Containers {
 		edit := app
 		if pod.Spec.Containers[i].Name == workloads.ProxyOverlay {
