@@ -14,7 +14,7 @@ import (
 )
 
 func newDoctor() *cobra.Command {
-	var kubeconfig, contexts, output, revision, save string
+	var kubeconfig, contexts, clustersFile, output, revision, save string
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Read-only checks of an installed primary-remote mesh, each with its reason and the Istio doc section",
@@ -33,6 +33,7 @@ when a check fails (warnings do not fail).`,
 			s := newSettings()
 			s.flag("MESHCONFORM_KUBECONFIG", kubeconfig)
 			s.flag("MESHCONFORM_CONTEXTS", contexts)
+			s.flag("MESHCONFORM_CLUSTERS", clustersFile)
 			s.flag("MESHCONFORM_ISTIO_REVISION", revision)
 			s.flag("MESHCONFORM_MESH", harness.MeshExisting)
 			if s.get("MESHCONFORM_KUBECONFIG") == "" {
@@ -58,7 +59,13 @@ when a check fails (warnings do not fail).`,
 					break
 				}
 			}
-			rep := doctor.Examine(cmd.Context(), mesh.Model{Clusters: cls, Revision: revision})
+			// The clusters' Istio IDs are the mesh's own, as the specs read
+			// them; an ID it cannot read is the checks' to report.
+			trust, err := harness.InstalledIDs(cmd.Context(), cls, revision, os.Stderr)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "meshconform doctor: Istio cluster IDs as named in the topology:", err)
+			}
+			rep := doctor.Examine(cmd.Context(), mesh.Model{Clusters: cls, Revision: revision, TrustDomain: trust})
 			if save != "" {
 				if err := saveDoctor(rep, save); err != nil {
 					return err
@@ -81,6 +88,7 @@ when a check fails (warnings do not fail).`,
 	fl := cmd.Flags()
 	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the mesh's clusters; several files joined by ':' (MESHCONFORM_KUBECONFIG)")
 	fl.StringVar(&contexts, "contexts", "", "which context is which cluster: cluster1=ctxA,cluster2=ctxB (MESHCONFORM_CONTEXTS)")
+	fl.StringVar(&clustersFile, "clusters", "", "a file describing the mesh's clusters under any names (MESHCONFORM_CLUSTERS; replaces --contexts)")
 	fl.StringVar(&revision, "revision", "", "the control plane's revision, when several run (MESHCONFORM_ISTIO_REVISION)")
 	fl.StringVarP(&output, "output", "o", "table", "table or json")
 	fl.StringVar(&save, "save", "", "also write the JSON report to this file (e.g. artifacts/doctor.json, bundled)")

@@ -17,6 +17,7 @@ import (
 // overrides.
 type testFlags struct {
 	kubeconfig, contexts, mesh      string
+	clusters                        string
 	topology                        string
 	suite, focus, skip, labelFilter string
 	junitFile, artifacts            string
@@ -48,6 +49,7 @@ ID), and compares a snapshot of every object before and after.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of clusters you bring; several files joined by ':' (MESHCONFORM_KUBECONFIG)")
 	fl.StringVar(&f.contexts, "contexts", "", "which context is which cluster: cluster1=ctxA,cluster2=ctxB (MESHCONFORM_CONTEXTS)")
+	fl.StringVar(&f.clusters, "clusters", "", "a file describing the clusters you bring under any names: per cluster its context, role (primary, controlPlane) and optionally Istio cluster ID (MESHCONFORM_CLUSTERS; replaces --contexts and --topology)")
 	fl.StringVar(&f.mesh, "mesh", "", "install (default) or existing (MESHCONFORM_MESH)")
 	fl.StringVar(&f.topology, "topology", "", "topology of kindconfigs/: primary-remote (default), primary-remotes, multi-primary (MESHCONFORM_TOPOLOGY)")
 	fl.StringVar(&f.suite, "suite", "", "suite of suites/: e2e (default: platform, install, conformance, uninstall), conformance, install, platform, faults, upgrade")
@@ -124,6 +126,7 @@ func (f testFlags) checked() (harness.Config, string, error) {
 	}
 	s.flag("MESHCONFORM_KUBECONFIG", f.kubeconfig)
 	s.flag("MESHCONFORM_CONTEXTS", f.contexts)
+	s.flag("MESHCONFORM_CLUSTERS", f.clusters)
 	s.flag("MESHCONFORM_MESH", f.mesh)
 	s.flag("MESHCONFORM_TOPOLOGY", f.topology)
 	s.flag("MESHCONFORM_ARTIFACTS", f.artifacts)

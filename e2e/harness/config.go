@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,6 +60,11 @@ type Config struct {
 	// contexts reach, one per cluster of the topology.
 	Kubeconfig string            `json:"kubeconfig"` // MESHCONFORM_KUBECONFIG (files joined by ':', as KUBECONFIG)
 	Contexts   map[string]string `json:"contexts"`   // MESHCONFORM_CONTEXTS=cluster1=ctxA,cluster2=ctxB
+	// ClustersFile describes brought clusters under any names: per
+	// cluster its context, role and, optionally, Istio cluster ID
+	// (topology.LoadBrought); it replaces MESHCONFORM_TOPOLOGY and
+	// MESHCONFORM_CONTEXTS (Contexts is filled from it).
+	ClustersFile string `json:"clustersFile,omitempty"` // MESHCONFORM_CLUSTERS
 	// Mesh is MeshInstall (the run installs Istio and removes it after) or
 	// MeshExisting (the run tests the mesh already installed and creates
 	// nothing outside its own namespaces); MESHCONFORM_MESH.
@@ -127,6 +133,7 @@ const (
 	topologyEnv        = "MESHCONFORM_TOPOLOGY"
 	replicasEnv        = "MESHCONFORM_ISTIOD_REPLICAS"
 	namespaceLabelsEnv = "MESHCONFORM_NAMESPACE_LABELS"
+	clustersEnv        = "MESHCONFORM_CLUSTERS"
 )
 
 // SettingsEnv names a JSON file holding a whole Config (Config.WriteFile):
@@ -145,12 +152,22 @@ func LoadConfig() (Config, error) {
 	return ConfigFromEnv()
 }
 
-// LoadTopology reads the run's topology (Config.Topology) from kindconfigs/
-// with the istiod replicas of MESHCONFORM_ISTIOD_REPLICAS, if set.
+// LoadTopology reads the run's topology: the brought-clusters file
+// (ClustersFile), else Config.Topology from kindconfigs/; with the istiod
+// replicas of MESHCONFORM_ISTIOD_REPLICAS, if set.
 func (c Config) LoadTopology() (*topology.Topology, error) {
-	t, err := topology.Load(filepath.Join(c.RepoRoot, "kindconfigs"), c.Topology)
-	if err != nil {
-		return nil, err
+	var t *topology.Topology
+	if c.ClustersFile != "" {
+		b, err := topology.LoadBrought(c.ClustersFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", clustersEnv, err)
+		}
+		t = b.Topology
+	} else {
+		var err error
+		if t, err = topology.Load(filepath.Join(c.RepoRoot, "kindconfigs"), c.Topology); err != nil {
+			return nil, err
+		}
 	}
 	if c.IstiodReplicas > 0 {
 		t.IstiodReplicas = c.IstiodReplicas
@@ -204,6 +221,19 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	if c.Contexts, err = ParseContexts(getenv("MESHCONFORM_CONTEXTS")); err != nil {
 		return c, err
 	}
+	if f := getenv(clustersEnv); f != "" {
+		if len(c.Contexts) > 0 || getenv(topologyEnv) != "" {
+			return c, fmt.Errorf("%s names the clusters, their contexts and roles: give it, or MESHCONFORM_TOPOLOGY and MESHCONFORM_CONTEXTS, not both", clustersEnv)
+		}
+		if c.ClustersFile, err = filepath.Abs(f); err != nil {
+			return c, err
+		}
+		b, err := topology.LoadBrought(c.ClustersFile)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", clustersEnv, err)
+		}
+		c.Contexts, c.Topology = b.Contexts, b.Name
+	}
 	if c.NamespaceLabels, err = workloads.ParseNamespaceLabels(getenv(namespaceLabelsEnv)); err != nil {
 		return c, fmt.Errorf("%s: %w", namespaceLabelsEnv, err)
 	}
@@ -243,6 +273,15 @@ func (c Config) check() error {
 	}
 	if err := c.checkBringYourOwn(); err != nil {
 		return err
+	}
+	if c.ClustersFile != "" {
+		b, err := topology.LoadBrought(c.ClustersFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", clustersEnv, err)
+		}
+		if !maps.Equal(b.Contexts, c.Contexts) {
+			return fmt.Errorf("%s=%s names contexts %v, the settings %v: one source of contexts", clustersEnv, c.ClustersFile, b.Contexts, c.Contexts)
+		}
 	}
 	if err := workloads.CheckNamespaceLabels(c.NamespaceLabels); err != nil {
 		return fmt.Errorf("%s: %w", namespaceLabelsEnv, err)
@@ -350,6 +389,8 @@ func ParseContexts(s string) (map[string]string, error) {
 // anything runs. Which names the topology has is checked by New.
 func (c Config) checkBringYourOwn() error {
 	switch {
+	case c.ClustersFile != "" && c.Kubeconfig == "":
+		return fmt.Errorf("%s describes clusters you bring: point MESHCONFORM_KUBECONFIG at the kubeconfig holding their contexts", clustersEnv)
 	case c.Mesh != MeshInstall && c.Mesh != MeshExisting:
 		return fmt.Errorf("MESHCONFORM_MESH=%q: want %q (install Istio, remove it after) or %q (test the mesh already installed)", c.Mesh, MeshInstall, MeshExisting)
 	case c.Kubeconfig == "" && len(c.Contexts) > 0:

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -253,5 +254,52 @@ func TestReadConfigRejectsBadFiles(t *testing.T) {
 	}
 	if _, err := ReadConfig(filepath.Join(t.TempDir(), "none.json")); err == nil {
 		t.Fatal("a missing settings file accepted")
+	}
+}
+
+// A clusters file names brought clusters under any names: it gives the
+// contexts and the topology, and refuses to be combined with either.
+func TestClustersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acme.yaml")
+	if err := os.WriteFile(path, []byte("clusters:\n- {name: east, context: ctx-east, primary: true, clusterID: east-1}\n- {name: west, context: ctx-west}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"MESHCONFORM_KUBECONFIG": "/k", "MESHCONFORM_CLUSTERS": path, "MESHCONFORM_MESH": "existing"}
+	c, err := ConfigFrom(lookup(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Topology != "acme" || c.Contexts["east"] != "ctx-east" || c.Contexts["west"] != "ctx-west" || c.ClustersFile != path {
+		t.Fatalf("%+v", c)
+	}
+	topo, err := c.LoadTopology()
+	if err != nil || topo.Clusters[0].ClusterID != "east-1" || !topo.Clusters[0].ClusterIDGiven || topo.Clusters[1].ControlPlane != "east" {
+		t.Fatalf("%+v %v", topo, err)
+	}
+	// Round trip through the settings file, and a file changed since.
+	settings := filepath.Join(t.TempDir(), "settings.json")
+	if err := c.WriteFile(settings); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadConfig(settings); err != nil || !reflect.DeepEqual(got, c) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte("clusters:\n- {name: east, context: other, primary: true}\n- {name: west, context: ctx-west}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadConfig(settings); err == nil || !strings.Contains(err.Error(), "one source of contexts") {
+		t.Errorf("a changed clusters file: %v", err)
+	}
+	for name, extra := range map[string]map[string]string{
+		"with contexts":    {"MESHCONFORM_CONTEXTS": "east=x"},
+		"with a topology":  {"MESHCONFORM_TOPOLOGY": "multi-primary"},
+		"no kubeconfig":    {"MESHCONFORM_KUBECONFIG": ""},
+		"a file not there": {"MESHCONFORM_CLUSTERS": path + ".missing"},
+	} {
+		v := maps.Clone(vars)
+		maps.Copy(v, extra)
+		if _, err := ConfigFrom(lookup(v)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

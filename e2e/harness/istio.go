@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,9 @@ type Istio struct {
 	Istioctl  mesh.Istioctl
 	Version   string
 	Revision  string
+	// TrustDomain is the mesh's: the one installed, or the one an
+	// existing mesh's config names.
+	TrustDomain string
 	// Discovery is the address the remotes reach the (first) primary's
 	// istiod at; Discoveries has it for every primary that serves remotes.
 	Discovery   string
@@ -62,7 +66,7 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 // prepareIstio is PrepareIstioVersion with the istioctl to use ("": the
 // one built for the version, local source).
 func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl string) (*Istio, error) {
-	m := &Istio{Version: version, Revision: revision}
+	m := &Istio{Version: version, Revision: revision, TrustDomain: mesh.DefaultTrustDomain}
 	_, _, m.EchoImage = images.IstioImages(m.Version)
 	if local, ok := h.Source.(*images.Local); ok {
 		rel, err := images.LookupIstioRelease(m.Version)
@@ -165,24 +169,70 @@ func (m *Istio) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]c
 }
 
 // ExistingMesh describes the mesh already installed on the brought clusters
-// (MESHCONFORM_MESH=existing): its revision and version (Istio.Version) are
-// read from the primary's istiod, where the remote reaches it from its
-// exposure Service. Nothing is installed, and the run's settings stay as
-// given (Config.IstioVersion is what was asked, Istio.Version what was
-// found); istioctl is built (local source) for the version found, or
-// MESHCONFORM_ISTIOCTL.
-func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster) (*Istio, error) {
+// cls (MESHCONFORM_MESH=existing): its revision and version (Istio.Version)
+// are read from the primary's istiod, where the remote reaches it from its
+// exposure Service, and each cluster's Istio cluster ID and the trust
+// domain from what the mesh tells its proxies (mesh.ReadInstalled): the
+// topology's names need not be the mesh's IDs. Nothing is installed, and
+// the run's settings stay as given (Config.IstioVersion is what was asked,
+// Istio.Version what was found); istioctl is built (local source) for the
+// version found, or MESHCONFORM_ISTIOCTL.
+func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, cls []*clusters.Cluster) (*Istio, error) {
 	revision, version, err := mesh.FindIstiod(ctx, primary.Client, h.Config.IstioRevision)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", primary.Name, err)
 	}
+	trust, err := InstalledIDs(ctx, cls, revision, h.out)
+	if err != nil {
+		return nil, err
+	}
+	for _, cl := range cls {
+		h.Run.Figure("istio_cluster_id_"+cl.Name, cl.ClusterID)
+	}
+	h.Run.Figure("istio_trust_domain", trust)
 	// The istioctl of MESHCONFORM_ISTIOCTL is for the run's version: here
 	// that is the version found.
 	m, err := h.prepareIstio(ctx, version, revision, h.Config.Istioctl)
 	if err != nil {
 		return nil, fmt.Errorf("the installed mesh is Istio %s: %w", version, err)
 	}
+	m.TrustDomain = trust
 	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
 	h.Run.Figure("istio_version", version)
 	return m, nil
+}
+
+// InstalledIDs sets each cluster's Istio cluster ID to the one the mesh
+// installed there gives its proxies (mesh.ReadInstalled), and returns the
+// mesh's trust domain. It refuses a cluster whose ID a clusters file
+// states otherwise, clusters that disagree on the trust domain, and a
+// model no mesh fits (two clusters of one ID). out hears of each ID that
+// is not the cluster's name.
+func InstalledIDs(ctx context.Context, cls []*clusters.Cluster, revision string, out io.Writer) (string, error) {
+	trust := ""
+	for _, cl := range cls {
+		in, err := mesh.ReadInstalled(ctx, cl.Client, revision)
+		if err != nil {
+			return "", fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		switch {
+		case in.TrustDomain == "":
+			// A remote served by an external istiod has no mesh config.
+		case trust != "" && in.TrustDomain != trust:
+			return "", fmt.Errorf("cluster %s: trust domain %s, another cluster's is %s: one mesh has one trust domain", cl.Name, in.TrustDomain, trust)
+		default:
+			trust = in.TrustDomain
+		}
+		if cl.ClusterIDGiven && in.ClusterID != cl.ClusterID {
+			return "", fmt.Errorf("cluster %s: the clusters file gives Istio cluster ID %s, but the mesh there injects its proxies as %s", cl.Name, cl.ClusterID, in.ClusterID)
+		}
+		if in.ClusterID != cl.ClusterID {
+			fmt.Fprintf(out, "   cluster %s: Istio cluster ID %s (as the mesh injects its proxies)\n", cl.Name, in.ClusterID)
+		}
+		cl.ClusterID = in.ClusterID
+	}
+	if trust == "" {
+		return "", fmt.Errorf("no cluster has a mesh config (config map istio in %s): the trust domain is not known", mesh.Namespace)
+	}
+	return trust, mesh.Model{Clusters: cls}.Check()
 }

@@ -20,6 +20,8 @@ type Model struct {
 	Clusters []*clusters.Cluster
 	// Revision of the control plane ("" = default).
 	Revision string
+	// TrustDomain of the workloads' SPIFFE identities.
+	TrustDomain string
 }
 
 // Primaries are the clusters that run istiod, in order.

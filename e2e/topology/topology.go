@@ -53,7 +53,11 @@ type Cluster struct {
 	// cluster in the injection path. The topology's name for clusters
 	// meshconform makes; not assumed equal to it anywhere Istio is judged.
 	ClusterID string
-	Primary   bool
+	// ClusterIDGiven: a brought-clusters file states ClusterID, so the
+	// mesh found there must agree; otherwise an existing mesh's own ID is
+	// taken.
+	ClusterIDGiven bool
+	Primary        bool
 	// ControlPlane is the primary whose istiod serves this cluster: the
 	// cluster itself for a primary, its primary for a remote.
 	ControlPlane  string
@@ -230,20 +234,38 @@ func (t *Topology) defaultControlPlanes() {
 	}
 }
 
-// Validate checks what must hold before anything is created: unique names,
-// at least one primary, each remote served by a primary of the topology,
-// at least one istiod replica, and no two address ranges (Docker network, each cluster's pod
-// and service CIDRs) overlapping, since the clusters' networks are joined.
+// Validate checks what must hold before anything is created: the roles
+// (validateRoles), and no two address ranges (Docker network, each
+// cluster's pod and service CIDRs) overlapping, since the clusters'
+// networks are joined.
 func (t *Topology) Validate() error {
 	if t.Network.Name == "" {
 		return fmt.Errorf("network has no name")
 	}
+	if err := t.validateRoles(); err != nil {
+		return err
+	}
+	ranges := []namedPrefix{{"docker network " + t.Network.Name, t.Network.Subnet}}
+	for _, c := range t.Clusters {
+		ranges = append(ranges,
+			namedPrefix{fmt.Sprintf("cluster %q pod subnet", c.Name), c.PodSubnet},
+			namedPrefix{fmt.Sprintf("cluster %q service subnet", c.Name), c.ServiceSubnet})
+	}
+	if err := checkDisjoint(ranges); err != nil {
+		return err
+	}
+	return t.validatePools()
+}
+
+// validateRoles checks the mesh's shape, of clusters made or brought:
+// unique names, at least one primary, each remote served by a primary of
+// the topology, at least one istiod replica.
+func (t *Topology) validateRoles() error {
 	if len(t.Clusters) == 0 {
 		return fmt.Errorf("no clusters")
 	}
 	names := map[string]bool{}
 	primaries := 0
-	ranges := []namedPrefix{{"docker network " + t.Network.Name, t.Network.Subnet}}
 	for _, c := range t.Clusters {
 		if names[c.Name] {
 			return fmt.Errorf("cluster name %q used twice", c.Name)
@@ -252,9 +274,6 @@ func (t *Topology) Validate() error {
 		if c.Primary {
 			primaries++
 		}
-		ranges = append(ranges,
-			namedPrefix{fmt.Sprintf("cluster %q pod subnet", c.Name), c.PodSubnet},
-			namedPrefix{fmt.Sprintf("cluster %q service subnet", c.Name), c.ServiceSubnet})
 	}
 	if primaries == 0 {
 		return fmt.Errorf("no primary cluster: at least one must run istiod")
@@ -273,10 +292,7 @@ func (t *Topology) Validate() error {
 			return fmt.Errorf("remote cluster %q: controlPlane %q is not a primary cluster of the topology", c.Name, c.ControlPlane)
 		}
 	}
-	if err := checkDisjoint(ranges); err != nil {
-		return err
-	}
-	return t.validatePools()
+	return nil
 }
 
 // DefaultPoolSize is how many addresses a cluster's pool has when

@@ -30,8 +30,6 @@ const (
 	AppNamespace = "production"
 	// OutsideNamespace holds a client outside the mesh (no injection).
 	OutsideNamespace = "outside"
-	// TrustDomain is Istio's default.
-	TrustDomain = "cluster.local"
 	// BackendHost is the backend Service every rule is written for.
 	BackendHost = "backend." + AppNamespace + ".svc.cluster.local"
 )
@@ -119,7 +117,10 @@ func (m *Mesh) identities() (backend, frontend string, err error) {
 	if m.Apps.BackendAccount == "" || m.Apps.FrontendAccount == "" {
 		return "", "", fmt.Errorf("the sample apps' service accounts are not known: no identity to expect")
 	}
-	return checks.SpiffeID(TrustDomain, AppNamespace, m.Apps.BackendAccount), checks.SpiffeID(TrustDomain, AppNamespace, m.Apps.FrontendAccount), nil
+	if m.TrustDomain == "" {
+		return "", "", fmt.Errorf("the mesh's trust domain is not known: no identity to expect")
+	}
+	return checks.SpiffeID(m.TrustDomain, AppNamespace, m.Apps.BackendAccount), checks.SpiffeID(m.TrustDomain, AppNamespace, m.Apps.FrontendAccount), nil
 }
 
 // DefaultSettle is how long configuration may take to reach every proxy.

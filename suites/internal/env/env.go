@@ -413,7 +413,7 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Istio, error) {
 	}
 	r.mesh = &meshOnce{}
 	if r.H.Config.Mesh == harness.MeshExisting {
-		r.mesh.m, r.mesh.err = r.H.ExistingMesh(ctx, r.byPrimaryUnlocked(true))
+		r.mesh.m, r.mesh.err = r.H.ExistingMesh(ctx, r.byPrimaryUnlocked(true), r.Clusters)
 		return r.mesh.m, r.mesh.err
 	}
 	m, err := r.H.PrepareIstio(ctx)
@@ -428,7 +428,7 @@ func (r *Run) Mesh(ctx context.Context) (*harness.Istio, error) {
 // Verify describes the installed mesh m to the checks of package verify
 // (no sample apps: their frontends are added by whoever deploys them).
 func (r *Run) Verify(m *harness.Istio) *verify.Mesh {
-	return &verify.Mesh{Model: mesh.Model{Clusters: r.Clusters, Revision: m.Revision}, Primary: r.Primary(), Away: r.Away(), Istio: m, RunLabels: r.H.RunLabels(), Frontends: map[string]string{}}
+	return &verify.Mesh{Model: mesh.Model{Clusters: r.Clusters, Revision: m.Revision, TrustDomain: m.TrustDomain}, Primary: r.Primary(), Away: r.Away(), Istio: m, RunLabels: r.H.RunLabels(), Frontends: map[string]string{}}
 }
 
 // InstalledMesh returns the mesh if Mesh ran, else nil.
