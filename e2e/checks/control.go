@@ -3,6 +3,7 @@ package checks
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
@@ -125,3 +126,23 @@ func IstiodReplicas(primary string, pods []corev1.Pod, imageVersion func(string)
 	}
 	return nil
 }
+
+// ControlPlaneClusters rejects a remote whose istio-system annotation
+// topology.istio.io/controlPlaneClusters (value, present) does not name
+// its primary's istiod by the Istio cluster ID istiod knows itself by
+// (primaryID; "*" names every istiod): that istiod then never manages the
+// remote (no istio-ca-root-cert in its namespaces). A topology name that
+// is not the ID is the broken mesh too.
+func ControlPlaneClusters(value string, present bool, primaryID string) error {
+	switch {
+	case !present:
+		return fmt.Errorf("no %s annotation", ControlPlaneClustersAnnotation)
+	case value != "*" && !slices.Contains(strings.Split(value, ","), primaryID):
+		return fmt.Errorf("%s=%q does not name Istio cluster %s", ControlPlaneClustersAnnotation, value, primaryID)
+	}
+	return nil
+}
+
+// ControlPlaneClustersAnnotation is the remote istio-system's annotation
+// naming the istiods that manage it.
+const ControlPlaneClustersAnnotation = "topology.istio.io/controlPlaneClusters"

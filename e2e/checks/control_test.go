@@ -110,3 +110,31 @@ func TestIstiodReplicas(t *testing.T) {
 		}
 	}
 }
+
+// The annotation names istiod by its Istio cluster ID: a remote that names
+// the primary by a topology name (not its ID), names another istiod, or
+// has no annotation is refused.
+func TestControlPlaneClusters(t *testing.T) {
+	for _, ok := range []struct {
+		v  string
+		id string
+	}{{"east-1", "east-1"}, {"east-1,west-1", "west-1"}, {"*", "east-1"}} {
+		if err := ControlPlaneClusters(ok.v, true, ok.id); err != nil {
+			t.Errorf("%q for %s: %v", ok.v, ok.id, err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		v       string
+		present bool
+		want    string
+	}{
+		"missing":             {"", false, "no topology.istio.io/controlPlaneClusters annotation"},
+		"the topology's name": {"east", true, `="east" does not name Istio cluster east-1`},
+		"another istiod":      {"west-1", true, "does not name Istio cluster east-1"},
+		"empty":               {"", true, "does not name"},
+	} {
+		if err := ControlPlaneClusters(tc.v, tc.present, "east-1"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+}

@@ -211,12 +211,9 @@ func controlPlaneClusters(ctx context.Context, m scope) []Result {
 			continue
 		}
 		v, ok := ns.Annotations[mesh.ControlPlaneClustersAnnotation]
-		switch {
-		case !ok:
-			out = append(out, fail(r.Name, "%s has no %s annotation: istiod on %s will not manage this cluster", mesh.Namespace, mesh.ControlPlaneClustersAnnotation, m.Primary.Name))
-		case v != "*" && !contains(strings.Split(v, ","), m.Primary.Name):
-			out = append(out, fail(r.Name, "%s=%q does not name the primary %s", mesh.ControlPlaneClustersAnnotation, v, m.Primary.Name))
-		default:
+		if err := judges.ControlPlaneClusters(v, ok, m.Primary.ClusterID); err != nil {
+			out = append(out, fail(r.Name, "%s: %v: istiod on %s will not manage this cluster", mesh.Namespace, err, m.Primary.Name))
+		} else {
 			out = append(out, pass(r.Name, "%s=%s", mesh.ControlPlaneClustersAnnotation, v))
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/internal/kvlist"
 	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/upgrade"
 	"github.com/meshconform/meshconform/e2e/workloads"
@@ -367,20 +368,9 @@ func ReadConfig(path string) (Config, error) {
 
 // ParseContexts reads "cluster1=ctxA,cluster2=ctxB" (spaces allowed).
 func ParseContexts(s string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, pair := range strings.Split(s, ",") {
-		if pair = strings.TrimSpace(pair); pair == "" {
-			continue
-		}
-		name, ctx, ok := strings.Cut(pair, "=")
-		name, ctx = strings.TrimSpace(name), strings.TrimSpace(ctx)
-		if !ok || name == "" || ctx == "" {
-			return nil, fmt.Errorf("MESHCONFORM_CONTEXTS: %q is not cluster=context (e.g. cluster1=kind-cluster1,cluster2=kind-cluster2)", pair)
-		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("MESHCONFORM_CONTEXTS: cluster %s named twice", name)
-		}
-		out[name] = ctx
+	out, err := kvlist.Parse(s, "cluster", "context", false)
+	if err != nil {
+		return nil, fmt.Errorf("MESHCONFORM_CONTEXTS: %w (e.g. cluster1=kind-cluster1,cluster2=kind-cluster2)", err)
 	}
 	return out, nil
 }

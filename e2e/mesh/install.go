@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 
+	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/mesh/cacerts"
 	"github.com/meshconform/meshconform/e2e/poll"
@@ -29,7 +30,7 @@ const Namespace = "istio-system"
 
 // Annotations and labels the guide puts on the remote's istio-system.
 const (
-	ControlPlaneClustersAnnotation = "topology.istio.io/controlPlaneClusters"
+	ControlPlaneClustersAnnotation = checks.ControlPlaneClustersAnnotation
 	NetworkLabel                   = "topology.istio.io/network"
 )
 
@@ -207,13 +208,18 @@ func (in *Installer) configureTrust(ctx context.Context, cls []*clusters.Cluster
 	if err != nil {
 		return err
 	}
+	ids := map[string]string{}
+	for _, cl := range cls {
+		ids[cl.Name] = cl.ClusterID
+	}
 	for _, cl := range cls {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 			Name:   Namespace,
 			Labels: map[string]string{NetworkLabel: in.Values.Network},
 		}}
 		if !cl.Primary {
-			ns.Annotations = map[string]string{ControlPlaneClustersAnnotation: cl.ControlPlane}
+			// istiod knows itself by its Istio cluster ID.
+			ns.Annotations = map[string]string{ControlPlaneClustersAnnotation: ids[cl.ControlPlane]}
 		}
 		if err := createOrUpdate(ctx, cl.Client, ns); err != nil {
 			return fmt.Errorf("cluster %s: namespace %s: %w", cl.Name, Namespace, err)

@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	psapi "k8s.io/pod-security-admission/api"
+
+	"github.com/meshconform/meshconform/e2e/internal/kvlist"
 )
 
 // PodSecurityRestricted is the Pod Security Standard the sample apps are
@@ -31,20 +33,9 @@ func PodSecurityLabels(level string) map[string]string {
 // opt-in, a cost centre). Each must be a valid label, and none may take
 // over a label the run sets itself (its ID, the Pod Security it proves).
 func ParseNamespaceLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, pair := range strings.Split(s, ",") {
-		if pair = strings.TrimSpace(pair); pair == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(pair, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok {
-			return nil, fmt.Errorf("namespace label %q is not key=value", pair)
-		}
-		if _, dup := out[k]; dup {
-			return nil, fmt.Errorf("namespace label %s given twice", k)
-		}
-		out[k] = v
+	out, err := kvlist.Parse(s, "namespace label key", "value", true)
+	if err != nil {
+		return nil, err
 	}
 	return out, CheckNamespaceLabels(out)
 }

@@ -135,7 +135,7 @@ func TestParseNamespaceLabels(t *testing.T) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 	for in, want := range map[string]string{
-		"team":          "not key=value",
+		"team":          `is not namespace label key=value`,
 		"team=a,team=b": "given twice",
 		"bad key=x":     "namespace label key",
 		"team=not ok":   "value",
