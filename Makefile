@@ -118,7 +118,9 @@ upgrade:
 # Bring your own clusters, as a vendor would: meshconform up, then test
 # --kept --mesh existing (clusters left exactly as found), doctor, bundle,
 # verify (and a one-byte-changed bundle refused), down. BYO_MODES="existing
-# install" also runs test --mesh install on bare clusters (scripts/byo.sh).
+# install" also runs test --mesh install on bare clusters; "renamed" runs
+# the first flow on clusters named otherwise in a clusters file, their
+# nodes stripped of region labels (scripts/byo.sh).
 BYO_MODES ?= existing
 byo: setup
 	$(new_run)

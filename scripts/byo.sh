@@ -9,7 +9,11 @@
 #      once one byte of it is changed;
 #   5. with BYO_MODES containing "install": up --istio=false, then
 #      test --mesh install on the bare clusters (installs, tests, removes);
-#   6. meshconform down, whatever happened.
+#   6. with BYO_MODES containing "renamed": steps 1-4 as a platform unlike
+#      kind presents itself: the nodes' region and zone labels removed, and
+#      the clusters named otherwise in a clusters file (--clusters), their
+#      Istio cluster IDs left to be read from the mesh;
+#   7. meshconform down, whatever happened.
 # Artifacts go to $ARTIFACTS/byo-<mode>/. Every step is timed.
 set -euo pipefail
 
@@ -19,6 +23,38 @@ BIN=$(mktemp -d /tmp/meshconform-bin.XXXXXX)
 trap '"$BIN/meshconform" down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
 go build -o "$BIN/meshconform" ./cmd/meshconform
 mc() { "$BIN/meshconform" "$@"; }
+
+# The kubeconfig `meshconform up` kept (its env file names it).
+kept_kubeconfig() {
+  sed -n 's/^MESHCONFORM_KUBECONFIG=//p' "${XDG_STATE_HOME:-$HOME/.local/state}/meshconform/up/env"
+}
+
+# renamed_clusters FILE: strips the kept clusters' node localities (as on
+# platforms whose nodes carry none) and writes a clusters file naming each
+# cluster "site-<n>", with its kind context and role and no Istio cluster
+# ID (the run reads it from the mesh).
+renamed_clusters() {
+  local file=$1 kc ctx n=0 first="" primary
+  kc=$(kept_kubeconfig)
+  echo "clusters:" > "$file"
+  for ctx in $(KUBECONFIG=$kc kubectl config get-contexts -o name | sort); do
+    # A user knows which clusters run istiod; here the kept mesh says.
+    primary=false
+    if [ -n "$(KUBECONFIG=$kc kubectl --context "$ctx" -n istio-system get deployments -l app=istiod -o name)" ]; then
+      primary=true
+    fi
+    n=$((n + 1))
+    KUBECONFIG=$kc kubectl --context "$ctx" label nodes --all topology.kubernetes.io/region- topology.kubernetes.io/zone- >/dev/null
+    if [ "$primary" = true ]; then
+      echo "- {name: site-$n, context: $ctx, primary: true}" >> "$file"
+      first=${first:-site-$n}
+    else
+      echo "- {name: site-$n, context: $ctx, controlPlane: PRIMARY}" >> "$file"
+    fi
+  done
+  sed -i "s/PRIMARY/$first/" "$file"
+  echo "byo: clusters file $file:"; cat "$file"
+}
 
 step() {
   local name=$1; shift
@@ -32,10 +68,16 @@ for mode in $MODES; do
   out=$ARTIFACTS/byo-$mode
   rm -rf "$out" && mkdir -p "$out"
   case $mode in
-  existing)
+  existing|renamed)
     step "up (clusters and Istio, kept)" mc up
-    step "test --kept --mesh existing" mc test --kept --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
-    step "doctor" mc doctor --save "$out/doctor-cli.json"
+    if [ "$mode" = renamed ]; then
+      renamed_clusters "$out/clusters.yaml"
+      step "test --clusters (other names) --mesh existing" mc test --kubeconfig "$(kept_kubeconfig)" --clusters "$out/clusters.yaml" --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
+      step "doctor --clusters" mc doctor --kubeconfig "$(kept_kubeconfig)" --clusters "$out/clusters.yaml" --save "$out/doctor-cli.json"
+    else
+      step "test --kept --mesh existing" mc test --kept --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
+      step "doctor" mc doctor --save "$out/doctor-cli.json"
+    fi
     step "bundle" mc bundle --artifacts "$out" --out "$out"
     bundle=$(ls "$out"/meshconform-results-*.tar.gz)
     step "verify" mc verify "$bundle"
@@ -55,7 +97,7 @@ for mode in $MODES; do
     step "up --istio=false (bare clusters, kept)" mc up --istio=false
     step "test --kept --mesh install" mc test --kept --mesh install --artifacts "$out"
     ;;
-  *) echo "byo: unknown mode $mode (want existing, install)"; exit 2 ;;
+  *) echo "byo: unknown mode $mode (want existing, install, renamed)"; exit 2 ;;
   esac
   step "down" mc down
 done
