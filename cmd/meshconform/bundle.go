@@ -15,7 +15,7 @@ import (
 )
 
 func newBundle() *cobra.Command {
-	var artifacts, out, command string
+	var artifacts, out, command, product string
 	cmd := &cobra.Command{
 		Use:   "bundle",
 		Short: "Pack a run's artifacts into meshconform-results-<time>.tar.gz with a SHA-256 manifest and its verdict",
@@ -25,7 +25,12 @@ fingerprint, report.html, a failure's dumps, command.txt (the command that
 reproduces the run), verdict.json and MANIFEST.sha256. Kubeconfigs are never
 bundled, and a file holding a private key or a credential stops the bundle.
 The verdict of the core profile is "certified" only with zero failures and
-zero skips. Check a bundle with ` + "`meshconform verify`" + `.`,
+zero skips. The verdict opens with what it covers: the platform as
+--product names it (PRODUCT.yaml: vendor, name, version, type, description,
+website_url, documentation_url, contact_email_address, cni) and, from the
+run's environment.json, the data plane judged (proxyless gRPC with the
+local image source: Envoy sidecars are then not judged), the Istio version
+and the clusters. Check a bundle with ` + "`meshconform verify`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := artifactsDir(artifacts)
@@ -38,7 +43,13 @@ zero skips. Check a bundle with ` + "`meshconform verify`" + `.`,
 			if err := writeReportPage(cmd.Context(), dir); err != nil {
 				fmt.Fprintln(os.Stderr, "meshconform: report page:", err)
 			}
-			path, v, err := bundle.Write(bundle.Options{ArtifactsDir: dir, OutDir: out, Command: command})
+			var productYAML []byte
+			if product != "" {
+				if _, productYAML, err = bundle.ReadProduct(product); err != nil {
+					return err
+				}
+			}
+			path, v, err := bundle.Write(bundle.Options{ArtifactsDir: dir, OutDir: out, Command: command, Product: productYAML})
 			if err != nil {
 				return err
 			}
@@ -54,6 +65,7 @@ zero skips. Check a bundle with ` + "`meshconform verify`" + `.`,
 	cmd.Flags().StringVar(&artifacts, "artifacts", "", "the run's artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts/latest, the newest make run, else ./artifacts)")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the bundle to (default: beside the artifacts directory)")
 	cmd.Flags().StringVar(&command, "command", "", "the command that reproduces the run (default: the artifacts' command.txt)")
+	cmd.Flags().StringVar(&product, "product", "", "PRODUCT.yaml naming the platform certified (vendor, name, version, type, description, website_url, documentation_url, contact_email_address, cni)")
 	return cmd
 }
 

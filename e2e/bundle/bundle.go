@@ -47,6 +47,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -60,6 +61,9 @@ type Options struct {
 	// artifacts' own command.txt; with neither, Write fails: a certification
 	// nobody can reproduce is worth little.
 	Command string
+	// Product is a checked PRODUCT.yaml (ReadProduct) to carry, replacing
+	// one in the artifacts; nil bundles none but the artifacts'.
+	Product []byte
 	// Now names the bundle and is the mtime of every entry, which makes the
 	// archive a function of the artifacts and Options. Zero means time.Now.
 	Now time.Time
@@ -120,6 +124,10 @@ func Write(opts Options) (string, Verdict, error) {
 		entries = append(entries, entry{rel: CommandFile, data: []byte(cmd)})
 	} else if !hasFile(entries, CommandFile) {
 		return "", Verdict{}, fmt.Errorf("bundle %s: no command: set Options.Command or write %s in the artifacts", opts.ArtifactsDir, CommandFile)
+	}
+	if opts.Product != nil {
+		entries = slices.DeleteFunc(entries, func(e entry) bool { return e.rel == ProductFile })
+		entries = append(entries, entry{rel: ProductFile, data: opts.Product})
 	}
 
 	// Read every file once before writing anything: secret guard, size,
@@ -249,7 +257,7 @@ func inspect(e *entry, reports map[string][]byte) error {
 	h := sha256.New()
 	var report bytes.Buffer
 	w := io.Writer(h)
-	if isReport(e.rel) {
+	if isVerdictInput(e.rel) {
 		w = io.MultiWriter(h, &report)
 	}
 	cr := &countingReader{r: io.TeeReader(r, w)}
@@ -267,7 +275,7 @@ func inspect(e *entry, reports map[string][]byte) error {
 	}
 	e.size = cr.n
 	copy(e.sum[:], h.Sum(nil))
-	if isReport(e.rel) {
+	if isVerdictInput(e.rel) {
 		reports[e.rel] = report.Bytes()
 	}
 	return nil

@@ -95,7 +95,7 @@ func artifacts(t *testing.T, rs []types.Report) string {
 		"phases.json":                           `{"phases":[{"name":"preflight","ok":true}]}` + "\n",
 		"phases.svg":                            "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n",
 		"build.log":                             "ok  github.com/meshconform/meshconform/e2e/checks\n",
-		"environment.json":                      `{"istio":"1.27.0","clusters":["cluster1","cluster2"]}` + "\n",
+		"environment.json":                      sampleEnvironment,
 		"doctor.json":                           `{"ok":true}` + "\n",
 		"report.html":                           "<html><body>meshconform</body></html>\n",
 		"report.png":                            "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01",
@@ -261,3 +261,10 @@ func wantErr(t *testing.T, err error, parts ...string) {
 		}
 	}
 }
+
+// sampleEnvironment is an environment.json as the harness writes it
+// (harness.Environment), trimmed to what a verdict's scope reads.
+const sampleEnvironment = `{"runId":"20261122t171308-abcdef","imageSource":"local","broughtClusters":false,"meshMode":"install","podSecurity":"restricted",
+"clusters":[{"name":"cluster1","primary":true,"serverVersion":"v1.33.13","localityFrom":"nodes"},{"name":"cluster2","primary":false,"serverVersion":"v1.33.13","localityFrom":"nodes"}],
+"istio":{"version":"1.27.0"}}
+`

@@ -70,6 +70,8 @@ const teardownLabel = "teardown"
 // Every list is sorted (or in the fixed order of the capability lists) so
 // that the same reports always encode to the same bytes.
 type Verdict struct {
+	// Scope is what the verdict covers (the platform, the data plane).
+	Scope    Scope     `json:"scope"`
 	Profiles []Profile `json:"profiles"`
 	Suites   []Suite   `json:"suites,omitempty"`
 	Totals   Totals    `json:"totals"`
@@ -141,18 +143,27 @@ func (v Verdict) Certified() bool {
 // upgrade) put theirs one level deeper, so any depth counts.
 func isReport(rel string) bool { return path.Base(rel) == "ginkgo.json" }
 
-// computeVerdict computes the verdict from the Ginkgo JSON reports of a
-// bundle, keyed by their path in it. It never fails: a report that does
-// not parse is a reason not to certify, so a bundle of a broken run can
-// still be written and verified.
+// isVerdictInput tells whether the verdict reads a bundled file: a Ginkgo
+// report, or a file of its scope.
+func isVerdictInput(rel string) bool { return isReport(rel) || isScopeInput(rel) }
+
+// computeVerdict computes the verdict from the Ginkgo JSON reports and
+// the scope files of a bundle (isVerdictInput), keyed by their path in it.
+// It never fails: a report that does not parse, or a scope that cannot be
+// read, is a reason not to certify, so a bundle of a broken run can still
+// be written and verified.
 func computeVerdict(reports map[string][]byte) Verdict {
 	t := &tally{caps: map[string]*Capability{}}
 	for _, name := range slices.Concat(CoreCapabilities, ExtendedCapabilities) {
 		t.caps[name] = &Capability{Name: name}
 	}
+	t.v.Scope = computeScope(reports)
+	t.problems = append(t.problems, t.v.Scope.Problems...)
 	files := make([]string, 0, len(reports))
 	for f := range reports {
-		files = append(files, f)
+		if isReport(f) {
+			files = append(files, f)
+		}
 	}
 	sort.Strings(files)
 	for _, file := range files {
@@ -427,6 +438,7 @@ func (v Verdict) encode() ([]byte, error) {
 // profile's outcome and, for core, why it is not certified.
 func (v Verdict) String() string {
 	var b strings.Builder
+	b.WriteString(v.Scope.String())
 	names := make([]string, len(v.Suites))
 	for i, s := range v.Suites {
 		names[i] = s.Name
@@ -472,7 +484,7 @@ func Judge(artifactsDir string) (Verdict, error) {
 	}
 	reports := map[string][]byte{}
 	for _, e := range entries {
-		if !e.dir && isReport(e.rel) {
+		if !e.dir && isVerdictInput(e.rel) {
 			raw, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(e.rel)))
 			if err != nil {
 				return Verdict{}, err

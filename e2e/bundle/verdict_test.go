@@ -12,7 +12,7 @@ import (
 
 func verdictOf(t *testing.T, rs []types.Report) Verdict {
 	t.Helper()
-	return computeVerdict(map[string][]byte{"e2e/ginkgo.json": reportJSON(t, rs)})
+	return computeVerdict(map[string][]byte{"e2e/ginkgo.json": reportJSON(t, rs), "environment.json": []byte(sampleEnvironment)})
 }
 
 func capability(t *testing.T, v Verdict, name string) Capability {
@@ -176,6 +176,7 @@ func TestVerdictExtended(t *testing.T) {
 	reports := map[string][]byte{
 		"e2e/ginkgo.json":             reportJSON(t, sampleReports(t)),
 		"upgrade/upgrade/ginkgo.json": reportJSON(t, []types.Report{upgrade}),
+		"environment.json":            []byte(sampleEnvironment),
 	}
 	v := computeVerdict(reports)
 	if !v.Certified() {

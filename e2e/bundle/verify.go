@@ -94,7 +94,7 @@ func readArchive(r io.Reader) (archive, error) {
 	a := archive{sums: map[string]string{}, kept: map[string][]byte{}}
 	var top string
 	seen := map[string]bool{} // every entry, relative to the top folder
-	keepFile := func(rel string) bool { return rel == ManifestFile || rel == VerdictFile || isReport(rel) }
+	keepFile := func(rel string) bool { return rel == ManifestFile || rel == VerdictFile || isVerdictInput(rel) }
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -188,7 +188,7 @@ func (a archive) verdict() (Verdict, error) {
 	}
 	reports := map[string][]byte{}
 	for rel, data := range a.kept {
-		if isReport(rel) {
+		if isVerdictInput(rel) {
 			reports[rel] = data
 		}
 	}

@@ -207,7 +207,7 @@ func TestVerifyIsNoSignature(t *testing.T) {
 	forged := rewrite(t, path, func(ms []member) []member {
 		good := reportJSON(t, sampleReports(t))
 		ms[find(t, ms, "e2e/ginkgo.json")].data = good
-		vj, _ := computeVerdict(map[string][]byte{"e2e/ginkgo.json": good}).encode()
+		vj, _ := computeVerdict(map[string][]byte{"e2e/ginkgo.json": good, "environment.json": []byte(sampleEnvironment)}).encode()
 		ms[find(t, ms, VerdictFile)].data = vj
 		return reseal(t, ms)
 	})
