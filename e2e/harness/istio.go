@@ -32,7 +32,9 @@ type Istio struct {
 	Discovery   string
 	Discoveries map[string]string
 	// EchoImage is Istio's echo app of the same version, for proxyless
-	// workloads (local source).
+	// workloads (local source); "" on a mesh meshconform did not install,
+	// whose version it need not build: the injection check then runs the
+	// sample app (SidecarImage) as a proxyless backend.
 	EchoImage string
 	// Sidecars: the data plane is Envoy (upstream source), not proxyless
 	// gRPC; the injection check then uses SidecarImage, the sample app.
@@ -162,7 +164,13 @@ func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Ist
 
 // ProxyStatus is `istioctl proxy-status` against the primary, with one
 // column per xDS type whatever the version.
+// Without an istioctl (a mesh meshconform did not install, and no
+// MESHCONFORM_ISTIOCTL) it is read from istiod's debug/syncz, as istioctl
+// itself reads it.
 func (m *Istio) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]checks.ProxyStatus, error) {
+	if m.Istioctl.Path == "" {
+		return mesh.ProxyStatusFromIstiod(ctx, primary.Client, m.Revision)
+	}
 	perType := !strings.HasPrefix(m.Version, "1.26.")
 	rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision, perType)
 	return rows, err
@@ -173,10 +181,12 @@ func (m *Istio) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]c
 // are read from the primary's istiod, where the remote reaches it from its
 // exposure Service, and each cluster's Istio cluster ID and the trust
 // domain from what the mesh tells its proxies (mesh.ReadInstalled): the
-// topology's names need not be the mesh's IDs. Nothing is installed, and
-// the run's settings stay as given (Config.IstioVersion is what was asked,
-// Istio.Version what was found); istioctl is built (local source) for the
-// version found, or MESHCONFORM_ISTIOCTL.
+// topology's names need not be the mesh's IDs. Nothing is installed and
+// nothing of Istio is built, so a mesh of any version can be judged:
+// proxy-status is read from istiod (Istio.ProxyStatus) unless
+// MESHCONFORM_ISTIOCTL names an istioctl, and the injection check runs the
+// sample app. The run's settings stay as given (Config.IstioVersion is what
+// was asked, Istio.Version what was found).
 func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, cls []*clusters.Cluster) (*Istio, error) {
 	revision, version, err := mesh.FindIstiod(ctx, primary.Client, h.Config.IstioRevision)
 	if err != nil {
@@ -190,15 +200,15 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 		h.Run.Figure("istio_cluster_id_"+cl.Name, cl.ClusterID)
 	}
 	h.Run.Figure("istio_trust_domain", trust)
-	// The istioctl of MESHCONFORM_ISTIOCTL is for the run's version: here
-	// that is the version found.
-	m, err := h.prepareIstio(ctx, version, revision, h.Config.Istioctl)
-	if err != nil {
-		return nil, fmt.Errorf("the installed mesh is Istio %s: %w", version, err)
-	}
-	m.TrustDomain = trust
-	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
 	h.Run.Figure("istio_version", version)
+	m := &Istio{Version: version, Revision: revision, TrustDomain: trust, Sidecars: h.Config.Source == images.SourceUpstream}
+	if h.Config.Istioctl != "" {
+		m.Istioctl = mesh.Istioctl{Path: h.Config.Istioctl, KubeCache: filepath.Join(h.tmp, "kube-cache")}
+	}
+	if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
+		return nil, err
+	}
+	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
 	return m, nil
 }
 

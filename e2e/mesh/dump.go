@@ -20,11 +20,15 @@ func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision strin
 		return err
 	}
 	var errs []error
-	_, out, err := istioctl.ProxyStatus(ctx, primary.Kubeconfig, revision, false)
-	if err != nil {
-		out += "\n" + err.Error()
+	// Without an istioctl (a mesh of any version, not installed by
+	// meshconform) istiod-syncz.json below is proxy-status's source.
+	if istioctl.Path != "" {
+		_, out, err := istioctl.ProxyStatus(ctx, primary.Kubeconfig, revision, false)
+		if err != nil {
+			out += "\n" + err.Error()
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, "proxy-status.txt"), []byte(out), 0o644))
 	}
-	errs = append(errs, os.WriteFile(filepath.Join(dir, "proxy-status.txt"), []byte(out), 0o644))
 	endpoints := []string{"clusterz", "syncz"}
 	if meshWide {
 		endpoints = append(endpoints, "configz", "registryz")

@@ -147,7 +147,13 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	if err := m.ensureInjectionNamespace(ctx); err != nil {
 		return err
 	}
-	pod, err := install.EchoPod(InjectionNamespace, m.Istio.EchoImage)
+	var pod *corev1.Pod
+	var err error
+	if m.Istio.EchoImage != "" {
+		pod, err = install.EchoPod(InjectionNamespace, m.Istio.EchoImage)
+	} else {
+		pod, err = install.AppPod(InjectionNamespace, m.Istio.SidecarImage)
+	}
 	if err != nil {
 		return err
 	}
