@@ -71,14 +71,18 @@ for mode in $MODES; do
   existing|renamed)
     step "up (clusters and Istio, kept)" mc up
     if [ "$mode" = renamed ]; then
-      renamed_clusters "$out/clusters.yaml"
-      step "test --clusters (other names) --mesh existing" mc test --kubeconfig "$(kept_kubeconfig)" --clusters "$out/clusters.yaml" --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
-      step "doctor --clusters" mc doctor --kubeconfig "$(kept_kubeconfig)" --clusters "$out/clusters.yaml" --save "$out/doctor-cli.json"
+      clusters="$ARTIFACTS/byo-$mode-clusters.yaml"; renamed_clusters "$clusters"
+      # The clusters file is the topology: MESHCONFORM_TOPOLOGY with it
+      # is refused.
+      step "test --clusters (other names) --mesh existing" env -u MESHCONFORM_TOPOLOGY "$BIN/meshconform" test --kubeconfig "$(kept_kubeconfig)" --clusters "$clusters" --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
+      step "doctor --clusters" env -u MESHCONFORM_TOPOLOGY "$BIN/meshconform" doctor --kubeconfig "$(kept_kubeconfig)" --clusters "$clusters" --save "$out/doctor-cli.json"
     else
       step "test --kept --mesh existing" mc test --kept --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
       step "doctor" mc doctor --save "$out/doctor-cli.json"
     fi
-    step "bundle" mc bundle --artifacts "$out" --out "$out"
+    product=()
+    [ "$mode" = renamed ] && product=(--product scripts/PRODUCT.kind.yaml)
+    step "bundle" mc bundle --artifacts "$out" --out "$out" "${product[@]}"
     bundle=$(ls "$out"/meshconform-results-*.tar.gz)
     step "verify" mc verify "$bundle"
     # One byte changed in one file: verify must refuse the bundle.

@@ -137,7 +137,7 @@ func ControlPlaneClusters(value string, present bool, primaryID string) error {
 	switch {
 	case !present:
 		return fmt.Errorf("no %s annotation", ControlPlaneClustersAnnotation)
-	case value != "*" && !slices.Contains(strings.Split(value, ","), primaryID):
+	case value != "*" && !slices.ContainsFunc(strings.Split(value, ","), func(v string) bool { return strings.TrimSpace(v) == primaryID }):
 		return fmt.Errorf("%s=%q does not name Istio cluster %s", ControlPlaneClustersAnnotation, value, primaryID)
 	}
 	return nil

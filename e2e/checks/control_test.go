@@ -118,7 +118,7 @@ func TestControlPlaneClusters(t *testing.T) {
 	for _, ok := range []struct {
 		v  string
 		id string
-	}{{"east-1", "east-1"}, {"east-1,west-1", "west-1"}, {"*", "east-1"}} {
+	}{{"east-1", "east-1"}, {"east-1, west-1", "west-1"}, {"*", "east-1"}} {
 		if err := ControlPlaneClusters(ok.v, true, ok.id); err != nil {
 			t.Errorf("%q for %s: %v", ok.v, ok.id, err)
 		}

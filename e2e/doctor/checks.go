@@ -377,11 +377,3 @@ func revOrDefault(rev string) string {
 	return rev
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if strings.TrimSpace(v) == s {
-			return true
-		}
-	}
-	return false
-}
