@@ -234,8 +234,9 @@ func TestServedFromWithoutPodCIDRs(t *testing.T) {
 // not placed by listing (host-network pods are not the backends).
 func TestClusterOfMixedRanges(t *testing.T) {
 	pl := NewPlacement(map[string]netip.Prefix{"cluster1": netip.MustParsePrefix("10.10.0.0/16"), "eks": {}})
-	pl.Add(Pod{"eks", "b", netip.MustParseAddr("172.31.4.4")}, Pod{"cluster1", "h", netip.MustParseAddr("172.18.0.3")})
-	for addr, want := range map[string]string{"10.10.0.9": "cluster1", "172.31.4.4": "eks", "172.18.0.3": "", "172.31.9.9": ""} {
+	pl.Add(Pod{"eks", "b", netip.MustParseAddr("172.31.4.4")}, Pod{"cluster1", "h", netip.MustParseAddr("172.18.0.3")},
+		Pod{"eks", "x", netip.MustParseAddr("172.18.0.7")}, Pod{"cluster1", "y", netip.MustParseAddr("172.18.0.7")})
+	for addr, want := range map[string]string{"10.10.0.9": "cluster1", "172.31.4.4": "eks", "172.18.0.3": "", "172.31.9.9": "", "172.18.0.7": ""} {
 		if got, ok := pl.ClusterOf(netip.MustParseAddr(addr)); got != want || ok != (want != "") {
 			t.Errorf("%s: %q %v, want %q", addr, got, ok, want)
 		}

@@ -102,14 +102,12 @@ func (p *Placement) ClusterOf(ip netip.Addr) (string, bool) {
 			return cl, true
 		}
 	}
-	var found []string
-	for _, cl := range p.listedAt(ip) {
-		if _, ranged := p.podCIDRs[cl]; !ranged {
-			found = append(found, cl)
+	// Listed by one cluster only, and that one without a range (a ranged
+	// cluster's pod outside its range is no backend of ours).
+	if listed := p.listedAt(ip); len(listed) == 1 {
+		if _, ranged := p.podCIDRs[listed[0]]; !ranged {
+			return listed[0], true
 		}
-	}
-	if len(found) == 1 {
-		return found[0], true
 	}
 	return "", false
 }

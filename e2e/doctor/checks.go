@@ -3,6 +3,8 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,7 +66,7 @@ func remoteSecrets(ctx context.Context, m scope) []Result {
 		s, ok := secrets[r.ClusterID]
 		switch {
 		case !ok:
-			out = append(out, fail(r.Name, "no remote secret for cluster %s on %s (label istio/multiCluster=true in %s): the remote was never attached, or its secret was deleted", r.Name, m.Primary.Name, mesh.Namespace))
+			out = append(out, fail(r.Name, "no remote secret for Istio cluster %s on %s (label istio/multiCluster=true in %s; secrets there name %s): the remote was never attached, its secret was deleted, or it was attached under another ID than its proxies are injected with", r.ClusterID, m.Primary.Name, mesh.Namespace, strings.Join(slices.Sorted(maps.Keys(secrets)), ", ")))
 		case mesh.LoopbackServer(s.Server):
 			out = append(out, fail(r.Name, "remote secret %s points at %s, a loopback address: istiod would dial itself, not %s's API server", s.Name, s.Server, r.Name))
 		default:
@@ -376,4 +378,3 @@ func revOrDefault(rev string) string {
 	}
 	return rev
 }
-

@@ -220,7 +220,8 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 // is not the cluster's name.
 func InstalledIDs(ctx context.Context, cls []*clusters.Cluster, revision string, out io.Writer) (string, error) {
 	trust := ""
-	for _, cl := range cls {
+	ids := make([]string, len(cls))
+	for i, cl := range cls {
 		in, err := mesh.ReadInstalled(ctx, cl.Client, revision)
 		if err != nil {
 			return "", fmt.Errorf("cluster %s: %w", cl.Name, err)
@@ -236,13 +237,26 @@ func InstalledIDs(ctx context.Context, cls []*clusters.Cluster, revision string,
 		if cl.ClusterIDGiven && in.ClusterID != cl.ClusterID {
 			return "", fmt.Errorf("cluster %s: the clusters file gives Istio cluster ID %s, but the mesh there injects its proxies as %s", cl.Name, cl.ClusterID, in.ClusterID)
 		}
-		if in.ClusterID != cl.ClusterID {
-			fmt.Fprintf(out, "   cluster %s: Istio cluster ID %s (as the mesh injects its proxies)\n", cl.Name, in.ClusterID)
-		}
-		cl.ClusterID = in.ClusterID
+		ids[i] = in.ClusterID
 	}
 	if trust == "" {
 		return "", fmt.Errorf("no cluster has a mesh config (config map istio in %s): the trust domain is not known", mesh.Namespace)
 	}
-	return trust, mesh.Model{Clusters: cls}.Check()
+	// The clusters keep their IDs unless the mesh's fit a model.
+	found := make([]*clusters.Cluster, len(cls))
+	for i, cl := range cls {
+		c := *cl
+		c.ClusterID = ids[i]
+		found[i] = &c
+	}
+	if err := (mesh.Model{Clusters: found}).Check(); err != nil {
+		return "", err
+	}
+	for i, cl := range cls {
+		if ids[i] != cl.ClusterID {
+			fmt.Fprintf(out, "   cluster %s: Istio cluster ID %s (as the mesh injects its proxies)\n", cl.Name, ids[i])
+		}
+		cl.ClusterID = ids[i]
+	}
+	return trust, nil
 }

@@ -53,6 +53,8 @@ func TestExposure(t *testing.T) {
 		"east-west gateway":        {[]corev1.Service{lb("istio-eastwestgateway", []int32{15443, 15012}, host)}, "", "istiod.elb.example", "istio-eastwestgateway", ""},
 		"any name with port 15012": {[]corev1.Service{lb("ingress", []int32{80, 443}, ip), lb("mesh-cp-public", []int32{15012, 15017}, host)}, "", "istiod.elb.example", "mesh-cp-public", ""},
 		"address pending":          {[]corev1.Service{lb("mesh-cp-public", []int32{15012})}, "", "", "", "have no address yet"},
+		"ours pending":             {[]corev1.Service{lb("istiod-remote", nil), lb("mesh-cp-public", []int32{15012}, host)}, "", "", "", "istio-system/istiod-remote has no address yet"},
+		"another revision's":       {[]corev1.Service{lb("istiod-old-remote", []int32{15012}, ip)}, "canary", "", "", "none with port 15012"},
 		"only an ingress":          {[]corev1.Service{lb("ingress", []int32{80, 443}, ip)}, "", "", "", "none with port 15012"},
 		"a ClusterIP istiod":       {[]corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "istiod-remote"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 15012}}}}}, "", "", "", "exposed by no load balancer"},
 	} {

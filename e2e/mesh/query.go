@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -199,6 +200,10 @@ func ExposedAddress(ctx context.Context, c klient.Client, revision string) (addr
 	return exposure(list.Items, revision)
 }
 
+// otherRevisionRemote matches the exposure Services meshconform makes for
+// istiod revisions (istiod[-rev]-remote).
+var otherRevisionRemote = regexp.MustCompile(`^istiod(-.+)?-remote$`)
+
 // XDSPort is istiod's port for xDS and certificates, which remotes reach.
 const XDSPort = 15012
 
@@ -217,6 +222,10 @@ func exposure(svcs []corev1.Service, revision string) (addr, service string, err
 		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}
+		// Another revision's istiod-<rev>-remote exposes another istiod.
+		if rank(s) == len(known) && otherRevisionRemote.MatchString(s.Name) {
+			continue
+		}
 		if rank(s) < len(known) || slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == XDSPort }) {
 			candidates = append(candidates, s)
 		}
@@ -231,6 +240,11 @@ func exposure(svcs []corev1.Service, revision string) (addr, service string, err
 	for _, s := range candidates {
 		if a, err := IngressAddress(s.Status.LoadBalancer.Ingress); err == nil {
 			return a, s.Name, nil
+		}
+		// meshconform's own exposure still waiting is no reason to take
+		// another Service for it.
+		if rank(s) < len(known) {
+			return "", "", fmt.Errorf("istiod's load balancer Service %s/%s has no address yet", Namespace, s.Name)
 		}
 		pending = append(pending, s.Name)
 	}

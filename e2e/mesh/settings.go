@@ -86,7 +86,11 @@ func webhookIdentity(mwcs []admissionv1.MutatingWebhookConfiguration) (id, netwo
 			} else if wh.ClientConfig.Service != nil && wh.ClientConfig.Service.Path != nil {
 				p = *wh.ClientConfig.Service.Path
 			}
+			// A mesh without a network name injects through .../net/.
 			parts := strings.Split(strings.Trim(p, "/"), "/")
+			if len(parts) == 4 {
+				parts = append(parts, "")
+			}
 			if len(parts) != 5 || parts[0] != "inject" || parts[1] != "cluster" || parts[3] != "net" || parts[2] == "" {
 				return "", "", fmt.Errorf("webhook %s/%s injects through %q, which names no cluster (want /inject/cluster/ID/net/NETWORK)", mwc.Name, wh.Name, p)
 			}

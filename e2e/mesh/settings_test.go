@@ -50,6 +50,9 @@ func TestWebhookIdentity(t *testing.T) {
 	if err != nil || id != "west-1" || network != "net-west" {
 		t.Fatalf("%q %q %v", id, network, err)
 	}
+	if id, network, err := webhookIdentity(webhooks("https://a:15017/inject/cluster/west-1/net/")); err != nil || id != "west-1" || network != "" {
+		t.Errorf("no network name: %q %q %v", id, network, err)
+	}
 	for name, tc := range map[string]struct {
 		mwcs []admissionv1.MutatingWebhookConfiguration
 		want string

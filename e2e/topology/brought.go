@@ -55,7 +55,7 @@ func LoadBrought(path string) (*Brought, error) {
 		t.IstiodReplicas = 1
 	}
 	b := &Brought{Topology: t, Contexts: map[string]string{}}
-	contexts := map[string]string{}
+	contexts, ids := map[string]string{}, map[string]string{}
 	for i, fc := range f.Clusters {
 		if msgs := validation.IsDNS1123Label(fc.Name); len(msgs) > 0 {
 			return nil, fmt.Errorf("clusters file %s: cluster %d: name %q: %s", path, i+1, fc.Name, strings.Join(msgs, "; "))
@@ -71,6 +71,14 @@ func LoadBrought(path string) (*Brought, error) {
 		if c.ClusterID == "" {
 			c.ClusterID = c.Name
 		}
+		// The ID names the remote secret and the injection path.
+		if msgs := validation.IsDNS1123Label(c.ClusterID); len(msgs) > 0 {
+			return nil, fmt.Errorf("clusters file %s: cluster %s: clusterID %q: %s", path, c.Name, c.ClusterID, strings.Join(msgs, "; "))
+		}
+		if other, dup := ids[c.ClusterID]; dup {
+			return nil, fmt.Errorf("clusters file %s: clusters %s and %s both have Istio cluster ID %q (a cluster without clusterID has its name)", path, other, c.Name, c.ClusterID)
+		}
+		ids[c.ClusterID] = c.Name
 		t.Clusters = append(t.Clusters, c)
 		b.Contexts[fc.Name] = fc.Context
 	}

@@ -52,6 +52,8 @@ func TestLoadBroughtRefusesBadFiles(t *testing.T) {
 		"no primary":         {"clusters:\n- {name: a, context: x}\n", "no primary"},
 		"remote of a remote": {"clusters:\n- {name: a, context: x, primary: true}\n- {name: p, context: z, primary: true}\n- {name: b, context: y, controlPlane: c}\n- {name: c, context: w, controlPlane: a}\n", `controlPlane "c" is not a primary`},
 		"no clusters":        {"clusters: []\n", "no clusters"},
+		"one ID twice":       {"clusters:\n- {name: a, context: x, primary: true, clusterID: b}\n- {name: b, context: y}\n", `both have Istio cluster ID "b"`},
+		"an ID not a label":  {"clusters:\n- {name: a, context: x, primary: true, clusterID: A_1}\n", `clusterID "A_1"`},
 	} {
 		if _, err := LoadBrought(writeBrought(t, tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)

@@ -102,7 +102,7 @@ func (r Record) Phases() []Phase {
 			st := from[s.Stream]
 			switch {
 			case s.ServedBy == "":
-				p.Misplaced["answered from outside every cluster's pod CIDR"]++
+				p.Misplaced["answered from an address placed in no cluster (outside every pod range, and not listed by exactly one cluster's API server)"]++
 			case s.Claimed != s.ServedBy:
 				p.Misplaced[fmt.Sprintf("backend said %s, answer came from %s", s.Claimed, s.ServedBy)]++
 			case st.Only != "" && s.ServedBy != st.Only:

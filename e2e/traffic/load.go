@@ -39,10 +39,11 @@ type Sample struct {
 	Latency time.Duration
 	// Err is why the request failed ("" when answered).
 	Err string
-	// ServedBy is the cluster whose pod CIDR holds the address the
-	// frontend's connection reached (proven by the network, not by the
-	// backend's word); Claimed is the cluster the backend named.
+	// ServedBy is the cluster that holds the address the frontend's
+	// connection reached, Peer (proven by the network or the API servers,
+	// not by the backend's word); Claimed is the cluster the backend named.
 	ServedBy, Claimed string
+	Peer              netip.Addr
 	// Frontend is the frontend pod; CallerProxy and ServerProxy the Istio
 	// versions the frontend's and the backend's agents report.
 	Frontend, CallerProxy, ServerProxy string
@@ -195,7 +196,8 @@ func (l *Load) one(ctx context.Context, s Stream, at time.Time) Sample {
 		r := calls.Results[0]
 		smp.Claimed, smp.ServerProxy = r.Cluster, r.ProxyVersion
 		if ap, err := netip.ParseAddrPort(r.PeerAddr); err == nil {
-			smp.ServedBy, _ = l.cfg.Placement.ClusterOf(ap.Addr())
+			smp.Peer = ap.Addr().Unmap()
+			smp.ServedBy, _ = l.cfg.Placement.ClusterOf(smp.Peer)
 		}
 	}
 	return smp
@@ -239,10 +241,17 @@ func (l *Load) Stop() Record {
 }
 
 // Snapshot is the record so far, without stopping the load: requests
-// still in flight are not in it yet.
+// still in flight are not in it yet. An answer not placed when it came
+// (from a pod the placement had not listed yet, on clusters without pod
+// ranges) is placed again now.
 func (l *Load) Snapshot() Record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for i := range l.samples {
+		if s := &l.samples[i]; s.ServedBy == "" && s.Peer.IsValid() {
+			s.ServedBy, _ = l.cfg.Placement.ClusterOf(s.Peer)
+		}
+	}
 	return Record{Streams: l.streams, Samples: append([]Sample(nil), l.samples...), Marks: append([]Mark(nil), l.marks...), Start: l.start, End: time.Now(), Rate: l.cfg.Rate}
 }
 

@@ -64,3 +64,31 @@ func TestLoadCountsUnreachableFrontend(t *testing.T) {
 		t.Errorf("%d requests, %d failed; want 5 and 5", p.Requests, p.Failed)
 	}
 }
+
+// On clusters without pod ranges an answer from a pod not yet listed is
+// not placed when it comes; once the pod is listed, the record places it
+// (a failback's new backends).
+func TestLoadPlacesLateListedPods(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.Response{Frontend: api.Identity{Pod: "fe"},
+			Results: []api.Result{{Identity: api.Identity{Cluster: "eks", Pod: "be-new"}, PeerAddr: "172.31.9.9:7070"}}})
+	}))
+	defer srv.Close()
+	pl := checks.NewPlacement(map[string]netip.Prefix{"eks": {}})
+	l, err := Start(context.Background(), Config{Rate: 100, MaxDuration: time.Minute, MaxRequests: 5, Placement: pl}, []Stream{{Name: "s", From: "eks", Base: srv.URL}}, "failback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); l.Running() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := l.Snapshot().Samples[0]; s.ServedBy != "" || s.Peer != netip.MustParseAddr("172.31.9.9") {
+		t.Fatalf("placed before its pod was listed: %+v", s)
+	}
+	pl.Add(checks.Pod{Cluster: "eks", Name: "be-new", IP: netip.MustParseAddr("172.31.9.9")})
+	for _, s := range l.Stop().Samples {
+		if s.ServedBy != "eks" {
+			t.Fatalf("not placed once listed: %+v", s)
+		}
+	}
+}

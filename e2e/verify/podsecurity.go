@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,9 +54,10 @@ func enforces(ctx context.Context, cl *clusters.Cluster, level string) error {
 	if err := cl.Client.Resources().Get(ctx, AppNamespace, "", &ns); err != nil {
 		return fmt.Errorf("%s: read namespace %s: %w", cl.Name, AppNamespace, err)
 	}
-	for k, v := range workloads.PodSecurityLabels(level) {
-		if ns.Labels[k] != v {
-			return fmt.Errorf("%s: namespace %s has %s=%q, want %q", cl.Name, AppNamespace, k, ns.Labels[k], v)
+	want := workloads.PodSecurityLabels(level)
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if ns.Labels[k] != want[k] {
+			return fmt.Errorf("%s: namespace %s has %s=%q, want %q", cl.Name, AppNamespace, k, ns.Labels[k], want[k])
 		}
 	}
 	// A pod every level but privileged refuses; not injected, so only

@@ -42,8 +42,8 @@ func (m *Mesh) Placement(ctx context.Context) (*checks.Placement, error) {
 }
 
 // sharedPlacement is the placement Placement adds to, for a traffic load
-// that places answers by pod CIDR only (checks.Placement.ClusterOf reads no
-// pod, so it needs no listing and is safe while Placement adds pods).
+// (checks.Placement is safe while Placement adds pods; a load places
+// again, at each Snapshot, answers from pods listed after they came).
 func (m *Mesh) sharedPlacement() *checks.Placement {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -323,7 +323,12 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 	}
 	// The wait's error is not the verdict: the record is, whatever ended
 	// the wait (seen with its window, never seen in time, ctx ended).
-	_ = poll.Until(ctx, timeout+window, 250*time.Millisecond, func(context.Context) error {
+	_ = poll.Until(ctx, timeout+window, 250*time.Millisecond, func(ctx context.Context) error {
+		// Backends started by the transition (a failback) are listed,
+		// so that clusters without pod ranges place their answers.
+		if m.placedByListing() {
+			_, _ = m.Placement(ctx)
+		}
 		t := load.Snapshot().TransitionTo(from, want, AfterWindow)
 		switch {
 		case t.Reached && t.Window >= AfterWindow, !t.Reached && t.Elapsed >= timeout, !load.Running():
@@ -333,7 +338,24 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 		}
 		return fmt.Errorf("not reached yet (last answers by cluster %v)", t.Last)
 	})
-	return load.Stop().TransitionTo(from, want, AfterWindow)
+	rec := load.Stop()
+	if m.placedByListing() {
+		if _, err := m.Placement(ctx); err == nil {
+			rec = load.Snapshot()
+		}
+	}
+	return rec.TransitionTo(from, want, AfterWindow)
+}
+
+// placedByListing reports whether some cluster has no pod range, so that
+// its answers are placed only by the pods its API server listed.
+func (m *Mesh) placedByListing() bool {
+	for _, cl := range m.Clusters {
+		if !cl.PodSubnet.IsValid() {
+			return true
+		}
+	}
+	return false
 }
 
 // transitionRate is the requests per second a Transition sends: the run

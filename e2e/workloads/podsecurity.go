@@ -51,8 +51,11 @@ func CheckNamespaceLabels(m map[string]string) error {
 		for _, msg := range validation.IsValidLabelValue(m[k]) {
 			errs = append(errs, fmt.Errorf("namespace label %s value %q: %s", k, m[k], msg))
 		}
-		if k == RunLabel || strings.HasPrefix(k, "pod-security.kubernetes.io/enforce") {
+		switch {
+		case k == RunLabel || strings.HasPrefix(k, "pod-security.kubernetes.io/enforce"):
 			errs = append(errs, fmt.Errorf("namespace label %s is the run's own (its ID, or the Pod Security its pods are proven to pass)", k))
+		case k == "istio-injection" || strings.HasPrefix(k, "istio.io/"):
+			errs = append(errs, fmt.Errorf("namespace label %s decides Istio's injection, which each of the run's namespaces sets for itself (the outsider's namespace must stay out of the mesh)", k))
 		}
 	}
 	return errors.Join(errs...)

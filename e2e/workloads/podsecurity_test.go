@@ -141,6 +141,8 @@ func TestParseNamespaceLabels(t *testing.T) {
 		"team=not ok":   "value",
 		RunLabel + "=x": "the run's own",
 		"pod-security.kubernetes.io/enforce=base": "the run's own",
+		"istio-injection=enabled":                 "decides Istio's injection",
+		"istio.io/rev=canary":                     "decides Istio's injection",
 	} {
 		if _, err := ParseNamespaceLabels(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want %q", in, err, want)

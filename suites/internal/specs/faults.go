@@ -81,6 +81,11 @@ func Faults() {
 
 		for _, f := range seeded {
 			It(fmt.Sprintf("catches: %s (by %s)", f.name, f.spec), func(ctx SpecContext) {
+				if f.unless != nil {
+					if why := f.unless(env.Get().H.Config); why != "" {
+						Skip(why)
+					}
+				}
 				e.prove(ctx, f, func(o faultOutcome) { outcomes = append(outcomes, o) })
 			}, NodeTimeout(25*time.Minute))
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/mesh/cacerts"
 	"github.com/meshconform/meshconform/e2e/topology"
@@ -52,6 +53,9 @@ type seededFault struct {
 	seed  func(context.Context, *faultEnv) error
 	// repair restores the healthy mesh.
 	repair func(context.Context, *faultEnv) error
+	// unless says why the fault cannot be seeded in this run ("" = it
+	// can); the spec then skips with that reason.
+	unless func(harness.Config) string
 }
 
 // faults are the seeded faults, in the order they run.
