@@ -226,6 +226,8 @@ type Transition struct {
 	// asked for while the window is still running, or when the record
 	// ended first.
 	Window int
+	// NotStarted is why no load ran ("" when one did).
+	NotStarted string
 }
 
 // settle is how many consecutive requests of a stream, every one answered
@@ -310,6 +312,8 @@ func (r Record) TransitionTo(stream, want string, after int) Transition {
 // refuses a transition measured over no calls.
 func (b Budget) Within(what string, t Transition) error {
 	switch {
+	case t.NotStarted != "":
+		return fmt.Errorf("%s: no calls were made while it happened: %s", what, t.NotStarted)
 	case t.Asked == 0:
 		return fmt.Errorf("%s: no calls were made while it happened", what)
 	case !t.Reached:

@@ -307,6 +307,8 @@ func TestBudgetWithin(t *testing.T) {
 	wantErrContaining(t, b.Within("failover", Transition{Reached: true, Elapsed: 11e9, Asked: 40}), "took 11s, budget 10s")
 	wantErrContaining(t, b.Within("failover", Transition{Elapsed: 90e9, Asked: 400, Last: map[string]int{"cluster1": 5}}), "not reached within 1m30s")
 	wantErrContaining(t, b.Within("failover", Transition{Reached: true}), "no calls were made")
+	// A load that never started says why (no frontend address in that cluster).
+	wantErrContaining(t, b.Within("failover", Transition{NotStarted: `stream "cluster2" has no name or no frontend address`}), "no calls were made while it happened: stream")
 }
 
 func wantErrContaining(t *testing.T, err error, want string) {

@@ -319,7 +319,7 @@ func (m *Mesh) Transition(ctx context.Context, from, want string, timeout time.D
 	cfg := traffic.Config{Rate: transitionRate, MaxDuration: bound, MaxRequests: int(transitionRate * bound.Seconds()), Placement: m.sharedPlacement()}
 	load, err := traffic.Start(ctx, cfg, []traffic.Stream{{Name: from, From: from, Base: m.Frontends[from]}}, "transition to "+want)
 	if err != nil {
-		return traffic.Transition{}
+		return traffic.Transition{NotStarted: err.Error()}
 	}
 	// The wait's error is not the verdict: the record is, whatever ended
 	// the wait (seen with its window, never seen in time, ctx ended).
