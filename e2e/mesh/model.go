@@ -45,6 +45,12 @@ func (m Model) ServedBy(p *clusters.Cluster) []*clusters.Cluster {
 	return clusters.Filter(m.Clusters, func(c *clusters.Cluster) bool { return !c.Primary && c.ControlPlane == p.Name })
 }
 
+// ProxiesOf are the clusters whose proxies primary p's istiod serves: p
+// itself and the remotes it serves, in order.
+func (m Model) ProxiesOf(p *clusters.Cluster) []*clusters.Cluster {
+	return clusters.Filter(m.Clusters, func(c *clusters.Cluster) bool { return c.ControlPlane == p.Name })
+}
+
 // ClusterIDs are the clusters' Istio cluster IDs, in order.
 func ClusterIDs(cls []*clusters.Cluster) []string {
 	out := make([]string, 0, len(cls))

@@ -28,6 +28,9 @@ func TestModel(t *testing.T) {
 	if got := clusters.Names(m.ServedBy(p)); strings.Join(got, ",") != "cluster2,cluster3" {
 		t.Errorf("served by cluster1: %v", got)
 	}
+	if got := clusters.Names(m.ProxiesOf(p)); strings.Join(got, ",") != "cluster1,cluster2,cluster3" {
+		t.Errorf("proxies of cluster1's istiod: %v", got)
+	}
 	if got := ClusterIDs(m.Others(r2)); strings.Join(got, ",") != "east,south" {
 		t.Errorf("others of cluster2: %v", got)
 	}

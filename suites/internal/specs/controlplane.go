@@ -68,7 +68,7 @@ func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
 	rows, err := vm.ProxyRows(ctx, want)
 	Expect(err).NotTo(HaveOccurred())
 	primary := vm.Primary
-	served := verify.ProxiesOf(want, servedBy(vm, primary)...)
+	served := verify.ProxiesOf(want, vm.Model.ProxiesOf(primary)...)
 	by, err := checks.Spread(rows[primary.Name], vm.ByClusterID(served))
 	Expect(err).NotTo(HaveOccurred(), "proxies connected to the replicas of %s", primary.Name)
 	AddReportEntry("proxies by istiod replica", report.Counts(by))
@@ -156,11 +156,6 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	Expect(rerr).NotTo(HaveOccurred(), "proxies of %s SYNCED with their istiod back", lost.Name)
 	Expect(verify.PrimaryReturnBudget.Within("proxies of "+lost.Name+" back on their istiod",
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
-}
-
-// servedBy are the clusters whose proxies primary's istiod serves.
-func servedBy(vm *verify.Mesh, primary *clusters.Cluster) []*clusters.Cluster {
-	return clusters.Filter(vm.Clusters, func(c *clusters.Cluster) bool { return c.ControlPlane == primary.Name })
 }
 
 // istiodPodNames lists every istiod pod of the revision in cl, whatever
