@@ -14,16 +14,20 @@ import (
 // module can link only one.
 type Istioctl struct {
 	Path string
-	// KubeCache is where istioctl keeps its discovery cache (KUBECACHEDIR):
-	// a directory of the run's, never the user's ~/.kube/cache, which
-	// istioctl would otherwise fill with the run's clusters.
+	// KubeCache is where istioctl keeps its discovery cache: a directory of
+	// the run's, never the user's ~/.kube/cache, which istioctl would
+	// otherwise fill with the run's clusters. It is also istioctl's HOME:
+	// the istioctl builds of 1.26 and 1.27 ignore KUBECACHEDIR and write
+	// $HOME/.kube/cache, and no run should read the user's ~/.istioctl
+	// defaults either.
 	KubeCache string
 }
 
 func (i Istioctl) command(ctx context.Context, kubeconfig string, args []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, i.Path, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	if i.KubeCache != "" {
-		cmd.Env = append(os.Environ(), "KUBECACHEDIR="+i.KubeCache)
+		// The last of a duplicated variable wins (os/exec).
+		cmd.Env = append(os.Environ(), "KUBECACHEDIR="+i.KubeCache, "HOME="+i.KubeCache)
 	}
 	return cmd
 }
