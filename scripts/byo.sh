@@ -29,22 +29,25 @@ kept_kubeconfig() {
   sed -n 's/^MESHCONFORM_KUBECONFIG=//p' "${XDG_STATE_HOME:-$HOME/.local/state}/meshconform/up/env"
 }
 
+# kc_ is kubectl on the kept clusters, its discovery cache in the run's
+# temporary directory: never the user's ~/.kube.
+kc_() { KUBECONFIG=$(kept_kubeconfig) kubectl --cache-dir "$BIN/kube-cache" "$@"; }
+
 # renamed_clusters FILE: strips the kept clusters' node localities (as on
 # platforms whose nodes carry none) and writes a clusters file naming each
 # cluster "site-<n>", with its kind context and role and no Istio cluster
 # ID (the run reads it from the mesh).
 renamed_clusters() {
-  local file=$1 kc ctx n=0 first="" primary
-  kc=$(kept_kubeconfig)
+  local file=$1 ctx n=0 first="" primary
   echo "clusters:" > "$file"
-  for ctx in $(KUBECONFIG=$kc kubectl config get-contexts -o name | sort); do
+  for ctx in $(kc_ config get-contexts -o name | sort); do
     # A user knows which clusters run istiod; here the kept mesh says.
     primary=false
-    if [ -n "$(KUBECONFIG=$kc kubectl --context "$ctx" -n istio-system get deployments -l app=istiod -o name)" ]; then
+    if [ -n "$(kc_ --context "$ctx" -n istio-system get deployments -l app=istiod -o name)" ]; then
       primary=true
     fi
     n=$((n + 1))
-    KUBECONFIG=$kc kubectl --context "$ctx" label nodes --all topology.kubernetes.io/region- topology.kubernetes.io/zone- >/dev/null
+    kc_ --context "$ctx" label nodes --all topology.kubernetes.io/region- topology.kubernetes.io/zone- >/dev/null
     if [ "$primary" = true ]; then
       echo "- {name: site-$n, context: $ctx, primary: true}" >> "$file"
       first=${first:-site-$n}
