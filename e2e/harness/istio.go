@@ -90,7 +90,7 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 	if istioctl == "" {
 		return nil, fmt.Errorf("no istioctl for Istio %s: set MESHCONFORM_ISTIOCTL", m.Version)
 	}
-	m.Istioctl = mesh.Istioctl{Path: istioctl, KubeCache: filepath.Join(h.tmp, "kube-cache")}
+	m.Istioctl = h.istioctl(istioctl)
 	profile, exposure := "minimal", mesh.ExposeLoadBalancer
 	if h.Config.Source == images.SourceUpstream {
 		profile, exposure = "default", mesh.ExposeEastWest
@@ -113,6 +113,12 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 		Run:      h.Run,
 	}
 	return m, nil
+}
+
+// istioctl is the istioctl binary at path, its cache and HOME in the
+// run's temporary directory.
+func (h *Harness) istioctl(path string) mesh.Istioctl {
+	return mesh.Istioctl{Path: path, KubeCache: filepath.Join(h.tmp, "kube-cache")}
 }
 
 // Install runs the install of the topology (primary-remote, multi-primary)
@@ -203,7 +209,7 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 	h.Run.Figure("istio_version", version)
 	m := &Istio{Version: version, Revision: revision, TrustDomain: trust, Sidecars: h.Config.Source == images.SourceUpstream}
 	if h.Config.Istioctl != "" {
-		m.Istioctl = mesh.Istioctl{Path: h.Config.Istioctl, KubeCache: filepath.Join(h.tmp, "kube-cache")}
+		m.Istioctl = h.istioctl(h.Config.Istioctl)
 	}
 	if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
 		return nil, err

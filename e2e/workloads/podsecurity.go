@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sort"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -44,7 +44,7 @@ func ParseNamespaceLabels(s string) (map[string]string, error) {
 // labels the run owns.
 func CheckNamespaceLabels(m map[string]string) error {
 	var errs []error
-	for _, k := range slicesSorted(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		for _, msg := range validation.IsQualifiedName(k) {
 			errs = append(errs, fmt.Errorf("namespace label key %q: %s", k, msg))
 		}
@@ -59,13 +59,4 @@ func CheckNamespaceLabels(m map[string]string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func slicesSorted(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range maps.Keys(m) {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
