@@ -188,7 +188,7 @@ func newPrebuild() *cobra.Command {
 }
 
 func newImages() *cobra.Command {
-	group := &cobra.Command{Use: "images", Short: "The images of the local source"}
+	group := &cobra.Command{Use: "images", Short: "The images of the local source, and the sample apps for a registry of yours"}
 	var start bool
 	fresh := &cobra.Command{
 		Use:   "fresh-check",
@@ -215,7 +215,7 @@ make test runs it without Docker, CI with --start.`,
 		},
 	}
 	fresh.Flags().BoolVar(&start, "start", false, "also start each image once in Docker")
-	group.AddCommand(fresh)
+	group.AddCommand(fresh, newImagesList(), newImagesSave(), newImagesPush())
 	return group
 }
 

@@ -22,6 +22,7 @@ type testFlags struct {
 	suite, focus, skip, labelFilter string
 	junitFile, artifacts            string
 	namespaceLabels                 string
+	imageRegistry, pullSecret, ca   string
 	timeout                         time.Duration
 	kept                            bool
 }
@@ -57,6 +58,9 @@ ID), and compares a snapshot of every object before and after.`,
 	fl.StringVar(&f.skip, "skip", "", "skip specs whose text matches this regular expression (ginkgo --skip)")
 	fl.StringVar(&f.labelFilter, "label-filter", "", "run only specs whose labels match this filter, e.g. 'conformance && !locality-failover' (ginkgo --label-filter)")
 	fl.StringVar(&f.namespaceLabels, "namespace-labels", "", "labels for every namespace the run creates, key=value,key=value: what your cluster wants of app namespaces (MESHCONFORM_NAMESPACE_LABELS); the run itself enforces restricted Pod Security on them (local image source)")
+	fl.StringVar(&f.imageRegistry, "image-registry", "", "on clusters you bring: pull the sample apps from this registry of yours, host[:port][/path], after `meshconform images push` (MESHCONFORM_IMAGE_REGISTRY)")
+	fl.StringVar(&f.pullSecret, "image-pull-secret", "", "a docker config JSON with that registry's credentials, copied into the run's namespaces as a pull secret (MESHCONFORM_IMAGE_PULL_SECRET)")
+	fl.StringVar(&f.ca, "image-registry-ca", "", "PEM file of the CA of that registry's certificate, for this machine's checks of it (MESHCONFORM_IMAGE_REGISTRY_CA)")
 	fl.StringVar(&f.junitFile, "junit-file", "", "also write the JUnit report here")
 	fl.StringVar(&f.artifacts, "artifacts", "", "artifacts directory (MESHCONFORM_ARTIFACTS; default ./artifacts)")
 	fl.BoolVar(&f.kept, "kept", false, "run on the clusters `meshconform up` kept (their kubeconfig and contexts; --mesh as up left them)")
@@ -131,6 +135,9 @@ func (f testFlags) checked() (harness.Config, string, error) {
 	s.flag("MESHCONFORM_TOPOLOGY", f.topology)
 	s.flag("MESHCONFORM_ARTIFACTS", f.artifacts)
 	s.flag("MESHCONFORM_NAMESPACE_LABELS", f.namespaceLabels)
+	s.flag("MESHCONFORM_IMAGE_REGISTRY", f.imageRegistry)
+	s.flag("MESHCONFORM_IMAGE_PULL_SECRET", f.pullSecret)
+	s.flag("MESHCONFORM_IMAGE_REGISTRY_CA", f.ca)
 	cfg, err := s.config()
 	if err != nil {
 		return cfg, "", err

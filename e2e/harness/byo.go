@@ -283,14 +283,30 @@ func describeContexts(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// preflight checks what a run on brought clusters needs from this
-// machine: the local source serves the sample apps from meshconform's
-// registry, which `meshconform up` leaves running.
-func (h *brought) preflight(ctx context.Context, source images.Source) error {
+// preflight checks that the clusters can get the sample apps: the user's
+// registry holds this checkout's build of each (`meshconform images
+// push`), or else meshconform's own registry, which `meshconform up`
+// leaves running, serves them (the local source on kept clusters).
+func (h *brought) preflight(ctx context.Context, source images.Source, reg *images.UserRegistry) error {
+	if reg != nil {
+		tags, err := images.AppRepoTags(h.cfg.RepoRoot)
+		if err != nil {
+			return err
+		}
+		missing, err := reg.Missing(ctx, slices.Sorted(maps.Values(tags)))
+		if err != nil {
+			return fmt.Errorf("the sample apps in %s: %w", reg.Prefix, err)
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s lacks this checkout's build of %s: run `meshconform images push %s` (or `images save` here and `images push --from` where the registry is reached)",
+				reg.Prefix, strings.Join(missing, ", "), reg.Prefix)
+		}
+		return nil
+	}
 	if _, ok := source.(*images.Local); ok {
 		return images.RegistryServing(ctx, h.cfg.RegistryPort)
 	}
-	return fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=upstream on brought clusters: the sample apps are built here and no registry of yours can be named yet; use the local source on clusters made by `meshconform up`")
+	return fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=upstream on brought clusters: the sample apps are built here; push them to a registry of yours (`meshconform images push REGISTRY`) and give it with --image-registry")
 }
 
 // Validate checks settings against the topology and, for brought clusters,

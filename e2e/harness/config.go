@@ -84,6 +84,18 @@ type Config struct {
 	// the user's cluster wants of application namespaces (a policy
 	// engine's opt-in, an owner); MESHCONFORM_NAMESPACE_LABELS=k=v,k=v.
 	NamespaceLabels map[string]string `json:"namespaceLabels,omitempty"`
+	// ImageRegistry is a registry of the user's holding the sample apps
+	// (`meshconform images push`), host[:port][/path]: brought clusters pull
+	// them from there, and the run needs no registry of its own.
+	ImageRegistry string `json:"imageRegistry,omitempty"` // MESHCONFORM_IMAGE_REGISTRY
+	// ImagePullSecret is the path of a docker config JSON with the
+	// registry's credentials, copied into the run's namespaces as a pull
+	// secret; its content never enters the settings, logs or bundle.
+	ImagePullSecret string `json:"imagePullSecret,omitempty"` // MESHCONFORM_IMAGE_PULL_SECRET
+	// ImageRegistryCA is a PEM file of the CA the registry's certificate
+	// chains to, when the system does not trust it: for this machine's
+	// own look-ups (the clusters trust it their own way).
+	ImageRegistryCA string `json:"imageRegistryCA,omitempty"` // MESHCONFORM_IMAGE_REGISTRY_CA
 }
 
 // PodSecurity is the Pod Security level the run's namespaces enforce on
@@ -130,10 +142,55 @@ func (c Config) FrontendVia() string {
 // BringYourOwn reports whether the run uses clusters the user brought.
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
+// UserRegistry is the user's registry the sample apps are pulled from
+// (ImageRegistry, with the pull secret's credentials and the CA), nil
+// when none is given; an error for settings that cannot work, read
+// before anything is created.
+func (c Config) UserRegistry() (*images.UserRegistry, error) {
+	if c.ImageRegistry == "" {
+		for _, f := range []struct{ env, v string }{{pullSecretEnv, c.ImagePullSecret}, {registryCAEnv, c.ImageRegistryCA}} {
+			if f.v != "" {
+				return nil, fmt.Errorf("%s without %s: they are for the registry the apps are pulled from", f.env, imageRegistryEnv)
+			}
+		}
+		return nil, nil
+	}
+	if !c.BringYourOwn() {
+		return nil, fmt.Errorf("%s is for clusters you bring (--kubeconfig): clusters meshconform creates pull the apps from its own registry", imageRegistryEnv)
+	}
+	prefix, err := images.ParseRegistryPrefix(c.ImageRegistry)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", imageRegistryEnv, err)
+	}
+	u := &images.UserRegistry{Prefix: prefix}
+	if c.ImageRegistryCA != "" {
+		if _, err := os.Stat(c.ImageRegistryCA); err != nil {
+			return nil, fmt.Errorf("%s: %w", registryCAEnv, err)
+		}
+		u.CAFile = c.ImageRegistryCA
+	}
+	if c.ImagePullSecret != "" {
+		b, err := os.ReadFile(c.ImagePullSecret)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pullSecretEnv, err)
+		}
+		if u.Auth, err = images.ParseDockerConfig(b); err != nil {
+			return nil, fmt.Errorf("%s=%s: %w", pullSecretEnv, c.ImagePullSecret, err)
+		}
+		if !u.Auth.Covers(u.Host()) {
+			return nil, fmt.Errorf("%s=%s has credentials for %v, not for %s", pullSecretEnv, c.ImagePullSecret, u.Auth.Registries(), u.Host())
+		}
+	}
+	return u, nil
+}
+
 const (
 	topologyEnv        = "MESHCONFORM_TOPOLOGY"
 	replicasEnv        = "MESHCONFORM_ISTIOD_REPLICAS"
 	namespaceLabelsEnv = "MESHCONFORM_NAMESPACE_LABELS"
+	imageRegistryEnv   = "MESHCONFORM_IMAGE_REGISTRY"
+	pullSecretEnv      = "MESHCONFORM_IMAGE_PULL_SECRET"
+	registryCAEnv      = "MESHCONFORM_IMAGE_REGISTRY_CA"
 	clustersEnv        = "MESHCONFORM_CLUSTERS"
 )
 
@@ -241,6 +298,17 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	if len(c.NamespaceLabels) == 0 {
 		c.NamespaceLabels = nil
 	}
+	c.ImageRegistry = getenv(imageRegistryEnv)
+	for _, f := range []struct {
+		to  *string
+		env string
+	}{{&c.ImagePullSecret, pullSecretEnv}, {&c.ImageRegistryCA, registryCAEnv}} {
+		if v := getenv(f.env); v != "" {
+			if *f.to, err = filepath.Abs(v); err != nil {
+				return c, err
+			}
+		}
+	}
 	if p := getenv("MESHCONFORM_REGISTRY_PORT"); p != "" {
 		if c.RegistryPort, err = strconv.Atoi(p); err != nil || c.RegistryPort < 1 || c.RegistryPort > 65535 {
 			return c, fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%q is not a port number", p)
@@ -286,6 +354,9 @@ func (c Config) check() error {
 	}
 	if err := workloads.CheckNamespaceLabels(c.NamespaceLabels); err != nil {
 		return fmt.Errorf("%s: %w", namespaceLabelsEnv, err)
+	}
+	if _, err := c.UserRegistry(); err != nil {
+		return err
 	}
 	if c.RegistryPort < 1 || c.RegistryPort > 65535 {
 		return fmt.Errorf("MESHCONFORM_REGISTRY_PORT=%d is not a port number", c.RegistryPort)

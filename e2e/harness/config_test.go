@@ -128,6 +128,7 @@ var broughtSettings = map[string]string{
 	"MESHCONFORM_UPGRADE_TO":       "1.27.0",
 	"MESHCONFORM_UPGRADE_METHODS":  "in-place",
 	"MESHCONFORM_NAMESPACE_LABELS": "team=mesh",
+	"MESHCONFORM_IMAGE_REGISTRY":   "reg.acme.example:5443/mc",
 }
 
 // The settings file holds a Config exactly: what the CLI checked is what
@@ -301,5 +302,74 @@ func TestClustersFile(t *testing.T) {
 		if _, err := ConfigFrom(lookup(v)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestUserRegistrySettings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// ci:s3cret
+	pull := write("pull.json", `{"auths": {"reg.acme.example:5443": {"auth": "Y2k6czNjcmV0"}}}`)
+	otherPull := write("other.json", `{"auths": {"ghcr.io": {"auth": "Y2k6czNjcmV0"}}}`)
+	ca := write("ca.pem", "-----BEGIN CERTIFICATE-----\n")
+	brought := map[string]string{
+		"MESHCONFORM_KUBECONFIG": "/k", "MESHCONFORM_CONTEXTS": "cluster1=a,cluster2=b", "MESHCONFORM_MESH": "existing",
+	}
+	with := func(more map[string]string) map[string]string {
+		m := maps.Clone(brought)
+		maps.Copy(m, more)
+		return m
+	}
+
+	cfg, err := ConfigFrom(lookup(with(map[string]string{
+		"MESHCONFORM_IMAGE_REGISTRY": "reg.acme.example:5443/mc/", "MESHCONFORM_IMAGE_PULL_SECRET": pull, "MESHCONFORM_IMAGE_REGISTRY_CA": ca,
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := cfg.UserRegistry()
+	if err != nil || u.Prefix != "reg.acme.example:5443/mc" || u.CAFile != ca || u.Auth == nil || !u.Auth.Covers("reg.acme.example:5443") {
+		t.Fatalf("UserRegistry = %+v, %v", u, err)
+	}
+	// The settings (handed to the suite, kept in the bundle) name the
+	// file; its content is not in them.
+	b, _ := json.Marshal(cfg)
+	if strings.Contains(string(b), "Y2k6") || !strings.Contains(string(b), pull) {
+		t.Errorf("settings JSON: %s", b)
+	}
+
+	none, err := ConfigFrom(lookup(brought))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := none.UserRegistry(); u != nil || err != nil {
+		t.Errorf("no registry given: %v, %v", u, err)
+	}
+
+	for name, tc := range map[string]struct {
+		vars map[string]string
+		want string
+	}{
+		"on clusters meshconform makes": {map[string]string{"MESHCONFORM_IMAGE_REGISTRY": "reg.acme.example"}, "is for clusters you bring"},
+		"pull secret alone":             {with(map[string]string{"MESHCONFORM_IMAGE_PULL_SECRET": pull}), "MESHCONFORM_IMAGE_PULL_SECRET without MESHCONFORM_IMAGE_REGISTRY"},
+		"CA alone":                      {with(map[string]string{"MESHCONFORM_IMAGE_REGISTRY_CA": ca}), "MESHCONFORM_IMAGE_REGISTRY_CA without"},
+		"no host":                       {with(map[string]string{"MESHCONFORM_IMAGE_REGISTRY": "myteam/apps"}), "must be a registry host"},
+		"scheme":                        {with(map[string]string{"MESHCONFORM_IMAGE_REGISTRY": "https://reg.acme.example"}), "without a scheme"},
+		"secret for another registry":   {with(map[string]string{"MESHCONFORM_IMAGE_REGISTRY": "reg.acme.example:5443", "MESHCONFORM_IMAGE_PULL_SECRET": otherPull}), "not for reg.acme.example:5443"},
+		"secret not a config":           {with(map[string]string{"MESHCONFORM_IMAGE_REGISTRY": "reg.acme.example:5443", "MESHCONFORM_IMAGE_PULL_SECRET": ca}), "not a docker config JSON"},
+		"secret missing":                {with(map[string]string{"MESHCONFORM_IMAGE_REGISTRY": "reg.acme.example:5443", "MESHCONFORM_IMAGE_PULL_SECRET": filepath.Join(dir, "nope")}), "MESHCONFORM_IMAGE_PULL_SECRET"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ConfigFrom(lookup(tc.vars))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error containing %q, got %v", tc.want, err)
+			}
+		})
 	}
 }

@@ -59,6 +59,9 @@ type Harness struct {
 	tornDown, closed bool
 	// byo is set on clusters the user brought (Config.BringYourOwn).
 	byo *brought
+	// userRegistry serves the sample apps when the user gave one
+	// (Config.ImageRegistry): nothing of them is built.
+	userRegistry *images.UserRegistry
 	// RunID labels what the run creates in clusters (workloads.RunLabel).
 	RunID string
 	// before is the machine's inventory before the run created anything
@@ -87,6 +90,9 @@ func New(cfg Config, topo *topology.Topology, out io.Writer) (*Harness, error) {
 	h := &Harness{
 		Config: cfg, Topology: topo, Release: release, Run: report.NewRun(out),
 		out: out, created: map[string]*clusters.Cluster{},
+	}
+	if h.userRegistry, err = cfg.UserRegistry(); err != nil {
+		return nil, err
 	}
 	// The locks first: a run refused because another holds the machine
 	// must not touch that run's files (the same artifacts directory).
@@ -243,8 +249,14 @@ func (h *Harness) prebuild(local *images.Local) {
 	}
 }
 
-// App returns the image reference of a sample app in fixtures/apps.
+// App returns the image reference of a sample app in fixtures/apps: in
+// the user's registry when one is given (the preflight found it there),
+// else from the image source. Pods that run it take PullSecret.
 func (h *Harness) App(ctx context.Context, name string) (string, error) {
+	if h.userRegistry != nil {
+		rt, err := images.AppRepoTag(h.Config.RepoRoot, name)
+		return h.userRegistry.Ref(rt), err
+	}
 	var ref string
 	err := h.Run.Time("app image "+name, func() error {
 		var err error
@@ -252,6 +264,15 @@ func (h *Harness) App(ctx context.Context, name string) (string, error) {
 		return err
 	})
 	return ref, err
+}
+
+// PullSecret is what pods pulling App's images need beside them: the
+// user's registry credentials, nil when none are given.
+func (h *Harness) PullSecret() *workloads.PullSecret {
+	if h.userRegistry == nil || h.userRegistry.Auth == nil {
+		return nil
+	}
+	return workloads.NewPullSecret(h.userRegistry.Auth.JSON())
 }
 
 // DeleteCluster deletes one cluster of the run.

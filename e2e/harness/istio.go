@@ -14,6 +14,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/snapshot"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // Istio is one Istio release prepared for the clusters (its images, istioctl
@@ -40,6 +41,9 @@ type Istio struct {
 	// gRPC; the injection check then uses SidecarImage, the sample app.
 	Sidecars     bool
 	SidecarImage string
+	// PullSecret is what a pod pulling SidecarImage needs beside it (nil:
+	// nothing).
+	PullSecret *workloads.PullSecret
 	// Before is, by cluster name, the snapshot taken before this mesh
 	// was first installed there: what its uninstall is proven against
 	// (mesh.Leftovers). Missing for a mesh installed some other way.
@@ -99,6 +103,7 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 		if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
 			return nil, err
 		}
+		m.PullSecret = h.PullSecret()
 	}
 	primary := h.Topology.Primary()
 	m.Installer = &mesh.Installer{
@@ -214,6 +219,7 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 	if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
 		return nil, err
 	}
+	m.PullSecret = h.PullSecret()
 	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
 	return m, nil
 }

@@ -61,7 +61,7 @@ func (l *Local) appRecipe(repoRoot, name string) (recipe, error) {
 	}
 	bin := planFile{File: oci.File{Path: "/usr/local/bin/" + name, Mode: 0o755}, From: "app " + name + " " + key,
 		fetch: func(ctx context.Context, _ *assembly) (string, error) { return l.buildApp(ctx, repoRoot, name, key) }}
-	return newRecipe(fmt.Sprintf("docker.io/meshconform/%s:%s", name, key),
+	return newRecipe("docker.io/"+appRepoTag(name, key),
 		oci.Config{Entrypoint: []string{"/usr/local/bin/" + name}, User: "65532:65532"}, bin), nil
 }
 

@@ -160,6 +160,12 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	if m.Istio.Sidecars {
 		pod = install.SidecarPod(InjectionNamespace, m.Istio.SidecarImage)
 	}
+	if ps := m.Istio.PullSecret; ps != nil && m.Istio.EchoImage == "" {
+		if err := ps.Ensure(ctx, m.Away.Client, InjectionNamespace); err != nil {
+			return err
+		}
+		ps.AddTo(&pod.Spec)
+	}
 	if err := m.Away.Client.Resources().Create(ctx, pod); err != nil {
 		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Away.Name, InjectionNamespace, err)
 	}

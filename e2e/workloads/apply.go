@@ -224,12 +224,20 @@ func render(fsys fs.FS, pattern, ns string, o Overrides) ([]*unstructured.Unstru
 	if err != nil {
 		return nil, err
 	}
+	var secrets []*unstructured.Unstructured
+	seen := map[string]bool{}
 	for _, obj := range objs {
-		if err := override(obj, o); err != nil {
+		pods, err := override(obj, o)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", describe(obj), err)
 		}
+		// The pull secret goes first into each namespace whose pods name it.
+		if pods && o.PullSecret != nil && !seen[obj.GetNamespace()] {
+			seen[obj.GetNamespace()] = true
+			secrets = append(secrets, o.PullSecret.object(obj.GetNamespace()))
+		}
 	}
-	return objs, nil
+	return append(secrets, objs...), nil
 }
 
 // manifests decodes every document of the files matching pattern in fsys,
@@ -298,20 +306,25 @@ func documents(fsys fs.FS, file string) ([][]byte, error) {
 // into obj the fields they may change: each container's image and, when
 // o has any, env. Objects without pods (Services, Istio's CRDs) pass
 // unchanged.
-func override(obj *unstructured.Unstructured, o Overrides) error {
+func override(obj *unstructured.Unstructured, o Overrides) (pods bool, err error) {
 	typed, err := scheme.Scheme.New(obj.GroupVersionKind())
 	if runtime.IsNotRegisteredError(err) {
-		return nil
+		return false, nil
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	w, ok := typed.(k8s.Object)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	if spec, _ := podSpecAt(w); spec == nil {
-		return nil
+		return false, nil
 	}
+	return true, overridePods(obj, w, o)
+}
+
+// overridePods fills o into obj, a workload with pods (w is it typed).
+func overridePods(obj *unstructured.Unstructured, w k8s.Object, o Overrides) error {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, w); err != nil {
 		return err
 	}
@@ -320,6 +333,19 @@ func override(obj *unstructured.Unstructured, o Overrides) error {
 		return err
 	}
 	spec, path := podSpecAt(w)
+	if o.PullSecret != nil {
+		at := append(append([]string(nil), path...), "imagePullSecrets")
+		refs, _, err := unstructured.NestedSlice(obj.Object, at...)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(refs, func(r any) bool { m, _ := r.(map[string]any); return m["name"] == PullSecretName }) {
+			refs = append(refs, map[string]any{"name": PullSecretName})
+		}
+		if err := unstructured.SetNestedSlice(obj.Object, refs, at...); err != nil {
+			return err
+		}
+	}
 	for _, part := range []struct {
 		field string
 		cs    []corev1.Container

@@ -1,6 +1,8 @@
 package workloads
 
 import (
+	"encoding/base64"
+	"fmt"
 	"io/fs"
 	"reflect"
 	"strings"
@@ -299,5 +301,55 @@ func TestRenderAddsPodLabels(t *testing.T) {
 	}
 	if l := objs[0].GetLabels(); l["istio-locality"] != "" {
 		t.Errorf("the Service labelled: %v", l)
+	}
+}
+
+func TestRenderPullSecret(t *testing.T) {
+	config := []byte(`{"auths": {"reg.acme.example:5443": {"auth": "Y2k6czNjcmV0"}}}`)
+	pull := NewPullSecret(config)
+	objs, err := render(testFS, "*.yaml", "production", Overrides{Images: Images{"meshconform/meshapp": "x"}, PullSecret: pull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Secret comes first (pods created before it would fail to pull),
+	// once for the namespace, of the type kubelet reads.
+	if objs[0].GetKind() != "Secret" || objs[0].GetName() != PullSecretName || objs[0].GetNamespace() != "production" {
+		t.Fatalf("first object %s %s/%s, want the pull secret", objs[0].GetKind(), objs[0].GetNamespace(), objs[0].GetName())
+	}
+	if typ, _, _ := unstructured.NestedString(objs[0].Object, "type"); typ != "kubernetes.io/dockerconfigjson" {
+		t.Errorf("secret type %q", typ)
+	}
+	if data, _, _ := unstructured.NestedString(objs[0].Object, "data", ".dockerconfigjson"); data != base64.StdEncoding.EncodeToString(config) {
+		t.Errorf("secret data %q", data)
+	}
+	secrets := 0
+	for _, o := range objs {
+		if o.GetKind() == "Secret" {
+			secrets++
+		}
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		refs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "imagePullSecrets")
+		if len(refs) != 1 || refs[0].(map[string]any)["name"] != PullSecretName {
+			t.Errorf("%s imagePullSecrets = %v", o.GetName(), refs)
+		}
+	}
+	if secrets != 1 {
+		t.Errorf("%d secrets rendered, want 1", secrets)
+	}
+	if strings.Contains(fmt.Sprintf("%v %+v", pull, pull), "Y2k6czNjcmV0") {
+		t.Error("the pull secret prints its content")
+	}
+
+	// Without one, nothing of it.
+	objs, _ = render(testFS, "*.yaml", "production", Overrides{Images: Images{"meshconform/meshapp": "x"}})
+	for _, o := range objs {
+		if o.GetKind() == "Secret" {
+			t.Error("a pull secret rendered without one given")
+		}
+		if _, found, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "imagePullSecrets"); found {
+			t.Errorf("%s names a pull secret without one given", o.GetName())
+		}
 	}
 }

@@ -43,6 +43,9 @@ type Overrides struct {
 	// PodLabels are added to every pod the workload makes (a cluster's
 	// istio-locality, where its nodes carry none).
 	PodLabels map[string]string
+	// PullSecret, when set, is put into the namespace first and named by
+	// every pod (the sample apps pulled from the user's registry).
+	PullSecret *PullSecret
 }
 
 // SetImages rewrites the images of a workload's containers; an image that is

@@ -25,7 +25,9 @@ import (
 // read from, never from the files on disk, which may have changed since.
 type sampleApps struct {
 	image string
-	mesh  *verify.Mesh
+	// pull is what pods pulling image need beside them (nil: nothing).
+	pull *workloads.PullSecret
+	mesh *verify.Mesh
 	// forwards are the port-forwards to frontends, stopped by remove.
 	forwards []func()
 }
@@ -41,6 +43,7 @@ func deploySampleApps(ctx context.Context) *sampleApps {
 	Expect(err).NotTo(HaveOccurred())
 	a := &sampleApps{
 		image: image,
+		pull:  r.H.PullSecret(),
 		mesh:  r.Verify(m),
 	}
 	a.mesh.Apps = appIntent()
@@ -74,9 +77,10 @@ func injectionLabels(m *harness.Istio) map[string]string {
 func (a *sampleApps) apply(ctx context.Context, cl *clusters.Cluster, file, ns string) {
 	GinkgoHelper()
 	Expect(workloads.ApplyFS(ctx, cl.Client, conformance.Manifests, file, ns, workloads.Overrides{
-		Images:    workloads.Images{"meshconform/meshapp": a.image},
-		Env:       map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
-		PodLabels: cl.PodLabels(),
+		Images:     workloads.Images{"meshconform/meshapp": a.image},
+		Env:        map[string]string{"CLUSTER": cl.Name, "REGION": cl.Region, "ZONE": cl.Zone},
+		PodLabels:  cl.PodLabels(),
+		PullSecret: a.pull,
 	})).To(Succeed(), "deploy %s to %s/%s", file, cl.Name, ns)
 }
 

@@ -59,7 +59,7 @@ func (p *platformChecks) deploy(ctx SpecContext) {
 	for _, cl := range p.all {
 		Expect(workloads.CreateNamespace(ctx, cl.Client, run.H.RunLabels(), ns, nil)).To(Succeed())
 		Expect(workloads.ApplyFS(ctx, cl.Client, platform.Manifests, platform.HTTPFile, ns,
-			workloads.Overrides{Images: workloads.Images{"meshconform/probe": probe}})).To(Succeed())
+			workloads.Overrides{Images: workloads.Images{"meshconform/probe": probe}, PullSecret: run.H.PullSecret()})).To(Succeed())
 	}
 	for _, cl := range p.all {
 		Eventually(func(g Gomega) {

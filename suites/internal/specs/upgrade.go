@@ -217,7 +217,7 @@ func (u *upgradeRun) start(ctx context.Context) {
 	}
 	image, err := r.H.App(ctx, "meshapp")
 	Expect(err).NotTo(HaveOccurred())
-	u.apps = &sampleApps{image: image, mesh: r.Verify(u.from)}
+	u.apps = &sampleApps{image: image, pull: r.H.PullSecret(), mesh: r.Verify(u.from)}
 	u.apps.mesh.Apps = appIntent()
 	cls := []*clusters.Cluster{u.primary, u.remote}
 	for _, cl := range cls {
