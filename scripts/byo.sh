@@ -10,9 +10,14 @@
 #   5. with BYO_MODES containing "install": up --istio=false, then
 #      test --mesh install on the bare clusters (installs, tests, removes);
 #   6. with BYO_MODES containing "renamed": steps 1-4 as a platform unlike
-#      kind presents itself: the nodes' region and zone labels removed, and
-#      the clusters named otherwise in a clusters file (--clusters), their
-#      Istio cluster IDs left to be read from the mesh;
+#      kind presents itself: the nodes' region and zone labels removed, the
+#      clusters named otherwise in a clusters file (--clusters), their
+#      Istio cluster IDs left to be read from the mesh, and the sample apps
+#      pulled from a private registry of the "user's" (TLS with a CA of its
+#      own, basic auth; scripts/foreign) that `meshconform images save` and
+#      `images push --from` filled, with --image-registry and a pull
+#      secret; the same run without the pull secret is refused before
+#      anything is created;
 #   7. meshconform down, whatever happened.
 # Artifacts go to $ARTIFACTS/byo-<mode>/. Every step is timed.
 set -euo pipefail
@@ -20,8 +25,9 @@ set -euo pipefail
 ARTIFACTS=${ARTIFACTS:-$PWD/artifacts}
 MODES=${BYO_MODES:-existing}
 BIN=$(mktemp -d /tmp/meshconform-bin.XXXXXX)
-trap '"$BIN/meshconform" down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
+trap '"$BIN/foreign" registry-down >/dev/null 2>&1 || true; "$BIN/meshconform" down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
 go build -o "$BIN/meshconform" ./cmd/meshconform
+go build -o "$BIN/foreign" ./scripts/foreign
 mc() { "$BIN/meshconform" "$@"; }
 
 # The kubeconfig `meshconform up` kept (its env file names it).
@@ -59,6 +65,19 @@ renamed_clusters() {
   echo "byo: clusters file $file:"; cat "$file"
 }
 
+# user_registry starts the "user's" registry on the kept clusters' network,
+# trusted by their nodes, and fills it the air-gapped way: images save here,
+# images push --from the tarball.
+user_registry() {
+  local nodes
+  mkdir -p "$BIN/registry"
+  nodes=$(docker ps --filter label=io.x-k8s.kind.cluster --filter network=meshconform --format '{{.Names}}')
+  step "a private registry (TLS, basic auth), trusted by the nodes" "$BIN/foreign" registry-up "$BIN/registry" meshconform $nodes
+  step "images save" mc images save "$BIN/apps.tar"
+  step "images push --from" mc images push "$(cat "$BIN/registry/registry")" --from "$BIN/apps.tar" \
+    --image-pull-secret "$BIN/registry/pull-secret.json" --image-registry-ca "$BIN/registry/ca.crt"
+}
+
 step() {
   local name=$1; shift
   local t0=$SECONDS
@@ -75,9 +94,16 @@ for mode in $MODES; do
     step "up (clusters and Istio, kept)" mc up
     if [ "$mode" = renamed ]; then
       clusters="$ARTIFACTS/byo-$mode-clusters.yaml"; renamed_clusters "$clusters"
+      user_registry
+      reg=(--image-registry "$(cat "$BIN/registry/registry")" --image-registry-ca "$BIN/registry/ca.crt")
       # The clusters file is the topology: MESHCONFORM_TOPOLOGY with it
       # is refused.
-      step "test --clusters (other names) --mesh existing" env -u MESHCONFORM_TOPOLOGY "$BIN/meshconform" test --kubeconfig "$(kept_kubeconfig)" --clusters "$clusters" --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
+      if env -u MESHCONFORM_TOPOLOGY "$BIN/meshconform" test --kubeconfig "$(kept_kubeconfig)" --clusters "$clusters" --mesh existing "${reg[@]}" --artifacts "$BIN/refused" >"$BIN/refused.log" 2>&1; then
+        echo "byo: FAIL: a run without the registry's credentials was not refused"; exit 1
+      fi
+      echo "byo: without the pull secret, refused: $(grep -m1 'no credentials' "$BIN/refused.log" || tail -1 "$BIN/refused.log")"
+      grep -q 'no credentials' "$BIN/refused.log" || { echo "byo: FAIL: refused for another reason"; cat "$BIN/refused.log"; exit 1; }
+      step "test --clusters (other names) --mesh existing --image-registry" env -u MESHCONFORM_TOPOLOGY "$BIN/meshconform" test --kubeconfig "$(kept_kubeconfig)" --clusters "$clusters" --mesh existing "${reg[@]}" --image-pull-secret "$BIN/registry/pull-secret.json" --artifacts "$out" --junit-file "$out/junit.xml"
       step "doctor --clusters" env -u MESHCONFORM_TOPOLOGY "$BIN/meshconform" doctor --kubeconfig "$(kept_kubeconfig)" --clusters "$clusters" --save "$out/doctor-cli.json"
     else
       step "test --kept --mesh existing" mc test --kept --mesh existing --artifacts "$out" --junit-file "$out/junit.xml"
@@ -106,5 +132,6 @@ for mode in $MODES; do
     ;;
   *) echo "byo: unknown mode $mode (want existing, install, renamed)"; exit 2 ;;
   esac
+  "$BIN/foreign" registry-down
   step "down" mc down
 done

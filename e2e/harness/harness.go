@@ -253,16 +253,23 @@ func (h *Harness) prebuild(local *images.Local) {
 // the user's registry when one is given (the preflight found it there),
 // else from the image source. Pods that run it take PullSecret.
 func (h *Harness) App(ctx context.Context, name string) (string, error) {
-	if h.userRegistry != nil {
-		rt, err := images.AppRepoTag(h.Config.RepoRoot, name)
-		return h.userRegistry.Ref(rt), err
-	}
 	var ref string
-	err := h.Run.Time("app image "+name, func() error {
-		var err error
-		ref, err = h.Source.App(ctx, h.Config.RepoRoot, name)
-		return err
-	})
+	var err error
+	if h.userRegistry != nil {
+		var rt string
+		rt, err = images.AppRepoTag(h.Config.RepoRoot, name)
+		ref = h.userRegistry.Ref(rt)
+	} else {
+		err = h.Run.Time("app image "+name, func() error {
+			var err error
+			ref, err = h.Source.App(ctx, h.Config.RepoRoot, name)
+			return err
+		})
+	}
+	if err == nil {
+		// The report names what the pods ran, and where it came from.
+		h.Run.Figure("app_image_"+name, ref)
+	}
 	return ref, err
 }
 

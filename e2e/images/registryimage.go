@@ -57,6 +57,11 @@ func registryImagePlan(ctx context.Context) (plan, error) {
 // registryImage assembles the registry's own image and loads it into
 // Docker, which runs it; an image just loaded is started once, so an image
 // that cannot run is named here and not by a bare exit status later.
+// RegistryImage is registryImage for a registry of a test's own (a
+// user's registry stood in for, with its own configuration mounted over
+// /etc/distribution/config.yml).
+func (l *Local) RegistryImage(ctx context.Context) (string, error) { return l.registryImage(ctx) }
+
 func (l *Local) registryImage(ctx context.Context) (string, error) {
 	p, err := registryImagePlan(ctx)
 	if err != nil {

@@ -1,0 +1,302 @@
+// Command foreign stands up, for make byo, what a platform vendor's
+// environment has and meshconform's own clusters do not; here, a
+// private registry:
+//
+//	go run ./scripts/foreign registry-up DIR NETWORK NODE...
+//	go run ./scripts/foreign registry-down
+//
+// registry-up runs a registry on the Docker network NETWORK with TLS (a CA
+// of its own) and basic auth (htpasswd), at an address of the network's
+// upper half that both this machine and the nodes reach; makes each kind
+// node container NODE trust its CA (containerd's registry config, then a
+// containerd restart, as a vendor configures its nodes); and writes into
+// DIR what a user has of their registry: `registry` (host:port),
+// `ca.crt`, and `pull-secret.json` (a docker config JSON). The CA's key
+// and the password stay in DIR, which the caller removes. registry-down
+// removes the container (and its storage); the node files go with the
+// clusters.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/meshconform/meshconform/e2e/harness"
+	"github.com/meshconform/meshconform/e2e/images"
+	"github.com/meshconform/meshconform/e2e/report"
+)
+
+// registryContainer names the registry's container; its image's owner
+// label makes `meshconform clean` remove it after a killed run.
+const registryContainer = "meshconform-user-registry"
+
+// registryPort is the port the registry serves TLS on, in the container
+// and at its address.
+const registryPort = 5443
+
+const user = "acme-ci"
+
+func main() {
+	ctx := context.Background()
+	if len(os.Args) < 2 {
+		fail(fmt.Errorf("usage: foreign registry-up DIR NETWORK NODE... | registry-down"))
+	}
+	var err error
+	switch os.Args[1] {
+	case "registry-up":
+		if len(os.Args) < 5 {
+			fail(fmt.Errorf("usage: foreign registry-up DIR NETWORK NODE..."))
+		}
+		err = registryUp(ctx, os.Args[2], os.Args[3], os.Args[4:])
+	case "registry-down":
+		err = registryDown(ctx)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "foreign:", err)
+	os.Exit(1)
+}
+
+func docker(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stdin = stdin
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func registryUp(ctx context.Context, dir, network string, nodes []string) error {
+	addr, err := freeUpperAddress(ctx, network)
+	if err != nil {
+		return err
+	}
+	host := fmt.Sprintf("%s:%d", addr, registryPort)
+	if err := writeRegistryFiles(dir, addr, host); err != nil {
+		return err
+	}
+	image, err := registryImage(ctx)
+	if err != nil {
+		return err
+	}
+	_ = registryDown(ctx)
+	if _, err := docker(ctx, nil, "run", "-d", "--name", registryContainer, "--network", network, "--ip", addr.String(),
+		"-v", filepath.Join(dir, "serve")+":/certs:ro", "-v", filepath.Join(dir, "serve", "config.yml")+":/etc/distribution/config.yml:ro",
+		"--restart=no", image); err != nil {
+		return fmt.Errorf("start the registry: %w", err)
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := trustOnNode(ctx, n, host, ca); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("registry %s (TLS, basic auth) on %s; trusted by %s\n", host, network, strings.Join(nodes, ", "))
+	return nil
+}
+
+func registryDown(ctx context.Context) error {
+	if _, err := docker(ctx, nil, "inspect", registryContainer); err != nil {
+		return nil
+	}
+	_, err := docker(ctx, nil, "rm", "-f", "-v", registryContainer)
+	return err
+}
+
+// registryImage is meshconform's own registry image (Debian's
+// distribution), built if this machine has none yet.
+func registryImage(ctx context.Context) (string, error) {
+	cfg, err := harness.ConfigFromEnv()
+	if err != nil {
+		return "", err
+	}
+	kube, err := images.LookupKubeRelease(cfg.KubernetesVersion)
+	if err != nil {
+		return "", err
+	}
+	return images.NewLocal(kube, cfg.CacheDir, cfg.RegistryPort, report.NewRun(io.Discard), io.Discard).RegistryImage(ctx)
+}
+
+// freeUpperAddress is an address of the network's upper half (where
+// Docker hands out none) that no container holds, past the first few and
+// far from the end, where meshconform carves its load balancer pools.
+func freeUpperAddress(ctx context.Context, network string) (netip.Addr, error) {
+	out, err := docker(ctx, nil, "network", "inspect", network, "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}|{{range .Containers}}{{.IPv4Address}} {{end}}")
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	subnets, used, _ := strings.Cut(out, "|")
+	taken := map[netip.Addr]bool{}
+	for _, f := range strings.Fields(used) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			taken[p.Addr()] = true
+		}
+	}
+	for _, s := range strings.Fields(subnets) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
+			continue
+		}
+		a := netip.PrefixFrom(p.Masked().Addr(), p.Bits()+1)
+		// The upper half starts after the lower half's last address.
+		upper := lastAddr(a).Next()
+		for i := 0; i < 16; i++ {
+			upper = upper.Next()
+			if !taken[upper] {
+				return upper, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("network %s: no free IPv4 address in the upper half of a /24 or larger subnet (%s)", network, subnets)
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// writeRegistryFiles makes the CA, the registry's certificate for addr,
+// a password and its htpasswd entry, the registry's configuration, and
+// the user's side: registry, ca.crt, pull-secret.json.
+func writeRegistryFiles(dir string, addr netip.Addr, host string) error {
+	serve := filepath.Join(dir, "serve")
+	if err := os.MkdirAll(serve, 0o700); err != nil {
+		return err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "acme.example registry CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host},
+		IPAddresses: []net.IP{addr.AsSlice()}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	secret := make([]byte, 18)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	password := hex.EncodeToString(secret)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	pull, err := json.Marshal(map[string]any{"auths": map[string]any{host: map[string]string{
+		"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password)),
+	}}})
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"serve/tls.crt":    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"serve/tls.key":    pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		"serve/htpasswd":   []byte(user + ":" + string(hash) + "\n"),
+		"serve/config.yml": []byte(registryConfig),
+		"ca.crt":           pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		"pull-secret.json": pull,
+		"registry":         []byte(host + "\n"),
+	}
+	for name, b := range files {
+		// The registry runs as root in its container; the files stay
+		// unreadable to other users of this machine.
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registryConfig serves TLS with basic auth; storage is the container's
+// own, gone with it.
+const registryConfig = `version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+auth:
+  htpasswd:
+    realm: acme
+    path: /certs/htpasswd
+http:
+  addr: :5443
+  tls:
+    certificate: /certs/tls.crt
+    key: /certs/tls.key
+`
+
+// trustOnNode makes a kind node's containerd trust the registry's CA for
+// host (its CRI registry config; credentials come from pull secrets),
+// then restarts containerd, which leaves running containers alone.
+func trustOnNode(ctx context.Context, node, host string, ca []byte) error {
+	caPath := "/etc/containerd/certs/" + strings.ReplaceAll(host, ":", "_") + "-ca.crt"
+	if _, err := docker(ctx, strings.NewReader(string(ca)), "exec", "-i", node, "sh", "-c",
+		"mkdir -p /etc/containerd/certs && cat > "+caPath); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	conf := fmt.Sprintf("\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.%q.tls]\n  ca_file = %q\n", host, caPath)
+	if _, err := docker(ctx, strings.NewReader(conf), "exec", "-i", node, "sh", "-c",
+		"cat >> /etc/containerd/config.toml && systemctl restart containerd"); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	return nil
+}
