@@ -27,7 +27,7 @@ E2E_TIMEOUT ?= 80m
 CLEANUP_MINUTES := 30
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test fresh-images e2e faults upgrade byo interrupt-test prebuild bench setup clean
+.PHONY: test fresh-images e2e faults upgrade byo byo-foreign interrupt-test prebuild bench setup clean
 
 # Every Go file must be gofmt'ed; go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
@@ -125,6 +125,14 @@ BYO_MODES ?= existing
 byo: setup
 	$(new_run)
 	BYO_MODES="$(BYO_MODES)" ARTIFACTS=$(ARTIFACTS) bash scripts/byo.sh
+
+# Certify a platform meshconform did not make (scripts/byo-foreign.sh): a
+# pair of clusters made with kind's library under other names, none of the
+# properties meshconform's clusters have, a mesh installed by hand, the
+# sample apps from a private registry; test, doctor, bundle, verify.
+byo-foreign: setup
+	$(new_run)
+	ARTIFACTS=$(ARTIFACTS) bash scripts/byo-foreign.sh
 
 # The harness's own chaos check (scripts/interrupt-test.sh): make e2e
 # interrupted by SIGINT and SIGTERM at four points, and two runs at once;

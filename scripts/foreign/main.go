@@ -1,9 +1,10 @@
-// Command foreign stands up, for make byo, what a platform vendor's
-// environment has and meshconform's own clusters do not; here, a
-// private registry:
+// Command foreign stands up, for make byo and make byo-foreign, what a
+// platform vendor's environment has and meshconform's own clusters do not:
 //
 //	go run ./scripts/foreign registry-up DIR NETWORK NODE...
 //	go run ./scripts/foreign registry-down
+//	go run ./scripts/foreign pair-up DIR
+//	go run ./scripts/foreign pair-down
 //
 // registry-up runs a registry on the Docker network NETWORK with TLS (a CA
 // of its own) and basic auth (htpasswd), at an address of the network's
@@ -15,10 +16,16 @@
 // and the password stay in DIR, which the caller removes. registry-down
 // removes the container (and its storage); the node files go with the
 // clusters.
+//
+// pair-up makes two clusters unlike meshconform's (pair.go), a registry
+// as above holding nothing yet (DIR/registry/), and the mesh on them,
+// installed by hand (mesh.go); it writes DIR/kubeconfig (contexts east
+// and west) and DIR/clusters.yaml. pair-down deletes all of it.
 package main
 
 import (
 	"context"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -59,7 +66,7 @@ const user = "acme-ci"
 func main() {
 	ctx := context.Background()
 	if len(os.Args) < 2 {
-		fail(fmt.Errorf("usage: foreign registry-up DIR NETWORK NODE... | registry-down"))
+		fail(fmt.Errorf("usage: foreign registry-up DIR NETWORK NODE... | registry-down | pair-up DIR | pair-down"))
 	}
 	var err error
 	switch os.Args[1] {
@@ -70,6 +77,19 @@ func main() {
 		err = registryUp(ctx, os.Args[2], os.Args[3], os.Args[4:])
 	case "registry-down":
 		err = registryDown(ctx)
+	case "pair-up":
+		if len(os.Args) != 3 {
+			fail(fmt.Errorf("usage: foreign pair-up DIR"))
+		}
+		err = pairUp(ctx, os.Args[2])
+		if err == nil {
+			err = registryUp(ctx, filepath.Join(os.Args[2], "registry"), pairNetwork, []string{sites[0].name + "-control-plane", sites[1].name + "-control-plane"})
+		}
+		if err == nil {
+			err = meshUp(ctx, os.Args[2])
+		}
+	case "pair-down":
+		err = errors.Join(registryDown(ctx), pairDown(ctx))
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -94,6 +114,9 @@ func docker(ctx context.Context, stdin io.Reader, args ...string) (string, error
 }
 
 func registryUp(ctx context.Context, dir, network string, nodes []string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	addr, err := freeUpperAddress(ctx, network)
 	if err != nil {
 		return err

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make byo-foreign: the brought-clusters flow on a pair meshconform did not
+# make and a mesh it did not install (scripts/foreign pair-up: other names,
+# nodes without pod CIDRs or regions, restricted Pod Security by default,
+# istiod behind a host-name load balancer, a private registry with TLS and
+# basic auth, Istio by hand with IDs east-1/west-1, trust domain
+# acme.example, a revision with a tag, two istiod replicas), then
+#   images save, images push --from (the sample apps into that registry);
+#   test --clusters --mesh existing --image-registry (the specs);
+#   doctor --clusters; bundle --product; verify: certified.
+# Everything is removed at the end, whatever happened. Artifacts go to
+# $ARTIFACTS/byo-foreign/. Every step is timed.
+set -euo pipefail
+
+ARTIFACTS=${ARTIFACTS:-$PWD/artifacts}
+BIN=$(mktemp -d /tmp/meshconform-foreign.XXXXXX)
+trap '"$BIN/foreign" pair-down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
+go build -o "$BIN/meshconform" ./cmd/meshconform
+go build -o "$BIN/foreign" ./scripts/foreign
+mc() { "$BIN/meshconform" "$@"; }
+
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== byo-foreign: $name"
+  "$@"
+  echo "== byo-foreign: $name: $((SECONDS - t0)) s"
+}
+
+out=$ARTIFACTS/byo-foreign
+rm -rf "$out" && mkdir -p "$out"
+pair=$BIN/pair
+mkdir -p "$pair"
+step "pair-up (clusters, registry, mesh by hand)" "$BIN/foreign" pair-up "$pair"
+cp "$pair/clusters.yaml" "$out/clusters.yaml"
+registry=$(cat "$pair/registry/registry")
+reg=(--image-registry "$registry" --image-pull-secret "$pair/registry/pull-secret.json" --image-registry-ca "$pair/registry/ca.crt")
+step "images save" mc images save "$BIN/apps.tar"
+step "images push --from" mc images push "$registry" --from "$BIN/apps.tar" "${reg[@]:2}"
+# The clusters file is the topology: MESHCONFORM_TOPOLOGY with it is refused.
+noenv=(env -u MESHCONFORM_TOPOLOGY -u MESHCONFORM_CONTEXTS -u MESHCONFORM_KUBECONFIG)
+step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
+step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
+step "bundle --product" mc bundle --artifacts "$out" --out "$out" --product scripts/PRODUCT.foreign.yaml
+step "verify" mc verify "$(ls "$out"/meshconform-results-*.tar.gz)"
+step "pair-down" "$BIN/foreign" pair-down

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/meshconform/meshconform/e2e/images"
+)
+
+// The pair's mesh, installed by hand as a vendor's operator would from
+// Istio's "Install Primary-Remote" guide, with istioctl and nothing of
+// meshconform's installer: Istio cluster IDs unlike the clusters' names, a
+// trust domain of its own, a revision with a tag on top, two istiod
+// replicas, and istiod exposed by a load balancer that hands out a host
+// name.
+
+const (
+	trustDomain = "acme.example"
+	meshNetwork = "acme-net"
+	revisionTag = "prod"
+	// discoveryService is the primary's load balancer for istiod: a name
+	// meshconform does not know.
+	discoveryService = "acme-discovery"
+)
+
+func revision(version string) string {
+	parts := strings.SplitN(version, ".", 3)
+	return "acme-" + strings.Join(parts[:min(2, len(parts))], "-")
+}
+
+// discoveryHost is the host name the load balancer hands out: the
+// primary's node on the pair's network, as Docker's DNS names it (every
+// node and pod of the pair resolves it; nothing outside does).
+func discoveryHost(primary site) string { return primary.name + "-control-plane." + pairNetwork }
+
+func primaryOperator(s site, version string) string {
+	return fmt.Sprintf(`apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  revision: %s
+  profile: minimal
+  hub: docker.io/istio
+  tag: %s
+  meshConfig:
+    trustDomain: %s
+  components:
+    pilot:
+      k8s:
+        replicaCount: 2
+        resources:
+          requests:
+            cpu: 100m
+            memory: 256Mi
+  values:
+    pilot:
+      autoscaleEnabled: false
+    global:
+      meshID: acme-mesh
+      multiCluster:
+        clusterName: %s
+      network: %s
+      externalIstiod: true
+`, revision(version), version, trustDomain, s.clusterID, meshNetwork)
+}
+
+func remoteOperator(s site, version, pilotHost string) string {
+	return fmt.Sprintf(`apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  revision: %s
+  profile: remote
+  hub: docker.io/istio
+  tag: %s
+  values:
+    istiodRemote:
+      injectionPath: /inject/cluster/%s/net/%s
+    global:
+      remotePilotAddress: %s
+`, revision(version), version, s.clusterID, meshNetwork, pilotHost)
+}
+
+// discoveryLB is istiod's load balancer: a class no controller here
+// handles, so the address comes from hostnameLB alone; kube-proxy serves
+// the node's address, where the host name points.
+func discoveryLB(rev, nodeIP string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  namespace: istio-system
+spec:
+  type: LoadBalancer
+  loadBalancerClass: acme.example/dns
+  externalIPs: [%s]
+  selector:
+    app: istiod
+    istio.io/rev: %s
+  ports:
+  - name: tcp-istiod
+    port: 15012
+    targetPort: 15012
+  - name: tcp-webhook
+    port: 15017
+    targetPort: 15017
+`, discoveryService, nodeIP, rev)
+}
+
+// meshUp installs the mesh on the pair and writes DIR/clusters.yaml, the
+// clusters file a vendor hands meshconform (no Istio IDs: they are read
+// from the mesh).
+func meshUp(ctx context.Context, dir string) error {
+	e, err := newPairEnv(dir)
+	if err != nil {
+		return err
+	}
+	rel, err := images.LookupIstioRelease(e.cfg.IstioVersion)
+	if err != nil {
+		return err
+	}
+	istioctl, err := e.local.Istio(ctx, rel)
+	if err != nil {
+		return err
+	}
+	version, rev := rel.Version, revision(rel.Version)
+	primary, remote := sites[0], sites[1]
+	run := func(s site, args ...string) error {
+		ctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, istioctl, append(args, "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--context", s.context)...)
+		// istioctl keeps a discovery cache under $HOME/.kube.
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("istioctl %s on %s: %w: %s", args[0], s.name, err, tail(string(out)))
+		}
+		return nil
+	}
+	write := func(name, content string) (string, error) {
+		p := filepath.Join(dir, name)
+		return p, os.WriteFile(p, []byte(content), 0o644)
+	}
+
+	// The guide: istio-system on every cluster, the network named; the
+	// remote's annotated with the primary that serves it.
+	for _, s := range sites {
+		if _, err := kubectl(ctx, dir, s, nil, "create", "namespace", "istio-system"); err != nil {
+			return err
+		}
+		if _, err := kubectl(ctx, dir, s, nil, "label", "namespace", "istio-system", "topology.istio.io/network="+meshNetwork); err != nil {
+			return err
+		}
+	}
+	if _, err := kubectl(ctx, dir, remote, nil, "annotate", "namespace", "istio-system", "topology.istio.io/controlPlaneClusters="+primary.clusterID); err != nil {
+		return err
+	}
+
+	p, err := write("east-istio.yaml", primaryOperator(primary, version))
+	if err != nil {
+		return err
+	}
+	if err := run(primary, "install", "-y", "-f", p); err != nil {
+		return err
+	}
+	n, err := e.node(primary)
+	if err != nil {
+		return err
+	}
+	ip, _, err := n.IP()
+	if err != nil {
+		return err
+	}
+	if _, err := kubectl(ctx, dir, primary, strings.NewReader(discoveryLB(rev, ip)), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	host := discoveryHost(primary)
+	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "patch", "service", discoveryService, "--subresource=status", "--type=merge",
+		"-p", fmt.Sprintf(`{"status":{"loadBalancer":{"ingress":[{"hostname":%q}]}}}`, host)); err != nil {
+		return err
+	}
+
+	p, err = write("west-istio.yaml", remoteOperator(remote, version, host))
+	if err != nil {
+		return err
+	}
+	if err := run(remote, "install", "-y", "-f", p); err != nil {
+		return err
+	}
+	// The remote's API server for the primary's istiod: a remote secret
+	// made from the remote's kubeconfig (its server the node's address).
+	cmd := exec.CommandContext(ctx, istioctl, "create-remote-secret", "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--context", remote.context, "--name", remote.clusterID)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	secret, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("istioctl create-remote-secret for %s: %w", remote.name, err)
+	}
+	if _, err := kubectl(ctx, dir, primary, strings.NewReader(string(secret)), "apply", "-f", "-"); err != nil {
+		// kubectl's error quotes no part of the secret.
+		return err
+	}
+	for _, s := range sites {
+		if err := run(s, "tag", "set", revisionTag, "--revision", rev, "-y"); err != nil {
+			return err
+		}
+	}
+	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "status", "deployment/istiod-"+rev, "--timeout=4m"); err != nil {
+		return err
+	}
+	clusters := fmt.Sprintf(`# The pair as its vendor describes it: names and contexts of its own; the
+# Istio cluster IDs (%s, %s) are left to be read from the mesh.
+istiodReplicas: 2
+clusters:
+- {name: %s, context: %s, primary: true}
+- {name: %s, context: %s, controlPlane: %s}
+`, primary.clusterID, remote.clusterID, primary.context, primary.context, remote.context, remote.context, primary.context)
+	_, err = write("clusters.yaml", clusters)
+	fmt.Printf("mesh: Istio %s revision %s (tag %s) on %s (%s, primary, 2 istiod) and %s (%s, remote), trust domain %s, istiod at %s\n",
+		version, rev, revisionTag, primary.name, primary.clusterID, remote.name, remote.clusterID, trustDomain, host)
+	return err
+}
+
+func tail(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
