@@ -32,7 +32,7 @@ rm -rf "$out" && mkdir -p "$out"
 pair=$BIN/pair
 mkdir -p "$pair"
 step "pair-up (clusters, registry, mesh by hand)" "$BIN/foreign" pair-up "$pair"
-cp "$pair/clusters.yaml" "$out/clusters.yaml"
+cp "$pair/clusters.yaml" "$ARTIFACTS/byo-foreign-clusters.yaml"
 registry=$(cat "$pair/registry/registry")
 reg=(--image-registry "$registry" --image-pull-secret "$pair/registry/pull-secret.json" --image-registry-ca "$pair/registry/ca.crt")
 step "images save" mc images save "$BIN/apps.tar"

@@ -33,10 +33,8 @@ func PodsHealthy(where string, pods []corev1.Pod) error {
 				}
 				why = append(why, fmt.Sprintf("container %s restarted %d times%s", cs.Name, cs.RestartCount, last))
 			}
-			if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "PodInitializing" && w.Reason != "ContainerCreating" {
-				why = append(why, fmt.Sprintf("container %s waiting: %s", cs.Name, w.Reason))
-			}
 		}
+		why = append(why, waiting(p, false)...)
 		if len(why) > 0 {
 			bad = append(bad, p.Name+": "+strings.Join(why, "; "))
 		}
@@ -46,6 +44,33 @@ func PodsHealthy(where string, pods []corev1.Pod) error {
 		return fmt.Errorf("%s: %d of %d pods unhealthy: %s", where, len(bad), len(pods), strings.Join(bad, " | "))
 	}
 	return nil
+}
+
+// NotReady says why a pod is not Ready, nil when it is: its phase and
+// what each container waits on, with the kubelet's message (an image that
+// cannot be pulled names the image and the registry's answer).
+func NotReady(p corev1.Pod) error {
+	if PodReady(p) {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(append([]string{fmt.Sprintf("not Ready (phase %s)", p.Status.Phase)}, waiting(p, true)...), "; "))
+}
+
+// waiting is what the pod's containers wait on, past their creation.
+func waiting(p corev1.Pod, messages bool) []string {
+	var why []string
+	for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		w := cs.State.Waiting
+		if w == nil || w.Reason == "" || w.Reason == "PodInitializing" || w.Reason == "ContainerCreating" {
+			continue
+		}
+		line := fmt.Sprintf("container %s waiting: %s", cs.Name, w.Reason)
+		if messages && w.Message != "" {
+			line += " (" + w.Message + ")"
+		}
+		why = append(why, line)
+	}
+	return why
 }
 
 // PodReady reports whether the pod's Ready condition is true.

@@ -341,6 +341,12 @@ func nodeLocality(ctx context.Context, m scope) []Result {
 	var out []Result
 	where := map[string]string{}
 	for _, cl := range m.all() {
+		// Node-label locality is judged where nodes carry it; where none
+		// do, the run's app pods carry theirs (clusters.PlanLocality).
+		if cl.PodLocality {
+			out = append(out, pass(cl.Name, "no node names a region: the run's app pods carry the locality (%s=%s.%s)", clusters.LocalityLabel, cl.Region, cl.Zone))
+			continue
+		}
 		var nodes corev1.NodeList
 		if err := cl.Client.Resources().List(ctx, &nodes); err != nil {
 			out = append(out, fail(cl.Name, "list nodes: %v", err))

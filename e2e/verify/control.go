@@ -179,10 +179,7 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 		if err := m.Away.Client.Resources(InjectionNamespace).Get(ctx, pod.Name, InjectionNamespace, &p); err != nil {
 			return err
 		}
-		if !checks.PodReady(p) {
-			return fmt.Errorf("not Ready (phase %s)", p.Status.Phase)
-		}
-		return nil
+		return checks.NotReady(p)
 	}); err != nil {
 		return fmt.Errorf("wait for injected pod %s in %s to be Ready: %w", pod.Name, m.Away.Name, err)
 	}

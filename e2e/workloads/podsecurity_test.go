@@ -76,6 +76,11 @@ func TestFixturesPassRestrictedPodSecurity(t *testing.T) {
 			t.Errorf("%s is not injected but declares %s: nothing would replace its image %q", p.name, ProxyOverlay, overlay.Image)
 		case overlay != nil && overlay.Image != "auto":
 			t.Errorf("%s: overlay image %q, want auto (the injector's own)", p.name, overlay.Image)
+		case overlay != nil && overlay.ImagePullPolicy != corev1.PullIfNotPresent:
+			// Defaulted, "auto" (no tag) reads as Always, which the
+			// injector keeps: a node that holds the proxy image but cannot
+			// reach its registry would never start the pod.
+			t.Errorf("%s: overlay imagePullPolicy %q, want IfNotPresent", p.name, overlay.ImagePullPolicy)
 		}
 		for _, c := range p.spec.Containers {
 			if c.Name == ProxyOverlay {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+
 	"github.com/meshconform/meshconform/e2e/images"
 )
 
@@ -60,6 +62,9 @@ spec:
     pilot:
       autoscaleEnabled: false
     global:
+      # The nodes hold Istio's images (pair-up put them there): the
+      # injected agent is not pulled again.
+      imagePullPolicy: IfNotPresent
       meshID: acme-mesh
       multiCluster:
         clusterName: %s
@@ -80,6 +85,7 @@ spec:
     istiodRemote:
       injectionPath: /inject/cluster/%s/net/%s
     global:
+      imagePullPolicy: IfNotPresent
       remotePilotAddress: %s
 `, revision(version), version, s.clusterID, meshNetwork, pilotHost)
 }
@@ -106,6 +112,13 @@ spec:
     targetPort: 15012
   - name: tcp-webhook
     port: 15017
+    targetPort: 15017
+  # A remote given a host name reaches istiod through an ExternalName
+  # Service, and its API server calls the injection webhook at that name's
+  # port 443 (the Service's port; ExternalName maps none): the load
+  # balancer must serve it.
+  - name: https-webhook
+    port: 443
     targetPort: 15017
 `, discoveryService, nodeIP, rev)
 }
@@ -208,6 +221,29 @@ func meshUp(ctx context.Context, dir string) error {
 		}
 	}
 	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "status", "deployment/istiod-"+rev, "--timeout=4m"); err != nil {
+		return err
+	}
+	// The nodes keep Istio's images (the injected agent's included): the
+	// registry that served them, meshconform's on this machine, goes once
+	// the pair is up, so the run has none of its own to lean on.
+	for _, s := range sites {
+		n, err := e.node(s)
+		if err != nil {
+			return err
+		}
+		// ctr reads no CRI mirror: pulled from the registry by its own
+		// name, then tagged as the pods name it.
+		for _, repo := range []string{"istio/proxyv2:" + version, "istio/pilot:" + version} {
+			from := images.RegistryHost + "/" + repo
+			for _, args := range [][]string{{"pull", "--plain-http", from}, {"tag", "--force", from, "docker.io/" + repo}} {
+				cmd := n.CommandContext(ctx, "ctr", append([]string{"-n", "k8s.io", "images"}, args...)...)
+				if out, err := kindexec.CombinedOutputLines(cmd); err != nil {
+					return fmt.Errorf("%s: ctr images %s: %w: %s", s.name, strings.Join(args, " "), err, strings.Join(out, "\n"))
+				}
+			}
+		}
+	}
+	if err := images.RemoveRegistry(ctx); err != nil {
 		return err
 	}
 	clusters := fmt.Sprintf(`# The pair as its vendor describes it: names and contexts of its own; the

@@ -162,10 +162,8 @@ func pairUp(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := docker(ctx, nil, "network", "inspect", pairNetwork); err != nil {
-		if _, err := docker(ctx, nil, "network", "create", "--label", images.OwnerLabel+"=true", pairNetwork); err != nil {
-			return err
-		}
+	if err := ensurePairNetwork(ctx); err != nil {
+		return err
 	}
 	// The control plane's images come from meshconform's registry as a
 	// mirror on the pair's network: the platform's own image source.
@@ -231,6 +229,24 @@ func pairUp(ctx context.Context, dir string) error {
 		}
 	}
 	return e.writeKubeconfig(infos)
+}
+
+// ensurePairNetwork creates the pair's network with a subnet of its own
+// (an address of it is given to the registry, which Docker allows only on
+// networks whose subnet was given): the first private /16 Docker takes.
+func ensurePairNetwork(ctx context.Context) error {
+	if _, err := docker(ctx, nil, "network", "inspect", pairNetwork); err == nil {
+		return nil
+	}
+	var errs []string
+	for n := 28; n >= 20; n-- {
+		_, err := docker(ctx, nil, "network", "create", "--label", images.OwnerLabel+"=true", "--subnet", fmt.Sprintf("172.%d.0.0/16", n), pairNetwork)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err.Error())
+	}
+	return fmt.Errorf("create network %s: %s", pairNetwork, strings.Join(errs, "; "))
 }
 
 func (e *pairEnv) node(s site) (nodes.Node, error) {
