@@ -7,7 +7,9 @@
 # acme.example, a revision with a tag, two istiod replicas), then
 #   images save, images push --from (the sample apps into that registry);
 #   test --clusters --mesh existing --image-registry (the specs);
-#   doctor --clusters; bundle --product; verify: certified.
+#   doctor --clusters; bundle --product; verify: certified;
+# then the same flow with the remote's API server unreachable from istiod:
+# refused, naming the cluster and why, its bundle not certified.
 # Everything is removed at the end, whatever happened. Artifacts go to
 # $ARTIFACTS/byo-foreign/. Every step is timed.
 set -euo pipefail
@@ -43,4 +45,26 @@ step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/mesh
 step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
 step "bundle --product" mc bundle --artifacts "$out" --out "$out" --product scripts/PRODUCT.foreign.yaml
 step "verify" mc verify "$(ls "$out"/meshconform-results-*.tar.gz)"
+
+# The same flow with the remote's API server unreachable from istiod (only
+# that path dropped, istiod restarted without it): refused, the reason
+# named, and its bundle not certified.
+cut=$ARTIFACTS/byo-foreign-cut
+rm -rf "$cut" && mkdir -p "$cut"
+step "cut the remote's API server off from istiod" "$BIN/foreign" cut-remote-api "$pair"
+if "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --focus 'synced cluster' --artifacts "$cut" >"$BIN/cut.log" 2>&1; then
+  echo "byo-foreign: FAIL: a run with the remote's API server unreachable from istiod passed"; exit 1
+fi
+mc failures "$cut" >"$BIN/cut-failures.log" 2>&1 || true
+grep -q 'west-1 as "timeout"' "$BIN/cut-failures.log" || { echo "byo-foreign: FAIL: refused for another reason:"; cat "$BIN/cut.log" "$BIN/cut-failures.log"; exit 1; }
+echo "byo-foreign: refused: $(grep -m1 -o 'istiod [^ ]* on east lists cluster west-1 as .*pods' "$BIN/cut-failures.log")"
+if "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" >"$BIN/cut-doctor.log" 2>&1; then
+  echo "byo-foreign: FAIL: the doctor passed a mesh whose istiod cannot reach the remote"; exit 1
+fi
+grep 'istiod-clusterz.*FAIL' "$BIN/cut-doctor.log" | head -1
+mc bundle --artifacts "$cut" --out "$cut" --product scripts/PRODUCT.foreign.yaml >/dev/null
+if mc verify "$(ls "$cut"/meshconform-results-*.tar.gz)" >"$BIN/cut-verify.log" 2>&1; then
+  echo "byo-foreign: FAIL: the refused run's bundle verified as certified"; exit 1
+fi
+echo "byo-foreign: its bundle: $(grep -m1 'core:' "$BIN/cut-verify.log")"
 step "pair-down" "$BIN/foreign" pair-down

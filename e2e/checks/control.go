@@ -48,13 +48,24 @@ func Watched(primary, pod, istioNamespace string, want []string, cs []RemoteClus
 		case c.SecretName != secret:
 			bad = append(bad, fmt.Sprintf("lists %s through %q, want the remote secret %s", id, c.SecretName, secret))
 		case c.SyncStatus != "synced":
-			bad = append(bad, fmt.Sprintf("lists cluster %s as %q, want synced", id, c.SyncStatus))
+			bad = append(bad, fmt.Sprintf("lists cluster %s as %q, want synced%s", id, c.SyncStatus, syncHint(c.SyncStatus, secret)))
 		}
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("istiod %s on %s %s (it lists %v)", pod, primary, strings.Join(bad, "; "), cs)
 	}
 	return nil
+}
+
+// syncHint names what istiod's sync status of a cluster says went wrong.
+func syncHint(status, secret string) string {
+	switch status {
+	case "timeout":
+		return ": istiod could not list that cluster's API server (the server of " + secret + ") within PILOT_REMOTE_CLUSTER_TIMEOUT: is it reachable from istiod's pods, and does the secret's token still work?"
+	case "syncing":
+		return ": istiod is still listing that cluster's API server"
+	}
+	return ""
 }
 
 // InjectionPath is the injection path istiod's remote webhook calls for a

@@ -25,7 +25,7 @@ func TestWatched(t *testing.T) {
 	}{
 		"not listed":   {nil, []string{"istiod istiod-a on cluster1 does not list cluster cluster2 in debug/clusterz", "does not list cluster cluster3"}},
 		"other secret": {[]RemoteCluster{{ID: "cluster2", SecretName: "istio-system/other", SyncStatus: "synced"}, synced("cluster3")}, []string{`lists cluster2 through "istio-system/other"`}},
-		"not synced":   {[]RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "timeout"}, synced("cluster3")}, []string{`lists cluster cluster2 as "timeout", want synced`}},
+		"not synced":   {[]RemoteCluster{{ID: "cluster2", SecretName: "istio-system/istio-remote-secret-cluster2", SyncStatus: "timeout"}, synced("cluster3")}, []string{`lists cluster cluster2 as "timeout", want synced`, "could not list that cluster's API server (the server of istio-system/istio-remote-secret-cluster2)", "reachable from istiod's pods"}},
 		"one missing":  {[]RemoteCluster{synced("cluster2")}, []string{"does not list cluster cluster3"}},
 	} {
 		err := Watched("cluster1", "istiod-a", "istio-system", []string{"cluster2", "cluster3"}, tc.cs)

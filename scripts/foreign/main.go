@@ -20,7 +20,9 @@
 // pair-up makes two clusters unlike meshconform's (pair.go), a registry
 // as above holding nothing yet (DIR/registry/), and the mesh on them,
 // installed by hand (mesh.go); it writes DIR/kubeconfig (contexts east
-// and west) and DIR/clusters.yaml. pair-down deletes all of it.
+// and west) and DIR/clusters.yaml. cut-remote-api DIR drops the path from
+// the primary's pods to the remote's API server and restarts istiod.
+// pair-down deletes all of it.
 package main
 
 import (
@@ -88,6 +90,11 @@ func main() {
 		if err == nil {
 			err = meshUp(ctx, os.Args[2])
 		}
+	case "cut-remote-api":
+		if len(os.Args) != 3 {
+			fail(fmt.Errorf("usage: foreign cut-remote-api DIR"))
+		}
+		err = cutRemoteAPI(ctx, os.Args[2])
 	case "pair-down":
 		err = errors.Join(registryDown(ctx), pairDown(ctx))
 	default:

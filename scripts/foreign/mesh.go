@@ -266,3 +266,41 @@ func tail(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// cutRemoteAPI drops, on the primary's node, what its pods send to the
+// remote's API server (only that path: this machine still reaches it),
+// and restarts istiod, which then starts without the remote.
+func cutRemoteAPI(ctx context.Context, dir string) error {
+	e, err := newPairEnv(dir)
+	if err != nil {
+		return err
+	}
+	primary, remote := sites[0], sites[1]
+	pn, err := e.node(primary)
+	if err != nil {
+		return err
+	}
+	rn, err := e.node(remote)
+	if err != nil {
+		return err
+	}
+	remoteIP, _, err := rn.IP()
+	if err != nil {
+		return err
+	}
+	rule := []string{"-w", "-I", "FORWARD", "-s", primary.nodeRange.String(), "-d", remoteIP, "-p", "tcp", "--dport", "6443", "-j", "REJECT", "--reject-with", "tcp-reset"}
+	if out, err := kindexec.CombinedOutputLines(pn.CommandContext(ctx, "iptables", rule...)); err != nil {
+		return fmt.Errorf("%s: iptables: %w: %s", primary.name, err, strings.Join(out, "\n"))
+	}
+	rel, err := images.LookupIstioRelease(e.cfg.IstioVersion)
+	if err != nil {
+		return err
+	}
+	deploy := "deployment/istiod-" + revision(rel.Version)
+	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "restart", deploy); err != nil {
+		return err
+	}
+	_, err = kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "status", deploy, "--timeout=4m")
+	fmt.Printf("cut: %s's pods no longer reach %s's API server (%s:6443); istiod restarted\n", primary.name, remote.name, remoteIP)
+	return err
+}
