@@ -50,6 +50,12 @@ type brought struct {
 	dir      string
 	attached []*clusters.Cluster
 	before   map[string]snapshot.Snapshot
+	// notListed are what the snapshot before the run could not list, per
+	// cluster (reported with the audit).
+	notListed map[string][]string
+	// istioConfigMaps are the config maps labelled as istiod writes them
+	// before a run that installs Istio: those it may not delete after.
+	istioConfigMaps map[string]map[string]bool
 }
 
 // newRunID names a run uniquely enough to tell its namespaces from another
@@ -140,6 +146,8 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 	}
 	out := make([]*clusters.Cluster, len(h.contexts))
 	snaps := make([]snapshot.Snapshot, len(h.contexts))
+	notListed := make([][]string, len(h.contexts))
+	istioCMs := make([]map[string]bool, len(h.contexts))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, b := range h.contexts {
 		role, err := h.topo.Cluster(b.Name)
@@ -159,12 +167,17 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 				if !snap {
 					return nil
 				}
-				snaps[i], err = snapshot.Take(gctx, cl.Client.RESTConfig())
+				snaps[i], notListed[i], err = snapshot.TakeScoped(gctx, cl.Client.RESTConfig(), snapshot.MeshScope(mesh.Namespace))
 				if err != nil {
 					return fmt.Errorf("cluster %s: snapshot before the run: %w", cl.Name, err)
 				}
 				h.run.Figure("objects_before_"+cl.Name, len(snaps[i]))
-				return nil
+				if h.cfg.Mesh == MeshInstall {
+					// Outside the audit's scope, and deleted after the run
+					// unless they were here before it.
+					istioCMs[i], err = istiodConfigMaps(gctx, cl)
+				}
+				return err
 			})
 		})
 	}
@@ -179,9 +192,11 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 		return nil, err
 	}
 	fmt.Fprintf(h.out, "   %s\n", how)
-	h.attached, h.before = out, map[string]snapshot.Snapshot{}
+	h.attached, h.before, h.notListed, h.istioConfigMaps = out, map[string]snapshot.Snapshot{}, map[string][]string{}, map[string]map[string]bool{}
 	for i, cl := range out {
 		h.before[cl.Name] = snaps[i]
+		h.notListed[cl.Name] = notListed[i]
+		h.istioConfigMaps[cl.Name] = istioCMs[i]
 		fmt.Fprintf(h.out, "   cluster %s: context %s, region %s, zone %q, pod CIDRs %s, mesh network %s\n",
 			cl.Name, h.cfg.Contexts[cl.Name], cl.Region, cl.Zone, describePodRange(cl), cl.MeshNetwork)
 		if cl.PodLocality {
@@ -247,12 +262,17 @@ func (h *brought) asFound(ctx context.Context) (map[string]snapshot.Diff, error)
 	out := map[string]snapshot.Diff{}
 	var errs []error
 	for _, cl := range h.attached {
-		after, err := snapshot.Take(ctx, cl.Client.RESTConfig())
+		after, notListed, err := snapshot.TakeScoped(ctx, cl.Client.RESTConfig(), snapshot.MeshScope(mesh.Namespace))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: snapshot after the run: %w", cl.Name, err))
 			continue
 		}
-		out[cl.Name] = snapshot.Compare(h.before[cl.Name], after)
+		d := snapshot.Compare(h.before[cl.Name], after)
+		d.NotListed = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(h.notListed[cl.Name]), notListed...))))
+		out[cl.Name] = d
+		if len(d.NotListed) > 0 {
+			h.run.Figure("audit_not_listed_"+cl.Name, d.NotListed)
+		}
 	}
 	return out, errors.Join(errs...)
 }
@@ -357,6 +377,20 @@ func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunL
 	return names, nil
 }
 
+// istiodConfigMaps are the config maps of cl labelled as istiod writes
+// them (mesh.IstiodConfigLabel), as namespace/name.
+func istiodConfigMaps(ctx context.Context, cl *clusters.Cluster) (map[string]bool, error) {
+	var list corev1.ConfigMapList
+	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(mesh.IstiodConfigLabel)); err != nil {
+		return nil, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, mesh.IstiodConfigLabel, err)
+	}
+	out := map[string]bool{}
+	for _, cm := range list.Items {
+		out[cm.Namespace+"/"+cm.Name] = true
+	}
+	return out, nil
+}
+
 // removeIstiodConfigMapsLeft deletes, after a run that installed Istio on
 // brought clusters, the config maps its istiod wrote into the user's
 // namespaces (mesh.IstiodNamespaceConfigMaps, which an uninstall leaves:
@@ -372,8 +406,12 @@ func (h *brought) removeIstiodConfigMapsLeft(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, mesh.IstiodConfigLabel, err))
 			continue
 		}
+		if h.istioConfigMaps[cl.Name] == nil {
+			// Never listed before the run: nothing is known to be the run's.
+			continue
+		}
 		for i, cm := range list.Items {
-			if _, existed := h.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed || !slices.Contains(mesh.IstiodNamespaceConfigMaps, cm.Name) {
+			if h.istioConfigMaps[cl.Name][cm.Namespace+"/"+cm.Name] || !slices.Contains(mesh.IstiodNamespaceConfigMaps, cm.Name) {
 				continue
 			}
 			if err := cl.Client.Resources().Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {

@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -91,10 +93,61 @@ func controlled(refs []metav1.OwnerReference) bool {
 // Snapshot maps "resource.group ns/name" to the object's identity.
 type Snapshot map[string]Object
 
+// Scope limits a snapshot to what a run on a cluster it did not create
+// may touch, so that the cluster's own churn (controllers annotating
+// nodes, a CronJob's jobs, certificate requests) is never read as the
+// run's, and a credential without cluster-wide list rights can audit.
+type Scope struct {
+	// Cluster says which cluster-scoped resources ("resource.group") are
+	// listed.
+	Cluster func(resource string) bool
+	// Namespaces are the namespaces whose every resource is listed; no
+	// other namespace's objects are.
+	Namespaces []string
+}
+
+// MeshScope is the audit of a brought cluster: the namespaces themselves
+// (a run's namespace left behind shows as added), admission webhooks,
+// custom resource definitions, cluster RBAC and every cluster-scoped
+// resource of Istio's groups, and every resource in the istio namespace.
+// The run's own namespaces are gone after it, with what they held.
+func MeshScope(istioNamespace string) Scope {
+	return Scope{
+		Cluster: func(r string) bool {
+			switch r {
+			case "namespaces", "customresourcedefinitions.apiextensions.k8s.io",
+				"mutatingwebhookconfigurations.admissionregistration.k8s.io", "validatingwebhookconfigurations.admissionregistration.k8s.io",
+				"clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
+				return true
+			}
+			return strings.HasSuffix(r, ".istio.io")
+		},
+		Namespaces: []string{istioNamespace},
+	}
+}
+
 // Take lists every listable resource of the cluster at cfg (metadata only),
 // skipping Volatile ones. A resource that cannot be listed fails the
 // snapshot: an audit that skipped it would prove nothing about it.
 func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
+	snap, _, err := take(ctx, cfg, nil)
+	return snap, err
+}
+
+// TakeScoped lists what scope names. What cannot be listed (a group that
+// cannot be discovered, a resource the credentials may not list) is
+// returned as notListed, for the audit to report, not to fail on: on a
+// cluster the user brought, least-privilege credentials are expected.
+func TakeScoped(ctx context.Context, cfg *rest.Config, scope Scope) (snap Snapshot, notListed []string, err error) {
+	return take(ctx, cfg, &scope)
+}
+
+type listing struct {
+	gvr schema.GroupVersionResource
+	ns  string
+}
+
+func take(ctx context.Context, cfg *rest.Config, scope *Scope) (Snapshot, []string, error) {
 	// A snapshot lists ~100 resources twice per run; client-go's default
 	// 5 requests/s would make that 12 s per cluster.
 	cfg = rest.CopyConfig(cfg)
@@ -102,41 +155,60 @@ func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
 	cfg.WarningHandler = rest.NoWarnings{}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var notListed []string
 	lists, err := dc.ServerPreferredResources()
 	if err != nil {
 		// An API group that cannot be discovered (an aggregated API that
 		// is down) could not be audited: the audit says so rather than
 		// pass over it.
-		return nil, fmt.Errorf("discover API resources (every group must be listable for the audit): %w", err)
+		if scope == nil || !discovery.IsGroupDiscoveryFailedError(err) {
+			return nil, nil, fmt.Errorf("discover API resources (every group must be listable for the audit): %w", err)
+		}
+		notListed = append(notListed, err.Error())
 	}
-	var gvrs []schema.GroupVersionResource
+	var todo []listing
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !hasVerb(r, "list") || Volatile[resourceKey(gv.WithResource(r.Name))] {
+			gvr := gv.WithResource(r.Name)
+			if strings.Contains(r.Name, "/") || !hasVerb(r, "list") || Volatile[resourceKey(gvr)] {
 				continue
 			}
-			gvrs = append(gvrs, gv.WithResource(r.Name))
+			todo = append(todo, scope.listings(gvr, r.Namespaced)...)
 		}
 	}
 	snap := Snapshot{}
-	results := make([]Snapshot, len(gvrs))
+	results := make([]Snapshot, len(todo))
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for i, gvr := range gvrs {
+	for i, l := range todo {
 		g.Go(func() error {
-			list, err := mc.Resource(gvr).List(gctx, metav1.ListOptions{})
+			gvr := l.gvr
+			var list *metav1.PartialObjectMetadataList
+			var err error
+			if l.ns == "" {
+				list, err = mc.Resource(gvr).List(gctx, metav1.ListOptions{})
+			} else {
+				list, err = mc.Resource(gvr).Namespace(l.ns).List(gctx, metav1.ListOptions{})
+			}
+			if err != nil && scope != nil && (apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)) {
+				mu.Lock()
+				notListed = append(notListed, fmt.Sprintf("%s%s: %v", resourceKey(gvr), inNamespace(l.ns), apierrors.ReasonForError(err)))
+				mu.Unlock()
+				return nil
+			}
 			if err != nil {
-				return fmt.Errorf("list %s: %w", resourceKey(gvr), err)
+				return fmt.Errorf("list %s%s: %w", resourceKey(gvr), inNamespace(l.ns), err)
 			}
 			part := Snapshot{}
 			for _, o := range list.Items {
@@ -150,14 +222,42 @@ func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, part := range results {
 		for k, v := range part {
 			snap[k] = v
 		}
 	}
-	return snap, nil
+	sort.Strings(notListed)
+	return snap, notListed, nil
+}
+
+// listings are the lists one resource takes: the whole cluster's without
+// a scope; with one, a cluster-scoped resource the scope keeps, or a
+// namespaced one in each of its namespaces.
+func (s *Scope) listings(gvr schema.GroupVersionResource, namespaced bool) []listing {
+	switch {
+	case s == nil:
+		return []listing{{gvr: gvr}}
+	case !namespaced:
+		if s.Cluster != nil && s.Cluster(resourceKey(gvr)) {
+			return []listing{{gvr: gvr}}
+		}
+		return nil
+	}
+	out := make([]listing, 0, len(s.Namespaces))
+	for _, ns := range s.Namespaces {
+		out = append(out, listing{gvr: gvr, ns: ns})
+	}
+	return out
+}
+
+func inNamespace(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return " in " + ns
 }
 
 func hasVerb(r metav1.APIResource, verb string) bool {
@@ -205,6 +305,9 @@ type Diff struct {
 	Replaced []string
 	// Changed kept their UID but their spec generation moved: edited.
 	Changed []string
+	// NotListed could not be listed (a scoped audit's credentials): not
+	// audited, reported, not a difference.
+	NotListed []string
 }
 
 // Compare returns what after has that before had not, and the reverse.
@@ -239,16 +342,20 @@ func (d Diff) Empty() bool {
 	return len(d.Added)+len(d.Removed)+len(d.Replaced)+len(d.Changed) == 0
 }
 
-// String names every difference, one kind per line.
+// String names every difference, one kind per line, and what was not
+// audited.
 func (d Diff) String() string {
 	if d.Empty() {
+		if len(d.NotListed) > 0 {
+			return fmt.Sprintf("left exactly as found, as far as listed (not listed: %s)", strings.Join(d.NotListed, ", "))
+		}
 		return "left exactly as found"
 	}
 	var b strings.Builder
 	for _, part := range []struct {
 		what string
 		keys []string
-	}{{"added", d.Added}, {"removed", d.Removed}, {"replaced", d.Replaced}, {"changed", d.Changed}} {
+	}{{"added", d.Added}, {"removed", d.Removed}, {"replaced", d.Replaced}, {"changed", d.Changed}, {"not listed", d.NotListed}} {
 		if len(part.keys) > 0 {
 			fmt.Fprintf(&b, "%s (%d): %s\n", part.what, len(part.keys), strings.Join(part.keys, ", "))
 		}

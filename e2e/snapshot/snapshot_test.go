@@ -84,3 +84,51 @@ func TestParseKeyInvertsKey(t *testing.T) {
 		}
 	}
 }
+
+// A brought cluster's audit lists the mesh and what a run may create, and
+// nothing the cluster churns by itself: a node annotated by a controller,
+// a CronJob's namespace or a CSR is outside it, so it never fails a
+// correct run; a webhook, CRD, Istio resource, namespace or anything in
+// istio-system edited is inside it, so a run that changed one fails.
+func TestMeshScope(t *testing.T) {
+	s := MeshScope("istio-system")
+	for r, want := range map[string]bool{
+		"namespaces": true, "customresourcedefinitions.apiextensions.k8s.io": true,
+		"mutatingwebhookconfigurations.admissionregistration.k8s.io": true, "validatingwebhookconfigurations.admissionregistration.k8s.io": true,
+		"clusterroles.rbac.authorization.k8s.io": true, "clusterrolebindings.rbac.authorization.k8s.io": true,
+		"meshconfigs.install.istio.io": true, "peerauthentications.security.istio.io": true,
+		"nodes": false, "certificatesigningrequests.certificates.k8s.io": false, "persistentvolumes": false,
+		"priorityclasses.scheduling.k8s.io": false, "storageclasses.storage.k8s.io": false,
+		"fakeistio.io": false, // a group merely ending in "istio.io"
+	} {
+		if got := s.Cluster(r); got != want {
+			t.Errorf("cluster-scoped %s listed: %t, want %t", r, got, want)
+		}
+	}
+	cm := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	if got := s.listings(cm, true); len(got) != 1 || got[0].ns != "istio-system" {
+		t.Errorf("namespaced configmaps listed as %v, want istio-system only", got)
+	}
+	if got := s.listings(schema.GroupVersionResource{Version: "v1", Resource: "nodes"}, false); len(got) != 0 {
+		t.Errorf("nodes listed: %v", got)
+	}
+	var whole *Scope
+	if got := whole.listings(cm, true); len(got) != 1 || got[0].ns != "" {
+		t.Errorf("without a scope, configmaps listed as %v, want once cluster-wide", got)
+	}
+}
+
+// What could not be listed is reported, never read as a difference.
+func TestDiffNotListed(t *testing.T) {
+	d := Diff{NotListed: []string{"clusterroles.rbac.authorization.k8s.io: Forbidden"}}
+	if !d.Empty() {
+		t.Error("a diff with only what was not listed is not empty")
+	}
+	if s := d.String(); !strings.Contains(s, "as far as listed") || !strings.Contains(s, "clusterroles") {
+		t.Errorf("String = %q", s)
+	}
+	d.Added = []string{"namespaces production"}
+	if s := d.String(); !strings.Contains(s, "added (1): namespaces production") || !strings.Contains(s, "not listed (1)") {
+		t.Errorf("String = %q", s)
+	}
+}

@@ -68,20 +68,20 @@ const user = "acme-ci"
 func main() {
 	ctx := context.Background()
 	if len(os.Args) < 2 {
-		fail(fmt.Errorf("usage: foreign registry-up DIR NETWORK NODE... | registry-down | pair-up DIR | pair-down"))
+		usage()
 	}
 	var err error
 	switch os.Args[1] {
 	case "registry-up":
 		if len(os.Args) < 5 {
-			fail(fmt.Errorf("usage: foreign registry-up DIR NETWORK NODE..."))
+			usage()
 		}
 		err = registryUp(ctx, os.Args[2], os.Args[3], os.Args[4:])
 	case "registry-down":
 		err = registryDown(ctx)
 	case "pair-up":
 		if len(os.Args) != 3 {
-			fail(fmt.Errorf("usage: foreign pair-up DIR"))
+			usage()
 		}
 		err = pairUp(ctx, os.Args[2])
 		if err == nil {
@@ -92,7 +92,7 @@ func main() {
 		}
 	case "cut-remote-api":
 		if len(os.Args) != 3 {
-			fail(fmt.Errorf("usage: foreign cut-remote-api DIR"))
+			usage()
 		}
 		err = cutRemoteAPI(ctx, os.Args[2])
 	case "pair-down":
@@ -103,6 +103,11 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: foreign registry-up DIR NETWORK NODE... | registry-down | pair-up DIR | cut-remote-api DIR | pair-down")
+	os.Exit(2)
 }
 
 func fail(err error) {
