@@ -4,7 +4,8 @@
 # nodes without pod CIDRs or regions, restricted Pod Security by default,
 # istiod behind a host-name load balancer, a private registry with TLS and
 # basic auth, Istio by hand with IDs east-1/west-1, trust domain
-# acme.example, a revision with a tag, two istiod replicas), then
+# acme.example, a revision with a tag, two istiod replicas, a CronJob),
+# then, while its nodes' annotations churn,
 #   images save, images push --from (the sample apps into that registry);
 #   test --clusters --mesh existing --image-registry (the specs);
 #   doctor --clusters; bundle --product; verify: certified;
@@ -16,7 +17,8 @@ set -euo pipefail
 
 ARTIFACTS=${ARTIFACTS:-$PWD/artifacts}
 BIN=$(mktemp -d /tmp/meshconform-foreign.XXXXXX)
-trap '"$BIN/foreign" pair-down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
+churn_pid=
+trap '[ -z "$churn_pid" ] || kill "$churn_pid" 2>/dev/null || true; "$BIN/foreign" pair-down >/dev/null 2>&1 || true; rm -rf "$BIN"' EXIT
 go build -o "$BIN/meshconform" ./cmd/meshconform
 go build -o "$BIN/foreign" ./scripts/foreign
 mc() { "$BIN/meshconform" "$@"; }
@@ -39,10 +41,16 @@ registry=$(cat "$pair/registry/registry")
 reg=(--image-registry "$registry" --image-pull-secret "$pair/registry/pull-secret.json" --image-registry-ca "$pair/registry/ca.crt")
 step "images save" mc images save "$BIN/apps.tar"
 step "images push --from" mc images push "$registry" --from "$BIN/apps.tar" "${reg[@]:2}"
+# The platform churns while the run goes on (its CronJob runs every minute;
+# its nodes are annotated every 10 s, for 15 minutes at most): the audit
+# must not read that as the run's.
+"$BIN/foreign" churn "$pair" 15m &
+churn_pid=$!
 # The clusters file is the topology: MESHCONFORM_TOPOLOGY with it is refused.
 noenv=(env -u MESHCONFORM_TOPOLOGY -u MESHCONFORM_CONTEXTS -u MESHCONFORM_KUBECONFIG)
 step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
 step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
+kill -INT "$churn_pid"; wait "$churn_pid" || true; churn_pid=
 step "bundle --product" mc bundle --artifacts "$out" --out "$out" --product scripts/PRODUCT.foreign.yaml
 step "verify" mc verify "$(ls "$out"/meshconform-results-*.tar.gz)"
 

@@ -22,6 +22,9 @@
 // installed by hand (mesh.go); it writes DIR/kubeconfig (contexts east
 // and west) and DIR/clusters.yaml. cut-remote-api DIR drops the path from
 // the primary's pods to the remote's API server and restarts istiod.
+// churn DIR DURATION annotates the pair's nodes every 10 s until it is
+// stopped or DURATION has passed (a CronJob, set up by pair-up, runs
+// beside it).
 // pair-down deletes all of it.
 package main
 
@@ -44,8 +47,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -90,6 +95,20 @@ func main() {
 		if err == nil {
 			err = meshUp(ctx, os.Args[2])
 		}
+		if err == nil {
+			err = churnSetup(ctx, os.Args[2])
+		}
+	case "churn":
+		if len(os.Args) != 4 {
+			usage()
+		}
+		d, perr := time.ParseDuration(os.Args[3])
+		if perr != nil {
+			fail(perr)
+		}
+		sig, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err = churn(sig, os.Args[2], d)
 	case "cut-remote-api":
 		if len(os.Args) != 3 {
 			usage()
@@ -106,7 +125,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: foreign registry-up DIR NETWORK NODE... | registry-down | pair-up DIR | cut-remote-api DIR | pair-down")
+	fmt.Fprintln(os.Stderr, "usage: foreign registry-up DIR NETWORK NODE... | registry-down | pair-up DIR | churn DIR DURATION | cut-remote-api DIR | pair-down")
 	os.Exit(2)
 }
 
