@@ -50,7 +50,9 @@ churn_pid=$!
 noenv=(env -u MESHCONFORM_TOPOLOGY -u MESHCONFORM_CONTEXTS -u MESHCONFORM_KUBECONFIG)
 step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
 step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
-kill -INT "$churn_pid"; wait "$churn_pid" || true; churn_pid=
+kill -INT "$churn_pid" 2>/dev/null || true
+if ! wait "$churn_pid"; then echo "byo-foreign: FAIL: the churn stopped early (its error is above)"; exit 1; fi
+churn_pid=
 step "bundle --product" mc bundle --artifacts "$out" --out "$out" --product scripts/PRODUCT.foreign.yaml
 step "verify" mc verify "$(ls "$out"/meshconform-results-*.tar.gz)"
 
@@ -69,7 +71,7 @@ echo "byo-foreign: refused: $(grep -m1 -o 'istiod [^ ]* on east lists cluster we
 if "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" >"$BIN/cut-doctor.log" 2>&1; then
   echo "byo-foreign: FAIL: the doctor passed a mesh whose istiod cannot reach the remote"; exit 1
 fi
-grep 'istiod-clusterz.*FAIL' "$BIN/cut-doctor.log" | head -1
+grep -m1 'istiod-clusterz.*FAIL' "$BIN/cut-doctor.log" || { echo "byo-foreign: FAIL: the doctor failed for another reason:"; cat "$BIN/cut-doctor.log"; exit 1; }
 mc bundle --artifacts "$cut" --out "$cut" --product scripts/PRODUCT.foreign.yaml >/dev/null
 if mc verify "$(ls "$cut"/meshconform-results-*.tar.gz)" >"$BIN/cut-verify.log" 2>&1; then
   echo "byo-foreign: FAIL: the refused run's bundle verified as certified"; exit 1

@@ -344,7 +344,7 @@ func nodeLocality(ctx context.Context, m scope) []Result {
 		// Node-label locality is judged where nodes carry it; where none
 		// do, the run's app pods carry theirs (clusters.PlanLocality).
 		if cl.PodLocality {
-			out = append(out, pass(cl.Name, "no node names a region: the run's app pods carry the locality (%s=%s.%s)", clusters.LocalityLabel, cl.Region, cl.Zone))
+			out = append(out, pass(cl.Name, "localities come from the run's app pods (%s=%s.%s), not the nodes (none, or not a region per cluster)", clusters.LocalityLabel, cl.Region, cl.Zone))
 			continue
 		}
 		var nodes corev1.NodeList

@@ -53,9 +53,6 @@ type brought struct {
 	// notListed are what the snapshot before the run could not list, per
 	// cluster (reported with the audit).
 	notListed map[string][]string
-	// istioConfigMaps are the config maps labelled as istiod writes them
-	// before a run that installs Istio: those it may not delete after.
-	istioConfigMaps map[string]map[string]bool
 }
 
 // newRunID names a run uniquely enough to tell its namespaces from another
@@ -147,7 +144,6 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 	out := make([]*clusters.Cluster, len(h.contexts))
 	snaps := make([]snapshot.Snapshot, len(h.contexts))
 	notListed := make([][]string, len(h.contexts))
-	istioCMs := make([]map[string]bool, len(h.contexts))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, b := range h.contexts {
 		role, err := h.topo.Cluster(b.Name)
@@ -167,17 +163,12 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 				if !snap {
 					return nil
 				}
-				snaps[i], notListed[i], err = snapshot.TakeScoped(gctx, cl.Client.RESTConfig(), snapshot.MeshScope(mesh.Namespace))
+				snaps[i], notListed[i], err = snapshot.TakeScoped(gctx, cl.Client.RESTConfig(), auditScope())
 				if err != nil {
 					return fmt.Errorf("cluster %s: snapshot before the run: %w", cl.Name, err)
 				}
 				h.run.Figure("objects_before_"+cl.Name, len(snaps[i]))
-				if h.cfg.Mesh == MeshInstall {
-					// Outside the audit's scope, and deleted after the run
-					// unless they were here before it.
-					istioCMs[i], err = istiodConfigMaps(gctx, cl)
-				}
-				return err
+				return nil
 			})
 		})
 	}
@@ -192,11 +183,10 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 		return nil, err
 	}
 	fmt.Fprintf(h.out, "   %s\n", how)
-	h.attached, h.before, h.notListed, h.istioConfigMaps = out, map[string]snapshot.Snapshot{}, map[string][]string{}, map[string]map[string]bool{}
+	h.attached, h.before, h.notListed = out, map[string]snapshot.Snapshot{}, map[string][]string{}
 	for i, cl := range out {
 		h.before[cl.Name] = snaps[i]
 		h.notListed[cl.Name] = notListed[i]
-		h.istioConfigMaps[cl.Name] = istioCMs[i]
 		fmt.Fprintf(h.out, "   cluster %s: context %s, region %s, zone %q, pod CIDRs %s, mesh network %s\n",
 			cl.Name, h.cfg.Contexts[cl.Name], cl.Region, cl.Zone, describePodRange(cl), cl.MeshNetwork)
 		if cl.PodLocality {
@@ -262,7 +252,7 @@ func (h *brought) asFound(ctx context.Context) (map[string]snapshot.Diff, error)
 	out := map[string]snapshot.Diff{}
 	var errs []error
 	for _, cl := range h.attached {
-		after, notListed, err := snapshot.TakeScoped(ctx, cl.Client.RESTConfig(), snapshot.MeshScope(mesh.Namespace))
+		after, notListed, err := snapshot.TakeScoped(ctx, cl.Client.RESTConfig(), auditScope())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: snapshot after the run: %w", cl.Name, err))
 			continue
@@ -321,7 +311,11 @@ func (h *brought) preflight(ctx context.Context, source images.Source, reg *imag
 			return fmt.Errorf("%s lacks this checkout's build of %s: run `meshconform images push %s` (or `images save` here and `images push --from` where the registry is reached)",
 				reg.Prefix, strings.Join(missing, ", "), reg.Prefix)
 		}
-		return nil
+		if _, local := source.(*images.Local); !local || h.cfg.Mesh != MeshInstall {
+			return nil
+		}
+		// An install by the local source still takes Istio's images from
+		// meshconform's own registry.
 	}
 	if _, ok := source.(*images.Local); ok {
 		return images.RegistryServing(ctx, h.cfg.RegistryPort)
@@ -377,18 +371,11 @@ func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunL
 	return names, nil
 }
 
-// istiodConfigMaps are the config maps of cl labelled as istiod writes
-// them (mesh.IstiodConfigLabel), as namespace/name.
-func istiodConfigMaps(ctx context.Context, cl *clusters.Cluster) (map[string]bool, error) {
-	var list corev1.ConfigMapList
-	if err := cl.Client.Resources().List(ctx, &list, resources.WithLabelSelector(mesh.IstiodConfigLabel)); err != nil {
-		return nil, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, mesh.IstiodConfigLabel, err)
-	}
-	out := map[string]bool{}
-	for _, cm := range list.Items {
-		out[cm.Namespace+"/"+cm.Name] = true
-	}
-	return out, nil
+// auditScope is what the audit of a brought cluster lists: the mesh and
+// what a run may touch, and in every namespace the config maps istiod
+// writes into each (which an uninstall leaves, istio/istio#23706).
+func auditScope() snapshot.Scope {
+	return snapshot.MeshScope(mesh.Namespace, map[string][]string{"configmaps": mesh.IstiodNamespaceConfigMaps})
 }
 
 // removeIstiodConfigMapsLeft deletes, after a run that installed Istio on
@@ -406,12 +393,8 @@ func (h *brought) removeIstiodConfigMapsLeft(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cluster %s: list config maps %s: %w", cl.Name, mesh.IstiodConfigLabel, err))
 			continue
 		}
-		if h.istioConfigMaps[cl.Name] == nil {
-			// Never listed before the run: nothing is known to be the run's.
-			continue
-		}
 		for i, cm := range list.Items {
-			if h.istioConfigMaps[cl.Name][cm.Namespace+"/"+cm.Name] || !slices.Contains(mesh.IstiodNamespaceConfigMaps, cm.Name) {
+			if _, existed := h.before[cl.Name]["configmaps "+cm.Namespace+"/"+cm.Name]; existed || !slices.Contains(mesh.IstiodNamespaceConfigMaps, cm.Name) {
 				continue
 			}
 			if err := cl.Client.Resources().Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {

@@ -279,7 +279,13 @@ func (h *Harness) PullSecret() *workloads.PullSecret {
 	if h.userRegistry == nil || h.userRegistry.Auth == nil {
 		return nil
 	}
-	return workloads.NewPullSecret(h.userRegistry.Auth.JSON())
+	// Only the registry's own credentials go into the clusters; the
+	// settings' check made sure the config has them.
+	only, err := h.userRegistry.Auth.For(h.userRegistry.Host())
+	if err != nil {
+		return nil
+	}
+	return workloads.NewPullSecret(only)
 }
 
 // DeleteCluster deletes one cluster of the run.

@@ -102,6 +102,7 @@ func (u UserRegistry) options(ctx context.Context) ([]remote.Option, error) {
 	if u.Auth != nil {
 		opts = append(opts, remote.WithAuthFromKeychain(u.Auth))
 	}
+	t := remote.DefaultTransport.(*http.Transport).Clone()
 	if u.CAFile != "" {
 		pem, err := os.ReadFile(u.CAFile)
 		if err != nil {
@@ -114,11 +115,22 @@ func (u UserRegistry) options(ctx context.Context) ([]remote.Option, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("the image registry's CA %s: no PEM certificate in it", u.CAFile)
 		}
-		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		opts = append(opts, remote.WithTransport(t))
 	}
-	return opts, nil
+	// go-containerregistry falls back to plain HTTP for loopback and
+	// private addresses: the credentials would go out in clear text, and
+	// the nodes pull over HTTPS anyway.
+	return append(opts, remote.WithTransport(httpsOnly{t})), nil
+}
+
+// httpsOnly refuses every request that is not HTTPS.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" {
+		return nil, fmt.Errorf("%s: the registry must serve HTTPS (plain HTTP would send the credentials in clear text)", r.URL.Host)
+	}
+	return h.next.RoundTrip(r)
 }
 
 // Missing returns those of repoTags the registry does not hold, sorted.
@@ -308,14 +320,27 @@ func registryKey(k string) string {
 		k = rest
 	}
 	k, _, _ = strings.Cut(k, "/")
-	if k == "index.docker.io" {
+	// Docker Hub goes by three names.
+	if k == "docker.io" || k == "registry-1.docker.io" {
 		return name.DefaultRegistry
 	}
 	return k
 }
 
-// JSON is the config as given: a Secret's .dockerconfigjson.
+// JSON is the config as given.
 func (d *DockerConfig) JSON() []byte { return d.raw }
+
+// For is a docker config JSON holding host's credentials alone: what a
+// pull secret for that registry needs, and no other registry's.
+func (d *DockerConfig) For(host string) ([]byte, error) {
+	c, ok := d.auths[registryKey(host)]
+	if !ok {
+		return nil, fmt.Errorf("docker config: no credentials for %s", host)
+	}
+	return json.Marshal(map[string]any{"auths": map[string]any{host: map[string]string{
+		"auth": base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password)),
+	}}})
+}
 
 // Covers says whether the config has credentials for host.
 func (d *DockerConfig) Covers(host string) bool {

@@ -237,3 +237,49 @@ func TestAppRepoTagsFollowTheSource(t *testing.T) {
 		t.Error("the app's tag did not change with its source: a registry's older build would pass for it")
 	}
 }
+
+// A registry on a loopback or private address that answers plain HTTP
+// must not get the credentials: go-containerregistry would fall back to
+// HTTP for it.
+func TestUserRegistryRefusesPlainHTTP(t *testing.T) {
+	var sawAuth bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); ok {
+			sawAuth = true
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	u := UserRegistry{Prefix: host, Auth: mustConfig(t, dockerConfig(t, host, "ci", "s3cret"))}
+	_, err := u.Missing(context.Background(), []string{"meshconform/a:k1"})
+	if err == nil || !strings.Contains(err.Error(), "must serve HTTPS") {
+		t.Errorf("Missing on a plain-HTTP registry: %v, want a refusal", err)
+	}
+	if sawAuth {
+		t.Error("the credentials were sent over plain HTTP")
+	}
+}
+
+// The pull secret holds the registry's own credentials, not every one of
+// the user's docker config.
+func TestDockerConfigFor(t *testing.T) {
+	d := mustConfig(t, []byte(`{"auths": {"reg.acme.example:5443": {"auth": "Y2k6czNjcmV0"}, "ghcr.io": {"auth": "bWU6Z2hwX3Rva2Vu"}}}`))
+	b, err := d.For("reg.acme.example:5443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := mustConfig(t, b)
+	if !only.Covers("reg.acme.example:5443") || only.Covers("ghcr.io") || strings.Contains(string(b), "bWU6Z2hwX3Rva2Vu") {
+		t.Errorf("For(reg.acme.example:5443) = %s", b)
+	}
+	if _, err := d.For("quay.io"); err == nil {
+		t.Error("For a registry without credentials passed")
+	}
+	for _, key := range []string{"docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"} {
+		hub := mustConfig(t, []byte(`{"auths": {"`+key+`": {"auth": "Y2k6czNjcmV0"}}}`))
+		if !hub.Covers("index.docker.io") || !hub.Covers("docker.io") {
+			t.Errorf("docker config key %q does not cover Docker Hub", key)
+		}
+	}
+}

@@ -101,28 +101,34 @@ type Scope struct {
 	// Cluster says which cluster-scoped resources ("resource.group") are
 	// listed.
 	Cluster func(resource string) bool
-	// Namespaces are the namespaces whose every resource is listed; no
-	// other namespace's objects are.
+	// Namespaces are the namespaces whose every resource is listed.
 	Namespaces []string
+	// Named lists, for a namespaced resource ("resource.group"), the
+	// objects of these names in every namespace; no other object of
+	// another namespace is listed.
+	Named map[string][]string
 }
 
-// MeshScope is the audit of a brought cluster: the namespaces themselves
-// (a run's namespace left behind shows as added), admission webhooks,
-// custom resource definitions, cluster RBAC and every cluster-scoped
-// resource of Istio's groups, and every resource in the istio namespace.
-// The run's own namespaces are gone after it, with what they held.
-func MeshScope(istioNamespace string) Scope {
+// ClusterChurn are cluster-scoped resources a live cluster changes by
+// itself: node heartbeats and annotations, certificate requests of
+// kubelets rotating their certificates, volumes provisioned for others.
+var ClusterChurn = map[string]bool{
+	"nodes": true, "certificatesigningrequests.certificates.k8s.io": true,
+	"persistentvolumes": true, "volumeattachments.storage.k8s.io": true, "csinodes.storage.k8s.io": true,
+}
+
+// MeshScope is the audit of a brought cluster: every cluster-scoped
+// resource but ClusterChurn (namespaces, so a run's namespace left behind
+// shows; webhooks, CRDs, RBAC, Istio's and Gateway API's classes), every
+// resource in the istio namespace, and, in every namespace, the objects
+// of the names in named (the config maps istiod writes into each
+// namespace). The run's own namespaces are gone after it, with what they
+// held; the rest of the users' namespaces is not read.
+func MeshScope(istioNamespace string, named map[string][]string) Scope {
 	return Scope{
-		Cluster: func(r string) bool {
-			switch r {
-			case "namespaces", "customresourcedefinitions.apiextensions.k8s.io",
-				"mutatingwebhookconfigurations.admissionregistration.k8s.io", "validatingwebhookconfigurations.admissionregistration.k8s.io",
-				"clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
-				return true
-			}
-			return strings.HasSuffix(r, ".istio.io")
-		},
+		Cluster:    func(r string) bool { return !ClusterChurn[r] },
 		Namespaces: []string{istioNamespace},
+		Named:      named,
 	}
 }
 
@@ -142,9 +148,12 @@ func TakeScoped(ctx context.Context, cfg *rest.Config, scope Scope) (snap Snapsh
 	return take(ctx, cfg, &scope)
 }
 
+// listing is one list call: gvr in namespace ns ("" for all), or, with
+// name, the objects of that name in every namespace.
 type listing struct {
-	gvr schema.GroupVersionResource
-	ns  string
+	gvr  schema.GroupVersionResource
+	ns   string
+	name string
 }
 
 func take(ctx context.Context, cfg *rest.Config, scope *Scope) (Snapshot, []string, error) {
@@ -196,9 +205,12 @@ func take(ctx context.Context, cfg *rest.Config, scope *Scope) (Snapshot, []stri
 			gvr := l.gvr
 			var list *metav1.PartialObjectMetadataList
 			var err error
-			if l.ns == "" {
+			switch {
+			case l.name != "":
+				list, err = mc.Resource(gvr).List(gctx, metav1.ListOptions{FieldSelector: "metadata.name=" + l.name})
+			case l.ns == "":
 				list, err = mc.Resource(gvr).List(gctx, metav1.ListOptions{})
-			} else {
+			default:
 				list, err = mc.Resource(gvr).Namespace(l.ns).List(gctx, metav1.ListOptions{})
 			}
 			if err != nil && scope != nil && (apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)) {
@@ -249,6 +261,9 @@ func (s *Scope) listings(gvr schema.GroupVersionResource, namespaced bool) []lis
 	out := make([]listing, 0, len(s.Namespaces))
 	for _, ns := range s.Namespaces {
 		out = append(out, listing{gvr: gvr, ns: ns})
+	}
+	for _, name := range s.Named[resourceKey(gvr)] {
+		out = append(out, listing{gvr: gvr, name: name})
 	}
 	return out
 }

@@ -87,33 +87,38 @@ func TestParseKeyInvertsKey(t *testing.T) {
 
 // A brought cluster's audit lists the mesh and what a run may create, and
 // nothing the cluster churns by itself: a node annotated by a controller,
-// a CronJob's namespace or a CSR is outside it, so it never fails a
-// correct run; a webhook, CRD, Istio resource, namespace or anything in
-// istio-system edited is inside it, so a run that changed one fails.
+// a kubelet's certificate request, a CronJob's namespace are outside it,
+// so they never fail a correct run; a webhook, CRD, Istio or Gateway API
+// resource, priority class, namespace, anything in istio-system, or the
+// config map istiod writes into a user's namespace is inside it, so a run
+// that changed or left one fails.
 func TestMeshScope(t *testing.T) {
-	s := MeshScope("istio-system")
+	s := MeshScope("istio-system", map[string][]string{"configmaps": {"istio-ca-root-cert"}})
 	for r, want := range map[string]bool{
 		"namespaces": true, "customresourcedefinitions.apiextensions.k8s.io": true,
 		"mutatingwebhookconfigurations.admissionregistration.k8s.io": true, "validatingwebhookconfigurations.admissionregistration.k8s.io": true,
 		"clusterroles.rbac.authorization.k8s.io": true, "clusterrolebindings.rbac.authorization.k8s.io": true,
-		"meshconfigs.install.istio.io": true, "peerauthentications.security.istio.io": true,
+		"meshconfigs.install.istio.io": true, "gatewayclasses.gateway.networking.k8s.io": true,
+		"validatingadmissionpolicies.admissionregistration.k8s.io": true, "priorityclasses.scheduling.k8s.io": true,
 		"nodes": false, "certificatesigningrequests.certificates.k8s.io": false, "persistentvolumes": false,
-		"priorityclasses.scheduling.k8s.io": false, "storageclasses.storage.k8s.io": false,
-		"fakeistio.io": false, // a group merely ending in "istio.io"
 	} {
 		if got := s.Cluster(r); got != want {
 			t.Errorf("cluster-scoped %s listed: %t, want %t", r, got, want)
 		}
 	}
 	cm := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	if got := s.listings(cm, true); len(got) != 1 || got[0].ns != "istio-system" {
-		t.Errorf("namespaced configmaps listed as %v, want istio-system only", got)
+	got := s.listings(cm, true)
+	if len(got) != 2 || got[0].ns != "istio-system" || got[1].name != "istio-ca-root-cert" || got[1].ns != "" {
+		t.Errorf("config maps listed as %+v, want istio-system's and istio-ca-root-cert in every namespace", got)
+	}
+	if got := s.listings(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true); len(got) != 1 || got[0].ns != "istio-system" {
+		t.Errorf("deployments listed as %+v, want istio-system's only", got)
 	}
 	if got := s.listings(schema.GroupVersionResource{Version: "v1", Resource: "nodes"}, false); len(got) != 0 {
 		t.Errorf("nodes listed: %v", got)
 	}
 	var whole *Scope
-	if got := whole.listings(cm, true); len(got) != 1 || got[0].ns != "" {
+	if got := whole.listings(cm, true); len(got) != 1 || got[0].ns != "" || got[0].name != "" {
 		t.Errorf("without a scope, configmaps listed as %v, want once cluster-wide", got)
 	}
 }

@@ -160,7 +160,9 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	if m.Istio.Sidecars {
 		pod = install.SidecarPod(InjectionNamespace, m.Istio.SidecarImage)
 	}
-	if ps := m.Istio.PullSecret; ps != nil && m.Istio.EchoImage == "" {
+	// The pod runs the sample app (SidecarImage) unless it is Istio's echo
+	// image, which the image source serves: only then the pull secret.
+	if ps := m.Istio.PullSecret; ps != nil && (m.Istio.Sidecars || m.Istio.EchoImage == "") {
 		if err := ps.Ensure(ctx, m.Away.Client, InjectionNamespace); err != nil {
 			return err
 		}

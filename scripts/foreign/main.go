@@ -58,6 +58,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/report"
+	"github.com/meshconform/meshconform/e2e/runlock"
 )
 
 // registryContainer names the registry's container; its image's owner
@@ -88,6 +89,13 @@ func main() {
 		if len(os.Args) != 3 {
 			usage()
 		}
+		// The pair takes meshconform's registry onto its network and
+		// removes it after: not while a run or a kept mesh uses it.
+		var lock *runlock.Lock
+		if lock, err = holdMachine(); err != nil {
+			fail(err)
+		}
+		defer lock.Release()
 		err = pairUp(ctx, os.Args[2])
 		if err == nil {
 			err = registryUp(ctx, filepath.Join(os.Args[2], "registry"), pairNetwork, []string{sites[0].name + "-control-plane", sites[1].name + "-control-plane"})
@@ -122,6 +130,17 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+}
+
+// holdMachine takes meshconform's platform lock (no run that creates
+// clusters goes on meanwhile) and refuses while `meshconform up` keeps a
+// mesh, whose registry the pair would take.
+func holdMachine() (*runlock.Lock, error) {
+	if _, err := os.Stat(filepath.Join(harness.UpDir(), harness.KeptMeshFile)); err == nil {
+		return nil, fmt.Errorf("a mesh kept by `meshconform up` is on this machine: the pair would take its registry; run `meshconform down` first")
+	}
+	cmd := strings.Join(os.Args, " ")
+	return runlock.Acquire(harness.StateDir(), runlock.Owner{PID: os.Getpid(), RunID: "foreign-pair", Command: cmd, Started: time.Now()})
 }
 
 func usage() {
@@ -178,6 +197,8 @@ func registryUp(ctx context.Context, dir, network string, nodes []string) error 
 	fmt.Printf("registry %s (TLS, basic auth) on %s; trusted by %s\n", host, network, strings.Join(nodes, ", "))
 	return nil
 }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func registryDown(ctx context.Context) error {
 	if _, err := docker(ctx, nil, "inspect", registryContainer); err != nil {
@@ -348,8 +369,9 @@ func trustOnNode(ctx context.Context, node, host string, ca []byte) error {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
 	conf := fmt.Sprintf("\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.%q.tls]\n  ca_file = %q\n", host, caPath)
+	// Once per host: a table given twice would make the file invalid.
 	if _, err := docker(ctx, strings.NewReader(conf), "exec", "-i", node, "sh", "-c",
-		"cat >> /etc/containerd/config.toml && systemctl restart containerd"); err != nil {
+		"grep -qF "+shellQuote(caPath)+" /etc/containerd/config.toml && cat >/dev/null || cat >> /etc/containerd/config.toml; systemctl restart containerd"); err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
 	return nil

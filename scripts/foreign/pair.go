@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -299,8 +300,12 @@ func pairDown(ctx context.Context) error {
 			errs = append(errs, err.Error())
 		}
 	}
-	if err := images.RemoveRegistry(ctx); err != nil {
-		errs = append(errs, err.Error())
+	// meshconform's registry, if a pair-up that stopped early left it on
+	// the pair's network; on another network it is another run's.
+	if nets, err := docker(ctx, nil, "inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", images.RegistryContainer); err == nil && slices.Contains(strings.Fields(nets), pairNetwork) {
+		if err := images.RemoveRegistry(ctx); err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
 	if _, err := docker(ctx, nil, "network", "inspect", pairNetwork); err == nil {
 		if _, err := docker(ctx, nil, "network", "rm", pairNetwork); err != nil {
