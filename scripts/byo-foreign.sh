@@ -58,11 +58,13 @@ step "verify" mc verify "$(ls "$out"/meshconform-results-*.tar.gz)"
 
 # The same flow with the remote's API server unreachable from istiod (only
 # that path dropped, istiod restarted without it): refused, the reason
-# named, and its bundle not certified.
+# named, and its bundle not certified. The run judges the doctor's checks
+# (the spec that reads clusterz itself would wait its 2 minutes for a sync
+# that cannot come).
 cut=$ARTIFACTS/byo-foreign-cut
 rm -rf "$cut" && mkdir -p "$cut"
 step "cut the remote's API server off from istiod" "$BIN/foreign" cut-remote-api "$pair"
-if "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --focus 'synced cluster' --artifacts "$cut" >"$BIN/cut.log" 2>&1; then
+if "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --focus 'passes every doctor check' --artifacts "$cut" >"$BIN/cut.log" 2>&1; then
   echo "byo-foreign: FAIL: a run with the remote's API server unreachable from istiod passed"; exit 1
 fi
 mc failures "$cut" >"$BIN/cut-failures.log" 2>&1 || true
