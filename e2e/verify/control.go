@@ -212,8 +212,18 @@ func (m *Mesh) ensureInjectionNamespace(ctx context.Context) error {
 		labels = map[string]string{"istio.io/rev": m.Istio.Revision}
 	}
 	err := workloads.CreateNamespace(ctx, m.Away.Client, m.RunLabels, InjectionNamespace, labels)
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	if err == nil || !apierrors.IsAlreadyExists(err) {
 		return err
+	}
+	// Made by an earlier check of this run (an upgrade checks injection
+	// at each step); anyone else's is not the run's to put pods and a
+	// pull secret into.
+	var ns corev1.Namespace
+	if err := m.Away.Client.Resources().Get(ctx, InjectionNamespace, "", &ns); err != nil {
+		return fmt.Errorf("namespace %s on %s: %w", InjectionNamespace, m.Away.Name, err)
+	}
+	if id, mine := m.RunLabels[workloads.RunLabel]; mine && ns.Labels[workloads.RunLabel] != id {
+		return fmt.Errorf("namespace %s exists on %s and is not this run's (label %s=%q, want %q): remove it or let its owner finish", InjectionNamespace, m.Away.Name, workloads.RunLabel, ns.Labels[workloads.RunLabel], id)
 	}
 	return nil
 }
