@@ -4,8 +4,10 @@
 # nodes without pod CIDRs or regions, restricted Pod Security by default,
 # istiod behind a host-name load balancer, a private registry with TLS and
 # basic auth, Istio by hand with IDs east-1/west-1, trust domain
-# acme.example, a revision with a tag, two istiod replicas, a CronJob),
-# then, while its nodes' annotations churn,
+# acme.example, a revision with a tag, two istiod replicas, a CronJob, and
+# a ServiceAccount bound to the roles `meshconform rbac` prints, whose
+# kubeconfig every step below uses), then, while its nodes' annotations
+# churn,
 #   images save, images push --from (the sample apps into that registry);
 #   test --clusters --mesh existing --image-registry (the specs);
 #   doctor --clusters; bundle --product; verify: certified;
@@ -48,8 +50,8 @@ step "images push --from" mc images push "$registry" --from "$BIN/apps.tar" "${r
 churn_pid=$!
 # The clusters file is the topology: MESHCONFORM_TOPOLOGY with it is refused.
 noenv=(env -u MESHCONFORM_TOPOLOGY -u MESHCONFORM_CONTEXTS -u MESHCONFORM_KUBECONFIG)
-step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
-step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
+step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
+step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
 kill -INT "$churn_pid" 2>/dev/null || true
 if ! wait "$churn_pid"; then echo "byo-foreign: FAIL: the churn stopped early (its error is above)"; exit 1; fi
 churn_pid=
@@ -64,13 +66,13 @@ step "verify" mc verify "$(ls "$out"/meshconform-results-*.tar.gz)"
 cut=$ARTIFACTS/byo-foreign-cut
 rm -rf "$cut" && mkdir -p "$cut"
 step "cut the remote's API server off from istiod" "$BIN/foreign" cut-remote-api "$pair"
-if "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --focus 'passes every doctor check' --artifacts "$cut" >"$BIN/cut.log" 2>&1; then
+if "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --focus 'passes every doctor check' --artifacts "$cut" >"$BIN/cut.log" 2>&1; then
   echo "byo-foreign: FAIL: a run with the remote's API server unreachable from istiod passed"; exit 1
 fi
 mc failures "$cut" >"$BIN/cut-failures.log" 2>&1 || true
 grep -q 'west-1 as "timeout"' "$BIN/cut-failures.log" || { echo "byo-foreign: FAIL: refused for another reason:"; cat "$BIN/cut.log" "$BIN/cut-failures.log"; exit 1; }
 echo "byo-foreign: refused: $(grep -m1 -o 'istiod [^ ]* on east lists cluster west-1 as .*pods' "$BIN/cut-failures.log")"
-if "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/kubeconfig" --clusters "$pair/clusters.yaml" >"$BIN/cut-doctor.log" 2>&1; then
+if "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" >"$BIN/cut-doctor.log" 2>&1; then
   echo "byo-foreign: FAIL: the doctor passed a mesh whose istiod cannot reach the remote"; exit 1
 fi
 grep -m1 'istiod-clusterz.*FAIL' "$BIN/cut-doctor.log" || { echo "byo-foreign: FAIL: the doctor failed for another reason:"; cat "$BIN/cut-doctor.log"; exit 1; }

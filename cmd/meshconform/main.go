@@ -46,12 +46,13 @@ the mesh with real traffic — or points the same specs at clusters you bring.
   meshconform doctor [flags]         read-only checks of an installed multicluster mesh
   meshconform bundle                 pack a run's artifacts into a verifiable results bundle
   meshconform verify BUNDLE          check a bundle's integrity and print its verdict
+  meshconform rbac                   the roles a run on an existing mesh needs
   meshconform down                   delete what up created`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUp(), newTest(), newDoctor(), newBundle(), newVerify(), newReport(), newFailures(),
-		newClean(), newLeftovers(), newBench(), newPrebuild(), newCache(), newImages())
+		newClean(), newLeftovers(), newBench(), newPrebuild(), newCache(), newImages(), newRBAC())
 	return root
 }
 

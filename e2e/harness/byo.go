@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/internal/fsutil"
 	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/rbac"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/snapshot"
 	"github.com/meshconform/meshconform/e2e/topology"
@@ -152,6 +155,12 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 		}
 		g.Go(func() error {
 			return h.run.Time("attach cluster "+b.Name+" (context "+b.Context+")", func() error {
+				// Before anything is read: every right the run lacks, named.
+				if snap {
+					if err := h.checkCredentials(gctx, role.Name, b.Context); err != nil {
+						return err
+					}
+				}
 				cl, err := clusters.Attach(gctx, cfg, role, b.Context, h.dir)
 				if err != nil {
 					return err
@@ -369,6 +378,35 @@ func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunL
 		names = append(names, ns.Name)
 	}
 	return names, nil
+}
+
+// checkCredentials refuses, before the run touches anything, credentials
+// that lack a right a run on an existing mesh needs (rbac.RunRoles),
+// naming every one. An install needs far more (the whole of Istio's
+// install): it is not judged here.
+func (h *brought) checkCredentials(ctx context.Context, name, kubeContext string) error {
+	if h.cfg.Mesh != MeshExisting {
+		return nil
+	}
+	rc, err := clientcmd.NewNonInteractiveClientConfig(*h.kubeconfig, kubeContext, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("cluster %s (context %s): %w", name, kubeContext, err)
+	}
+	// About a hundred reviews: client-go's default 5 requests/s would
+	// take 20 s.
+	rc.QPS, rc.Burst = 100, 200
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	missing, err := rbac.Lacking(ctx, cs, mesh.Namespace)
+	if err != nil {
+		return fmt.Errorf("cluster %s (context %s): %w", name, kubeContext, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("cluster %s (context %s): the credentials lack %d rights a run on an existing mesh needs: %s; `meshconform rbac` prints the roles to bind", name, kubeContext, len(missing), strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // auditScope is what the audit of a brought cluster lists: the mesh and

@@ -47,7 +47,12 @@ func ApplyFS(ctx context.Context, c klient.Client, fsys fs.FS, pattern, ns strin
 	objs, err := render(fsys, pattern, ns, o)
 	if err == nil {
 		for _, obj := range objs {
-			if err = apply(ctx, c, obj); err != nil {
+			if isPullSecret(obj) {
+				err = createPullSecret(ctx, c, obj)
+			} else {
+				err = apply(ctx, c, obj)
+			}
+			if err != nil {
 				break
 			}
 		}

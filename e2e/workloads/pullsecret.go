@@ -3,8 +3,10 @@ package workloads
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/e2e-framework/klient"
 )
@@ -42,9 +44,23 @@ func (p *PullSecret) object(ns string) *unstructured.Unstructured {
 	return obj
 }
 
-// Ensure puts the Secret into namespace ns (applied as the run's own).
+// Ensure puts the Secret into namespace ns, one of the run's: created,
+// never read (the run's credentials need not read secrets there), and
+// one already there is this run's own from an earlier workload.
 func (p *PullSecret) Ensure(ctx context.Context, c klient.Client, ns string) error {
-	return apply(ctx, c, p.object(ns))
+	return createPullSecret(ctx, c, p.object(ns))
+}
+
+func createPullSecret(ctx context.Context, c klient.Client, obj *unstructured.Unstructured) error {
+	if err := c.Resources().Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create Secret %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// isPullSecret says whether a rendered object is the pull secret.
+func isPullSecret(obj *unstructured.Unstructured) bool {
+	return obj.GetKind() == "Secret" && obj.GetName() == PullSecretName
 }
 
 // AddTo makes a pod spec pull with the secret.

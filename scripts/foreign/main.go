@@ -20,7 +20,9 @@
 // pair-up makes two clusters unlike meshconform's (pair.go), a registry
 // as above holding nothing yet (DIR/registry/), and the mesh on them,
 // installed by hand (mesh.go); it writes DIR/kubeconfig (contexts east
-// and west) and DIR/clusters.yaml. cut-remote-api DIR drops the path from
+// and west, admin), DIR/sa.kubeconfig (the same contexts, a
+// ServiceAccount bound to `meshconform rbac`'s roles: access.go) and
+// DIR/clusters.yaml. cut-remote-api DIR drops the path from
 // the primary's pods to the remote's API server and restarts istiod.
 // churn DIR DURATION annotates the pair's nodes every 10 s until it is
 // stopped or DURATION has passed (a CronJob, set up by pair-up, runs
@@ -105,6 +107,9 @@ func main() {
 		}
 		if err == nil {
 			err = churnSetup(ctx, os.Args[2])
+		}
+		if err == nil {
+			err = accessUp(ctx, os.Args[2])
 		}
 	case "churn":
 		if len(os.Args) != 4 {
