@@ -104,4 +104,3 @@ func TestLacking(t *testing.T) {
 		t.Errorf("with every right: %v", got)
 	}
 }
-
