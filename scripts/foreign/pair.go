@@ -294,9 +294,17 @@ func (e *pairEnv) writeKubeconfig(infos map[string]cni.NodeInfo) error {
 func pairDown(ctx context.Context) error {
 	os.Setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", pairNetwork)
 	p := cluster.NewProvider(cluster.ProviderWithDocker())
+	// kind removes the cluster's context from a kubeconfig as it deletes
+	// it: from a throwaway one, never the user's ~/.kube/config (kind
+	// would create ~/.kube for its lock).
+	tmp, err := os.MkdirTemp("", "meshconform-foreign-kubeconfig-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
 	var errs []string
 	for _, s := range sites {
-		if err := p.Delete(s.name, ""); err != nil {
+		if err := p.Delete(s.name, filepath.Join(tmp, "kubeconfig")); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -324,6 +332,8 @@ func kubectl(ctx context.Context, dir string, s site, stdin io.Reader, args ...s
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", filepath.Join(dir, "kubeconfig"), "--context", s.context, "--cache-dir", filepath.Join(dir, "kube-cache")}, args...)...)
+	// Whatever kubectl keeps under $HOME/.kube stays in DIR.
+	cmd.Env = append(os.Environ(), "HOME="+dir)
 	cmd.Stdin = stdin
 	out, err := cmd.CombinedOutput()
 	if err != nil {
