@@ -273,7 +273,6 @@ func (l *Local) AppImages(ctx context.Context, repoRoot string) (map[string]v1.I
 // .dockerconfigjson): the run's pull secret, and the keychain of its own
 // registry calls. It never prints its credentials.
 type DockerConfig struct {
-	raw   []byte
 	auths map[string]authn.AuthConfig
 }
 
@@ -291,7 +290,7 @@ func ParseDockerConfig(b []byte) (*DockerConfig, error) {
 		// Not the error text: a parse error may quote the file.
 		return nil, fmt.Errorf("not a docker config JSON (want {\"auths\": {\"REGISTRY\": {\"auth\": ...}}})")
 	}
-	d := &DockerConfig{raw: b, auths: map[string]authn.AuthConfig{}}
+	d := &DockerConfig{auths: map[string]authn.AuthConfig{}}
 	for host, a := range f.Auths {
 		c := authn.AuthConfig{Username: a.Username, Password: a.Password}
 		if a.Auth != "" {
@@ -326,9 +325,6 @@ func registryKey(k string) string {
 	}
 	return k
 }
-
-// JSON is the config as given.
-func (d *DockerConfig) JSON() []byte { return d.raw }
 
 // For is a docker config JSON holding host's credentials alone: what a
 // pull secret for that registry needs, and no other registry's.

@@ -76,9 +76,6 @@ func TestParseDockerConfig(t *testing.T) {
 			t.Errorf("the config prints its credentials: %s", shown)
 		}
 	}
-	if string(d.JSON()) != string(dockerConfig(t, "https://reg.acme.example:5443/v2/", "ci", "s3cret")) {
-		t.Error("JSON is not the config as given")
-	}
 
 	up, err := ParseDockerConfig([]byte(`{"auths": {"index.docker.io": {"username": "u", "password": "p"}}}`))
 	if err != nil || !up.Covers("index.docker.io") || !up.Covers(name.DefaultRegistry) {

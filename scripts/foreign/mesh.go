@@ -179,11 +179,7 @@ func meshUp(ctx context.Context, dir string) error {
 	if err := run(primary, "install", "-y", "-f", p); err != nil {
 		return err
 	}
-	n, err := e.node(primary)
-	if err != nil {
-		return err
-	}
-	ip, _, err := n.IP()
+	ip, err := e.nodeIP(primary)
 	if err != nil {
 		return err
 	}
@@ -280,11 +276,7 @@ func cutRemoteAPI(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	rn, err := e.node(remote)
-	if err != nil {
-		return err
-	}
-	remoteIP, _, err := rn.IP()
+	remoteIP, err := e.nodeIP(remote)
 	if err != nil {
 		return err
 	}

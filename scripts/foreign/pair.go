@@ -200,15 +200,11 @@ func pairUp(ctx context.Context, dir string) error {
 	}
 	infos := map[string]cni.NodeInfo{}
 	for _, s := range sites {
-		n, err := e.node(s)
+		ip, err := e.nodeIP(s)
 		if err != nil {
 			return err
 		}
-		ip, _, err := n.IP()
-		if err != nil {
-			return err
-		}
-		infos[s.name] = cni.NodeInfo{Name: n.String(), IP: netip.MustParseAddr(ip), PodCIDR: s.nodeRange}
+		infos[s.name] = cni.NodeInfo{Name: s.name + "-control-plane", IP: netip.MustParseAddr(ip), PodCIDR: s.nodeRange}
 	}
 	var all []cni.NodeInfo
 	for _, s := range sites {
@@ -248,6 +244,16 @@ func ensurePairNetwork(ctx context.Context) error {
 		errs = append(errs, err.Error())
 	}
 	return fmt.Errorf("create network %s: %s", pairNetwork, strings.Join(errs, "; "))
+}
+
+// nodeIP is the address of s's one node on the pair's network.
+func (e *pairEnv) nodeIP(s site) (string, error) {
+	n, err := e.node(s)
+	if err != nil {
+		return "", err
+	}
+	ip, _, err := n.IP()
+	return ip, err
 }
 
 func (e *pairEnv) node(s site) (nodes.Node, error) {
