@@ -145,7 +145,13 @@ func Take(ctx context.Context, cfg *rest.Config) (Snapshot, error) {
 // returned as notListed, for the audit to report, not to fail on: on a
 // cluster the user brought, least-privilege credentials are expected.
 func TakeScoped(ctx context.Context, cfg *rest.Config, scope Scope) (snap Snapshot, notListed []string, err error) {
-	return take(ctx, cfg, &scope)
+	snap, notListed, err = take(ctx, cfg, &scope)
+	if err == nil && len(snap) == 0 {
+		// Every cluster has namespaces: an audit that listed nothing
+		// would pass whatever the run did.
+		return nil, notListed, fmt.Errorf("the audit listed no object (not listed: %s)", strings.Join(notListed, ", "))
+	}
+	return snap, notListed, err
 }
 
 // listing is one list call: gvr in namespace ns ("" for all), or, with
