@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"sigs.k8s.io/e2e-framework/klient"
 
 	"github.com/meshconform/meshconform/e2e/topology"
 )
@@ -85,7 +84,7 @@ func Attach(ctx context.Context, cfg *clientcmdapi.Config, role topology.Cluster
 	if err := clientcmd.WriteToFile(*one, path); err != nil {
 		return nil, fmt.Errorf("cluster %s: write kubeconfig: %w", role.Name, err)
 	}
-	client, err := klient.NewWithKubeConfigFile(path)
+	client, err := NewClient(path)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: client for context %s: %w", role.Name, context, err)
 	}

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/e2e-framework/klient/conf"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
@@ -27,6 +28,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/internal/docker"
 	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // Manager runs the lifecycle of the topology's clusters.
@@ -183,7 +185,7 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 	if err := m.writeInternalKubeconfig(c.Name, kc); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
-	client, err := klient.NewWithKubeConfigFile(kc)
+	client, err := NewClient(kc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: client: %w", c.Name, err)
 	}
@@ -192,6 +194,21 @@ func (m *Manager) Create(ctx context.Context, c topology.Cluster, imgs images.Cl
 		return nil, fmt.Errorf("cluster %s: pod network: %w", c.Name, err)
 	}
 	return cl, nil
+}
+
+// NewClient is a client of the cluster a kubeconfig file names, whose
+// user agent is workloads.FieldManager: the API server records every
+// write that names no field manager (creates, updates, scales) under the
+// user agent's name, so all the harness writes carries that one manager,
+// as its server-side applies do, and a brought cluster's audit can tell
+// the run's changes from the cluster's own (snapshot.CompareAttributed).
+func NewClient(kubeconfig string) (klient.Client, error) {
+	cfg, err := conf.New(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = workloads.FieldManager
+	return klient.New(cfg)
 }
 
 func (m *Manager) writeNodeFiles(name string, files map[string]string) error {

@@ -89,8 +89,8 @@ const UpstreamLeftoverIssue = "https://github.com/istio/istio/issues/23706"
 // object answers; what went missing, or a label or generation that moved
 // on an object that was there, is no creation, and the guide's cleanup
 // (delete what Istio made) would not undo an edit anyway. A cluster the run did not create (a
-// brought one) gets the full exact-as-found audit, every difference
-// failing it, from the same package: harness.ClustersAsFound
+// brought one) gets the exact-as-found audit of its scope, every difference
+// of the run's failing it, from the same package: harness.ClustersAsFound
 // (e2e/harness/byo.go, snapshot.Compare against the snapshot taken when
 // the cluster was attached), in the teardown audit (suites/internal/env,
 // auditBrought). Clusters the run made (kind) go with the run.

@@ -9,6 +9,11 @@
 // only, so no secret is ever read) and of volatile kinds (events, leases,
 // endpoints).
 //
+// On a cluster that others change while the run goes on, each object's
+// field managers say who made a difference (CompareAttributed): the run's
+// own writes carry its manager; others' additions and edits are reported
+// apart and do not count against it.
+//
 // It reads metadata only (client-go's metadata client), so it never reads a
 // Secret's data: a snapshot of a user's cluster holds no credentials.
 package snapshot
@@ -18,9 +23,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,6 +60,32 @@ type Object struct {
 	// edits that move no generation, and the only edits of objects that
 	// have none (config maps, namespaces, nodes, secrets).
 	Meta string
+	// Managers digests, per field manager, its managedFields entries
+	// (operation, subresource, time, fields): every write moves the
+	// writer's digest, so a difference names who made it (CompareAttributed).
+	Managers map[string]string
+}
+
+// managerDigests is a short digest of each manager's managedFields entries.
+func managerDigests(entries []metav1.ManagedFieldsEntry) map[string]string {
+	by := map[string][]string{}
+	for _, e := range entries {
+		var when, fields string
+		if e.Time != nil {
+			when = e.Time.UTC().Format(time.RFC3339)
+		}
+		if e.FieldsV1 != nil {
+			fields = string(e.FieldsV1.Raw)
+		}
+		by[e.Manager] = append(by[e.Manager], strings.Join([]string{string(e.Operation), e.Subresource, e.APIVersion, when, fields}, "\x00"))
+	}
+	out := make(map[string]string, len(by))
+	for m, es := range by {
+		sort.Strings(es)
+		sum := sha256.Sum256([]byte(strings.Join(es, "\x01")))
+		out[m] = hex.EncodeToString(sum[:8])
+	}
+	return out
 }
 
 // VolatileAnnotations are written by the cluster's own controllers on
@@ -233,7 +266,7 @@ func take(ctx context.Context, cfg *rest.Config, scope *Scope) (Snapshot, []stri
 				if controlled(o.OwnerReferences) {
 					continue
 				}
-				part[key(gvr, o.Namespace, o.Name)] = Object{UID: string(o.UID), Generation: o.Generation, Meta: metaDigest(o.Labels, o.Annotations)}
+				part[key(gvr, o.Namespace, o.Name)] = Object{UID: string(o.UID), Generation: o.Generation, Meta: metaDigest(o.Labels, o.Annotations), Managers: managerDigests(o.ManagedFields)}
 			}
 			results[i] = part
 			return nil
@@ -329,22 +362,57 @@ type Diff struct {
 	// NotListed could not be listed (a scoped audit's credentials): not
 	// audited, reported, not a difference.
 	NotListed []string
+	// Others were added or changed by field managers none of which is the
+	// run's (CompareAttributed), each with who: the cluster's own churn,
+	// reported, not a difference.
+	Others []string
 }
 
 // Compare returns what after has that before had not, and the reverse.
 func Compare(before, after Snapshot) Diff {
+	return compare(before, after, "")
+}
+
+// CompareAttributed is Compare on a cluster others change while the run
+// goes on: an object added or changed is the run's only if runManager is
+// among the field managers whose entries the addition or change moved (or
+// no manager's moved, so nobody can be named); otherwise it goes to
+// Others, with the managers that did move. The run must write under
+// runManager (as every client of the harness does, by its user agent).
+// Removals and replacements stay the run's whoever made them: a deleted
+// object names no manager, and the run may have deleted it. An empty
+// runManager attributes nothing (Compare).
+func CompareAttributed(before, after Snapshot, runManager string) Diff {
+	return compare(before, after, runManager)
+}
+
+func compare(before, after Snapshot, runManager string) Diff {
 	var d Diff
+	// changed files k, changed as why, under the run's changes or, by
+	// the managers the change moved, under others'.
+	changed := func(list *[]string, k, why string, b, a Object) {
+		if runManager != "" {
+			if by := moved(b.Managers, a.Managers); len(by) > 0 && !slices.Contains(by, runManager) {
+				d.Others = append(d.Others, fmt.Sprintf("%s (%s by %s)", k, why, strings.Join(by, ", ")))
+				return
+			}
+		}
+		if why != "added" {
+			k += " (" + why + ")"
+		}
+		*list = append(*list, k)
+	}
 	for k, a := range after {
 		b, ok := before[k]
 		switch {
 		case !ok:
-			d.Added = append(d.Added, k)
+			changed(&d.Added, k, "added", Object{}, a)
 		case b.UID != a.UID:
 			d.Replaced = append(d.Replaced, k)
 		case b.Generation != a.Generation:
-			d.Changed = append(d.Changed, fmt.Sprintf("%s (generation %d → %d)", k, b.Generation, a.Generation))
+			changed(&d.Changed, k, fmt.Sprintf("generation %d → %d", b.Generation, a.Generation), b, a)
 		case b.Meta != a.Meta:
-			d.Changed = append(d.Changed, k+" (labels or annotations)")
+			changed(&d.Changed, k, "labels or annotations", b, a)
 		}
 	}
 	for k := range before {
@@ -352,10 +420,28 @@ func Compare(before, after Snapshot) Diff {
 			d.Removed = append(d.Removed, k)
 		}
 	}
-	for _, s := range [][]string{d.Added, d.Removed, d.Replaced, d.Changed} {
+	for _, s := range [][]string{d.Added, d.Removed, d.Replaced, d.Changed, d.Others} {
 		sort.Strings(s)
 	}
 	return d
+}
+
+// moved names the managers whose entries differ between before and after
+// (new, gone or rewritten), sorted.
+func moved(before, after map[string]string) []string {
+	var out []string
+	for m, a := range after {
+		if before[m] != a {
+			out = append(out, m)
+		}
+	}
+	for m := range before {
+		if _, ok := after[m]; !ok {
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Empty reports whether the cluster was left exactly as found.
@@ -366,17 +452,21 @@ func (d Diff) Empty() bool {
 // String names every difference, one kind per line, and what was not
 // audited.
 func (d Diff) String() string {
-	if d.Empty() {
-		if len(d.NotListed) > 0 {
-			return fmt.Sprintf("left exactly as found, as far as listed (not listed: %s)", strings.Join(d.NotListed, ", "))
-		}
-		return "left exactly as found"
-	}
 	var b strings.Builder
+	if d.Empty() {
+		b.WriteString("left exactly as found")
+		if len(d.NotListed) > 0 {
+			b.WriteString(", as far as listed")
+		}
+		if len(d.Others) > 0 {
+			b.WriteString(", but for others' changes")
+		}
+		b.WriteString("\n")
+	}
 	for _, part := range []struct {
 		what string
 		keys []string
-	}{{"added", d.Added}, {"removed", d.Removed}, {"replaced", d.Replaced}, {"changed", d.Changed}, {"not listed", d.NotListed}} {
+	}{{"added", d.Added}, {"removed", d.Removed}, {"replaced", d.Replaced}, {"changed", d.Changed}, {"not listed", d.NotListed}, {"by others, not the run", d.Others}} {
 		if len(part.keys) > 0 {
 			fmt.Fprintf(&b, "%s (%d): %s\n", part.what, len(part.keys), strings.Join(part.keys, ", "))
 		}

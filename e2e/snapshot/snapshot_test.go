@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -135,5 +137,100 @@ func TestDiffNotListed(t *testing.T) {
 	d.Added = []string{"namespaces production"}
 	if s := d.String(); !strings.Contains(s, "added (1): namespaces production") || !strings.Contains(s, "not listed (1)") {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// entries is a managedFields list: manager, operation and the time of its
+// last write, seconds after t0.
+func entries(es ...any) []metav1.ManagedFieldsEntry {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var out []metav1.ManagedFieldsEntry
+	for i := 0; i < len(es); i += 3 {
+		at := metav1.NewTime(t0.Add(time.Duration(es[i+2].(int)) * time.Second))
+		out = append(out, metav1.ManagedFieldsEntry{
+			Manager: es[i].(string), Operation: metav1.ManagedFieldsOperationType(es[i+1].(string)), Time: &at,
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}}}`)},
+		})
+	}
+	return out
+}
+
+// On a cluster that churns while the run goes on, a difference is the
+// run's when its field manager wrote it. What it must reject: an object
+// the run added or edited (its entry new or moved), an edit nobody can be
+// named for, any removal or replacement whoever made it. What it must not
+// fail a correct run for: an annotation another manager moved, an object
+// another manager added — the chance of that is the rate of the cluster's
+// own writes in scope, which is why attribution exists.
+func TestCompareAttributedNamesWhoChangedWhat(t *testing.T) {
+	const run = "meshconform"
+	annotated := func(v string) string { return metaDigest(nil, map[string]string{"acme.example/heartbeat": v}) }
+	before := Snapshot{
+		"configmaps istio-system/acme-inventory":              {UID: "c1", Meta: annotated("1"), Managers: managerDigests(entries("kubectl-create", "Update", 0, "kubectl-annotate", "Update", 10))},
+		"clusterroles.rbac.authorization.k8s.io acme-auditor": {UID: "r1", Meta: annotated("1"), Managers: managerDigests(entries("kubectl-annotate", "Update", 10))},
+		// Written by an earlier run: the old entry alone names nobody now.
+		"mutatingwebhookconfigurations.admissionregistration.k8s.io istio-sidecar-injector": {UID: "w1", Generation: 3, Managers: managerDigests(entries("pilot-discovery", "Update", 5, run, "Update", 1))},
+		"namespaces istio-system":              {UID: "n1", Meta: annotated("a"), Managers: managerDigests(entries("kubectl-create", "Update", 0))},
+		"configmaps istio-system/istio":        {UID: "c2", Managers: managerDigests(entries("istio-operator", "Apply", 0))},
+		"configmaps istio-system/acme-gone":    {UID: "c3", Managers: managerDigests(entries("kubectl-create", "Update", 0))},
+		"services istio-system/acme-discovery": {UID: "s1", Managers: managerDigests(entries("kubectl-create", "Update", 0))},
+	}
+	after := Snapshot{
+		// Others' churn: not the run's.
+		"configmaps istio-system/acme-inventory":                                            {UID: "c1", Meta: annotated("2"), Managers: managerDigests(entries("kubectl-create", "Update", 0, "kubectl-annotate", "Update", 20))},
+		"clusterroles.rbac.authorization.k8s.io acme-auditor":                               {UID: "r1", Meta: annotated("2"), Managers: managerDigests(entries("kubectl-annotate", "Update", 20))},
+		"configmaps istio-system/acme-started":                                              {UID: "c4", Managers: managerDigests(entries("kubectl-create", "Update", 15))},
+		"mutatingwebhookconfigurations.admissionregistration.k8s.io istio-sidecar-injector": {UID: "w1", Generation: 4, Managers: managerDigests(entries("pilot-discovery", "Update", 25, run, "Update", 1))},
+		// The run's: its entry is new.
+		"namespaces istio-system": {UID: "n1", Meta: annotated("b"), Managers: managerDigests(entries("kubectl-create", "Update", 0, run, "Update", 30))},
+		"namespaces left-behind":  {UID: "n2", Managers: managerDigests(entries(run, "Update", 12))},
+		// Nobody's entry moved (managed fields stripped): the run's.
+		"configmaps istio-system/istio": {UID: "c2", Meta: annotated("x"), Managers: managerDigests(entries("istio-operator", "Apply", 0))},
+		// Replaced by another manager: still the run's to answer for.
+		"services istio-system/acme-discovery": {UID: "s2", Managers: managerDigests(entries("kubectl-create", "Update", 40))},
+	}
+	d := CompareAttributed(before, after, run)
+	want := Diff{
+		Added:    []string{"namespaces left-behind"},
+		Removed:  []string{"configmaps istio-system/acme-gone"},
+		Replaced: []string{"services istio-system/acme-discovery"},
+		Changed:  []string{"configmaps istio-system/istio (labels or annotations)", "namespaces istio-system (labels or annotations)"},
+		Others: []string{
+			"clusterroles.rbac.authorization.k8s.io acme-auditor (labels or annotations by kubectl-annotate)",
+			"configmaps istio-system/acme-inventory (labels or annotations by kubectl-annotate)",
+			"configmaps istio-system/acme-started (added by kubectl-create)",
+			"mutatingwebhookconfigurations.admissionregistration.k8s.io istio-sidecar-injector (generation 3 → 4 by pilot-discovery)",
+		},
+	}
+	if !reflect.DeepEqual(d, want) {
+		t.Fatalf("CompareAttributed =\n%#v\nwant\n%#v", d, want)
+	}
+	// Compare (a cluster the run made, or a mesh it installed) attributes
+	// nothing: every difference is the run's.
+	if strict := Compare(before, after); len(strict.Others) != 0 || len(strict.Changed) != 5 || len(strict.Added) != 2 {
+		t.Errorf("Compare = %+v", strict)
+	}
+	// Only others' churn: a correct run passes, and the report names it.
+	churn := CompareAttributed(
+		Snapshot{"configmaps istio-system/acme-inventory": before["configmaps istio-system/acme-inventory"]},
+		Snapshot{"configmaps istio-system/acme-inventory": after["configmaps istio-system/acme-inventory"]}, run)
+	if !churn.Empty() || !strings.Contains(churn.String(), "by others, not the run (1): configmaps istio-system/acme-inventory") {
+		t.Errorf("churn only: empty %t, %q", churn.Empty(), churn.String())
+	}
+}
+
+// A manager's digest moves with each of its writes (time, fields,
+// operation) and with nothing another manager does.
+func TestManagerDigests(t *testing.T) {
+	a := managerDigests(entries("kubectl-annotate", "Update", 10, "meshconform", "Apply", 3))
+	b := managerDigests(entries("kubectl-annotate", "Update", 11, "meshconform", "Apply", 3))
+	if a["meshconform"] != b["meshconform"] || a["kubectl-annotate"] == b["kubectl-annotate"] {
+		t.Errorf("digests %v → %v", a, b)
+	}
+	if c := managerDigests(entries("meshconform", "Update", 3)); c["meshconform"] == a["meshconform"] {
+		t.Error("an Update and an Apply at the same time digest alike")
+	}
+	if got := moved(a, map[string]string{"kubectl-annotate": a["kubectl-annotate"]}); !reflect.DeepEqual(got, []string{"meshconform"}) {
+		t.Errorf("a manager gone: moved = %v", got)
 	}
 }

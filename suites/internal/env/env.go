@@ -373,9 +373,12 @@ func TeardownAndAudit(sctx SpecContext) {
 }
 
 // auditBrought is the teardown audit on clusters the user brought: the
-// run's namespaces are removed, then every object of every cluster is
-// compared with the snapshot taken before the run. Anything added, removed,
-// replaced or edited fails the audit, named.
+// run's namespaces are removed, then the audit's scope of every cluster
+// (snapshot.MeshScope) is compared with the snapshot taken before the run.
+// Anything added, removed, replaced or edited fails the audit, named; on a
+// mesh the run did not install, an addition or edit made under another
+// field manager than the run's is the cluster's own churn, reported, not
+// failed (snapshot.CompareAttributed).
 func auditBrought(ctx context.Context, r *Run) {
 	// A mesh the run installed goes even when the uninstall spec did not
 	// run (a failure before it, a filter, an interrupt).
