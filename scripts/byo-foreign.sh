@@ -51,6 +51,15 @@ churn_pid=$!
 # The clusters file is the topology: MESHCONFORM_TOPOLOGY with it is refused.
 noenv=(env -u MESHCONFORM_TOPOLOGY -u MESHCONFORM_CONTEXTS -u MESHCONFORM_KUBECONFIG)
 step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
+# The platform's churn inside the audit's scope (a config map and a
+# ClusterRole annotated, config maps added to istio-system) was seen and
+# put to its field managers: a run that counted it as its own would have
+# failed above; one that saw none would have tested no attribution.
+for c in east west; do
+  n=$(jq -r --arg k "audit_by_others_$c" '.figures[$k] // 0' "$out/phases.json")
+  [ "$n" -gt 0 ] || { echo "byo-foreign: FAIL: the audit of $c saw none of the platform's changes in its scope (phases.json: audit_by_others_$c = $n)"; exit 1; }
+  echo "byo-foreign: audit of $c: $n changes by the platform's own managers, not the run's"
+done
 step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
 kill -INT "$churn_pid" 2>/dev/null || true
 if ! wait "$churn_pid"; then echo "byo-foreign: FAIL: the churn stopped early (its error is above)"; exit 1; fi

@@ -9,15 +9,30 @@ import (
 )
 
 // A live cluster changes by itself while a run goes on: controllers
-// annotate nodes, CronJobs start jobs. The pair churns the same way, so a
-// run whose audit read the platform's own changes as its own would fail
-// here.
+// annotate nodes, CronJobs start jobs, operators edit config maps and
+// RBAC in the mesh's own namespace and cluster-wide. The pair churns the
+// same way, outside the audit's scope (nodes, the CronJob's namespace) and
+// inside it (istio-system, a ClusterRole), so a run whose audit read the
+// platform's own changes as its own would fail here.
 
 // opsNamespace holds the platform's CronJob.
 const opsNamespace = "acme-ops"
 
-// heartbeat is the node annotation the churn toggles.
+// heartbeat is the annotation the churn moves on the nodes and on the
+// objects of inScope.
 const heartbeat = "acme.example/heartbeat"
+
+// inScope are the platform's objects inside the audit's scope that the
+// churn annotates (kubectl's resource and name, and namespace flags):
+// made by churnSetup, under kubectl's field managers, never the run's.
+var inScope = [][]string{
+	{"configmap", "acme-inventory", "-n", "istio-system"},
+	{"clusterrole", "acme-auditor"},
+}
+
+// reportEvery is how many rounds apart the churn adds a config map to
+// istio-system (an operator's report): others' additions in the scope.
+const reportEvery = 6
 
 // cronJob runs image (the cluster's own CoreDNS image, on every node
 // already) every minute, as restricted Pod Security admits it.
@@ -67,6 +82,12 @@ func churnSetup(ctx context.Context, dir string) error {
 		if _, err := kubectl(ctx, dir, s, strings.NewReader(cronJob(image)), "apply", "-f", "-"); err != nil {
 			return err
 		}
+		if _, err := kubectl(ctx, dir, s, nil, "-n", "istio-system", "create", "configmap", "acme-inventory", "--from-literal=owner=acme-ops"); err != nil {
+			return err
+		}
+		if _, err := kubectl(ctx, dir, s, nil, "create", "clusterrole", "acme-auditor", "--verb=get", "--resource=configmaps"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -79,14 +100,24 @@ func churn(ctx context.Context, dir string, d time.Duration) error {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	for n := 0; ; n++ {
+		now := heartbeat + "=" + strconv.FormatInt(time.Now().Unix(), 10)
 		for _, s := range sites {
-			if _, err := kubectl(ctx, dir, s, nil, "annotate", "nodes", "--all", "--overwrite", heartbeat+"="+strconv.FormatInt(time.Now().Unix(), 10)); err != nil && ctx.Err() == nil {
-				return err
+			calls := [][]string{{"annotate", "nodes", "--all", "--overwrite", now}}
+			for _, o := range inScope {
+				calls = append(calls, append([]string{"annotate", "--overwrite", o[0], o[1], now}, o[2:]...))
+			}
+			if n%reportEvery == reportEvery-1 {
+				calls = append(calls, []string{"-n", "istio-system", "create", "configmap", fmt.Sprintf("acme-report-%d", n/reportEvery), "--from-literal=round=" + strconv.Itoa(n)})
+			}
+			for _, c := range calls {
+				if _, err := kubectl(ctx, dir, s, nil, c...); err != nil && ctx.Err() == nil {
+					return err
+				}
 			}
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Printf("churn: %d rounds of node annotations\n", n+1)
+			fmt.Printf("churn: %d rounds of annotations, %d reports added\n", n+1, (n+1)/reportEvery)
 			return nil
 		case <-tick.C:
 		}
