@@ -120,7 +120,9 @@ upgrade:
 # verify (and a one-byte-changed bundle refused), down. BYO_MODES="existing
 # install" also runs test --mesh install on bare clusters; "renamed" runs
 # the first flow on clusters named otherwise in a clusters file, their
-# nodes stripped of region labels (scripts/byo.sh).
+# nodes stripped of region labels; "upgrade" runs the upgrade suite on bare
+# clusters brought to it (it installs Istio's older version, upgrades it,
+# removes everything) (scripts/byo.sh).
 BYO_MODES ?= existing
 byo: setup
 	$(new_run)

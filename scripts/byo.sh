@@ -18,7 +18,13 @@
 #      `images push --from` filled, with --image-registry and a pull
 #      secret; the same run without the pull secret is refused before
 #      anything is created;
-#   7. meshconform down, whatever happened.
+#   7. with BYO_MODES containing "upgrade": up --istio=false, then
+#      test --kept --mesh install --suite upgrade: Istio's older version
+#      installed by the suite, upgraded under judged traffic (the methods of
+#      MESHCONFORM_UPGRADE_METHODS), everything removed, the clusters
+#      audited as found; the frontends by load balancer (the suite restarts
+#      them, which a port-forward would not survive);
+#   8. meshconform down, whatever happened.
 # Artifacts go to $ARTIFACTS/byo-<mode>/. Every step is timed.
 set -euo pipefail
 
@@ -130,7 +136,11 @@ for mode in $MODES; do
     step "up --istio=false (bare clusters, kept)" mc up --istio=false
     step "test --kept --mesh install" mc test --kept --mesh install --artifacts "$out"
     ;;
-  *) echo "byo: unknown mode $mode (want existing, install, renamed)"; exit 2 ;;
+  upgrade)
+    step "up --istio=false (bare clusters, kept)" mc up --istio=false
+    step "test --kept --mesh install --suite upgrade" env MESHCONFORM_FRONTEND_ACCESS=loadbalancer "$BIN/meshconform" test --kept --mesh install --suite upgrade --artifacts "$out" --junit-file "$out/junit.xml"
+    ;;
+  *) echo "byo: unknown mode $mode (want existing, install, renamed, upgrade)"; exit 2 ;;
   esac
   "$BIN/foreign" registry-down
   step "down" mc down

@@ -96,3 +96,59 @@ func TestSettingsFileBundles(t *testing.T) {
 		t.Fatalf("settings file not bundled: %v", err)
 	}
 }
+
+// The upgrade suite runs on clusters a user brings when it may install
+// Istio there (--mesh install), and is refused, before anything runs, on a
+// mesh already installed: it would install a second control plane beside
+// the user's and remove both. The seeded-fault suite is refused on any
+// brought cluster.
+func TestBroughtClustersSuites(t *testing.T) {
+	dir := t.TempDir()
+	kc := filepath.Join(dir, "kubeconfig")
+	const kubeconfig = `apiVersion: v1
+kind: Config
+clusters:
+- {name: a, cluster: {server: "https://127.0.0.1:6443"}}
+- {name: b, cluster: {server: "https://127.0.0.1:6444"}}
+users:
+- {name: u, user: {token: x}}
+contexts:
+- {name: a, context: {cluster: a, user: u}}
+- {name: b, context: {cluster: b, user: u}}
+`
+	if err := os.WriteFile(kc, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_STATE_HOME", dir)
+	for _, k := range []string{"MESHCONFORM_MESH", "MESHCONFORM_KUBECONFIG", "MESHCONFORM_CONTEXTS", "MESHCONFORM_CLUSTERS", "MESHCONFORM_TOPOLOGY", "MESHCONFORM_SETTINGS"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("MESHCONFORM_FRONTEND_ACCESS", "")
+	for _, c := range []struct {
+		suite, mesh, refused string
+	}{
+		{"upgrade", "existing", "needs clusters without Istio and --mesh install"},
+		{"upgrade", "install", "MESHCONFORM_FRONTEND_ACCESS=loadbalancer"},
+		{"faults", "install", "breaks the mesh on purpose"},
+		{"conformance", "existing", ""},
+	} {
+		if c.suite == "upgrade" && c.mesh == "install" {
+			// By default a brought cluster's frontends are port-forwarded.
+			if _, _, err := (testFlags{kubeconfig: kc, contexts: "cluster1=a,cluster2=b", mesh: "install", suite: "upgrade", artifacts: filepath.Join(dir, "pf")}).checked(); err == nil || !strings.Contains(err.Error(), c.refused) {
+				t.Errorf("--suite upgrade with port-forwarded frontends: %v", err)
+			}
+			t.Setenv("MESHCONFORM_FRONTEND_ACCESS", "loadbalancer")
+			c.refused = ""
+		}
+		f := testFlags{kubeconfig: kc, contexts: "cluster1=a,cluster2=b", mesh: c.mesh, suite: c.suite, artifacts: filepath.Join(dir, "artifacts-"+c.suite+"-"+c.mesh)}
+		_, suite, err := f.checked()
+		switch {
+		case c.refused == "" && err != nil:
+			t.Errorf("--suite %s --mesh %s refused: %v", c.suite, c.mesh, err)
+		case c.refused == "" && suite != c.suite:
+			t.Errorf("--suite %s --mesh %s ran suite %q", c.suite, c.mesh, suite)
+		case c.refused != "" && (err == nil || !strings.Contains(err.Error(), c.refused)):
+			t.Errorf("--suite %s --mesh %s: error %v, want one saying %q", c.suite, c.mesh, err, c.refused)
+		}
+	}
+}

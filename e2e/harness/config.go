@@ -51,6 +51,11 @@ type Config struct {
 	// Istioctl is an istioctl binary to use instead of building one (for
 	// the upstream source with versions this machine cannot build).
 	Istioctl string `json:"istioctl"` // MESHCONFORM_ISTIOCTL
+	// Istioctls are istioctl binaries by Istio version (an upgrade's two,
+	// on the upstream source): "1.27.0=/opt/istio-1.27.0/bin/istioctl,…".
+	// A version without one is built from its Go module when this
+	// machine knows the release (IstioctlFor).
+	Istioctls map[string]string `json:"istioctls"` // MESHCONFORM_ISTIOCTLS
 	// Upgrade is what the upgrade suite upgrades: from, to and methods
 	// (MESHCONFORM_UPGRADE_FROM, MESHCONFORM_UPGRADE_TO,
 	// MESHCONFORM_UPGRADE_METHODS), checked against what Istio supports.
@@ -139,6 +144,13 @@ func (c Config) FrontendVia() string {
 	return FrontendLoadBalancer
 }
 
+// UpgradeNeedsLoadBalancer is why the upgrade suite refuses frontends
+// reached by port-forward (on clusters a user brings, by default): it
+// restarts the frontends under load, and a port-forward ends with the pod
+// it forwards to, so the load would fail for the harness's reason, not
+// the mesh's.
+const UpgradeNeedsLoadBalancer = "the upgrade suite restarts the frontends under load, and a port-forward ends with the pod it forwards to: set MESHCONFORM_FRONTEND_ACCESS=loadbalancer (a LoadBalancer Service per cluster, for the run)"
+
 // BringYourOwn reports whether the run uses clusters the user brought.
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
 
@@ -192,6 +204,7 @@ const (
 	pullSecretEnv      = "MESHCONFORM_IMAGE_PULL_SECRET"
 	registryCAEnv      = "MESHCONFORM_IMAGE_REGISTRY_CA"
 	clustersEnv        = "MESHCONFORM_CLUSTERS"
+	istioctlsEnv       = "MESHCONFORM_ISTIOCTLS"
 )
 
 // SettingsEnv names a JSON file holding a whole Config (Config.WriteFile):
@@ -298,6 +311,17 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	if len(c.NamespaceLabels) == 0 {
 		c.NamespaceLabels = nil
 	}
+	if c.Istioctls, err = kvlist.Parse(getenv(istioctlsEnv), "version", "path", false); err != nil {
+		return c, fmt.Errorf("%s: %w (e.g. 1.27.0=/opt/istio-1.27.0/bin/istioctl)", istioctlsEnv, err)
+	}
+	for v, p := range c.Istioctls {
+		if c.Istioctls[v], err = filepath.Abs(p); err != nil {
+			return c, err
+		}
+	}
+	if len(c.Istioctls) == 0 {
+		c.Istioctls = nil
+	}
 	c.ImageRegistry = getenv(imageRegistryEnv)
 	for _, f := range []struct {
 		to  *string
@@ -385,11 +409,19 @@ func (c Config) check() error {
 	if _, err := upgrade.ParsePlan(c.Upgrade.From, c.Upgrade.To, strings.Join(methods, ",")); err != nil {
 		return err
 	}
-	if c.Source == images.SourceLocal {
-		for _, v := range []string{c.Upgrade.From, c.Upgrade.To} {
-			if _, err := images.LookupIstioRelease(v); err != nil {
-				return fmt.Errorf("MESHCONFORM_UPGRADE_FROM/_TO: %w", err)
-			}
+	for v, p := range c.Istioctls {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%s: %s=%q: want an absolute path", istioctlsEnv, v, p)
+		}
+	}
+	for _, v := range []string{c.Upgrade.From, c.Upgrade.To} {
+		_, err := images.LookupIstioRelease(v)
+		switch {
+		case err == nil:
+		case c.Source == images.SourceLocal:
+			return fmt.Errorf("MESHCONFORM_UPGRADE_FROM/_TO: %w", err)
+		case c.IstioctlFor(v) == "":
+			return fmt.Errorf("MESHCONFORM_UPGRADE_FROM/_TO: Istio %s on the upstream source needs its istioctl, which this machine cannot build (%v): set %s=%s=PATH", v, err, istioctlsEnv, v)
 		}
 	}
 	if c.Topology == "" {
@@ -401,6 +433,19 @@ func (c Config) check() error {
 		}
 	}
 	return nil
+}
+
+// IstioctlFor is the istioctl given for an Istio version: MESHCONFORM_ISTIOCTLS
+// for it, else MESHCONFORM_ISTIOCTL for the run's own version, else ""
+// (the harness builds it).
+func (c Config) IstioctlFor(version string) string {
+	if p := c.Istioctls[version]; p != "" {
+		return p
+	}
+	if version == c.IstioVersion {
+		return c.Istioctl
+	}
+	return ""
 }
 
 // WriteFile writes c as the JSON file SettingsEnv names, for ReadConfig.

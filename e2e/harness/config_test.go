@@ -57,6 +57,41 @@ func TestUpstreamAcceptsAnyIstioVersionWithAnIstioctl(t *testing.T) {
 	}
 }
 
+// The upgrade suite on the upstream source: each version's istioctl given
+// (MESHCONFORM_ISTIOCTLS) or built from a release this machine knows. A
+// version it cannot build and nobody gave an istioctl for is refused before
+// anything is created, naming the variable; MESHCONFORM_ISTIOCTL stays the
+// run's own version's.
+func TestUpgradeIstioctlsOnTheUpstreamSource(t *testing.T) {
+	up := map[string]string{"MESHCONFORM_IMAGE_SOURCE": "upstream", "MESHCONFORM_UPGRADE_FROM": "1.28.1", "MESHCONFORM_UPGRADE_TO": "1.29.2", "MESHCONFORM_UPGRADE_METHODS": "canary,in-place"}
+	if _, err := ConfigFrom(lookup(up)); err == nil || !strings.Contains(err.Error(), "MESHCONFORM_ISTIOCTLS=1.28.1=PATH") {
+		t.Fatalf("1.28.1 (not buildable here) without an istioctl: %v", err)
+	}
+	up["MESHCONFORM_ISTIOCTLS"] = "1.28.1=/opt/istio-1.28.1/bin/istioctl, 1.29.2 = rel/istioctl"
+	c, err := ConfigFrom(lookup(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IstioctlFor("1.28.1") != "/opt/istio-1.28.1/bin/istioctl" || !filepath.IsAbs(c.IstioctlFor("1.29.2")) {
+		t.Errorf("istioctls = %v", c.Istioctls)
+	}
+	// The run's own version: MESHCONFORM_ISTIOCTLS first, then
+	// MESHCONFORM_ISTIOCTL; another version never takes the latter.
+	c.IstioVersion, c.Istioctl, c.Istioctls = "1.29.2", "/bin/istioctl", nil
+	if c.IstioctlFor("1.29.2") != "/bin/istioctl" || c.IstioctlFor("1.27.0") != "" {
+		t.Errorf("IstioctlFor with MESHCONFORM_ISTIOCTL only: %q, %q", c.IstioctlFor("1.29.2"), c.IstioctlFor("1.27.0"))
+	}
+	// The local source builds every version it installs: an istioctl
+	// given does not make an unknown release buildable.
+	up["MESHCONFORM_IMAGE_SOURCE"] = "local"
+	if _, err := ConfigFrom(lookup(up)); err == nil {
+		t.Error("the local source accepted an upgrade from a release it cannot build")
+	}
+	if _, err := ConfigFrom(lookup(map[string]string{"MESHCONFORM_ISTIOCTLS": "1.29.2"})); err == nil || !strings.Contains(err.Error(), "MESHCONFORM_ISTIOCTLS") {
+		t.Errorf("a version without a path: %v", err)
+	}
+}
+
 // An upgrade Istio does not support is refused with Istio's reason before
 // anything is created.
 func TestConfigRejectsUnsupportedUpgrade(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/snapshot"
+	"github.com/meshconform/meshconform/e2e/topology"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -58,19 +59,16 @@ func (h *Harness) PrepareIstio(ctx context.Context) (*Istio, error) {
 	return h.PrepareIstioVersion(ctx, h.Config.IstioVersion, h.Config.IstioRevision)
 }
 
-// PrepareIstioVersion is PrepareIstio for any buildable version and
-// revision (an upgrade's two). MESHCONFORM_ISTIOCTL stands in for the
-// istioctl of the run's own version only.
+// PrepareIstioVersion is PrepareIstio for any version and revision (an
+// upgrade's two), with the istioctl given for it (Config.IstioctlFor) or
+// else built.
 func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision string) (*Istio, error) {
-	istioctl := ""
-	if version == h.Config.IstioVersion {
-		istioctl = h.Config.Istioctl
-	}
-	return h.prepareIstio(ctx, version, revision, istioctl)
+	return h.prepareIstio(ctx, version, revision, h.Config.IstioctlFor(version))
 }
 
 // prepareIstio is PrepareIstioVersion with the istioctl to use ("": the
-// one built for the version, local source).
+// one built for the version: with its images on the local source, alone
+// from its Go module on the upstream source).
 func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl string) (*Istio, error) {
 	m := &Istio{Version: version, Revision: revision, TrustDomain: mesh.DefaultTrustDomain}
 	_, _, m.EchoImage = images.IstioImages(m.Version)
@@ -92,12 +90,22 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 		}
 	}
 	if istioctl == "" {
-		return nil, fmt.Errorf("no istioctl for Istio %s: set MESHCONFORM_ISTIOCTL", m.Version)
+		rel, err := images.LookupIstioRelease(m.Version)
+		if err != nil {
+			return nil, fmt.Errorf("no istioctl for Istio %s (%w): set MESHCONFORM_ISTIOCTLS=%s=PATH", m.Version, err, m.Version)
+		}
+		// The upstream source's images are Istio's own; istioctl, which
+		// only renders and applies, is the release's source built here.
+		err = h.Run.Time("istioctl "+m.Version+" (built from its Go module)", func() error {
+			istioctl, err = images.BuildIstioctl(ctx, h.Config.CacheDir, h.buildLog, rel)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	m.Istioctl = h.istioctl(istioctl)
-	profile, exposure := "minimal", mesh.ExposeLoadBalancer
 	if h.Config.Source == images.SourceUpstream {
-		profile, exposure = "default", mesh.ExposeEastWest
 		m.Sidecars = true
 		var err error
 		if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
@@ -105,19 +113,33 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 		}
 		m.PullSecret = h.PullSecret()
 	}
-	primary := h.Topology.Primary()
+	values, exposure := installValues(h.Config.Source, h.Topology, m.Version, m.Revision)
 	m.Installer = &mesh.Installer{
 		Istioctl:     m.Istioctl,
 		ManifestsDir: filepath.Join(h.Config.ArtifactsDir, "istio", "manifests"),
-		Values: mesh.Values{
-			Hub: "docker.io/istio", Tag: m.Version, Profile: profile,
-			MeshID: "mesh1", Network: primary.MeshNetwork, Revision: m.Revision,
-			Replicas: h.Topology.IstiodReplicas,
-		},
-		Exposure: exposure,
-		Run:      h.Run,
+		Values:       values,
+		Exposure:     exposure,
+		Run:          h.Run,
 	}
 	return m, nil
+}
+
+// installValues are the install's values and istiod's exposure for an
+// Istio version and revision from an image source: Istio's own hub and the
+// version's tag on both (the local source's registry mirrors docker.io),
+// the guide's default profile and east-west gateway for the upstream
+// source's Envoy data plane, the minimal profile and a LoadBalancer for
+// istiod where the data plane is proxyless gRPC.
+func installValues(source string, topo *topology.Topology, version, revision string) (mesh.Values, mesh.Exposure) {
+	profile, exposure := "minimal", mesh.ExposeLoadBalancer
+	if source == images.SourceUpstream {
+		profile, exposure = "default", mesh.ExposeEastWest
+	}
+	return mesh.Values{
+		Hub: "docker.io/istio", Tag: version, Profile: profile,
+		MeshID: "mesh1", Network: topo.Primary().MeshNetwork, Revision: revision,
+		Replicas: topo.IstiodReplicas,
+	}, exposure
 }
 
 // istioctl is the istioctl binary at path, its cache and HOME in the

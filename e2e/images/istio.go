@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -177,6 +178,18 @@ func (l *Local) istio(ctx context.Context, r IstioRelease) (istioctl string, err
 		return "", err
 	}
 	return bins.Binary("istioctl"), nil
+}
+
+// BuildIstioctl builds the release's istioctl (with the other programs of
+// its main module, which share the build) into cacheDir's Go build cache,
+// with no registry or Docker, and returns its path: the upstream source's
+// istioctl for a version the user gave none of.
+func BuildIstioctl(ctx context.Context, cacheDir string, log io.Writer, r IstioRelease) (string, error) {
+	res, err := (&gobuild.Builder{CacheDir: cacheDir, Log: log}).Build(ctx, istioStandard(r))
+	if err != nil {
+		return "", fmt.Errorf("build istioctl %s: %w", r.Version, err)
+	}
+	return res.Binary("istioctl"), nil
 }
 
 // BuildIstioBinaries runs the release's Go builds (istiod, istioctl, the

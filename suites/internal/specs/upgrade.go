@@ -17,7 +17,6 @@ import (
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/harness"
-	"github.com/meshconform/meshconform/e2e/images"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/traffic"
@@ -39,7 +38,11 @@ const RevisionTag = "prod-stable"
 // both clusters, every phase judged as it ends and the whole time line at
 // the end. Call inside an Ordered container after env.Setup.
 func Upgrade() {
-	if refusesBrought("the upgrade suite installs, upgrades and uninstalls Istio") || refusesTopology("upgrade") {
+	if refusesExistingMesh("the upgrade suite installs Istio's older version itself, upgrades it and removes it") || refusesTopology("upgrade") {
+		return
+	}
+	if cfg := treeSettings(); cfg.FrontendVia() == harness.FrontendPortForward {
+		It("refuses frontends reached by port-forward", func() { Fail(harness.UpgradeNeedsLoadBalancer) })
 		return
 	}
 	env.WillInstallMesh(Label(labels.Upgrade))
@@ -184,9 +187,6 @@ type upgradeRun struct {
 func (u *upgradeRun) start(ctx context.Context) {
 	GinkgoHelper()
 	r := env.Get()
-	if r.H.Config.Source == images.SourceUpstream {
-		Skip("the upgrade suite needs the istioctl of both versions; the upstream source gives one (MESHCONFORM_ISTIOCTL)")
-	}
 	u.plan = r.H.Config.Upgrade
 	if !u.plan.Has(u.method) {
 		Skip(fmt.Sprintf("MESHCONFORM_UPGRADE_METHODS does not include %s", u.method))
