@@ -314,8 +314,12 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	if c.Istioctls, err = kvlist.Parse(getenv(istioctlsEnv), "version", "path", false); err != nil {
 		return c, fmt.Errorf("%s: %w (e.g. 1.27.0=/opt/istio-1.27.0/bin/istioctl)", istioctlsEnv, err)
 	}
-	for v, p := range c.Istioctls {
-		if c.Istioctls[v], err = filepath.Abs(p); err != nil {
+	given := c.Istioctls
+	c.Istioctls = map[string]string{}
+	for v, p := range given {
+		// Versions as MESHCONFORM_ISTIO_VERSION takes them: with or
+		// without the v.
+		if c.Istioctls[strings.TrimPrefix(v, "v")], err = filepath.Abs(p); err != nil {
 			return c, err
 		}
 	}
@@ -394,7 +398,7 @@ func (c Config) check() error {
 	if _, err := images.LookupKubeRelease(c.KubernetesVersion); err != nil {
 		return fmt.Errorf("MESHCONFORM_KUBERNETES_VERSION: %w", err)
 	}
-	if _, err := images.LookupIstioRelease(c.IstioVersion); err != nil && (c.Source == images.SourceLocal || c.Istioctl == "") {
+	if _, err := images.LookupIstioRelease(c.IstioVersion); err != nil && (c.Source == images.SourceLocal || c.IstioctlFor(c.IstioVersion) == "") {
 		return fmt.Errorf("MESHCONFORM_ISTIO_VERSION: %w", err)
 	}
 	if c.IstioRevision != "" && !revisionName.MatchString(c.IstioRevision) {

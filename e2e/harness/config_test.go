@@ -67,7 +67,7 @@ func TestUpgradeIstioctlsOnTheUpstreamSource(t *testing.T) {
 	if _, err := ConfigFrom(lookup(up)); err == nil || !strings.Contains(err.Error(), "MESHCONFORM_ISTIOCTLS=1.28.1=PATH") {
 		t.Fatalf("1.28.1 (not buildable here) without an istioctl: %v", err)
 	}
-	up["MESHCONFORM_ISTIOCTLS"] = "1.28.1=/opt/istio-1.28.1/bin/istioctl, 1.29.2 = rel/istioctl"
+	up["MESHCONFORM_ISTIOCTLS"] = "v1.28.1=/opt/istio-1.28.1/bin/istioctl, 1.29.2 = rel/istioctl"
 	c, err := ConfigFrom(lookup(up))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -235,8 +236,11 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 	h.Run.Figure("istio_trust_domain", trust)
 	h.Run.Figure("istio_version", version)
 	m := &Istio{Version: version, Revision: revision, TrustDomain: trust, Sidecars: h.Config.Source == images.SourceUpstream}
-	if h.Config.Istioctl != "" {
-		m.Istioctl = h.istioctl(h.Config.Istioctl)
+	// The istioctl given for the version found, else the one given for
+	// the run (MESHCONFORM_ISTIOCTL names the user's, whatever version
+	// the settings ask for).
+	if p := cmp.Or(h.Config.IstioctlFor(version), h.Config.Istioctl); p != "" {
+		m.Istioctl = h.istioctl(p)
 	}
 	if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
 		return nil, err

@@ -50,6 +50,10 @@ var Volatile = map[string]bool{
 	"tokenreviews.authentication.k8s.io": true,
 	// Deprecated since 1.19 and computed on each read, not stored.
 	"componentstatuses": true,
+	// metrics-server's: computed on each read, one per running pod or
+	// node, with no field manager; they come and go with the pods.
+	"pods.metrics.k8s.io":  true,
+	"nodes.metrics.k8s.io": true,
 }
 
 // Object is one object's identity in a snapshot.

@@ -180,6 +180,10 @@ type upgradeRun struct {
 	load    *traffic.Load
 	dir     string
 	done    bool
+	// appNamespaces are the namespaces this method created: the clean-up
+	// deletes these and no other (on a cluster a user brought, a
+	// namespace of the same name may be theirs).
+	appNamespaces []workloads.Namespace
 }
 
 // start installs the old version, deploys the apps in both clusters,
@@ -193,6 +197,12 @@ func (u *upgradeRun) start(ctx context.Context) {
 	}
 	Expect(u.plan.Supported(u.method)).To(Succeed())
 	u.primary, u.remote = r.Primary(), r.Remote()
+	// The load places each answer by the serving pod's address in its
+	// cluster's pod range, read once: pods that restart during the
+	// upgrade could not be placed by listing them when it started.
+	for _, cl := range []*clusters.Cluster{u.primary, u.remote} {
+		Expect(cl.PodSubnet.IsValid()).To(BeTrue(), "cluster %s: its nodes carry no spec.podCIDRs; the upgrade suite restarts the backends under load and places their answers by pod range", cl.Name)
+	}
 	u.dir = filepath.Join(r.H.Config.ArtifactsDir, string(u.method))
 	Expect(os.MkdirAll(u.dir, 0o755)).To(Succeed())
 	var err error
@@ -222,6 +232,7 @@ func (u *upgradeRun) start(ctx context.Context) {
 	cls := []*clusters.Cluster{u.primary, u.remote}
 	for _, cl := range cls {
 		Expect(workloads.CreateNamespace(ctx, cl.Client, r.H.RunLabels(), verify.AppNamespace, inject)).To(Succeed())
+		u.appNamespaces = append(u.appNamespaces, workloads.Namespace{Client: cl.Client, Name: verify.AppNamespace})
 		u.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
 		u.apps.frontendApplied(ctx, cl)
 	}
@@ -446,9 +457,7 @@ func (u *upgradeRun) cleanUp(ctx context.Context) {
 		return
 	}
 	r := env.Get()
-	Expect(workloads.DeleteNamespaces(ctx,
-		workloads.Namespace{Client: u.primary.Client, Name: verify.AppNamespace},
-		workloads.Namespace{Client: u.remote.Client, Name: verify.AppNamespace})).To(Succeed())
+	Expect(workloads.DeleteNamespaces(ctx, u.appNamespaces...)).To(Succeed())
 	// The newest istioctl knows every revision's objects; --purge removes
 	// them all, tags included.
 	last := u.live[len(u.live)-1]
