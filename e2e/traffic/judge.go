@@ -214,6 +214,9 @@ type Transition struct {
 	Reached       bool
 	Elapsed       time.Duration
 	Asked, Failed int
+	// Errors counts the failed calls by their message: what the failures
+	// were, for the error that judges them.
+	Errors map[string]int
 	// Last is the last few requests' answers by the cluster the backend
 	// named (failed requests under "(failed)"), for the error message.
 	Last map[string]int
@@ -292,11 +295,12 @@ func (r Record) TransitionTo(stream, want string, after int) Transition {
 		break
 	}
 	t.Asked = seen
-	t.Last = map[string]int{}
+	t.Last, t.Errors = map[string]int{}, map[string]int{}
 	for i, s := range ss[:seen] {
 		switch {
 		case !s.OK():
 			t.Failed++
+			t.Errors[s.Err]++
 			if i >= seen-settle {
 				t.Last[lastFailed]++
 			}
@@ -317,13 +321,21 @@ func (b Budget) Within(what string, t Transition) error {
 	case t.Asked == 0:
 		return fmt.Errorf("%s: no calls were made while it happened", what)
 	case !t.Reached:
-		return fmt.Errorf("%s: not reached within %s (last answers by cluster %v; %d of %d calls failed)", what, t.Elapsed.Round(time.Millisecond), t.Last, t.Failed, t.Asked)
+		return fmt.Errorf("%s: not reached within %s (last answers by cluster %v; %d of %d calls failed%s)", what, t.Elapsed.Round(time.Millisecond), t.Last, t.Failed, t.Asked, failedWith(t.Errors))
 	case t.Elapsed > b.MaxTime:
 		return fmt.Errorf("%s took %s, budget %s", what, t.Elapsed.Round(time.Millisecond), b.MaxTime)
 	case b.MaxFailed >= 0 && t.Failed > b.MaxFailed:
-		return fmt.Errorf("%s: %d of %d calls failed, budget %d", what, t.Failed, t.Asked, b.MaxFailed)
+		return fmt.Errorf("%s: %d of %d calls failed, budget %d%s", what, t.Failed, t.Asked, b.MaxFailed, failedWith(t.Errors))
 	}
 	return nil
+}
+
+// failedWith names the commonest failures, or nothing when none failed.
+func failedWith(errs map[string]int) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	return ": " + topErrors(errs)
 }
 
 // SteadyFailures is what every method may fail once a phase's action has

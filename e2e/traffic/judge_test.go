@@ -357,13 +357,15 @@ func TestTransitionReachedAfterFailures(t *testing.T) {
 	outcomes := append([]string{"c1", "x", "x", "c2", "c2", "c1", "c2", "x"}, repeat("c2", settle+10)...)
 	tr := transitionRecord(outcomes...).TransitionTo("s", "c2", 10)
 	// The run is requests 8 to 12: the last starts at 600 ms, ends at 610.
-	want := Transition{Reached: true, Elapsed: 610 * time.Millisecond, Asked: 8 + settle + 10, Failed: 3, Window: 10, Last: map[string]int{"c2": settle}}
+	want := Transition{Reached: true, Elapsed: 610 * time.Millisecond, Asked: 8 + settle + 10, Failed: 3, Errors: map[string]int{"no healthy upstream": 3}, Window: 10, Last: map[string]int{"c2": settle}}
 	if !reflect.DeepEqual(tr, want) {
 		t.Errorf("got %+v, want %+v", tr, want)
 	}
 	if err := (Budget{MaxTime: time.Second, MaxFailed: 3}).Within("failover", tr); err != nil {
 		t.Errorf("within budget: %v", err)
 	}
+	// Over budget, the failures say what they were.
+	wantErrContaining(t, Budget{MaxTime: time.Second}.Within("failover", tr), `3 of 23 calls failed, budget 0: "no healthy upstream" ×3`)
 	// The window still running: fewer of its requests seen, the rest not
 	// asked yet.
 	tr = transitionRecord(outcomes[:len(outcomes)-4]...).TransitionTo("s", "c2", 10)
@@ -377,7 +379,7 @@ func TestTransitionNeverReached(t *testing.T) {
 	tr := r.TransitionTo("s", "c2", 100)
 	// Four in a row are not enough; the last five by the cluster claimed
 	// (c1's CIDR claiming c2 counts as c2 there).
-	want := Transition{Elapsed: r.End.Sub(r.Start), Asked: 11, Failed: 2, Last: map[string]int{"c2": 3, "c1": 1, lastFailed: 1}}
+	want := Transition{Elapsed: r.End.Sub(r.Start), Asked: 11, Failed: 2, Errors: map[string]int{"no healthy upstream": 2}, Last: map[string]int{"c2": 3, "c1": 1, lastFailed: 1}}
 	if !reflect.DeepEqual(tr, want) {
 		t.Errorf("got %+v, want %+v", tr, want)
 	}
