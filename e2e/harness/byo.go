@@ -111,7 +111,7 @@ func Attach(ctx context.Context, cfg Config, out io.Writer) (cls []*clusters.Clu
 	if err != nil {
 		return nil, nil, err
 	}
-	if cls, err = b.attach(ctx, false); err != nil {
+	if cls, err = b.attach(ctx, false, nil); err != nil {
 		return nil, nil, errors.Join(err, b.close())
 	}
 	return cls, b.close, nil
@@ -135,9 +135,10 @@ func sweepStale(dir, prefix string) {
 }
 
 // attach attaches the brought clusters side by side and checks that an
-// install has a clean slate; with snap, it snapshots every cluster before
-// the run creates anything (see asFound).
-func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, error) {
+// install has a clean slate and that none of appNamespaces exists; with
+// snap, it snapshots every cluster before the run creates anything (see
+// asFound).
+func (h *brought) attach(ctx context.Context, snap bool, appNamespaces []string) ([]*clusters.Cluster, error) {
 	cfg := h.kubeconfig
 	var err error
 	sweepStale(os.TempDir(), credentialsPrefix)
@@ -166,6 +167,9 @@ func (h *brought) attach(ctx context.Context, snap bool) ([]*clusters.Cluster, e
 					return err
 				}
 				if err := h.checkMeshSlate(gctx, cl); err != nil {
+					return err
+				}
+				if err := checkNamespacesFree(gctx, cl, appNamespaces); err != nil {
 					return err
 				}
 				out[i] = cl
@@ -224,6 +228,31 @@ func (h *brought) checkMeshSlate(ctx context.Context, cl *clusters.Cluster) erro
 	}
 	if n := ns.Labels[mesh.NetworkLabel]; n != "" {
 		cl.MeshNetwork = n
+	}
+	return nil
+}
+
+// checkNamespacesFree refuses a brought cluster that has one of the
+// namespaces the specs create for their apps: the run would fail creating
+// it mid-way (after an install), and the namespace is not its to use.
+func checkNamespacesFree(ctx context.Context, cl *clusters.Cluster, names []string) error {
+	var taken []string
+	for _, name := range names {
+		var ns corev1.Namespace
+		err := cl.Client.Resources().Get(ctx, name, "", &ns)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fmt.Errorf("cluster %s: look for namespace %s: %w", cl.Name, name, err)
+		case ns.Labels[workloads.RunLabel] != "":
+			taken = append(taken, fmt.Sprintf("%s (left by meshconform run %s)", name, ns.Labels[workloads.RunLabel]))
+		default:
+			taken = append(taken, name)
+		}
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("cluster %s already has namespace %s: the run creates its apps' namespaces (%s) and removes them after, so they must not exist; remove them or bring other clusters",
+			cl.Name, strings.Join(taken, ", "), strings.Join(names, ", "))
 	}
 	return nil
 }

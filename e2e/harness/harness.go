@@ -38,6 +38,10 @@ type Harness struct {
 	// PrebuildIstio are the Istio versions the prebuild builds (default:
 	// the run's own); the upgrade suite builds both of its versions.
 	PrebuildIstio []string
+	// AppNamespaces are the namespaces the specs create for their apps:
+	// on clusters a user brings, attach refuses a cluster that has one
+	// already, before the run creates anything.
+	AppNamespaces []string
 
 	out      io.Writer
 	buildLog *os.File

@@ -67,7 +67,7 @@ func (h *Harness) platformSteps() []step {
 		return []step{
 			{"preflight", func(ctx context.Context, _ *platform) error { return h.byo.preflight(ctx, h.Source, h.userRegistry) }},
 			{"attach clusters", func(ctx context.Context, p *platform) (err error) {
-				p.clusters, err = h.byo.attach(ctx, true)
+				p.clusters, err = h.byo.attach(ctx, true, h.AppNamespaces)
 				return err
 			}},
 		}

@@ -137,6 +137,7 @@ func start(ctx context.Context) error {
 	if MeshVersions != nil {
 		h.PrebuildIstio = MeshVersions(cfg)
 	}
+	h.AppNamespaces = []string{verify.AppNamespace, verify.OutsideNamespace, verify.InjectionNamespace}
 	r := &Run{H: h, interrupted: watch}
 	current = r
 	r.Clusters, err = h.SetUpPlatform(ctx)
