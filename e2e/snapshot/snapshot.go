@@ -79,7 +79,7 @@ func managerDigests(entries []metav1.ManagedFieldsEntry) map[string]string {
 			when = e.Time.UTC().Format(time.RFC3339)
 		}
 		if e.FieldsV1 != nil {
-			fields = string(e.FieldsV1.Raw)
+			fields = e.FieldsV1.GetRawString()
 		}
 		by[e.Manager] = append(by[e.Manager], strings.Join([]string{string(e.Operation), e.Subresource, e.APIVersion, when, fields}, "\x00"))
 	}

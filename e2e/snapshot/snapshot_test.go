@@ -149,7 +149,7 @@ func entries(es ...any) []metav1.ManagedFieldsEntry {
 		at := metav1.NewTime(t0.Add(time.Duration(es[i+2].(int)) * time.Second))
 		out = append(out, metav1.ManagedFieldsEntry{
 			Manager: es[i].(string), Operation: metav1.ManagedFieldsOperationType(es[i+1].(string)), Time: &at,
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}}}`)},
+			FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{}}}`),
 		})
 	}
 	return out
