@@ -152,11 +152,10 @@ func (f testFlags) checked() (harness.Config, string, error) {
 	if cfg.BringYourOwn() && suite == "faults" {
 		return cfg, "", fmt.Errorf("--suite faults breaks the mesh on purpose: it runs only on clusters meshconform creates, never on clusters you bring")
 	}
-	if cfg.BringYourOwn() && suite == "upgrade" && cfg.Mesh != harness.MeshInstall {
-		return cfg, "", fmt.Errorf("--suite upgrade installs Istio %s itself, upgrades it to %s and removes it: on clusters you bring it needs clusters without Istio and --mesh install, not a mesh already there", cfg.Upgrade.From, cfg.Upgrade.To)
-	}
-	if suite == "upgrade" && cfg.FrontendVia() == harness.FrontendPortForward {
-		return cfg, "", fmt.Errorf("--suite upgrade: %s", harness.UpgradeNeedsLoadBalancer)
+	if suite == "upgrade" {
+		if err := cfg.UpgradeRefusal(); err != nil {
+			return cfg, "", fmt.Errorf("--suite upgrade: %w", err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(cfg.RepoRoot, "suites", suite)); err != nil {
 		return cfg, "", fmt.Errorf("--suite %s: no suites/%s in %s", suite, suite, cfg.RepoRoot)

@@ -295,13 +295,16 @@ func (h *brought) asFound(ctx context.Context) (map[string]snapshot.Diff, error)
 			errs = append(errs, fmt.Errorf("cluster %s: snapshot after the run: %w", cl.Name, err))
 			continue
 		}
-		d := snapshot.Compare(h.before[cl.Name], after)
+		// The cluster's own writes go on during the run; the run's carry
+		// its field manager. A run that installs Istio answers for all
+		// that Istio's install and istiod wrote, under whatever manager,
+		// so nothing is attributed there ("": every difference the run's).
+		runManager := ""
 		if h.cfg.Mesh == MeshExisting {
-			// The cluster's own writes go on during the run; the run's
-			// carry its field manager. A run that installs Istio answers
-			// for all that Istio's install and istiod wrote, under
-			// whatever manager, so nothing is attributed there.
-			d = snapshot.CompareAttributed(h.before[cl.Name], after, workloads.FieldManager)
+			runManager = workloads.FieldManager
+		}
+		d := snapshot.CompareAttributed(h.before[cl.Name], after, runManager)
+		if runManager != "" {
 			h.run.Figure("audit_by_others_"+cl.Name, len(d.Others))
 		}
 		d.NotListed = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(h.notListed[cl.Name]), notListed...))))

@@ -6,6 +6,7 @@ package harness
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -144,12 +145,25 @@ func (c Config) FrontendVia() string {
 	return FrontendLoadBalancer
 }
 
-// UpgradeNeedsLoadBalancer is why the upgrade suite refuses frontends
-// reached by port-forward (on clusters a user brings, by default): it
-// restarts the frontends under load, and a port-forward ends with the pod
-// it forwards to, so the load would fail for the harness's reason, not
-// the mesh's.
-const UpgradeNeedsLoadBalancer = "the upgrade suite restarts the frontends under load, and a port-forward ends with the pod it forwards to: set MESHCONFORM_FRONTEND_ACCESS=loadbalancer (a LoadBalancer Service per cluster, for the run)"
+// UpgradeRefusal is why the upgrade suite cannot run with these
+// settings, or nil: the one place the CLI (before go test) and the suite's
+// spec tree read it from.
+//   - On clusters a user brings it installs Istio's older version itself,
+//     upgrades it and removes it: it needs clusters without Istio, never a
+//     mesh already there (it would install a second control plane beside
+//     the user's and remove both).
+//   - It restarts the frontends under load, and a port-forward (the default
+//     on brought clusters) ends with the pod it forwards to: the load would
+//     fail for the harness's reason, not the mesh's.
+func (c Config) UpgradeRefusal() error {
+	switch {
+	case c.BringYourOwn() && c.Mesh != MeshInstall:
+		return fmt.Errorf("the upgrade suite installs Istio %s itself, upgrades it to %s and removes it: on clusters you bring it needs clusters without Istio and --mesh install (MESHCONFORM_MESH=install), not a mesh already there", c.Upgrade.From, c.Upgrade.To)
+	case c.FrontendVia() == FrontendPortForward:
+		return errors.New("the upgrade suite restarts the frontends under load, and a port-forward ends with the pod it forwards to: set MESHCONFORM_FRONTEND_ACCESS=loadbalancer (a LoadBalancer Service per cluster, for the run)")
+	}
+	return nil
+}
 
 // BringYourOwn reports whether the run uses clusters the user brought.
 func (c Config) BringYourOwn() bool { return c.Kubeconfig != "" }
@@ -311,20 +325,19 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	if len(c.NamespaceLabels) == 0 {
 		c.NamespaceLabels = nil
 	}
-	if c.Istioctls, err = kvlist.Parse(getenv(istioctlsEnv), "version", "path", false); err != nil {
+	given, err := kvlist.Parse(getenv(istioctlsEnv), "version", "path", false)
+	if err != nil {
 		return c, fmt.Errorf("%s: %w (e.g. 1.27.0=/opt/istio-1.27.0/bin/istioctl)", istioctlsEnv, err)
 	}
-	given := c.Istioctls
-	c.Istioctls = map[string]string{}
 	for v, p := range given {
+		if c.Istioctls == nil {
+			c.Istioctls = map[string]string{}
+		}
 		// Versions as MESHCONFORM_ISTIO_VERSION takes them: with or
 		// without the v.
 		if c.Istioctls[strings.TrimPrefix(v, "v")], err = filepath.Abs(p); err != nil {
 			return c, err
 		}
-	}
-	if len(c.Istioctls) == 0 {
-		c.Istioctls = nil
 	}
 	c.ImageRegistry = getenv(imageRegistryEnv)
 	for _, f := range []struct {

@@ -140,21 +140,6 @@ func refusesBrought(why string) bool {
 	return true
 }
 
-// refusesExistingMesh declares, on a mesh the user brought
-// (MESHCONFORM_MESH=existing), one spec that fails with why, and reports
-// whether it did: a suite that installs Istio itself runs on clusters
-// meshconform creates or on brought clusters without Istio
-// (MESHCONFORM_MESH=install), which it leaves as found.
-func refusesExistingMesh(why string) bool {
-	if treeSettings().Mesh != harness.MeshExisting {
-		return false
-	}
-	It("refuses a mesh already installed (MESHCONFORM_MESH=existing)", func() {
-		Fail(why + ": on clusters you bring it needs clusters without Istio and MESHCONFORM_MESH=install")
-	})
-	return true
-}
-
 // treeSettings are the run's settings (env.Settings) for what is decided
 // while the spec tree is built. When they cannot be read, the defaults'
 // answers stand (clusters meshconform creates, a mesh the run installs)

@@ -38,11 +38,11 @@ const RevisionTag = "prod-stable"
 // both clusters, every phase judged as it ends and the whole time line at
 // the end. Call inside an Ordered container after env.Setup.
 func Upgrade() {
-	if refusesExistingMesh("the upgrade suite installs Istio's older version itself, upgrades it and removes it") || refusesTopology("upgrade") {
+	if err := treeSettings().UpgradeRefusal(); err != nil {
+		It("refuses these settings", func() { Fail(err.Error()) })
 		return
 	}
-	if cfg := treeSettings(); cfg.FrontendVia() == harness.FrontendPortForward {
-		It("refuses frontends reached by port-forward", func() { Fail(harness.UpgradeNeedsLoadBalancer) })
+	if refusesTopology("upgrade") {
 		return
 	}
 	env.WillInstallMesh(Label(labels.Upgrade))
