@@ -3,8 +3,8 @@
 # make and a mesh it did not install (scripts/foreign pair-up: other names,
 # nodes without pod CIDRs or regions, restricted Pod Security by default,
 # istiod behind a host-name load balancer, a private registry with TLS and
-# basic auth, Istio by hand with IDs east-1/west-1, trust domain
-# acme.example, a revision with a tag, two istiod replicas, a CronJob, and
+# basic auth, Istio by hand in namespace acme-mesh with IDs east-1/west-1,
+# trust domain acme.example, a revision with a tag, two istiod replicas, a CronJob, and
 # a ServiceAccount bound to the roles `meshconform rbac` prints, whose
 # kubeconfig every step below uses), then, while its nodes' annotations
 # churn,
@@ -52,13 +52,18 @@ churn_pid=$!
 noenv=(env -u MESHCONFORM_TOPOLOGY -u MESHCONFORM_CONTEXTS -u MESHCONFORM_KUBECONFIG)
 step "test --clusters --mesh existing --image-registry" "${noenv[@]}" "$BIN/meshconform" test --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --mesh existing "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
 # The platform's churn inside the audit's scope (a config map and a
-# ClusterRole annotated, config maps added to istio-system) was seen and
+# ClusterRole annotated, config maps added to the istio namespace) was seen and
 # put to its field managers: a run that counted it as its own would have
 # failed above; one that saw none would have tested no attribution.
 for c in east west; do
   n=$(jq -r --arg k "audit_by_others_$c" '.figures[$k] // 0' "$out/phases.json")
   [ "$n" -gt 0 ] || { echo "byo-foreign: FAIL: the audit of $c saw none of the platform's changes in its scope (phases.json: audit_by_others_$c = $n)"; exit 1; }
   echo "byo-foreign: audit of $c: $n changes by the platform's own managers, not the run's"
+done
+# The mesh lives in acme-mesh, not istio-system: the run judged it there.
+for c in east west; do
+  ns=$(jq -r --arg k "istio_namespace_$c" '.figures[$k] // ""' "$out/phases.json")
+  [ "$ns" = acme-mesh ] || { echo "byo-foreign: FAIL: the run read $c's Istio in '$ns', not acme-mesh"; exit 1; }
 done
 step "doctor --clusters" "${noenv[@]}" "$BIN/meshconform" doctor --kubeconfig "$pair/sa.kubeconfig" --clusters "$pair/clusters.yaml" --save "$out/doctor-cli.json"
 kill -INT "$churn_pid" 2>/dev/null || true

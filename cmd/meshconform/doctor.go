@@ -54,7 +54,7 @@ when a check fails (warnings do not fail).`,
 			for _, cl := range cls {
 				// The revision running, when only one does and none was
 				// named; otherwise the checks say what they cannot find.
-				if rev, _, err := mesh.FindIstiod(cmd.Context(), cl.Client, cfg.IstioRevision); err == nil && cl.Primary {
+				if rev, _, err := mesh.FindIstiod(cmd.Context(), cl, cfg.IstioRevision); err == nil && cl.Primary {
 					revision = rev
 					break
 				}

@@ -39,7 +39,7 @@ func readRemoteSecrets(ctx context.Context, m scope) (map[string]mesh.RemoteSecr
 }
 
 func listRemoteSecrets(ctx context.Context, m scope) (map[string]mesh.RemoteSecret, error) {
-	list, err := mesh.RemoteSecrets(ctx, m.Primary.Client)
+	list, err := mesh.RemoteSecrets(ctx, m.Primary)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func remoteSecrets(ctx context.Context, m scope) []Result {
 		s, ok := secrets[r.ClusterID]
 		switch {
 		case !ok:
-			out = append(out, fail(r.Name, "no remote secret for Istio cluster %s on %s (label istio/multiCluster=true in %s; secrets there name %s): the remote was never attached, its secret was deleted, or it was attached under another ID than its proxies are injected with", r.ClusterID, m.Primary.Name, mesh.Namespace, strings.Join(slices.Sorted(maps.Keys(secrets)), ", ")))
+			out = append(out, fail(r.Name, "no remote secret for Istio cluster %s on %s (label istio/multiCluster=true in %s; secrets there name %s): the remote was never attached, its secret was deleted, or it was attached under another ID than its proxies are injected with", r.ClusterID, m.Primary.Name, m.Primary.IstioNamespace(), strings.Join(slices.Sorted(maps.Keys(secrets)), ", ")))
 		case mesh.LoopbackServer(s.Server):
 			out = append(out, fail(r.Name, "remote secret %s points at %s, a loopback address: istiod would dial itself, not %s's API server", s.Name, s.Server, r.Name))
 		default:
@@ -139,8 +139,8 @@ func rootCerts(ctx context.Context, m scope) []Result {
 	var out []Result
 	for _, cl := range m.all() {
 		var cm corev1.ConfigMap
-		if err := cl.Client.Resources(mesh.Namespace).Get(ctx, "istio-ca-root-cert", mesh.Namespace, &cm); err != nil {
-			out = append(out, fail(cl.Name, "no istio-ca-root-cert in %s: istiod has not reached this cluster (%v)", mesh.Namespace, err))
+		if err := cl.Client.Resources(cl.IstioNamespace()).Get(ctx, "istio-ca-root-cert", cl.IstioNamespace(), &cm); err != nil {
+			out = append(out, fail(cl.Name, "no istio-ca-root-cert in %s: istiod has not reached this cluster (%v)", cl.IstioNamespace(), err))
 			continue
 		}
 		// What workloads trust, as each cluster's istiod (or, for a remote,
@@ -148,7 +148,7 @@ func rootCerts(ctx context.Context, m scope) []Result {
 		// holding the CA's key is none of a read-only check's business.
 		fp := fingerprint([]byte(cm.Data["root-cert.pem"]))
 		if fp == "" {
-			out = append(out, fail(cl.Name, "istio-ca-root-cert in %s holds no PEM certificate", mesh.Namespace))
+			out = append(out, fail(cl.Name, "istio-ca-root-cert in %s holds no PEM certificate", cl.IstioNamespace()))
 			continue
 		}
 		trusted[cl.Name] = fp
@@ -208,13 +208,13 @@ func controlPlaneClusters(ctx context.Context, m scope) []Result {
 	var out []Result
 	for _, r := range m.Others {
 		var ns corev1.Namespace
-		if err := r.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
-			out = append(out, fail(r.Name, "cannot read %s: %v", mesh.Namespace, err))
+		if err := r.Client.Resources().Get(ctx, r.IstioNamespace(), "", &ns); err != nil {
+			out = append(out, fail(r.Name, "cannot read %s: %v", r.IstioNamespace(), err))
 			continue
 		}
 		v, ok := ns.Annotations[mesh.ControlPlaneClustersAnnotation]
 		if err := judges.ControlPlaneClusters(v, ok, m.Primary.ClusterID); err != nil {
-			out = append(out, fail(r.Name, "%s: %v: istiod on %s will not manage this cluster", mesh.Namespace, err, m.Primary.Name))
+			out = append(out, fail(r.Name, "%s: %v: istiod on %s will not manage this cluster", r.IstioNamespace(), err, m.Primary.Name))
 		} else {
 			out = append(out, pass(r.Name, "%s=%s", mesh.ControlPlaneClustersAnnotation, v))
 		}
@@ -227,7 +227,7 @@ func controlPlaneClusters(ctx context.Context, m scope) []Result {
 func externalIstiod(ctx context.Context, m scope) []Result {
 	var d appsv1.Deployment
 	name := mesh.Values{Revision: m.Revision}.IstiodService()
-	if err := m.Primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &d); err != nil {
+	if err := m.Primary.Client.Resources(m.Primary.IstioNamespace()).Get(ctx, name, m.Primary.IstioNamespace(), &d); err != nil {
 		return []Result{fail(m.Primary.Name, "cannot read deployment %s: %v", name, err)}
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
@@ -249,15 +249,15 @@ func externalIstiod(ctx context.Context, m scope) []Result {
 // secret's address istiod cannot dial, rights missing) and an unattached
 // remote.
 func clusterz(ctx context.Context, m scope) []Result {
-	pods, err := mesh.IstiodPods(ctx, m.Primary.Client, m.Revision)
+	pods, err := mesh.IstiodPods(ctx, m.Primary, m.Revision)
 	if err != nil || len(pods) == 0 {
 		return []Result{fail(m.Primary.Name, "no running istiod (%s): %v", mesh.IstiodSelector(m.Revision), err)}
 	}
 	var out []Result
 	for _, p := range pods {
-		cs, err := mesh.RemoteClustersOf(ctx, m.Primary.Client, p.Name)
+		cs, err := mesh.RemoteClustersOf(ctx, m.Primary, p.Name)
 		if err == nil {
-			err = judges.Watched(m.Primary.Name, p.Name, mesh.Namespace, remoteIDs(m), cs)
+			err = judges.Watched(m.Primary.Name, p.Name, m.Primary.IstioNamespace(), remoteIDs(m), cs)
 		}
 		if err != nil {
 			out = append(out, fail(m.Primary.Name, "%v", err))
@@ -273,13 +273,13 @@ func clusterz(ctx context.Context, m scope) []Result {
 // (remotePilotAddress) points at it. Rejects a remote installed with a
 // wrong remotePilotAddress and an istiod no remote can reach.
 func discoveryAddress(ctx context.Context, m scope) []Result {
-	addr, svc, err := mesh.ExposedAddress(ctx, m.Primary.Client, m.Revision)
+	addr, svc, err := mesh.ExposedAddress(ctx, m.Primary, m.Revision)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v: remotes cannot reach istiod", err)}
 	}
 	out := []Result{pass(m.Primary.Name, "istiod exposed at %s (Service %s)", addr, svc)}
 	for _, r := range m.Others {
-		addrs, err := mesh.RemotePilotAddresses(ctx, r.Client, m.Revision)
+		addrs, err := mesh.RemotePilotAddresses(ctx, r, m.Revision)
 		switch {
 		case err != nil:
 			out = append(out, fail(r.Name, "%v", err))
@@ -298,7 +298,7 @@ func discoveryAddress(ctx context.Context, m scope) []Result {
 // Istio supports one minor version between control and data plane during
 // an upgrade, not as a steady state.
 func versions(ctx context.Context, m scope) []Result {
-	_, primaryVersion, err := mesh.FindIstiod(ctx, m.Primary.Client, m.Revision)
+	_, primaryVersion, err := mesh.FindIstiod(ctx, m.Primary, m.Revision)
 	if err != nil {
 		return []Result{fail(m.Primary.Name, "%v", err)}
 	}
@@ -306,7 +306,7 @@ func versions(ctx context.Context, m scope) []Result {
 	for _, r := range m.Others {
 		if m.Peers {
 			// A peer primary's version is its own istiod's.
-			switch _, v, err := mesh.FindIstiod(ctx, r.Client, m.Revision); {
+			switch _, v, err := mesh.FindIstiod(ctx, r, m.Revision); {
 			case err != nil:
 				out = append(out, fail(r.Name, "%v", err))
 			case v != primaryVersion:

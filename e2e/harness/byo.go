@@ -84,6 +84,9 @@ func checkBrought(cfg Config, topo *topology.Topology, run *report.Run, out io.W
 	if !slices.Equal(given, slices.Sorted(slices.Values(names))) {
 		return nil, fmt.Errorf("MESHCONFORM_CONTEXTS names clusters %s; the topology (kindconfigs/, MESHCONFORM_TOPOLOGY) has %s: give a context for each", strings.Join(given, ", "), strings.Join(names, ", "))
 	}
+	if err := checkIstioNamespaces(cfg.Mesh, topo); err != nil {
+		return nil, err
+	}
 	kc, err := clusters.LoadKubeconfig(cfg.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("MESHCONFORM_KUBECONFIG: %w", err)
@@ -96,6 +99,21 @@ func checkBrought(cfg Config, topo *topology.Topology, run *report.Run, out io.W
 		return nil, err
 	}
 	return b, nil
+}
+
+// checkIstioNamespaces refuses an install into a namespace other than
+// the one an install puts Istio in: istioNamespace describes a mesh found
+// on the clusters, which only an existing mesh has.
+func checkIstioNamespaces(how string, topo *topology.Topology) error {
+	if how == MeshExisting {
+		return nil
+	}
+	for _, c := range topo.Clusters {
+		if ns := c.IstioNamespace(); ns != mesh.Namespace {
+			return fmt.Errorf("cluster %s: the clusters file names istioNamespace %s, but MESHCONFORM_MESH=%s installs Istio into %s: name no istioNamespace, or judge the mesh there with MESHCONFORM_MESH=existing", c.Name, ns, how, mesh.Namespace)
+		}
+	}
+	return nil
 }
 
 // Attach attaches the clusters cfg names, read-only: no snapshot, no
@@ -158,7 +176,7 @@ func (h *brought) attach(ctx context.Context, snap bool, appNamespaces []string)
 			return h.run.Time("attach cluster "+b.Name+" (context "+b.Context+")", func() error {
 				// Before anything is read: every right the run lacks, named.
 				if snap {
-					if err := h.checkCredentials(gctx, role.Name, b.Context); err != nil {
+					if err := h.checkCredentials(gctx, role, b.Context); err != nil {
 						return err
 					}
 				}
@@ -176,7 +194,7 @@ func (h *brought) attach(ctx context.Context, snap bool, appNamespaces []string)
 				if !snap {
 					return nil
 				}
-				snaps[i], notListed[i], err = snapshot.TakeScoped(gctx, cl.Client.RESTConfig(), auditScope())
+				snaps[i], notListed[i], err = snapshot.TakeScoped(gctx, cl.Client.RESTConfig(), auditScope(cl))
 				if err != nil {
 					return fmt.Errorf("cluster %s: snapshot before the run: %w", cl.Name, err)
 				}
@@ -223,8 +241,8 @@ func (h *brought) checkMeshSlate(ctx context.Context, cl *clusters.Cluster) erro
 		return nil
 	}
 	var ns corev1.Namespace
-	if err := cl.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
-		return fmt.Errorf("cluster %s: MESHCONFORM_MESH=existing, but %s cannot be read: %w", cl.Name, mesh.Namespace, err)
+	if err := cl.Client.Resources().Get(ctx, cl.IstioNamespace(), "", &ns); err != nil {
+		return fmt.Errorf("cluster %s: MESHCONFORM_MESH=existing, but %s cannot be read: %w", cl.Name, cl.IstioNamespace(), err)
 	}
 	if n := ns.Labels[mesh.NetworkLabel]; n != "" {
 		cl.MeshNetwork = n
@@ -290,7 +308,7 @@ func (h *brought) asFound(ctx context.Context) (map[string]snapshot.Diff, error)
 	out := map[string]snapshot.Diff{}
 	var errs []error
 	for _, cl := range h.attached {
-		after, notListed, err := snapshot.TakeScoped(ctx, cl.Client.RESTConfig(), auditScope())
+		after, notListed, err := snapshot.TakeScoped(ctx, cl.Client.RESTConfig(), auditScope(cl))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: snapshot after the run: %w", cl.Name, err))
 			continue
@@ -399,7 +417,7 @@ func (h *brought) dumpNamespaces(ctx context.Context, cl *clusters.Cluster) []st
 	}
 	// A failed listing still leaves Istio's namespace to dump.
 	names, _ := runNamespaces(ctx, cl, h.labels)
-	return append([]string{mesh.Namespace}, names...)
+	return append([]string{cl.IstioNamespace()}, names...)
 }
 
 // runNamespaces names the namespaces of cl that carry the run's labels.
@@ -424,7 +442,8 @@ func runNamespaces(ctx context.Context, cl *clusters.Cluster, run workloads.RunL
 // that lack a right a run on an existing mesh needs (rbac.RunRoles),
 // naming every one. An install needs far more (the whole of Istio's
 // install): it is not judged here.
-func (h *brought) checkCredentials(ctx context.Context, name, kubeContext string) error {
+func (h *brought) checkCredentials(ctx context.Context, role topology.Cluster, kubeContext string) error {
+	name := role.Name
 	if h.cfg.Mesh != MeshExisting {
 		return nil
 	}
@@ -439,12 +458,12 @@ func (h *brought) checkCredentials(ctx context.Context, name, kubeContext string
 	if err != nil {
 		return err
 	}
-	missing, err := rbac.Lacking(ctx, cs, mesh.Namespace)
+	missing, err := rbac.Lacking(ctx, cs, role.IstioNamespace())
 	if err != nil {
 		return fmt.Errorf("cluster %s (context %s): %w", name, kubeContext, err)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("cluster %s (context %s): the credentials lack %d rights a run on an existing mesh needs: %s; `meshconform rbac` prints the roles to bind", name, kubeContext, len(missing), strings.Join(missing, ", "))
+		return fmt.Errorf("cluster %s (context %s): the credentials lack %d rights a run on an existing mesh needs: %s; `meshconform rbac` prints the roles to bind (--istio-namespace %s)", name, kubeContext, len(missing), strings.Join(missing, ", "), role.IstioNamespace())
 	}
 	return nil
 }
@@ -452,8 +471,8 @@ func (h *brought) checkCredentials(ctx context.Context, name, kubeContext string
 // auditScope is what the audit of a brought cluster lists: the mesh and
 // what a run may touch, and in every namespace the config maps istiod
 // writes into each (which an uninstall leaves, istio/istio#23706).
-func auditScope() snapshot.Scope {
-	return snapshot.MeshScope(mesh.Namespace, map[string][]string{"configmaps": mesh.IstiodNamespaceConfigMaps})
+func auditScope(cl *clusters.Cluster) snapshot.Scope {
+	return snapshot.MeshScope(cl.IstioNamespace(), map[string][]string{"configmaps": mesh.IstiodNamespaceConfigMaps})
 }
 
 // removeIstiodConfigMapsLeft deletes, after a run that installed Istio on

@@ -4,7 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/meshconform/meshconform/e2e/topology"
 )
 
 // A dead run's credential directory goes; a live run's (this process's)
@@ -30,5 +33,29 @@ func TestSweepStale(t *testing.T) {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was swept: %v", d, err)
 		}
+	}
+}
+
+// An istioNamespace describes a mesh found on the clusters: judged with
+// an existing mesh, refused (before anything is made) with an install,
+// which puts Istio in istio-system whatever the file says.
+func TestCheckIstioNamespaces(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "acme.yaml")
+	if err := os.WriteFile(p, []byte("clusters:\n- {name: east, context: e, primary: true, istioNamespace: acme-mesh}\n- {name: west, context: w}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := topology.LoadBrought(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkIstioNamespaces(MeshExisting, b.Topology); err != nil {
+		t.Errorf("existing mesh: %v", err)
+	}
+	if err := checkIstioNamespaces(MeshInstall, b.Topology); err == nil || !strings.Contains(err.Error(), "cluster east: the clusters file names istioNamespace acme-mesh") {
+		t.Errorf("install: err = %v", err)
+	}
+	plain := &topology.Topology{Clusters: []topology.Cluster{{Name: "cluster1", Primary: true}}}
+	if err := checkIstioNamespaces(MeshInstall, plain); err != nil {
+		t.Errorf("install without istioNamespace: %v", err)
 	}
 }

@@ -149,7 +149,7 @@ func fingerprintCluster(ctx context.Context, cl *clusters.Cluster) (ClusterFinge
 
 func fingerprintIstio(ctx context.Context, primary *clusters.Cluster, m *Istio) (IstioFingerprint, error) {
 	fp := IstioFingerprint{Version: m.Version, Revision: m.Revision, Images: map[string]string{}}
-	pods, err := mesh.IstiodPods(ctx, primary.Client, m.Revision)
+	pods, err := mesh.IstiodPods(ctx, primary, m.Revision)
 	if err != nil {
 		return fp, err
 	}
@@ -163,7 +163,7 @@ func fingerprintIstio(ctx context.Context, primary *clusters.Cluster, m *Istio) 
 		cm += "-" + m.Revision
 	}
 	var c corev1.ConfigMap
-	if err := primary.Client.Resources(mesh.Namespace).Get(ctx, cm, mesh.Namespace, &c); err != nil {
+	if err := primary.Client.Resources(primary.IstioNamespace()).Get(ctx, cm, primary.IstioNamespace(), &c); err != nil {
 		return fp, fmt.Errorf("mesh config %s: %w", cm, err)
 	}
 	fp.MeshConfig = c.Data["mesh"]

@@ -203,10 +203,10 @@ func (h *Harness) DumpState(ctx context.Context, cls []*clusters.Cluster, m *Ist
 // itself reads it.
 func (m *Istio) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]checks.ProxyStatus, error) {
 	if m.Istioctl.Path == "" {
-		return mesh.ProxyStatusFromIstiod(ctx, primary.Client, m.Revision)
+		return mesh.ProxyStatusFromIstiod(ctx, primary, m.Revision)
 	}
 	perType := !strings.HasPrefix(m.Version, "1.26.")
-	rows, _, err := m.Istioctl.ProxyStatus(ctx, primary.Kubeconfig, m.Revision, perType)
+	rows, _, err := m.Istioctl.ProxyStatus(ctx, primary, m.Revision, perType)
 	return rows, err
 }
 
@@ -222,7 +222,7 @@ func (m *Istio) ProxyStatus(ctx context.Context, primary *clusters.Cluster) ([]c
 // sample app. The run's settings stay as given (Config.IstioVersion is what
 // was asked, Istio.Version what was found).
 func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, cls []*clusters.Cluster) (*Istio, error) {
-	revision, version, err := mesh.FindIstiod(ctx, primary.Client, h.Config.IstioRevision)
+	revision, version, err := mesh.FindIstiod(ctx, primary, h.Config.IstioRevision)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", primary.Name, err)
 	}
@@ -232,6 +232,7 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 	}
 	for _, cl := range cls {
 		h.Run.Figure("istio_cluster_id_"+cl.Name, cl.ClusterID)
+		h.Run.Figure("istio_namespace_"+cl.Name, cl.IstioNamespace())
 	}
 	h.Run.Figure("istio_trust_domain", trust)
 	h.Run.Figure("istio_version", version)
@@ -246,7 +247,7 @@ func (h *Harness) ExistingMesh(ctx context.Context, primary *clusters.Cluster, c
 		return nil, err
 	}
 	m.PullSecret = h.PullSecret()
-	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary.Client, revision)
+	m.Discovery, _, _ = mesh.ExposedAddress(ctx, primary, revision)
 	return m, nil
 }
 
@@ -260,7 +261,7 @@ func InstalledIDs(ctx context.Context, cls []*clusters.Cluster, revision string,
 	trust := ""
 	ids := make([]string, len(cls))
 	for i, cl := range cls {
-		in, err := mesh.ReadInstalled(ctx, cl.Client, revision)
+		in, err := mesh.ReadInstalled(ctx, cl, revision)
 		if err != nil {
 			return "", fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
@@ -278,7 +279,7 @@ func InstalledIDs(ctx context.Context, cls []*clusters.Cluster, revision string,
 		ids[i] = in.ClusterID
 	}
 	if trust == "" {
-		return "", fmt.Errorf("no cluster has a mesh config (config map istio in %s): the trust domain is not known", mesh.Namespace)
+		return "", fmt.Errorf("no cluster has a mesh config (config map istio in its istio namespace): the trust domain is not known")
 	}
 	// The clusters keep their IDs unless the mesh's fit a model.
 	found := make([]*clusters.Cluster, len(cls))

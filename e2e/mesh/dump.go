@@ -23,7 +23,7 @@ func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision strin
 	// Without an istioctl (a mesh of any version, not installed by
 	// meshconform) istiod-syncz.json below is proxy-status's source.
 	if istioctl.Path != "" {
-		_, out, err := istioctl.ProxyStatus(ctx, primary.Kubeconfig, revision, false)
+		_, out, err := istioctl.ProxyStatus(ctx, primary, revision, false)
 		if err != nil {
 			out += "\n" + err.Error()
 		}
@@ -34,7 +34,7 @@ func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision strin
 		endpoints = append(endpoints, "configz", "registryz")
 	}
 	for _, ep := range endpoints {
-		raw, err := IstiodDebug(ctx, primary.Client, revision, "/debug/"+ep)
+		raw, err := IstiodDebug(ctx, primary, revision, "/debug/"+ep)
 		if err != nil {
 			raw = []byte(err.Error())
 			errs = append(errs, err)

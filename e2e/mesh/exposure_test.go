@@ -58,7 +58,7 @@ func TestExposure(t *testing.T) {
 		"only an ingress":          {[]corev1.Service{lb("ingress", []int32{80, 443}, ip)}, "", "", "", "none with port 15012"},
 		"a ClusterIP istiod":       {[]corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "istiod-remote"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 15012}}}}}, "", "", "", "exposed by no load balancer"},
 	} {
-		addr, svc, err := exposure(tc.svcs, tc.rev)
+		addr, svc, err := exposure("istio-system", tc.svcs, tc.rev)
 		if tc.errSubstring != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.errSubstring) {
 				t.Errorf("%s: err = %v, want %q", name, err, tc.errSubstring)

@@ -23,10 +23,13 @@ import (
 	"github.com/meshconform/meshconform/e2e/mesh/cacerts"
 	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/report"
+	"github.com/meshconform/meshconform/e2e/topology"
 )
 
-// Namespace is Istio's namespace in every cluster.
-const Namespace = "istio-system"
+// Namespace is where an install puts Istio in every cluster. A mesh
+// installed by someone else may live elsewhere: read a cluster's from
+// its IstioNamespace.
+const Namespace = topology.DefaultIstioNamespace
 
 // Annotations and labels the guide puts on the remote's istio-system.
 const (

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
@@ -32,9 +33,9 @@ func IstiodSelector(revision string) string {
 }
 
 // IstiodPods lists the running istiod pods of the revision.
-func IstiodPods(ctx context.Context, c klient.Client, revision string) ([]corev1.Pod, error) {
+func IstiodPods(ctx context.Context, cl *clusters.Cluster, revision string) ([]corev1.Pod, error) {
 	var pods corev1.PodList
-	if err := c.Resources(Namespace).List(ctx, &pods, resources.WithLabelSelector(IstiodSelector(revision))); err != nil {
+	if err := cl.Client.Resources(cl.IstioNamespace()).List(ctx, &pods, resources.WithLabelSelector(IstiodSelector(revision))); err != nil {
 		return nil, fmt.Errorf("list istiod pods: %w", err)
 	}
 	var running []corev1.Pod
@@ -51,20 +52,20 @@ func IstiodPods(ctx context.Context, c klient.Client, revision string) ([]corev1
 // (debug/clusterz, debug/syncz, debug/configz…) with `pilot-discovery
 // request`, which calls istiod's own 15014 port from inside the pod, where
 // debug endpoints need no authentication.
-func IstiodDebug(ctx context.Context, c klient.Client, revision, path string) ([]byte, error) {
-	pods, err := IstiodPods(ctx, c, revision)
+func IstiodDebug(ctx context.Context, cl *clusters.Cluster, revision, path string) ([]byte, error) {
+	pods, err := IstiodPods(ctx, cl, revision)
 	if err != nil {
 		return nil, err
 	}
 	if len(pods) == 0 {
 		return nil, fmt.Errorf("no running istiod pod (%s)", IstiodSelector(revision))
 	}
-	return istiodPodDebug(ctx, c, pods[0].Name, path)
+	return istiodPodDebug(ctx, cl, pods[0].Name, path)
 }
 
 // istiodPodDebug is IstiodDebug of one named istiod pod.
-func istiodPodDebug(ctx context.Context, c klient.Client, pod, path string) ([]byte, error) {
-	out, err := workloads.Exec(ctx, c, Namespace, pod, "discovery", "pilot-discovery", "request", "GET", path)
+func istiodPodDebug(ctx context.Context, cl *clusters.Cluster, pod, path string) ([]byte, error) {
+	out, err := workloads.Exec(ctx, cl.Client, cl.IstioNamespace(), pod, "discovery", "pilot-discovery", "request", "GET", path)
 	if err != nil {
 		return nil, fmt.Errorf("istiod %s: %s: %w", pod, path, err)
 	}
@@ -86,8 +87,8 @@ func InjectionWebhooks(ctx context.Context, c klient.Client, revision string) ([
 
 // RemoteClustersOf is one istiod pod's list of clusters and their sync
 // status: each replica of an HA istiod keeps its own.
-func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]checks.RemoteCluster, error) {
-	raw, err := istiodPodDebug(ctx, c, pod, "/debug/clusterz")
+func RemoteClustersOf(ctx context.Context, cl *clusters.Cluster, pod string) ([]checks.RemoteCluster, error) {
+	raw, err := istiodPodDebug(ctx, cl, pod, "/debug/clusterz")
 	if err != nil {
 		return nil, err
 	}
@@ -98,18 +99,19 @@ func RemoteClustersOf(ctx context.Context, c klient.Client, pod string) ([]check
 	return cs, nil
 }
 
-// ProxyStatus runs `istioctl proxy-status` against the primary. perType
+// ProxyStatus runs `istioctl proxy-status` against the primary's istiod
+// (in its istio namespace). perType
 // asks for one column per xDS type (`-v 1`, Istio 1.27 and later; 1.26
 // always prints them and has no such flag).
-func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, perType bool) ([]checks.ProxyStatus, string, error) {
-	args := []string{"proxy-status"}
+func (i Istioctl) ProxyStatus(ctx context.Context, primary *clusters.Cluster, revision string, perType bool) ([]checks.ProxyStatus, string, error) {
+	args := []string{"proxy-status", "--istioNamespace", primary.IstioNamespace()}
 	if perType {
 		args = append(args, "-v", "1")
 	}
 	if revision != "" {
 		args = append(args, "--revision", revision)
 	}
-	out, err := i.Run(ctx, kubeconfig, args...)
+	out, err := i.Run(ctx, primary.Kubeconfig, args...)
 	if err != nil {
 		// istioctl 1.27+ exits 1 when istiod has no proxy connected ("no
 		// proxies found (checked N istiods)"): an answer, not a failure —
@@ -126,9 +128,9 @@ func (i Istioctl) ProxyStatus(ctx context.Context, kubeconfig, revision string, 
 // FindIstiod finds the istiod of a mesh installed by someone else: the one
 // revision running (or the one asked for) and its version, from the
 // discovery container's image tag.
-func FindIstiod(ctx context.Context, c klient.Client, revision string) (rev, version string, err error) {
+func FindIstiod(ctx context.Context, cl *clusters.Cluster, revision string) (rev, version string, err error) {
 	var pods corev1.PodList
-	if err := c.Resources(Namespace).List(ctx, &pods, resources.WithLabelSelector("app=istiod")); err != nil {
+	if err := cl.Client.Resources(cl.IstioNamespace()).List(ctx, &pods, resources.WithLabelSelector("app=istiod")); err != nil {
 		return "", "", fmt.Errorf("list istiod pods: %w", err)
 	}
 	revs := map[string]string{}
@@ -156,7 +158,7 @@ func FindIstiod(ctx context.Context, c klient.Client, revision string) (rev, ver
 	sort.Strings(names)
 	switch {
 	case len(revs) == 0:
-		return "", "", fmt.Errorf("no running istiod in %s: MESHCONFORM_MESH=existing needs the mesh installed", Namespace)
+		return "", "", fmt.Errorf("no running istiod in %s: MESHCONFORM_MESH=existing needs the mesh installed (or the clusters file names another istioNamespace)", cl.IstioNamespace())
 	case revision != "":
 		v, ok := revs[revision]
 		if !ok {
@@ -192,12 +194,13 @@ func ImageVersion(image string) string {
 // east-west gateway (the guide's way), else of any LoadBalancer Service of
 // the istio namespace carrying istiod's xDS port (a mesh installed by
 // hand names its Services as it likes).
-func ExposedAddress(ctx context.Context, c klient.Client, revision string) (addr, service string, err error) {
+func ExposedAddress(ctx context.Context, cl *clusters.Cluster, revision string) (addr, service string, err error) {
+	ns := cl.IstioNamespace()
 	var list corev1.ServiceList
-	if err := c.Resources(Namespace).List(ctx, &list); err != nil {
-		return "", "", fmt.Errorf("list Services in %s: %w", Namespace, err)
+	if err := cl.Client.Resources(ns).List(ctx, &list); err != nil {
+		return "", "", fmt.Errorf("list Services in %s: %w", ns, err)
 	}
-	return exposure(list.Items, revision)
+	return exposure(ns, list.Items, revision)
 }
 
 // otherRevisionRemote matches the exposure Services meshconform makes for
@@ -209,7 +212,7 @@ const XDSPort = 15012
 
 // exposure picks the Service that exposes istiod among svcs (see
 // ExposedAddress).
-func exposure(svcs []corev1.Service, revision string) (addr, service string, err error) {
+func exposure(ns string, svcs []corev1.Service, revision string) (addr, service string, err error) {
 	known := []string{(Values{Revision: revision}).IstiodService() + "-remote", "istio-eastwestgateway"}
 	rank := func(s corev1.Service) int {
 		if i := slices.Index(known, s.Name); i >= 0 {
@@ -244,31 +247,31 @@ func exposure(svcs []corev1.Service, revision string) (addr, service string, err
 		// meshconform's own exposure still waiting is no reason to take
 		// another Service for it.
 		if rank(s) < len(known) {
-			return "", "", fmt.Errorf("istiod's load balancer Service %s/%s has no address yet", Namespace, s.Name)
+			return "", "", fmt.Errorf("istiod's load balancer Service %s/%s has no address yet", ns, s.Name)
 		}
 		pending = append(pending, s.Name)
 	}
 	if len(pending) > 0 {
-		return "", "", fmt.Errorf("istiod's load balancer Services in %s (%s) have no address yet", Namespace, strings.Join(pending, ", "))
+		return "", "", fmt.Errorf("istiod's load balancer Services in %s (%s) have no address yet", ns, strings.Join(pending, ", "))
 	}
-	return "", "", fmt.Errorf("istiod is exposed by no load balancer Service in %s (none named %s, none with port %d)", Namespace, strings.Join(known, " or "), XDSPort)
+	return "", "", fmt.Errorf("istiod is exposed by no load balancer Service in %s (none named %s, none with port %d)", ns, strings.Join(known, " or "), XDSPort)
 }
 
 // RemotePilotAddresses are where a remote's istiod Service of the
 // revision sends its pods (the remote install's remotePilotAddress): the
 // ExternalName of the Service Istio's chart makes for a host name, or the
 // addresses of its endpoints for an IP.
-func RemotePilotAddresses(ctx context.Context, c klient.Client, revision string) ([]string, error) {
-	name := Values{Revision: revision}.IstiodService()
+func RemotePilotAddresses(ctx context.Context, cl *clusters.Cluster, revision string) ([]string, error) {
+	name, ns := Values{Revision: revision}.IstiodService(), cl.IstioNamespace()
 	var svc corev1.Service
-	if err := c.Resources(Namespace).Get(ctx, name, Namespace, &svc); err != nil {
+	if err := cl.Client.Resources(ns).Get(ctx, name, ns, &svc); err != nil {
 		return nil, fmt.Errorf("read the %s Service: %w", name, err)
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		return []string{svc.Spec.ExternalName}, nil
 	}
 	var eps discoveryv1.EndpointSliceList
-	if err := c.Resources(Namespace).List(ctx, &eps, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+name)); err != nil {
+	if err := cl.Client.Resources(ns).List(ctx, &eps, resources.WithLabelSelector(discoveryv1.LabelServiceName+"="+name)); err != nil {
 		return nil, fmt.Errorf("list %s endpoints: %w", name, err)
 	}
 	var addrs []string

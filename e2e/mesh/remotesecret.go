@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/klient"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
 	"github.com/meshconform/meshconform/e2e/checks"
@@ -74,12 +76,12 @@ func (id Identity) ServiceAccount() (namespace, name string, ok bool) {
 }
 
 // RemoteSecrets reads every remote secret (label istio/multiCluster=true in
-// istio-system) on a primary, one entry per kubeconfig, sorted by cluster.
+// the primary's istio namespace) on a primary, one entry per kubeconfig, sorted by cluster.
 // An unreadable kubeconfig is an entry with Err, not an error: callers
 // report it in their own words.
-func RemoteSecrets(ctx context.Context, c klient.Client) ([]RemoteSecret, error) {
+func RemoteSecrets(ctx context.Context, primary *clusters.Cluster) ([]RemoteSecret, error) {
 	var list corev1.SecretList
-	if err := c.Resources(Namespace).List(ctx, &list, resources.WithLabelSelector(RemoteSecretSelector)); err != nil {
+	if err := primary.Client.Resources(primary.IstioNamespace()).List(ctx, &list, resources.WithLabelSelector(RemoteSecretSelector)); err != nil {
 		return nil, fmt.Errorf("list remote secrets: %w", err)
 	}
 	var out []RemoteSecret

@@ -9,10 +9,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshconform/meshconform/e2e/clusters"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,14 +34,15 @@ type Installed struct {
 // from the path of the remote's injection webhooks, through which istiod
 // injects that cluster's identity (checks.InjectionPath); and the trust
 // domain from its mesh config, if it has one.
-func ReadInstalled(ctx context.Context, c klient.Client, revision string) (Installed, error) {
+func ReadInstalled(ctx context.Context, cl *clusters.Cluster, revision string) (Installed, error) {
+	c, ns := cl.Client, cl.IstioNamespace()
 	suffix := ""
 	if revision != "" && revision != "default" {
 		suffix = "-" + revision
 	}
 	var out Installed
 	var inj corev1.ConfigMap
-	err := c.Resources(Namespace).Get(ctx, "istio-sidecar-injector"+suffix, Namespace, &inj)
+	err := c.Resources(ns).Get(ctx, "istio-sidecar-injector"+suffix, ns, &inj)
 	switch {
 	case err == nil:
 		if out.ClusterID, out.Network, err = parseInjectorValues(inj.Data["values"]); err != nil {
@@ -59,7 +60,7 @@ func ReadInstalled(ctx context.Context, c klient.Client, revision string) (Insta
 		return out, fmt.Errorf("read the injector's values (config map istio-sidecar-injector%s): %w", suffix, err)
 	}
 	var mc corev1.ConfigMap
-	switch err := c.Resources(Namespace).Get(ctx, "istio"+suffix, Namespace, &mc); {
+	switch err := c.Resources(ns).Get(ctx, "istio"+suffix, ns, &mc); {
 	case apierrors.IsNotFound(err):
 		return out, nil
 	case err != nil:

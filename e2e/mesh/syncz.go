@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshconform/meshconform/e2e/clusters"
 	"golang.org/x/sync/errgroup"
-	"sigs.k8s.io/e2e-framework/klient"
 
 	"github.com/meshconform/meshconform/e2e/checks"
 )
@@ -17,8 +17,8 @@ import (
 // istioctl: each running istiod pod of the revision's debug/syncz, the
 // endpoint istioctl's own proxy-status reads. It serves a mesh of any
 // Istio version meshconform cannot build an istioctl for.
-func ProxyStatusFromIstiod(ctx context.Context, c klient.Client, revision string) ([]checks.ProxyStatus, error) {
-	pods, err := IstiodPods(ctx, c, revision)
+func ProxyStatusFromIstiod(ctx context.Context, primary *clusters.Cluster, revision string) ([]checks.ProxyStatus, error) {
+	pods, err := IstiodPods(ctx, primary, revision)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +29,7 @@ func ProxyStatusFromIstiod(ctx context.Context, c klient.Client, revision string
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range pods {
 		g.Go(func() error {
-			raw, err := istiodPodDebug(gctx, c, p.Name, "/debug/syncz")
+			raw, err := istiodPodDebug(gctx, primary, p.Name, "/debug/syncz")
 			if err != nil {
 				return err
 			}

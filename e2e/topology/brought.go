@@ -26,6 +26,9 @@ type broughtFile struct {
 		ControlPlane string `json:"controlPlane"`
 		ClusterID    string `json:"clusterID"`
 		MeshNetwork  string `json:"meshNetwork"`
+		// IstioNamespace is where the mesh's Istio lives on this cluster
+		// (default istio-system).
+		IstioNamespace string `json:"istioNamespace"`
 	} `json:"clusters"`
 }
 
@@ -70,6 +73,12 @@ func LoadBrought(path string) (*Brought, error) {
 		c := Cluster{Name: fc.Name, ClusterID: fc.ClusterID, ClusterIDGiven: fc.ClusterID != "", Primary: fc.Primary, ControlPlane: fc.ControlPlane, MeshNetwork: fc.MeshNetwork}
 		if c.ClusterID == "" {
 			c.ClusterID = c.Name
+		}
+		if fc.IstioNamespace != "" {
+			if msgs := validation.IsDNS1123Label(fc.IstioNamespace); len(msgs) > 0 {
+				return nil, fmt.Errorf("clusters file %s: cluster %s: istioNamespace %q: %s", path, fc.Name, fc.IstioNamespace, strings.Join(msgs, "; "))
+			}
+			c.istioNamespace = fc.IstioNamespace
 		}
 		// The ID names the remote secret and the injection path.
 		if msgs := validation.IsDNS1123Label(c.ClusterID); len(msgs) > 0 {

@@ -22,7 +22,7 @@ func TestLoadBrought(t *testing.T) {
 	b, err := LoadBrought(writeBrought(t, `
 istiodReplicas: 2
 clusters:
-- {name: east, context: "arn:aws:eks:us-east-1:1:cluster/east", primary: true, clusterID: east-1}
+- {name: east, context: "arn:aws:eks:us-east-1:1:cluster/east", primary: true, clusterID: east-1, istioNamespace: acme-mesh}
 - {name: west, context: gke_proj_us-west1_west}
 `))
 	if err != nil {
@@ -37,6 +37,10 @@ clusters:
 	}
 	if west.ClusterID != "west" || west.Primary || west.ControlPlane != "east" || west.ClusterIDGiven {
 		t.Errorf("west = %+v", west)
+	}
+	// A namespace named is kept; one not named is Istio's default.
+	if east.IstioNamespace() != "acme-mesh" || west.IstioNamespace() != DefaultIstioNamespace {
+		t.Errorf("istio namespaces = %s, %s", east.IstioNamespace(), west.IstioNamespace())
 	}
 	if b.Contexts["west"] != "gke_proj_us-west1_west" {
 		t.Errorf("contexts = %v", b.Contexts)
@@ -54,6 +58,7 @@ func TestLoadBroughtRefusesBadFiles(t *testing.T) {
 		"no clusters":        {"clusters: []\n", "no clusters"},
 		"one ID twice":       {"clusters:\n- {name: a, context: x, primary: true, clusterID: b}\n- {name: b, context: y}\n", `both have Istio cluster ID "b"`},
 		"an ID not a label":  {"clusters:\n- {name: a, context: x, primary: true, clusterID: A_1}\n", `clusterID "A_1"`},
+		"a bad namespace":    {"clusters:\n- {name: a, context: x, primary: true, istioNamespace: Istio.System}\n", `istioNamespace "Istio.System"`},
 	} {
 		if _, err := LoadBrought(writeBrought(t, tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)

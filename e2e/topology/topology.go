@@ -34,6 +34,20 @@ type Topology struct {
 	IstiodReplicas int
 }
 
+// DefaultIstioNamespace is where Istio lives unless a brought-clusters
+// file says otherwise, and where an install puts it.
+const DefaultIstioNamespace = "istio-system"
+
+// IstioNamespace is the namespace of the cluster's Istio: its istiod (on a
+// primary), mesh config, remote secrets, root certificate and the
+// remote's controlPlaneClusters annotation.
+func (c Cluster) IstioNamespace() string {
+	if c.istioNamespace == "" {
+		return DefaultIstioNamespace
+	}
+	return c.istioNamespace
+}
+
 // DefaultName is the topology a run uses when MESHCONFORM_TOPOLOGY is unset:
 // Istio's "Install Primary-Remote" guide, one primary and one remote.
 const DefaultName = "primary-remote"
@@ -60,12 +74,15 @@ type Cluster struct {
 	Primary        bool
 	// ControlPlane is the primary whose istiod serves this cluster: the
 	// cluster itself for a primary, its primary for a remote.
-	ControlPlane  string
-	MeshNetwork   string
-	PodSubnet     netip.Prefix
-	ServiceSubnet netip.Prefix
-	Region        string
-	Zone          string
+	ControlPlane string
+	MeshNetwork  string
+	// istioNamespace is where the cluster's Istio lives (a brought
+	// cluster's file may name one); "" is DefaultIstioNamespace.
+	istioNamespace string
+	PodSubnet      netip.Prefix
+	ServiceSubnet  netip.Prefix
+	Region         string
+	Zone           string
 	// LoadBalancerPool is the cluster's MetalLB address pool, inside the
 	// Docker network's upper half.
 	LoadBalancerPool AddrRange

@@ -45,7 +45,7 @@ func (m *Mesh) IstiodsRunning(ctx context.Context, replicas int, timeout time.Du
 	}
 	return poll.Until(ctx, timeout, 2*time.Second, func(ctx context.Context) error {
 		for _, p := range m.Primaries() {
-			pods, err := mesh.IstiodPods(ctx, p.Client, m.Istio.Revision)
+			pods, err := mesh.IstiodPods(ctx, p, m.Istio.Revision)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.Name, err)
 			}
@@ -68,7 +68,7 @@ func (m *Mesh) RemoteSynced(ctx context.Context) error {
 		return fmt.Errorf("%d primaries among %d clusters: no multicluster mesh to judge", len(m.Primaries()), len(m.Clusters))
 	}
 	for _, p := range m.Primaries() {
-		pods, err := mesh.IstiodPods(ctx, p.Client, m.Istio.Revision)
+		pods, err := mesh.IstiodPods(ctx, p, m.Istio.Revision)
 		if err != nil {
 			return err
 		}
@@ -82,11 +82,11 @@ func (m *Mesh) RemoteSynced(ctx context.Context) error {
 			}
 		}
 		for _, pod := range pods {
-			cs, err := mesh.RemoteClustersOf(ctx, p.Client, pod.Name)
+			cs, err := mesh.RemoteClustersOf(ctx, p, pod.Name)
 			if err != nil {
 				return err
 			}
-			if err := checks.Watched(p.Name, pod.Name, mesh.Namespace, others, cs); err != nil {
+			if err := checks.Watched(p.Name, pod.Name, p.IstioNamespace(), others, cs); err != nil {
 				return withDiagnosis(err, func() string { return m.describeRemoteSecrets(ctx, p) })
 			}
 		}
@@ -354,7 +354,7 @@ func (m *Mesh) expectOn(ctx context.Context, p *clusters.Cluster, sub map[string
 		// Listed after the rows were taken: every istiod a row names was
 		// running then, so a replica that started in between cannot fail
 		// a correct mesh; one deleted in between fails it once (polled).
-		running, err := mesh.IstiodPods(ctx, p.Client, rev)
+		running, err := mesh.IstiodPods(ctx, p, rev)
 		if err != nil {
 			return nil, fmt.Errorf("istiod pods of %s (revision %q): %w", p.Name, rev, err)
 		}

@@ -45,7 +45,7 @@ func (m *Mesh) RemoteCredentialsLeastPrivilege(ctx context.Context) error {
 	}
 	var errs []error
 	for _, p := range m.Primaries() {
-		secrets, err := mesh.RemoteSecrets(ctx, p.Client)
+		secrets, err := mesh.RemoteSecrets(ctx, p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)
 		}
@@ -59,7 +59,7 @@ func (m *Mesh) RemoteCredentialsLeastPrivilege(ctx context.Context) error {
 			}
 			s, ok := byCluster[c.ClusterID]
 			if !ok {
-				errs = append(errs, fmt.Errorf("no remote secret for cluster %s on %s (label %s in %s): no credential to judge", c.Name, p.Name, mesh.RemoteSecretSelector, mesh.Namespace))
+				errs = append(errs, fmt.Errorf("no remote secret for cluster %s on %s (label %s in %s): no credential to judge", c.Name, p.Name, mesh.RemoteSecretSelector, p.IstioNamespace()))
 				continue
 			}
 			if err := judgeCredential(ctx, p, c, s); err != nil {

@@ -26,12 +26,12 @@ import (
 // describeRemoteSecrets names each remote secret on primary with the API
 // server address its kubeconfig points at (never its token).
 func (m *Mesh) describeRemoteSecrets(ctx context.Context, primary *clusters.Cluster) string {
-	secrets, err := mesh.RemoteSecrets(ctx, primary.Client)
+	secrets, err := mesh.RemoteSecrets(ctx, primary)
 	if err != nil {
 		return "cannot list remote secrets: " + err.Error()
 	}
 	if len(secrets) == 0 {
-		return fmt.Sprintf("no remote secret (label %s) in %s/%s: no other cluster was attached to it, or the secrets were deleted", mesh.RemoteSecretSelector, primary.Name, mesh.Namespace)
+		return fmt.Sprintf("no remote secret (label %s) in %s/%s: no other cluster was attached to it, or the secrets were deleted", mesh.RemoteSecretSelector, primary.Name, primary.IstioNamespace())
 	}
 	var out []string
 	for _, s := range secrets {
@@ -59,12 +59,12 @@ func describeServer(s mesh.RemoteSecret) string {
 func (m *Mesh) describeLeadership(ctx context.Context) string {
 	var parts []string
 	var ns corev1.Namespace
-	if err := m.Away.Client.Resources().Get(ctx, mesh.Namespace, "", &ns); err != nil {
-		parts = append(parts, "cannot read the remote's "+mesh.Namespace+": "+err.Error())
+	if err := m.Away.Client.Resources().Get(ctx, m.Away.IstioNamespace(), "", &ns); err != nil {
+		parts = append(parts, "cannot read the remote's "+m.Away.IstioNamespace()+": "+err.Error())
 	} else if v, ok := ns.Annotations[mesh.ControlPlaneClustersAnnotation]; !ok {
-		parts = append(parts, fmt.Sprintf("%s in %s has no %s annotation, so istiod does not lead it", mesh.Namespace, m.Away.Name, mesh.ControlPlaneClustersAnnotation))
+		parts = append(parts, fmt.Sprintf("%s in %s has no %s annotation, so istiod does not lead it", m.Away.IstioNamespace(), m.Away.Name, mesh.ControlPlaneClustersAnnotation))
 	} else {
-		parts = append(parts, fmt.Sprintf("%s in %s is annotated %s=%s", mesh.Namespace, m.Away.Name, mesh.ControlPlaneClustersAnnotation, v))
+		parts = append(parts, fmt.Sprintf("%s in %s is annotated %s=%s", m.Away.IstioNamespace(), m.Away.Name, mesh.ControlPlaneClustersAnnotation, v))
 	}
 	if v, err := m.istiodEnv(ctx, "EXTERNAL_ISTIOD"); err != nil {
 		parts = append(parts, err.Error())
@@ -80,7 +80,7 @@ func (m *Mesh) describeLeadership(ctx context.Context) string {
 func (m *Mesh) istiodEnv(ctx context.Context, name string) (string, error) {
 	var d appsv1.Deployment
 	dep := mesh.Values{Revision: m.Istio.Revision}.IstiodService()
-	if err := m.Primary.Client.Resources(mesh.Namespace).Get(ctx, dep, mesh.Namespace, &d); err != nil {
+	if err := m.Primary.Client.Resources(m.Primary.IstioNamespace()).Get(ctx, dep, m.Primary.IstioNamespace(), &d); err != nil {
 		return "", fmt.Errorf("cannot read deployment %s: %v", dep, err)
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
@@ -101,7 +101,7 @@ func (m *Mesh) istiodEnv(ctx context.Context, name string) (string, error) {
 // exposed.
 func (m *Mesh) describeDiscovery(ctx context.Context) string {
 	svc := mesh.Values{Revision: m.Istio.Revision}.IstiodService()
-	addrs, err := mesh.RemotePilotAddresses(ctx, m.Away.Client, m.Istio.Revision)
+	addrs, err := mesh.RemotePilotAddresses(ctx, m.Away, m.Istio.Revision)
 	if err != nil {
 		return "the remote's istiod Service: " + err.Error()
 	}
@@ -286,7 +286,7 @@ func (m *Mesh) describeTrust(ctx context.Context) string {
 	roots := map[string]bool{}
 	for _, cl := range m.Clusters {
 		var cm corev1.ConfigMap
-		if err := cl.Client.Resources(mesh.Namespace).Get(ctx, "istio-ca-root-cert", mesh.Namespace, &cm); err != nil {
+		if err := cl.Client.Resources(cl.IstioNamespace()).Get(ctx, "istio-ca-root-cert", cl.IstioNamespace(), &cm); err != nil {
 			parts = append(parts, fmt.Sprintf("%s: no istio-ca-root-cert (%v)", cl.Name, err))
 			continue
 		}

@@ -25,7 +25,7 @@ const (
 // accessUp binds the roles and writes DIR/sa.kubeconfig (contexts east and
 // west, as DIR/kubeconfig).
 func accessUp(ctx context.Context, dir string) error {
-	roles, err := rbac.YAML("istio-system")
+	roles, err := rbac.YAML(istioNamespace)
 	if err != nil {
 		return err
 	}
@@ -40,9 +40,9 @@ func accessUp(ctx context.Context, dir string) error {
 			{"create", "namespace", saNamespace},
 			{"-n", saNamespace, "create", "serviceaccount", saName},
 			{"create", "clusterrolebinding", rbac.RunRoleName, "--clusterrole", rbac.RunRoleName, "--serviceaccount", sa},
-			{"-n", "istio-system", "create", "rolebinding", rbac.RunRoleName, "--role", rbac.RunRoleName, "--serviceaccount", sa},
+			{"-n", istioNamespace, "create", "rolebinding", rbac.RunRoleName, "--role", rbac.RunRoleName, "--serviceaccount", sa},
 			{"create", "clusterrolebinding", rbac.AuditRoleName, "--clusterrole", rbac.AuditRoleName, "--serviceaccount", sa},
-			{"-n", "istio-system", "create", "rolebinding", rbac.AuditRoleName, "--role", rbac.AuditRoleName, "--serviceaccount", sa},
+			{"-n", istioNamespace, "create", "rolebinding", rbac.AuditRoleName, "--role", rbac.AuditRoleName, "--serviceaccount", sa},
 		}
 		if _, err := kubectl(ctx, dir, s, strings.NewReader(string(roles)), "apply", "-f", "-"); err != nil {
 			return err

@@ -12,7 +12,7 @@ import (
 // annotate nodes, CronJobs start jobs, operators edit config maps and
 // RBAC in the mesh's own namespace and cluster-wide. The pair churns the
 // same way, outside the audit's scope (nodes, the CronJob's namespace) and
-// inside it (istio-system, a ClusterRole), so a run whose audit read the
+// inside it (the istio namespace, a ClusterRole), so a run whose audit read the
 // platform's own changes as its own would fail here.
 
 // opsNamespace holds the platform's CronJob.
@@ -26,12 +26,12 @@ const heartbeat = "acme.example/heartbeat"
 // churn annotates (kubectl's resource and name, and namespace flags):
 // made by churnSetup, under kubectl's field managers, never the run's.
 var inScope = [][]string{
-	{"configmap", "acme-inventory", "-n", "istio-system"},
+	{"configmap", "acme-inventory", "-n", istioNamespace},
 	{"clusterrole", "acme-auditor"},
 }
 
 // reportEvery is how many rounds apart the churn adds a config map to
-// istio-system (an operator's report): others' additions in the scope.
+// the istio namespace (an operator's report): others' additions in the scope.
 const reportEvery = 6
 
 // cronJob runs image (the cluster's own CoreDNS image, on every node
@@ -82,7 +82,7 @@ func churnSetup(ctx context.Context, dir string) error {
 		if _, err := kubectl(ctx, dir, s, strings.NewReader(cronJob(image)), "apply", "-f", "-"); err != nil {
 			return err
 		}
-		if _, err := kubectl(ctx, dir, s, nil, "-n", "istio-system", "create", "configmap", "acme-inventory", "--from-literal=owner=acme-ops"); err != nil {
+		if _, err := kubectl(ctx, dir, s, nil, "-n", istioNamespace, "create", "configmap", "acme-inventory", "--from-literal=owner=acme-ops"); err != nil {
 			return err
 		}
 		if _, err := kubectl(ctx, dir, s, nil, "create", "clusterrole", "acme-auditor", "--verb=get", "--resource=configmaps"); err != nil {
@@ -107,7 +107,7 @@ func churn(ctx context.Context, dir string, d time.Duration) error {
 				calls = append(calls, append([]string{"annotate", "--overwrite", o[0], o[1], now}, o[2:]...))
 			}
 			if n%reportEvery == reportEvery-1 {
-				calls = append(calls, []string{"-n", "istio-system", "create", "configmap", fmt.Sprintf("acme-report-%d", n/reportEvery), "--from-literal=round=" + strconv.Itoa(n)})
+				calls = append(calls, []string{"-n", istioNamespace, "create", "configmap", fmt.Sprintf("acme-report-%d", n/reportEvery), "--from-literal=round=" + strconv.Itoa(n)})
 			}
 			for _, c := range calls {
 				if _, err := kubectl(ctx, dir, s, nil, c...); err != nil && ctx.Err() == nil {

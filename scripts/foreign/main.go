@@ -25,8 +25,8 @@
 // DIR/clusters.yaml. cut-remote-api DIR drops the path from
 // the primary's pods to the remote's API server and restarts istiod.
 // churn DIR DURATION annotates the pair's nodes, a config map in
-// istio-system and a ClusterRole every 10 s, and adds a config map to
-// istio-system every minute, until it is stopped or DURATION has passed
+// the istio namespace and a ClusterRole every 10 s, and adds a config map to
+// the istio namespace every minute, until it is stopped or DURATION has passed
 // (a CronJob, set up by pair-up, runs beside it): churn.go.
 // pair-down deletes all of it.
 package main

@@ -17,14 +17,16 @@ import (
 // The pair's mesh, installed by hand as a vendor's operator would from
 // Istio's "Install Primary-Remote" guide, with istioctl and nothing of
 // meshconform's installer: Istio cluster IDs unlike the clusters' names, a
-// trust domain of its own, a revision with a tag on top, two istiod
-// replicas, and istiod exposed by a load balancer that hands out a host
-// name.
+// trust domain of its own, Istio in a namespace of its own (not
+// istio-system), a revision with a tag on top, two istiod replicas, and
+// istiod exposed by a load balancer that hands out a host name.
 
 const (
 	trustDomain = "acme.example"
 	meshNetwork = "acme-net"
 	revisionTag = "prod"
+	// istioNamespace is where the pair's Istio lives, on both clusters.
+	istioNamespace = "acme-mesh"
 	// discoveryService is the primary's load balancer for istiod: a name
 	// meshconform does not know.
 	discoveryService = "acme-discovery"
@@ -44,6 +46,7 @@ func primaryOperator(s site, version string) string {
 	return fmt.Sprintf(`apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
 spec:
+  namespace: %s
   revision: %s
   profile: minimal
   hub: docker.io/istio
@@ -66,17 +69,19 @@ spec:
       # injected agent is not pulled again.
       imagePullPolicy: IfNotPresent
       meshID: acme-mesh
+      istioNamespace: %s
       multiCluster:
         clusterName: %s
       network: %s
       externalIstiod: true
-`, revision(version), version, trustDomain, s.clusterID, meshNetwork)
+`, istioNamespace, revision(version), version, trustDomain, istioNamespace, s.clusterID, meshNetwork)
 }
 
 func remoteOperator(s site, version, pilotHost string) string {
 	return fmt.Sprintf(`apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
 spec:
+  namespace: %s
   revision: %s
   profile: remote
   hub: docker.io/istio
@@ -86,8 +91,9 @@ spec:
       injectionPath: /inject/cluster/%s/net/%s
     global:
       imagePullPolicy: IfNotPresent
+      istioNamespace: %s
       remotePilotAddress: %s
-`, revision(version), version, s.clusterID, meshNetwork, pilotHost)
+`, istioNamespace, revision(version), version, s.clusterID, meshNetwork, istioNamespace, pilotHost)
 }
 
 // discoveryLB is istiod's load balancer: a class no controller here
@@ -98,7 +104,7 @@ func discoveryLB(rev, nodeIP string) string {
 kind: Service
 metadata:
   name: %s
-  namespace: istio-system
+  namespace: %s
 spec:
   type: LoadBalancer
   loadBalancerClass: acme.example/dns
@@ -120,7 +126,7 @@ spec:
   - name: https-webhook
     port: 443
     targetPort: 15017
-`, discoveryService, nodeIP, rev)
+`, discoveryService, istioNamespace, nodeIP, rev)
 }
 
 // meshUp installs the mesh on the pair and writes DIR/clusters.yaml, the
@@ -158,17 +164,17 @@ func meshUp(ctx context.Context, dir string) error {
 		return p, os.WriteFile(p, []byte(content), 0o644)
 	}
 
-	// The guide: istio-system on every cluster, the network named; the
-	// remote's annotated with the primary that serves it.
+	// The guide: the istio namespace on every cluster, the network named;
+	// the remote's annotated with the primary that serves it.
 	for _, s := range sites {
-		if _, err := kubectl(ctx, dir, s, nil, "create", "namespace", "istio-system"); err != nil {
+		if _, err := kubectl(ctx, dir, s, nil, "create", "namespace", istioNamespace); err != nil {
 			return err
 		}
-		if _, err := kubectl(ctx, dir, s, nil, "label", "namespace", "istio-system", "topology.istio.io/network="+meshNetwork); err != nil {
+		if _, err := kubectl(ctx, dir, s, nil, "label", "namespace", istioNamespace, "topology.istio.io/network="+meshNetwork); err != nil {
 			return err
 		}
 	}
-	if _, err := kubectl(ctx, dir, remote, nil, "annotate", "namespace", "istio-system", "topology.istio.io/controlPlaneClusters="+primary.clusterID); err != nil {
+	if _, err := kubectl(ctx, dir, remote, nil, "annotate", "namespace", istioNamespace, "topology.istio.io/controlPlaneClusters="+primary.clusterID); err != nil {
 		return err
 	}
 
@@ -187,7 +193,7 @@ func meshUp(ctx context.Context, dir string) error {
 		return err
 	}
 	host := discoveryHost(primary)
-	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "patch", "service", discoveryService, "--subresource=status", "--type=merge",
+	if _, err := kubectl(ctx, dir, primary, nil, "-n", istioNamespace, "patch", "service", discoveryService, "--subresource=status", "--type=merge",
 		"-p", fmt.Sprintf(`{"status":{"loadBalancer":{"ingress":[{"hostname":%q}]}}}`, host)); err != nil {
 		return err
 	}
@@ -201,7 +207,7 @@ func meshUp(ctx context.Context, dir string) error {
 	}
 	// The remote's API server for the primary's istiod: a remote secret
 	// made from the remote's kubeconfig (its server the node's address).
-	cmd := exec.CommandContext(ctx, istioctl, "create-remote-secret", "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--context", remote.context, "--name", remote.clusterID)
+	cmd := exec.CommandContext(ctx, istioctl, "create-remote-secret", "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--context", remote.context, "--name", remote.clusterID, "--istioNamespace", istioNamespace)
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	secret, err := cmd.Output()
 	if err != nil {
@@ -212,11 +218,11 @@ func meshUp(ctx context.Context, dir string) error {
 		return err
 	}
 	for _, s := range sites {
-		if err := run(s, "tag", "set", revisionTag, "--revision", rev, "-y"); err != nil {
+		if err := run(s, "tag", "set", revisionTag, "--revision", rev, "--istioNamespace", istioNamespace, "-y"); err != nil {
 			return err
 		}
 	}
-	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "status", "deployment/istiod-"+rev, "--timeout=4m"); err != nil {
+	if _, err := kubectl(ctx, dir, primary, nil, "-n", istioNamespace, "rollout", "status", "deployment/istiod-"+rev, "--timeout=4m"); err != nil {
 		return err
 	}
 	// The nodes keep Istio's images (the injected agent's included): the
@@ -246,12 +252,12 @@ func meshUp(ctx context.Context, dir string) error {
 # Istio cluster IDs (%s, %s) are left to be read from the mesh.
 istiodReplicas: 2
 clusters:
-- {name: %s, context: %s, primary: true}
-- {name: %s, context: %s, controlPlane: %s}
-`, primary.clusterID, remote.clusterID, primary.context, primary.context, remote.context, remote.context, primary.context)
+- {name: %s, context: %s, primary: true, istioNamespace: %s}
+- {name: %s, context: %s, controlPlane: %s, istioNamespace: %s}
+`, primary.clusterID, remote.clusterID, primary.context, primary.context, istioNamespace, remote.context, remote.context, primary.context, istioNamespace)
 	_, err = write("clusters.yaml", clusters)
-	fmt.Printf("mesh: Istio %s revision %s (tag %s) on %s (%s, primary, 2 istiod) and %s (%s, remote), trust domain %s, istiod at %s\n",
-		version, rev, revisionTag, primary.name, primary.clusterID, remote.name, remote.clusterID, trustDomain, host)
+	fmt.Printf("mesh: Istio %s in %s, revision %s (tag %s) on %s (%s, primary, 2 istiod) and %s (%s, remote), trust domain %s, istiod at %s\n",
+		version, istioNamespace, rev, revisionTag, primary.name, primary.clusterID, remote.name, remote.clusterID, trustDomain, host)
 	return err
 }
 
@@ -289,10 +295,10 @@ func cutRemoteAPI(ctx context.Context, dir string) error {
 		return err
 	}
 	deploy := "deployment/istiod-" + revision(rel.Version)
-	if _, err := kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "restart", deploy); err != nil {
+	if _, err := kubectl(ctx, dir, primary, nil, "-n", istioNamespace, "rollout", "restart", deploy); err != nil {
 		return err
 	}
-	_, err = kubectl(ctx, dir, primary, nil, "-n", "istio-system", "rollout", "status", deploy, "--timeout=4m")
+	_, err = kubectl(ctx, dir, primary, nil, "-n", istioNamespace, "rollout", "status", deploy, "--timeout=4m")
 	fmt.Printf("cut: %s's pods no longer reach %s's API server (%s:6443); istiod restarted\n", primary.name, remote.name, remoteIP)
 	return err
 }

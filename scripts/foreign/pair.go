@@ -65,7 +65,7 @@ var sites = []site{
 // podSecurityExempt are the platform's own namespaces, left out of the
 // restricted default (kind's storage provisioner and the mesh's control
 // plane run privileged or as root).
-var podSecurityExempt = []string{"kube-system", "local-path-storage", "istio-system"}
+var podSecurityExempt = []string{"kube-system", "local-path-storage", istioNamespace}
 
 // admissionConfig makes restricted the default Pod Security level of
 // every namespace without labels of its own.

@@ -85,7 +85,7 @@ func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("istiod replica deleted")
 	By(fmt.Sprintf("deleting istiod replica %s, which serves %d proxies", victim, most))
-	Expect(workloads.DeletePod(ctx, primary.Client, mesh.Namespace, victim)).To(Succeed())
+	Expect(workloads.DeletePod(ctx, primary.Client, primary.IstioNamespace(), victim)).To(Succeed())
 	took, rerr := vm.Resynced(ctx, want, victim, 2*verify.ReplicaLossBudget.MaxTime)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
@@ -97,7 +97,7 @@ func replicaLoss(ctx SpecContext, vm *verify.Mesh) {
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phase.Requests, Failed: phase.Failed})).To(Succeed())
 
 	By("the deployment brings the replica back, so later specs run on the HA control plane")
-	Expect(workloads.WaitReady(ctx, primary.Client, mesh.Namespace, mesh.IstiodSelector(vm.Istio.Revision), r.H.Topology.IstiodReplicas, 3*time.Minute)).To(Succeed())
+	Expect(workloads.WaitReady(ctx, primary.Client, primary.IstioNamespace(), mesh.IstiodSelector(vm.Istio.Revision), r.H.Topology.IstiodReplicas, 3*time.Minute)).To(Succeed())
 }
 
 // primaryLoss scales the second primary's istiod to zero under traffic,
@@ -115,7 +115,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	replicas := int32(r.H.Topology.IstiodReplicas)
 	// Whatever happens, the istiod comes back for the specs after this one.
 	DeferCleanup(func(ctx context.Context) error {
-		return workloads.Scale(ctx, lost.Client, mesh.Namespace, istiod, replicas)
+		return workloads.Scale(ctx, lost.Client, lost.IstioNamespace(), istiod, replicas)
 	})
 
 	load, streams := startLoad(ctx, vm, "before")
@@ -123,7 +123,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("istiod of " + lost.Name + " at zero")
 	By("scaling istiod of " + lost.Name + " to zero")
-	Expect(workloads.Scale(ctx, lost.Client, mesh.Namespace, istiod, 0)).To(Succeed())
+	Expect(workloads.Scale(ctx, lost.Client, lost.IstioNamespace(), istiod, 0)).To(Succeed())
 	// Terminating pods too: one still draining still serves xDS.
 	Eventually(func() ([]string, error) { return istiodPodNames(ctx, lost, vm.Istio.Revision) }).
 		WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeEmpty(), "istiod pods of %s, terminating or not", lost.Name)
@@ -136,7 +136,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 
 	load.Phase("istiod of " + lost.Name + " back")
 	By("scaling it back: " + lost.Name + "'s proxies reconnect and are SYNCED")
-	Expect(workloads.Scale(ctx, lost.Client, mesh.Namespace, istiod, replicas)).To(Succeed())
+	Expect(workloads.Scale(ctx, lost.Client, lost.IstioNamespace(), istiod, replicas)).To(Succeed())
 	took, rerr := vm.Resynced(ctx, want, "", 2*verify.PrimaryReturnBudget.MaxTime)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
@@ -162,7 +162,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 // its phase, terminating ones included.
 func istiodPodNames(ctx context.Context, cl *clusters.Cluster, revision string) ([]string, error) {
 	var pods corev1.PodList
-	err := cl.Client.Resources(mesh.Namespace).List(ctx, &pods, resources.WithLabelSelector(mesh.IstiodSelector(revision)))
+	err := cl.Client.Resources(cl.IstioNamespace()).List(ctx, &pods, resources.WithLabelSelector(mesh.IstiodSelector(revision)))
 	var names []string
 	for _, p := range pods.Items {
 		names = append(names, p.Name)

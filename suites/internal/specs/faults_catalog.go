@@ -84,7 +84,7 @@ var faults = []seededFault{
 		// not ours to delete but by a fault seeder.
 		seed: func(ctx context.Context, e *faultEnv) error {
 			s := &corev1.Secret{}
-			s.Name, s.Namespace = checks.RemoteSecretName(e.vm.Away.ClusterID), mesh.Namespace
+			s.Name, s.Namespace = checks.RemoteSecretName(e.vm.Away.ClusterID), e.vm.Primary.IstioNamespace()
 			return workloads.DeleteForeign(ctx, e.vm.Primary.Client, s)
 		},
 		repair: reattachRemote,
@@ -278,7 +278,7 @@ var multiPrimaryFaults = []seededFault{
 			if err != nil {
 				return err
 			}
-			return reissueCerts(ctx, e, bundle.Secret(mesh.Namespace))
+			return reissueCerts(ctx, e, bundle.Secret(e.vm.Away.IstioNamespace()))
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
 			if e.savedCacerts == nil {
@@ -301,7 +301,7 @@ var multiPrimaryFaults = []seededFault{
 		// primary installed without the secret would.
 		seed: func(ctx context.Context, e *faultEnv) error {
 			s := &corev1.Secret{}
-			s.Name, s.Namespace = checks.RemoteSecretName(e.vm.Away.ClusterID), mesh.Namespace
+			s.Name, s.Namespace = checks.RemoteSecretName(e.vm.Away.ClusterID), e.vm.Primary.IstioNamespace()
 			if err := workloads.DeleteForeign(ctx, e.vm.Primary.Client, s); err != nil {
 				return err
 			}
@@ -315,7 +315,7 @@ var multiPrimaryFaults = []seededFault{
 // never in a log or the report).
 func readCacerts(ctx context.Context, cl *clusters.Cluster) (*corev1.Secret, error) {
 	s := &corev1.Secret{}
-	if err := cl.Client.Resources(mesh.Namespace).Get(ctx, cacerts.SecretName, mesh.Namespace, s); err != nil {
+	if err := cl.Client.Resources(cl.IstioNamespace()).Get(ctx, cacerts.SecretName, cl.IstioNamespace(), s); err != nil {
 		return nil, fmt.Errorf("read %s of %s: %w", cacerts.SecretName, cl.Name, err)
 	}
 	s.ObjectMeta = metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels}
@@ -330,7 +330,7 @@ func reissueCerts(ctx context.Context, e *faultEnv, secret *corev1.Secret) error
 	if err := workloads.Replace(ctx, cl.Client, secret.DeepCopy()); err != nil {
 		return fmt.Errorf("replace %s of %s: %w", cacerts.SecretName, cl.Name, err)
 	}
-	if err := workloads.RestartDeployment(ctx, cl.Client, mesh.Namespace, istiodDeployment(e), rolloutWait); err != nil {
+	if err := workloads.RestartDeployment(ctx, cl.Client, cl.IstioNamespace(), istiodDeployment(e), rolloutWait); err != nil {
 		return err
 	}
 	var deps appsv1.DeploymentList
@@ -397,7 +397,7 @@ func replaceFixture(ctx context.Context, e *faultEnv, file, kind string, mutate 
 func pointRemoteSecretAt(ctx context.Context, e *faultEnv, server string) error {
 	var s corev1.Secret
 	name := checks.RemoteSecretName(e.vm.Away.ClusterID)
-	if err := e.vm.Primary.Client.Resources(mesh.Namespace).Get(ctx, name, mesh.Namespace, &s); err != nil {
+	if err := e.vm.Primary.Client.Resources(e.vm.Primary.IstioNamespace()).Get(ctx, name, e.vm.Primary.IstioNamespace(), &s); err != nil {
 		return err
 	}
 	for key, raw := range s.Data {
@@ -418,7 +418,7 @@ func pointRemoteSecretAt(ctx context.Context, e *faultEnv, server string) error 
 // annotateRemoteIstioSystem sets (or, with "", removes) the remote
 // istio-system's controlPlaneClusters annotation.
 func annotateRemoteIstioSystem(ctx context.Context, e *faultEnv, value string) error {
-	return workloads.UpdateForeign(ctx, e.vm.Away.Client, mesh.Namespace, "", func(ns *corev1.Namespace) {
+	return workloads.UpdateForeign(ctx, e.vm.Away.Client, e.vm.Away.IstioNamespace(), "", func(ns *corev1.Namespace) {
 		if value == "" {
 			delete(ns.Annotations, mesh.ControlPlaneClustersAnnotation)
 			return
@@ -435,11 +435,11 @@ func istiodDeployment(e *faultEnv) string {
 }
 
 func restartIstiod(ctx context.Context, e *faultEnv) error {
-	return workloads.RestartDeployment(ctx, e.vm.Primary.Client, mesh.Namespace, istiodDeployment(e), rolloutWait)
+	return workloads.RestartDeployment(ctx, e.vm.Primary.Client, e.vm.Primary.IstioNamespace(), istiodDeployment(e), rolloutWait)
 }
 
 func setIstiodEnv(ctx context.Context, e *faultEnv, name, value string) error {
-	return workloads.UpdateDeployment(ctx, e.vm.Primary.Client, mesh.Namespace, istiodDeployment(e), rolloutWait, func(d *appsv1.Deployment) {
+	return workloads.UpdateDeployment(ctx, e.vm.Primary.Client, e.vm.Primary.IstioNamespace(), istiodDeployment(e), rolloutWait, func(d *appsv1.Deployment) {
 		workloads.SetContainerEnv(d, "discovery", name, value)
 	})
 }

@@ -69,7 +69,7 @@ var remoteSecretOverPrivileged = seededFault{
 // remote secret for the remote holds (read from the token's subject; the
 // token itself is never read out).
 func remoteSecretAccount(ctx context.Context, e *faultEnv) (rbacv1.Subject, error) {
-	secrets, err := mesh.RemoteSecrets(ctx, e.vm.Primary.Client)
+	secrets, err := mesh.RemoteSecrets(ctx, e.vm.Primary)
 	if err != nil {
 		return rbacv1.Subject{}, err
 	}

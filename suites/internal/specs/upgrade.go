@@ -126,9 +126,9 @@ func inPlaceUpgrade() {
 				u.to.Discovery = u.from.Discovery
 				u.live = []*harness.Istio{u.to}
 				env.Get().UseMesh(u.to)
-				Expect(workloads.WaitReady(ctx, u.primary.Client, mesh.Namespace, mesh.IstiodSelector(""), 1, 5*time.Minute)).To(Succeed())
+				Expect(workloads.WaitReady(ctx, u.primary.Client, u.primary.IstioNamespace(), mesh.IstiodSelector(""), 1, 5*time.Minute)).To(Succeed())
 				Eventually(func(g Gomega) {
-					pods, err := mesh.IstiodPods(ctx, u.primary.Client, "")
+					pods, err := mesh.IstiodPods(ctx, u.primary, "")
 					g.Expect(err).NotTo(HaveOccurred())
 					g.Expect(pods).To(HaveLen(1))
 					g.Expect(pods[0].Spec.Containers[0].Image).To(HaveSuffix(":"+u.plan.To), "istiod image")
@@ -339,7 +339,7 @@ func (u *upgradeRun) proxiesAsExpected(ctx context.Context, phase string) error 
 	// A live revision no proxy should be on must still run: its empty
 	// share proves nothing unless its istiod is there to be asked.
 	for _, m := range u.live {
-		if running, err := mesh.IstiodPods(ctx, u.primary.Client, m.Revision); err != nil || len(running) == 0 {
+		if running, err := mesh.IstiodPods(ctx, u.primary, m.Revision); err != nil || len(running) == 0 {
 			return fmt.Errorf("no running istiod of revision %q (%v)", m.Revision, err)
 		}
 	}
