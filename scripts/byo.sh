@@ -18,8 +18,10 @@
 #      `images push --from` filled, with --image-registry and a pull
 #      secret; the same run without the pull secret is refused before
 #      anything is created;
-#   7. with BYO_MODES containing "upgrade": up --istio=false, then
-#      test --kept --mesh install --suite upgrade: Istio's older version
+#   7. with BYO_MODES containing "upgrade": up --istio=false, the apps
+#      and both versions' Istio images pushed to a private registry (as in
+#      6) and meshconform's own registry removed, then test --kept --mesh
+#      install --suite upgrade --image-registry: Istio's older version
 #      installed by the suite, upgraded under judged traffic (the methods of
 #      MESHCONFORM_UPGRADE_METHODS), everything removed, the clusters
 #      audited as found; the frontends by load balancer (the suite restarts
@@ -71,15 +73,15 @@ renamed_clusters() {
   echo "byo: clusters file $file:"; cat "$file"
 }
 
-# user_registry starts the "user's" registry on the kept clusters' network,
-# trusted by their nodes, and fills it the air-gapped way: images save here,
-# images push --from the tarball.
+# user_registry [SAVE ARGS] starts the "user's" registry on the kept
+# clusters' network, trusted by their nodes, and fills it the air-gapped
+# way: images save here (with SAVE ARGS), images push --from the tarball.
 user_registry() {
   local nodes
   mkdir -p "$BIN/registry"
   nodes=$(docker ps --filter label=io.x-k8s.kind.cluster --filter network=meshconform --format '{{.Names}}')
   step "a private registry (TLS, basic auth), trusted by the nodes" "$BIN/foreign" registry-up "$BIN/registry" meshconform $nodes
-  step "images save" mc images save "$BIN/apps.tar"
+  step "images save $*" mc images save "$BIN/apps.tar" "$@"
   step "images push --from" mc images push "$(cat "$BIN/registry/registry")" --from "$BIN/apps.tar" \
     --image-pull-secret "$BIN/registry/pull-secret.json" --image-registry-ca "$BIN/registry/ca.crt"
 }
@@ -138,7 +140,14 @@ for mode in $MODES; do
     ;;
   upgrade)
     step "up --istio=false (bare clusters, kept)" mc up --istio=false
-    step "test --kept --mesh install --suite upgrade" env MESHCONFORM_FRONTEND_ACCESS=loadbalancer "$BIN/meshconform" test --kept --mesh install --suite upgrade --artifacts "$out" --junit-file "$out/junit.xml"
+    # As on a user's staging clusters: the apps and both versions' Istio
+    # images come from the user's registry, and meshconform's own registry
+    # (which the nodes mirror docker.io to) is gone, so an image taken from
+    # anywhere else fails to pull.
+    user_registry --istio-version upgrade
+    step "meshconform's registry removed" "$BIN/foreign" no-local-registry
+    reg=(--image-registry "$(cat "$BIN/registry/registry")" --image-registry-ca "$BIN/registry/ca.crt" --image-pull-secret "$BIN/registry/pull-secret.json")
+    step "test --kept --mesh install --suite upgrade --image-registry" env MESHCONFORM_FRONTEND_ACCESS=loadbalancer "$BIN/meshconform" test --kept --mesh install --suite upgrade "${reg[@]}" --artifacts "$out" --junit-file "$out/junit.xml"
     ;;
   *) echo "byo: unknown mode $mode (want existing, install, renamed, upgrade)"; exit 2 ;;
   esac

@@ -360,31 +360,43 @@ func describeContexts(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// preflight checks that the clusters can get the sample apps: the user's
-// registry holds this checkout's build of each (`meshconform images
-// push`), or else meshconform's own registry, which `meshconform up`
-// leaves running, serves them (the local source on kept clusters).
-func (h *brought) preflight(ctx context.Context, source images.Source, reg *images.UserRegistry) error {
+// preflight checks that the clusters can get the sample apps, and Istio's
+// images when the run installs Istio from the local source (istioVersions,
+// each version it installs): the user's registry holds this checkout's
+// build of each (`meshconform images push`), or else meshconform's own
+// registry, which `meshconform up` leaves running, serves them (the local
+// source on kept clusters).
+func (h *brought) preflight(ctx context.Context, source images.Source, reg *images.UserRegistry, istioVersions []string) error {
+	_, local := source.(*images.Local)
 	if reg != nil {
 		tags, err := images.AppRepoTags(h.cfg.RepoRoot)
 		if err != nil {
 			return err
 		}
-		missing, err := reg.Missing(ctx, slices.Sorted(maps.Values(tags)))
+		want := slices.Sorted(maps.Values(tags))
+		push := "meshconform images push " + reg.Prefix
+		if local && h.cfg.Mesh == MeshInstall {
+			for _, v := range istioVersions {
+				rel, err := images.LookupIstioRelease(v)
+				if err != nil {
+					return err
+				}
+				pilot, proxy := images.IstioUserRepoTags(rel)
+				want = append(want, pilot, proxy)
+				push += " --istio-version " + v
+			}
+		}
+		missing, err := reg.Missing(ctx, want)
 		if err != nil {
-			return fmt.Errorf("the sample apps in %s: %w", reg.Prefix, err)
+			return fmt.Errorf("the run's images in %s: %w", reg.Prefix, err)
 		}
 		if len(missing) > 0 {
-			return fmt.Errorf("%s lacks this checkout's build of %s: run `meshconform images push %s` (or `images save` here and `images push --from` where the registry is reached)",
-				reg.Prefix, strings.Join(missing, ", "), reg.Prefix)
+			return fmt.Errorf("%s lacks this checkout's build of %s: run `%s` (or `images save` here and `images push --from` where the registry is reached)",
+				reg.Prefix, strings.Join(missing, ", "), push)
 		}
-		if _, local := source.(*images.Local); !local || h.cfg.Mesh != MeshInstall {
-			return nil
-		}
-		// An install by the local source still takes Istio's images from
-		// meshconform's own registry.
+		return nil
 	}
-	if _, ok := source.(*images.Local); ok {
+	if local {
 		return images.RegistryServing(ctx, h.cfg.RegistryPort)
 	}
 	return fmt.Errorf("MESHCONFORM_IMAGE_SOURCE=upstream on brought clusters: the sample apps are built here; push them to a registry of yours (`meshconform images push REGISTRY`) and give it with --image-registry")

@@ -35,9 +35,11 @@ type Harness struct {
 	// the background as soon as the registry is up, for a run that will
 	// install the mesh (see Prebuild).
 	PrebuildMesh bool
-	// PrebuildIstio are the Istio versions the prebuild builds (default:
-	// the run's own); the upgrade suite builds both of its versions.
-	PrebuildIstio []string
+	// IstioVersions are the Istio versions the run installs (default: the
+	// run's own; the upgrade suite's are both of its versions): the
+	// prebuild builds them, and on clusters a user brings the preflight
+	// looks their images up in the user's registry.
+	IstioVersions []string
 	// AppNamespaces are the namespaces the specs create for their apps:
 	// on clusters a user brings, attach refuses a cluster that has one
 	// already, before the run creates anything.
@@ -230,6 +232,14 @@ func (h *Harness) removeStaleTemp() {
 	}
 }
 
+// istioVersions are IstioVersions, or else the run's own version.
+func (h *Harness) istioVersions() []string {
+	if len(h.IstioVersions) == 0 {
+		return []string{h.Config.IstioVersion}
+	}
+	return h.IstioVersions
+}
+
 // prebuild starts, in the background, what the install and the sample apps
 // will wait for: the Istio release's images and istioctl, and every app of
 // fixtures/apps. They overlap the cluster images, the clusters' bring-up
@@ -238,11 +248,7 @@ func (h *Harness) removeStaleTemp() {
 // first. PrepareIstio and App later join these builds (each runs once).
 // Errors surface there, when the result is asked for.
 func (h *Harness) prebuild(local *images.Local) {
-	versions := h.PrebuildIstio
-	if len(versions) == 0 {
-		versions = []string{h.Config.IstioVersion}
-	}
-	for _, v := range versions {
+	for _, v := range h.istioVersions() {
 		if rel, err := images.LookupIstioRelease(v); err == nil {
 			h.bg.start(func(ctx context.Context) { _, _ = local.Istio(ctx, rel) })
 		}

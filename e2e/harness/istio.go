@@ -73,7 +73,12 @@ func (h *Harness) PrepareIstioVersion(ctx context.Context, version, revision str
 func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl string) (*Istio, error) {
 	m := &Istio{Version: version, Revision: revision, TrustDomain: mesh.DefaultTrustDomain}
 	_, _, m.EchoImage = images.IstioImages(m.Version)
-	if local, ok := h.Source.(*images.Local); ok {
+	local, isLocal := h.Source.(*images.Local)
+	// On clusters a user brings, with a registry of theirs, the local
+	// source's Istio images are there (the preflight found them): nothing
+	// is pushed to meshconform's own registry, which need not exist.
+	fromUser := isLocal && h.userRegistry != nil
+	if isLocal && !fromUser {
 		rel, err := images.LookupIstioRelease(m.Version)
 		if err != nil {
 			return nil, err
@@ -95,8 +100,9 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 		if err != nil {
 			return nil, fmt.Errorf("no istioctl for Istio %s (%w): set MESHCONFORM_ISTIOCTLS=%s=PATH", m.Version, err, m.Version)
 		}
-		// The upstream source's images are Istio's own; istioctl, which
-		// only renders and applies, is the release's source built here.
+		// The upstream source's images are Istio's own, and those in a
+		// user's registry were pushed there; istioctl, which only renders
+		// and applies, is the release's source built here.
 		err = h.Run.Time("istioctl "+m.Version+" (built from its Go module)", func() error {
 			istioctl, err = images.BuildIstioctl(ctx, h.Config.CacheDir, h.buildLog, rel)
 			return err
@@ -122,7 +128,35 @@ func (h *Harness) prepareIstio(ctx context.Context, version, revision, istioctl 
 		Exposure:     exposure,
 		Run:          h.Run,
 	}
+	if fromUser {
+		if err := h.fromUserRegistry(ctx, m); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// fromUserRegistry points m's install at the local source's Istio images
+// in the user's registry, with its credentials in Istio's namespace; the
+// injection check runs the sample app from there too (Istio's echo app
+// is not pushed).
+func (h *Harness) fromUserRegistry(ctx context.Context, m *Istio) error {
+	rel, err := images.LookupIstioRelease(m.Version)
+	if err != nil {
+		return err
+	}
+	in := m.Installer
+	in.Values.Hub, in.Values.Tag = h.userRegistry.IstioHubTag(rel)
+	h.Run.Figure("istio_images_"+m.Version, in.Values.Hub+":"+in.Values.Tag)
+	if ps := h.PullSecret(); ps != nil {
+		in.Values.ImagePullSecret, in.PullSecret = workloads.PullSecretName, ps
+	}
+	m.EchoImage = ""
+	if m.SidecarImage, err = h.App(ctx, "meshapp"); err != nil {
+		return err
+	}
+	m.PullSecret = h.PullSecret()
+	return nil
 }
 
 // installValues are the install's values and istiod's exposure for an

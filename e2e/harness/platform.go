@@ -65,7 +65,9 @@ func (h *Harness) SetUpPlatform(ctx context.Context) ([]*clusters.Cluster, error
 func (h *Harness) platformSteps() []step {
 	if h.byo != nil {
 		return []step{
-			{"preflight", func(ctx context.Context, _ *platform) error { return h.byo.preflight(ctx, h.Source, h.userRegistry) }},
+			{"preflight", func(ctx context.Context, _ *platform) error {
+				return h.byo.preflight(ctx, h.Source, h.userRegistry, h.istioVersions())
+			}},
 			{"attach clusters", func(ctx context.Context, p *platform) (err error) {
 				p.clusters, err = h.byo.attach(ctx, true, h.AppNamespaces)
 				return err

@@ -24,6 +24,7 @@ import (
 	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/report"
 	"github.com/meshconform/meshconform/e2e/topology"
+	"github.com/meshconform/meshconform/e2e/workloads"
 )
 
 // Namespace is where an install puts Istio in every cluster. A mesh
@@ -59,6 +60,10 @@ type Installer struct {
 	Values   Values
 	Exposure Exposure
 	Run      *report.Run
+	// PullSecret, when Values name one, is put into Istio's namespace on
+	// every cluster before the install (the credentials of the user's
+	// registry, whence Hub's images come).
+	PullSecret *workloads.PullSecret
 }
 
 // Step names, as the guide's headings.
@@ -233,6 +238,11 @@ func (in *Installer) configureTrust(ctx context.Context, cls []*clusters.Cluster
 		}
 		if err := createOrUpdate(ctx, cl.Client, bundle.Secret(Namespace)); err != nil {
 			return fmt.Errorf("cluster %s: secret %s: %w", cl.Name, cacerts.SecretName, err)
+		}
+		if in.PullSecret != nil {
+			if err := in.PullSecret.Ensure(ctx, cl.Client, Namespace); err != nil {
+				return fmt.Errorf("cluster %s: %w", cl.Name, err)
+			}
 		}
 	}
 	return nil

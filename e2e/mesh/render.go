@@ -37,6 +37,9 @@ type Values struct {
 	Replicas int
 	// ExternalIstiod: the primary serves remote clusters.
 	ExternalIstiod bool
+	// ImagePullSecret names the Secret Istio's pods (and the proxies it
+	// injects) pull Hub's images with; "" for none.
+	ImagePullSecret string
 }
 
 // IstiodService is the istiod Service's name: "istiod", or "istiod-<rev>".

@@ -169,3 +169,24 @@ func splitYAML(t *testing.T, raw []byte) []map[string]any {
 	}
 	return out
 }
+
+// Images from a user's registry: both the primary's and the remote's
+// install name the pull secret (istiod's pods and the injected agents pull
+// with it); without one, neither names any.
+func TestInstallsNameThePullSecret(t *testing.T) {
+	for _, tmpl := range []string{PrimaryTemplate, RemoteTemplate} {
+		if got := dig(renderYAML(t, tmpl, base), "spec", "values", "global", "imagePullSecrets"); got != nil {
+			t.Errorf("%s: imagePullSecrets = %v without a pull secret", tmpl, got)
+		}
+		v := base
+		v.Hub, v.Tag, v.ImagePullSecret = "registry.acme.example:5443/meshconform/istio", "1.29.2-mc0123456789ab", "meshconform-image-pull"
+		doc := renderYAML(t, tmpl, v)
+		secrets, _ := dig(doc, "spec", "values", "global", "imagePullSecrets").([]any)
+		if len(secrets) != 1 || secrets[0] != "meshconform-image-pull" {
+			t.Errorf("%s: imagePullSecrets = %v", tmpl, secrets)
+		}
+		if dig(doc, "spec", "hub") != v.Hub || dig(doc, "spec", "tag") != v.Tag {
+			t.Errorf("%s: hub/tag = %v:%v", tmpl, dig(doc, "spec", "hub"), dig(doc, "spec", "tag"))
+		}
+	}
+}

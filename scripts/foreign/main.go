@@ -3,6 +3,7 @@
 //
 //	go run ./scripts/foreign registry-up DIR NETWORK NODE...
 //	go run ./scripts/foreign registry-down
+//	go run ./scripts/foreign no-local-registry
 //	go run ./scripts/foreign pair-up DIR
 //	go run ./scripts/foreign pair-down
 //
@@ -15,7 +16,8 @@
 // `ca.crt`, and `pull-secret.json` (a docker config JSON). The CA's key
 // and the password stay in DIR, which the caller removes. registry-down
 // removes the container (and its storage); the node files go with the
-// clusters.
+// clusters. no-local-registry removes meshconform's own registry (the
+// local source's, which kind nodes mirror docker.io to).
 //
 // pair-up makes two clusters unlike meshconform's (pair.go), a registry
 // as above holding nothing yet (DIR/registry/), and the mesh on them,
@@ -88,6 +90,10 @@ func main() {
 		err = registryUp(ctx, os.Args[2], os.Args[3], os.Args[4:])
 	case "registry-down":
 		err = registryDown(ctx)
+	case "no-local-registry":
+		// A user's machine has no meshconform registry: what the nodes
+		// pull must come from the user's.
+		err = images.RemoveRegistry(ctx)
 	case "pair-up":
 		if len(os.Args) != 3 {
 			usage()

@@ -55,7 +55,7 @@ var (
 func WillInstallMesh(l Labels) { meshSpecs = append(meshSpecs, l) }
 
 // MeshVersions, when a suite sets it while declaring specs, names the Istio
-// versions its specs install, for the prebuild (default: the run's own).
+// versions its specs install (default: the run's own): Harness.IstioVersions.
 var MeshVersions func(harness.Config) []string
 
 // meshWanted tells whether the label filter lets any spec that installs the
@@ -135,7 +135,7 @@ func start(ctx context.Context) error {
 	}
 	h.PrebuildMesh = meshWanted()
 	if MeshVersions != nil {
-		h.PrebuildIstio = MeshVersions(cfg)
+		h.IstioVersions = MeshVersions(cfg)
 	}
 	h.AppNamespaces = []string{verify.AppNamespace, verify.OutsideNamespace, verify.InjectionNamespace}
 	r := &Run{H: h, interrupted: watch}
