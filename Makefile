@@ -2,6 +2,7 @@
 #   make test   unit tests (no clusters)
 #   make e2e    the main job: machine setup, images, clusters, suites, teardown
 #   make faults the seeded-fault suite
+#   make resilience the mesh under control-plane and network faults
 #   make upgrade Istio upgraded under traffic, canary with rollback and in place
 #               (CI runs all four, and make byo)
 #   make byo    bring your own clusters: up, test on them, doctor, bundle, verify, down
@@ -27,7 +28,7 @@ E2E_TIMEOUT ?= 80m
 CLEANUP_MINUTES := 30
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT)
 
-.PHONY: test fresh-images e2e faults upgrade byo byo-foreign interrupt-test prebuild bench setup clean
+.PHONY: test fresh-images e2e faults resilience upgrade byo byo-foreign interrupt-test prebuild bench setup clean
 
 # Every Go file must be gofmt'ed; go vet has checked every package; -vet=off keeps go test from running
 # its own vet pass over the same packages again.
@@ -102,6 +103,15 @@ e2e: setup
 faults:
 	$(new_run)
 	$(MAKE) e2e E2E_SUITES=faults ARTIFACTS=$(ARTIFACTS)/faults
+
+# The resilience suite: its own clusters and install, then istiod scaled to
+# zero, the remote cut off from istiod (iptables on its nodes) and the
+# propagation trials, each under traffic from every frontend, with istiod's
+# metrics read through the run (README, "Resilience"). Its report goes to
+# artifacts/resilience/.
+resilience:
+	$(new_run)
+	$(MAKE) e2e E2E_SUITES=resilience ARTIFACTS=$(ARTIFACTS)/resilience
 
 # The upgrade suite: Istio MESHCONFORM_UPGRADE_FROM (default 1.26.0) upgraded
 # to MESHCONFORM_UPGRADE_TO (1.27.0) under continuous traffic, by canary with a

@@ -149,8 +149,8 @@ func (f testFlags) checked() (harness.Config, string, error) {
 	if suite == "" {
 		suite = "e2e"
 	}
-	if cfg.BringYourOwn() && suite == "faults" {
-		return cfg, "", fmt.Errorf("--suite faults breaks the mesh on purpose: it runs only on clusters meshconform creates, never on clusters you bring")
+	if cfg.BringYourOwn() && (suite == "faults" || suite == "resilience") {
+		return cfg, "", fmt.Errorf("--suite %s breaks the mesh on purpose: it runs only on clusters meshconform creates, never on clusters you bring", suite)
 	}
 	if suite == "upgrade" {
 		if err := cfg.UpgradeRefusal(); err != nil {

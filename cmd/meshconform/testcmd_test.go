@@ -130,6 +130,7 @@ contexts:
 		{"upgrade", "existing", "needs clusters without Istio and --mesh install"},
 		{"upgrade", "install", "MESHCONFORM_FRONTEND_ACCESS=loadbalancer"},
 		{"faults", "install", "breaks the mesh on purpose"},
+		{"resilience", "install", "breaks the mesh on purpose"},
 		{"conformance", "existing", ""},
 	} {
 		if c.suite == "upgrade" && c.mesh == "install" {

@@ -3,7 +3,9 @@ package checks
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -33,4 +35,29 @@ func Injected(pod corev1.Pod) error {
 		return fmt.Errorf("pod %s/%s was injected without istio-proxy (%s names containers %v)", pod.Namespace, pod.Name, InjectionStatusAnnotation, status.Containers)
 	}
 	return nil
+}
+
+// webhookCall matches the API server's error for a webhook it could not
+// call: `failed calling webhook "NAME": failed to call webhook: Post
+// "URL": CAUSE`.
+var webhookCall = regexp.MustCompile(`failed calling webhook "([^"]+)": (?:failed to call webhook: )?(?:Post "([^"]+)": )?(.*)`)
+
+// WebhookUnreachable reads an object creation's error as Istio's
+// injection webhook (a *sidecar-injector.istio.io webhook) not answering
+// (istiod down or unreachable), and says so with the webhook, where the
+// API server called it and why that failed. Any other error (another
+// webhook, a quota, Pod Security) is not it.
+func WebhookUnreachable(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	m := webhookCall.FindStringSubmatch(err.Error())
+	if m == nil || !strings.HasSuffix(m[1], "sidecar-injector.istio.io") {
+		return "", false
+	}
+	at := ""
+	if m[2] != "" {
+		at = " at " + m[2]
+	}
+	return fmt.Sprintf("the API server could not call Istio's injection webhook %s%s (%s): no istiod answers it, and the webhook fails closed", m[1], at, strings.TrimSpace(m[3])), true
 }

@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -33,5 +34,29 @@ func TestInjected(t *testing.T) {
 	ok := `{"initContainers":null,"containers":["istio-proxy"],"volumes":["workload-socket","istio-xds","istio-token"],"imagePullSecrets":null,"revision":"default"}`
 	if err := Injected(pod(map[string]string{InjectionStatusAnnotation: ok})); err != nil {
 		t.Errorf("an injected pod rejected: %v", err)
+	}
+}
+
+// With istiod down, the API server's refusal names Istio's webhook: read
+// as such, with where it was called and why. Another webhook's failure,
+// or a refusal of another kind, is not istiod being down.
+func TestWebhookUnreachable(t *testing.T) {
+	down := errors.New(`Internal error occurred: failed calling webhook "rev.namespace.sidecar-injector.istio.io": failed to call webhook: Post "https://istiod-1-29-2.istio-system.svc:443/inject/cluster/cluster2/net/network1?timeout=10s": dial tcp 172.30.255.200:443: connect: connection refused`)
+	why, ok := WebhookUnreachable(down)
+	if !ok || !strings.Contains(why, "rev.namespace.sidecar-injector.istio.io at https://istiod-1-29-2.istio-system.svc:443/inject/cluster/cluster2") || !strings.Contains(why, "connection refused") {
+		t.Errorf("istiod down: %q, %v", why, ok)
+	}
+	noEndpoints := errors.New(`Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io": failed to call webhook: Post "https://istiod.istio-system.svc:443/inject?timeout=10s": no endpoints available for service "istiod"`)
+	if why, ok := WebhookUnreachable(noEndpoints); !ok || !strings.Contains(why, `no endpoints available for service "istiod"`) {
+		t.Errorf("no endpoints: %q, %v", why, ok)
+	}
+	for name, err := range map[string]error{
+		"another webhook": errors.New(`Internal error occurred: failed calling webhook "validate.kyverno.svc-fail": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/validate": context deadline exceeded`),
+		"pod security":    errors.New(`pods "echo" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`),
+		"nil":             nil,
+	} {
+		if why, ok := WebhookUnreachable(err); ok {
+			t.Errorf("%s read as istiod down: %q", name, why)
+		}
 	}
 }

@@ -147,7 +147,7 @@ func (h *Harness) fromUserRegistry(ctx context.Context, m *Istio) error {
 	}
 	in := m.Installer
 	in.Values.Hub, in.Values.Tag = h.userRegistry.IstioHubTag(rel)
-	h.Run.Figure("istio_images_"+m.Version, in.Values.Hub+":"+in.Values.Tag)
+	h.Run.Figure("istio_images_"+m.Version, in.Values.Hub+"/{pilot,proxyv2}:"+in.Values.Tag)
 	if ps := h.PullSecret(); ps != nil {
 		in.Values.ImagePullSecret, in.PullSecret = workloads.PullSecretName, ps
 	}

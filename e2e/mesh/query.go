@@ -72,6 +72,13 @@ func istiodPodDebug(ctx context.Context, cl *clusters.Cluster, pod, path string)
 	return []byte(strings.TrimSpace(out)), nil
 }
 
+// IstiodMetrics is one istiod pod's Prometheus metrics (its /metrics on
+// the monitoring port), asked from inside the pod as the debug
+// endpoints are.
+func IstiodMetrics(ctx context.Context, cl *clusters.Cluster, pod string) ([]byte, error) {
+	return istiodPodDebug(ctx, cl, pod, "/metrics")
+}
+
 // InjectionWebhooks lists a cluster's mutating webhook configurations of
 // the revision ("" = default): a remote install's injection webhooks.
 func InjectionWebhooks(ctx context.Context, c klient.Client, revision string) ([]admissionv1.MutatingWebhookConfiguration, error) {

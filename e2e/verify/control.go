@@ -143,9 +143,12 @@ func (m *Mesh) RemoteInjection(ctx context.Context, timeout time.Duration) (time
 	return time.Since(start), withDiagnosis(err, func() string { return m.describeDiscovery(ctx) })
 }
 
-func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error {
+// injectionPod is the pod the injection checks create in m.Away's
+// injection namespace (created if need be): Istio's echo app, or the
+// sample app with the pull secret beside it.
+func (m *Mesh) injectionPod(ctx context.Context) (*corev1.Pod, error) {
 	if err := m.ensureInjectionNamespace(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	var pod *corev1.Pod
 	var err error
@@ -155,7 +158,7 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 		pod, err = install.AppPod(InjectionNamespace, m.Istio.SidecarImage)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m.Istio.Sidecars {
 		pod = install.SidecarPod(InjectionNamespace, m.Istio.SidecarImage)
@@ -164,9 +167,76 @@ func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error
 	// image, which the image source serves: only then the pull secret.
 	if ps := m.Istio.PullSecret; ps != nil && (m.Istio.Sidecars || m.Istio.EchoImage == "") {
 		if err := ps.Ensure(ctx, m.Away.Client, InjectionNamespace); err != nil {
-			return err
+			return nil, err
 		}
 		ps.AddTo(&pod.Spec)
+	}
+	return pod, nil
+}
+
+// InjectionRefused creates, while istiod is down, the injection check's
+// pod in m.Away and expects the API server to refuse it because Istio's
+// injection webhook cannot be called (checks.WebhookUnreachable); it
+// returns that refusal, explained. A pod the API server takes (the
+// webhook set to ignore failures, or another injector) is an error and
+// is deleted: with istiod down, pods would start outside the mesh.
+func (m *Mesh) InjectionRefused(ctx context.Context) (string, error) {
+	pod, err := m.injectionPod(ctx)
+	if err != nil {
+		return "", err
+	}
+	err = m.Away.Client.Resources().Create(ctx, pod)
+	if err == nil {
+		_ = m.Away.Client.Resources().Delete(context.WithoutCancel(ctx), pod)
+		return "", fmt.Errorf("pod %s/%s was created in %s with istiod down: the injection webhook did not refuse it (%s), so pods would start outside the mesh", InjectionNamespace, pod.Name, m.Away.Name, injectedOrNot(*pod))
+	}
+	why, ok := checks.WebhookUnreachable(err)
+	if !ok {
+		return "", fmt.Errorf("creating a pod in %s/%s with istiod down failed, but not at Istio's injection webhook: %w", m.Away.Name, InjectionNamespace, err)
+	}
+	return fmt.Sprintf("a new pod in %s cannot be created: %s", m.Away.Name, why), nil
+}
+
+// injectedOrNot says whether a pod the API server took was injected.
+func injectedOrNot(pod corev1.Pod) string {
+	if err := checks.Injected(pod); err != nil {
+		return err.Error()
+	}
+	return "injected by something that is not istiod"
+}
+
+// Listed returns, sorted, those proxies of pods (pod → cluster) that the
+// proxy-status of the primary serving them still lists: empty once every
+// one of them has lost its connection to istiod (the pods running on).
+func (m *Mesh) Listed(ctx context.Context, pods map[string]string) ([]string, error) {
+	byPrimary, err := byControlPlane(pods, m.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range m.Primaries() {
+		sub, ok := byPrimary[p.Name]
+		if !ok {
+			continue
+		}
+		rows, err := m.Istio.ProxyStatus(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("proxy-status on %s: %w", p.Name, err)
+		}
+		for _, r := range rows {
+			if _, ok := sub[r.Pod]; ok {
+				out = append(out, r.Pod)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (m *Mesh) remoteInjection(ctx context.Context, timeout time.Duration) error {
+	pod, err := m.injectionPod(ctx)
+	if err != nil {
+		return err
 	}
 	if err := m.Away.Client.Resources().Create(ctx, pod); err != nil {
 		return fmt.Errorf("create an injected pod in %s/%s: %w", m.Away.Name, InjectionNamespace, err)

@@ -39,6 +39,17 @@ const (
 	PrimaryLoss    = "primary-loss"
 )
 
+// Resilience: the mesh under control-plane and network faults, each
+// under continuous traffic and judged against its budget, with istiod's
+// own metrics read through the run and propagation times measured.
+const (
+	Resilience    = "resilience"
+	IstiodDown    = "istiod-down"
+	RemoteCutOff  = "remote-cut-off"
+	Propagation   = "propagation"
+	IstiodMetrics = "istiod-metrics"
+)
+
 // Faults: the seeded-fault self-test, every check shown to catch the
 // broken mesh it is meant for.
 const Faults = "seeded-faults"

@@ -35,6 +35,11 @@ var declared = map[string]string{
 	"Upgrade":        Upgrade,
 	"CanaryUpgrade":  CanaryUpgrade,
 	"InPlaceUpgrade": InPlaceUpgrade,
+	"Resilience":     Resilience,
+	"IstiodDown":     IstiodDown,
+	"RemoteCutOff":   RemoteCutOff,
+	"Propagation":    Propagation,
+	"IstiodMetrics":  IstiodMetrics,
 }
 
 // Every capability of a certification profile is a label the suites put

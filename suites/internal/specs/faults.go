@@ -16,7 +16,6 @@ import (
 	"github.com/meshconform/meshconform/e2e/harness"
 	"github.com/meshconform/meshconform/e2e/poll"
 	"github.com/meshconform/meshconform/e2e/verify"
-	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
 	"github.com/meshconform/meshconform/suites/internal/labels"
 )
@@ -169,18 +168,10 @@ func pause(ctx context.Context, d time.Duration) bool {
 // backend in each, an outsider pod for plaintext calls) and settles the
 // checks faster than the conformance specs do.
 func (e *faultEnv) deploy(ctx SpecContext) {
-	e.apps = deploySampleApps(ctx)
+	e.apps = deployFrontendsAndBackends(ctx)
 	e.m = e.apps.mesh.Istio
 	e.vm = e.apps.mesh
 	e.vm.Settle = faultSettle
-	for _, cl := range e.vm.Clusters {
-		e.apps.frontendApplied(ctx, cl)
-		e.apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
-	}
-	for _, cl := range e.vm.Clusters {
-		e.apps.waitBackend(ctx, cl)
-		e.apps.frontendReady(ctx, cl)
-	}
 	for _, cl := range e.vm.Clusters {
 		e.apps.outsider(ctx, cl)
 	}

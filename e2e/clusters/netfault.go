@@ -1,0 +1,57 @@
+package clusters
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+)
+
+// A network fault on a cluster meshconform made: iptables rules put on
+// every node of the cluster (its pods' traffic passes the node's FORWARD
+// chain, the node's own its OUTPUT chain) and taken off again. Only the
+// run's own nodes are touched, and only with rules it can name to remove.
+
+// CutOff are the rules that drop every TCP packet between cl's nodes (and
+// their pods) and addr: a reset each way, so both ends learn of the cut at
+// their next packet instead of after minutes of retransmissions.
+func CutOff(addr string) [][]string {
+	var rules [][]string
+	for _, chain := range []string{"FORWARD", "OUTPUT"} {
+		rules = append(rules,
+			[]string{chain, "-p", "tcp", "-d", addr, "-j", "REJECT", "--reject-with", "tcp-reset"},
+			[]string{chain, "-p", "tcp", "-s", addr, "-j", "REJECT", "--reject-with", "tcp-reset"})
+	}
+	return rules
+}
+
+// NodeRules inserts (add) or deletes every rule (the arguments after
+// `iptables -I` or `-D`: chain and match) on every node of the cluster.
+// Deleting a rule that is not there is no error: a repair after a fault
+// that was only half set must still succeed.
+func (m *Manager) NodeRules(ctx context.Context, name string, add bool, rules [][]string) error {
+	kns, err := m.provider.ListNodes(name)
+	if err != nil {
+		return fmt.Errorf("cluster %s: list nodes: %w", name, err)
+	}
+	op := "-D"
+	if add {
+		op = "-I"
+	}
+	for _, kn := range kns {
+		for _, r := range rules {
+			out, err := kindexec.CombinedOutputLines(kn.CommandContext(ctx, "iptables", append([]string{"-w", op}, r...)...))
+			if err != nil && !(op == "-D" && ruleAbsent(out)) {
+				return fmt.Errorf("node %s: iptables %s %s: %w: %s", kn, op, strings.Join(r, " "), err, strings.Join(out, "; "))
+			}
+		}
+	}
+	return nil
+}
+
+// ruleAbsent says whether iptables -D failed because no such rule exists.
+func ruleAbsent(out []string) bool {
+	s := strings.Join(out, " ")
+	return strings.Contains(s, "does a matching rule exist") || strings.Contains(s, "Bad rule")
+}

@@ -1,0 +1,175 @@
+package istiodmetrics
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+)
+
+// exposition is istiod 1.29's /metrics as it reads for a primary with one
+// remote, cut to the families judged (the convergence buckets are Istio's).
+func exposition(state string, timeouts, rejects, cds, syncz int, conv [9]int) string {
+	var b strings.Builder
+	b.WriteString("# HELP istiod_remote_cluster_sync_status Current synchronization state of remote clusters managed by istiod.\n# TYPE istiod_remote_cluster_sync_status gauge\n")
+	for _, s := range []string{"closed", "synced", "syncing", "timeout"} {
+		v := 0
+		if s == state {
+			v = 1
+		}
+		fmt.Fprintf(&b, "istiod_remote_cluster_sync_status{cluster=\"west-1\",cluster_type=\"remote\",status=%q} %d\n", s, v)
+	}
+	if timeouts > 0 {
+		fmt.Fprintf(&b, "# TYPE remote_cluster_sync_timeouts_total counter\nremote_cluster_sync_timeouts_total %d\n", timeouts)
+	}
+	if rejects > 0 {
+		fmt.Fprintf(&b, "# TYPE pilot_total_xds_rejects counter\npilot_total_xds_rejects{type=\"type.googleapis.com/envoy.config.listener.v3.Listener\"} %d\n", rejects)
+	}
+	fmt.Fprintf(&b, "# TYPE pilot_xds_pushes counter\npilot_xds_pushes{type=\"cds\"} %d\npilot_xds_pushes{type=\"eds\"} 80\npilot_xds_pushes{type=\"istio.io/debug/syncz\"} %d\n", cds, syncz)
+	b.WriteString("# TYPE pilot_proxy_convergence_time histogram\n")
+	for i, le := range []string{"0.1", "0.5", "1", "3", "5", "10", "20", "30", "+Inf"} {
+		fmt.Fprintf(&b, "pilot_proxy_convergence_time_bucket{le=%q} %d\n", le, conv[i])
+	}
+	fmt.Fprintf(&b, "pilot_proxy_convergence_time_sum 2.2\npilot_proxy_convergence_time_count %d\n", conv[8])
+	return b.String()
+}
+
+func reading(t *testing.T, at time.Time, text string) Reading {
+	t.Helper()
+	r, err := Parse("istiod-abc", at, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+var t0 = time.Date(2026, 12, 6, 19, 0, 0, 0, time.UTC)
+
+func TestParseReadsWhatIsJudged(t *testing.T) {
+	r := reading(t, t0, exposition("synced", 2, 1, 136, 40, [9]int{300, 360, 365, 365, 365, 365, 365, 365, 365}))
+	if r.RemoteSync["west-1"] != "synced" || len(r.RemoteSync) != 1 {
+		t.Errorf("RemoteSync = %v", r.RemoteSync)
+	}
+	// Debug requests are no push to a proxy.
+	if r.Counters[XDSPushes] != 216 || r.Counters[RemoteSyncTimeouts] != 2 || r.Counters[XDSRejects] != 1 {
+		t.Errorf("Counters = %v", r.Counters)
+	}
+	if r.Convergence == nil || r.Convergence.Count != 365 || len(r.Convergence.Bounds) != 9 || !math.IsInf(r.Convergence.Bounds[8], 1) {
+		t.Errorf("Convergence = %+v", r.Convergence)
+	}
+	// istiod 1.26 exports no sync gauge: nil, not "every remote synced".
+	old := reading(t, t0, "# TYPE pilot_xds_pushes counter\npilot_xds_pushes{type=\"cds\"} 1\n")
+	if old.RemoteSync != nil {
+		t.Errorf("a missing gauge read as %v", old.RemoteSync)
+	}
+	if _, err := Parse("x", t0, []byte("not metrics {{{")); err == nil {
+		t.Error("garbage parsed")
+	}
+}
+
+// The sync judge: a correct mesh (every remote synced, the metric and
+// clusterz agreeing) passes; each way the metric can be wrong fails,
+// naming the remote.
+func TestSyncAgrees(t *testing.T) {
+	ok := reading(t, t0, exposition("synced", 0, 0, 1, 0, [9]int{}))
+	synced := []checks.RemoteCluster{{ID: "west-1", SyncStatus: "synced"}}
+	if err := SyncAgrees(ok, synced, []string{"west-1"}); err != nil {
+		t.Errorf("a synced remote: %v", err)
+	}
+	for name, c := range map[string]struct {
+		r        Reading
+		clusterz []checks.RemoteCluster
+		remotes  []string
+		want     string
+	}{
+		"timeout":                {reading(t, t0, exposition("timeout", 1, 0, 1, 0, [9]int{})), []checks.RemoteCluster{{ID: "west-1", SyncStatus: "timeout"}}, []string{"west-1"}, `is "timeout"`},
+		"metric and clusterz":    {reading(t, t0, exposition("syncing", 0, 0, 1, 0, [9]int{})), synced, []string{"west-1"}, `the metric says "syncing", debug/clusterz "synced"`},
+		"remote deleted":         {reading(t, t0, exposition("none", 0, 0, 1, 0, [9]int{})), nil, []string{"west-1"}, "no sync state"},
+		"not in clusterz":        {ok, nil, []string{"west-1"}, "not in debug/clusterz"},
+		"another remote missing": {ok, synced, []string{"west-1", "south-1"}, "remote south-1 has no sync state"},
+		"gauge not exported":     {Reading{Pod: "istiod-old"}, synced, []string{"west-1"}, "exports no istiod_remote_cluster_sync_status"},
+		"no remote to judge":     {ok, synced, nil, "no remote to judge"},
+	} {
+		err := SyncAgrees(c.r, c.clusterz, c.remotes)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+// The window judge: pushes went out, nothing rejected, no sync timed out,
+// convergence within budget passes; each breach fails; a restart between
+// readings is no figure.
+func TestWindowJudge(t *testing.T) {
+	budget := Budget{ConvergenceP99: time.Second}
+	before := reading(t, t0, exposition("synced", 0, 0, 100, 5, [9]int{300, 360, 365, 365, 365, 365, 365, 365, 365}))
+	// 20 more pushes, all converged in ≤ 0.1 s but one in ≤ 0.5 s.
+	after := reading(t, t0.Add(time.Minute), exposition("synced", 0, 0, 120, 50, [9]int{319, 380, 385, 385, 385, 385, 385, 385, 385}))
+	w, err := Between(before, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Pushes != 20 || w.Converged != 20 || w.ConvergenceP99 != 0.5 || w.Rejects != 0 || w.SyncTimeouts != 0 {
+		t.Errorf("window = %+v", w)
+	}
+	if err := budget.Judge(w); err != nil {
+		t.Errorf("a healthy window: %v", err)
+	}
+
+	slow := reading(t, t0.Add(time.Minute), exposition("synced", 0, 0, 120, 5, [9]int{310, 360, 365, 366, 366, 385, 385, 385, 385}))
+	rejected := reading(t, t0.Add(time.Minute), exposition("synced", 0, 3, 120, 5, [9]int{320, 380, 385, 385, 385, 385, 385, 385, 385}))
+	timedOut := reading(t, t0.Add(time.Minute), exposition("synced", 1, 0, 120, 5, [9]int{320, 380, 385, 385, 385, 385, 385, 385, 385}))
+	idle := reading(t, t0.Add(time.Minute), exposition("synced", 0, 0, 100, 90, [9]int{300, 360, 365, 365, 365, 365, 365, 365, 365}))
+	for name, c := range map[string]struct {
+		later Reading
+		want  string
+	}{
+		"slow convergence": {slow, "p99 ≤ 10s over 20 pushes, budget 1s"},
+		"rejects":          {rejected, "pilot_total_xds_rejects rose by 3"},
+		"sync timeout":     {timedOut, "remote_cluster_sync_timeouts_total rose by 1"},
+		// Debug reads alone are no push.
+		"no push": {idle, "pushed nothing"},
+	} {
+		w, err := Between(before, c.later)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := budget.Judge(w); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, c.want)
+		}
+	}
+	// A fault that expects timeouts says so.
+	w, _ = Between(before, timedOut)
+	if err := (Budget{SyncTimeouts: 1, ConvergenceP99: time.Second}).Judge(w); err != nil {
+		t.Errorf("an expected timeout: %v", err)
+	}
+	restarted := reading(t, t0.Add(time.Minute), exposition("synced", 0, 0, 3, 0, [9]int{3, 3, 3, 3, 3, 3, 3, 3, 3}))
+	if _, err := Between(before, restarted); err == nil || !strings.Contains(err.Error(), "restarted") {
+		t.Errorf("a restart between readings: %v", err)
+	}
+	other := after
+	other.Pod = "istiod-def"
+	if _, err := Between(before, other); err == nil {
+		t.Error("readings of two replicas compared")
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	h := &Histogram{Bounds: []float64{0.1, 1, math.Inf(1)}, Counts: []uint64{98, 99, 100}, Count: 100}
+	if q, _ := h.Quantile(0.99); q != 1 {
+		t.Errorf("p99 = %v, want 1 (the 99th of 100 is in the ≤1 bucket)", q)
+	}
+	if q, _ := h.Quantile(0.5); q != 0.1 {
+		t.Errorf("p50 = %v", q)
+	}
+	past := &Histogram{Bounds: []float64{0.1, math.Inf(1)}, Counts: []uint64{1, 10}, Count: 10}
+	if q, _ := past.Quantile(0.99); !math.IsInf(q, 1) {
+		t.Errorf("p99 past the last bucket = %v", q)
+	}
+	if _, err := (&Histogram{}).Quantile(0.99); err == nil {
+		t.Error("a quantile of nothing")
+	}
+}

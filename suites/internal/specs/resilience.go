@@ -1,0 +1,239 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/traffic"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/suites/internal/env"
+	"github.com/meshconform/meshconform/suites/internal/labels"
+)
+
+// Resilience: each fault injected while traffic runs from every cluster's
+// frontend to any backend, bounded in time, reverted in cleanup even when
+// the spec fails, judged against its budget; istiod's own metrics read
+// from every replica through the run; propagation timed. Only on clusters
+// meshconform made (the faults scale istiod to zero and put iptables
+// rules on nodes), for one primary and one remote.
+
+// Budgets of the resilience faults. Proxies keep their last
+// configuration while istiod is gone or unreachable, so no request may
+// fail; the way back is the agent's reconnection (its backoff grows to
+// about 10 s while istiod is away) plus a push, and for istiod scaled back
+// up the pods' start (istiod is Ready in about 15 s here).
+var (
+	IstiodReturnBudget = traffic.Budget{MaxTime: 2 * time.Minute, MaxFailed: 0}
+	ReconnectBudget    = traffic.Budget{MaxTime: 90 * time.Second, MaxFailed: 0}
+)
+
+// faultHold is how long each fault stays in place under traffic once it
+// has taken effect: long enough for keepalives and retries to have given
+// up on the lost connection (istiod pings every 30 s).
+const faultHold = 45 * time.Second
+
+// Resilience declares the suite's specs. Call inside an Ordered container
+// after env.Setup.
+func Resilience() {
+	if refusesBrought("the resilience suite breaks the mesh on purpose (istiod scaled to zero, a remote cut off from it)") {
+		return
+	}
+	if refusesTopology("resilience") {
+		return
+	}
+	env.WillInstallMesh(Label(labels.Resilience))
+	rs := &resilienceRun{}
+	Context("Resilience: the mesh under control-plane and network faults, recovery measured", Ordered, Label(labels.Resilience), func() {
+		BeforeAll(rs.deploy, NodeTimeout(40*time.Minute))
+		AfterAll(rs.finish, NodeTimeout(5*time.Minute))
+
+		It("istiod down (every replica at zero): traffic already flowing keeps succeeding, a new pod cannot be injected and the harness says why; back, every proxy is SYNCED again", Label(labels.IstiodDown), func(ctx SpecContext) {
+			rs.istiodDown(ctx)
+		}, NodeTimeout(10*time.Minute))
+
+		It("the remote cut off from istiod (its nodes cannot reach the discovery address): its workloads keep serving and calling on the configuration they have; restored, every remote proxy is SYNCED again", Label(labels.RemoteCutOff), func(ctx SpecContext) {
+			rs.remoteCutOff(ctx)
+		}, NodeTimeout(10*time.Minute))
+
+		It("propagation: a routing change on the primary reaches every caller in every cluster, and a new endpoint in the remote is reached by every caller, timed over repeated trials", Label(labels.Propagation), func(ctx SpecContext) {
+			rs.propagation(ctx)
+		}, NodeTimeout(15*time.Minute))
+
+		It("istiod's metrics through the run: every remote synced and agreeing with debug/clusterz, no sync timeout, no xDS reject, pushes going out, proxies converging within budget", Label(labels.IstiodMetrics), func(ctx SpecContext) {
+			rs.judgeMetrics(ctx)
+		}, NodeTimeout(3*time.Minute))
+	})
+}
+
+type resilienceRun struct {
+	apps    *sampleApps
+	vm      *verify.Mesh
+	sampler *metricsSampler
+}
+
+// deploy puts a frontend and the backend in every cluster and starts
+// reading istiod's metrics.
+func (rs *resilienceRun) deploy(ctx SpecContext) {
+	rs.apps = deployFrontendsAndBackends(ctx)
+	rs.vm = rs.apps.mesh
+	rs.sampler = startMetricsSampler(ctx, rs.vm)
+}
+
+// finish stops the metrics and removes the apps.
+func (rs *resilienceRun) finish(ctx SpecContext) {
+	if rs.sampler != nil {
+		rs.sampler.stop()
+	}
+	if rs.apps != nil {
+		rs.apps.remove(ctx)
+		Expect(rs.vm.RemoveInjectionNamespace(ctx)).To(Succeed())
+	}
+}
+
+// istiodDown scales every istiod replica of the primary to zero under
+// traffic, tries to inject a pod in the remote, and scales it back.
+func (rs *resilienceRun) istiodDown(ctx SpecContext) {
+	r, vm := env.Get(), rs.vm
+	primary := vm.Primary
+	want, err := vm.AppProxies(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
+	istiod := mesh.Values{Revision: vm.Istio.Revision}.IstiodService()
+	replicas := int32(r.H.Topology.IstiodReplicas)
+	// Whatever happens, istiod comes back for the specs after this one.
+	DeferCleanup(func(ctx context.Context) error {
+		return workloads.Scale(ctx, primary.Client, primary.IstioNamespace(), istiod, replicas)
+	})
+
+	load, streams := startLoad(ctx, vm, "before")
+	defer load.Stop()
+	sleepCtx(ctx, resilienceDwell)
+	load.Phase("istiod at zero")
+	By("scaling istiod of " + primary.Name + " to zero")
+	Expect(workloads.Scale(ctx, primary.Client, primary.IstioNamespace(), istiod, 0)).To(Succeed())
+	Eventually(func() ([]string, error) { return istiodPodNames(ctx, primary, vm.Istio.Revision) }).
+		WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeEmpty(), "istiod pods of %s, terminating or not", primary.Name)
+	load.Steady()
+
+	By("a new pod in the remote cannot be injected, and the harness says why")
+	why, err := vm.InjectionRefused(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("injection with istiod down", why)
+	sleepCtx(ctx, faultHold)
+
+	load.Phase("istiod back")
+	By("scaling istiod back: every proxy reconnects and is SYNCED")
+	Expect(workloads.Scale(ctx, primary.Client, primary.IstioNamespace(), istiod, replicas)).To(Succeed())
+	took, rerr := vm.Resynced(ctx, want, "", 2*IstiodReturnBudget.MaxTime)
+	load.Steady()
+	sleepCtx(ctx, resilienceDwell)
+	phases := judgePhases(load, streams, "istiod-down", clusters.Names(vm.Clusters))
+	recordFault("istiod_down", phases, took)
+	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED with istiod back")
+	Expect(IstiodReturnBudget.Within("every proxy back on istiod",
+		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
+}
+
+// remoteCutOff drops, on every node of the remote, what goes to and
+// comes from istiod's discovery address, under traffic, then restores it.
+func (rs *resilienceRun) remoteCutOff(ctx SpecContext) {
+	r, vm := env.Get(), rs.vm
+	remote := vm.Away
+	discovery := vm.Istio.Discovery
+	Expect(discovery).NotTo(BeEmpty(), "istiod's discovery address for the remote")
+	want, err := vm.AppProxies(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
+	remoteProxies := verify.ProxiesOf(want, remote)
+	Expect(remoteProxies).NotTo(BeEmpty(), "app proxies in %s", remote.Name)
+	rules := clusters.CutOff(discovery)
+	restored := false
+	DeferCleanup(func(ctx context.Context) error {
+		if restored {
+			return nil
+		}
+		return r.H.Clusters.NodeRules(ctx, remote.Name, false, rules)
+	})
+
+	load, streams := startLoad(ctx, vm, "before")
+	defer load.Stop()
+	sleepCtx(ctx, resilienceDwell)
+	load.Phase("remote cut off")
+	By(fmt.Sprintf("dropping, on %s's nodes, every packet to and from %s", remote.Name, discovery))
+	Expect(r.H.Clusters.NodeRules(ctx, remote.Name, true, rules)).To(Succeed())
+	By("the cut takes: istiod no longer lists the remote's proxies")
+	cutAt := time.Now()
+	Eventually(func() ([]string, error) { return vm.Listed(ctx, remoteProxies) }).WithContext(ctx).
+		WithTimeout(2*time.Minute).WithPolling(2*time.Second).Should(BeEmpty(), "proxies of %s still connected to istiod", remote.Name)
+	r.H.Run.Figure("resilience/remote_cut_off/seconds_to_proxies_disconnected", time.Since(cutAt).Seconds())
+	load.Steady()
+	sleepCtx(ctx, faultHold)
+
+	load.Phase("remote restored")
+	By("restoring the path: every remote proxy reconnects and is SYNCED")
+	Expect(r.H.Clusters.NodeRules(ctx, remote.Name, false, rules)).To(Succeed())
+	restored = true
+	took, rerr := vm.Resynced(ctx, want, "", 2*ReconnectBudget.MaxTime)
+	load.Steady()
+	sleepCtx(ctx, resilienceDwell)
+	phases := judgePhases(load, streams, "remote-cut-off", clusters.Names(vm.Clusters))
+	recordFault("remote_cut_off", phases, took)
+	Expect(rerr).NotTo(HaveOccurred(), "the remote's proxies SYNCED again")
+	Expect(ReconnectBudget.Within("the remote's proxies back on istiod",
+		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
+}
+
+// judgePhases stops the load, writes its time line and judges every phase
+// against the first: no request failed, enough in every stream, every
+// answer from where the network says, every caller's traffic crossing.
+func judgePhases(load *traffic.Load, streams []traffic.Stream, name string, clusterNames []string) []traffic.Phase {
+	GinkgoHelper()
+	rec := load.Stop()
+	writeTimeline(rec, name)
+	phases := rec.Phases()
+	for _, p := range phases {
+		AddReportEntry("phase "+p.Name, describePhase(p))
+	}
+	for _, p := range phases {
+		Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
+		Expect(p.Crossed(streams, clusterNames)).To(Succeed())
+	}
+	return phases
+}
+
+// recordFault puts a fault's figures in phases.json (resilience/<fault>/
+// <phase>/<what>): requests sent and failed and the longest gap per phase,
+// and the time back to SYNCED.
+func recordFault(name string, phases []traffic.Phase, recovered time.Duration) {
+	run := env.Get().H.Run
+	for _, p := range phases {
+		key := "resilience/" + name + "/" + p.Name + "/"
+		run.Figure(key+"requests", p.Requests)
+		run.Figure(key+"failed", p.Failed)
+		run.Figure(key+"longest_gap_seconds", p.LongestGap.Seconds())
+	}
+	run.Figure("resilience/"+name+"/seconds_to_synced", recovered.Seconds())
+}
+
+// deployFrontendsAndBackends puts the sample apps in every cluster: a
+// frontend and the backend in each.
+func deployFrontendsAndBackends(ctx SpecContext) *sampleApps {
+	apps := deploySampleApps(ctx)
+	for _, cl := range apps.mesh.Clusters {
+		apps.frontendApplied(ctx, cl)
+		apps.apply(ctx, cl, conformance.BackendFile, verify.AppNamespace)
+	}
+	for _, cl := range apps.mesh.Clusters {
+		apps.waitBackend(ctx, cl)
+		apps.frontendReady(ctx, cl)
+	}
+	return apps
+}

@@ -1,0 +1,178 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/istiodmetrics"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/suites/internal/env"
+)
+
+// istiod's metrics, read from every running istiod replica of every
+// primary through the suite, with each replica's debug/clusterz at the
+// same moment; bounded in time, stopped by the suite's end.
+const (
+	metricsEvery = 10 * time.Second
+	metricsMax   = 45 * time.Minute
+)
+
+// ConvergenceBudget bounds the p99 of pilot_proxy_convergence_time over
+// a replica's life in the run (Istio's buckets: 0.1, 0.5, 1, 3 s…): a
+// handful of proxies converge in well under a second here; 3 s leaves a
+// loaded machine room and still catches a push that stalls.
+var ConvergenceBudget = istiodmetrics.Budget{ConvergenceP99: 3 * time.Second}
+
+// metricsSampler reads istiod's metrics in the background.
+type metricsSampler struct {
+	vm     *verify.Mesh
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu sync.Mutex
+	// readings by replica, in time order.
+	readings map[string][]istiodmetrics.Reading
+	// disagreements are the readings whose sync gauge did not say every
+	// remote synced, or disagreed with clusterz, with when.
+	disagreements []string
+	// errs are readings that could not be taken.
+	errs []string
+}
+
+func startMetricsSampler(ctx context.Context, vm *verify.Mesh) *metricsSampler {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsMax)
+	s := &metricsSampler{vm: vm, cancel: cancel, done: make(chan struct{}), readings: map[string][]istiodmetrics.Reading{}}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(metricsEvery)
+		defer t.Stop()
+		for {
+			s.sample(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *metricsSampler) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// sample reads every Ready istiod pod of every primary once.
+func (s *metricsSampler) sample(ctx context.Context) {
+	for _, p := range s.vm.Primaries() {
+		pods, err := mesh.IstiodPods(ctx, p, s.vm.Istio.Revision)
+		if err != nil {
+			s.fail(ctx, fmt.Sprintf("%s: %v", p.Name, err))
+			continue
+		}
+		remotes := mesh.ClusterIDs(s.vm.Others(p))
+		for _, pod := range pods {
+			if checks.NotReady(pod) != nil {
+				// Starting (its remotes not synced yet) or going.
+				continue
+			}
+			raw, err := mesh.IstiodMetrics(ctx, p, pod.Name)
+			if err != nil {
+				s.fail(ctx, err.Error())
+				continue
+			}
+			r, err := istiodmetrics.Parse(pod.Name, time.Now(), raw)
+			if err != nil {
+				s.fail(ctx, err.Error())
+				continue
+			}
+			cz, err := mesh.RemoteClustersOf(ctx, p, pod.Name)
+			if err != nil {
+				s.fail(ctx, err.Error())
+				continue
+			}
+			s.mu.Lock()
+			s.readings[pod.Name] = append(s.readings[pod.Name], r)
+			if err := istiodmetrics.SyncAgrees(r, cz, remotes); err != nil {
+				s.disagreements = append(s.disagreements, r.At.Format(time.TimeOnly)+" "+err.Error())
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// fail records a reading that could not be taken, unless the sampler was
+// being stopped.
+func (s *metricsSampler) fail(ctx context.Context, msg string) {
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	s.errs = append(s.errs, msg)
+	s.mu.Unlock()
+}
+
+// judgeMetrics judges what the sampler read so far (it reads once more
+// first): every replica read at least twice over a minute, its remotes
+// synced and agreeing with clusterz at every reading, and over its time
+// in the run no sync timeout, no reject, pushes going out, convergence
+// within budget. Istio versions that export no sync gauge fail here,
+// naming it: the suite runs the version it installs, which does.
+func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
+	s := rs.sampler
+	Expect(s).NotTo(BeNil(), "no metrics sampler: the suite's BeforeAll did not run")
+	s.sample(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	run := env.Get().H.Run
+	var pods []string
+	for pod := range s.readings {
+		pods = append(pods, pod)
+	}
+	sort.Strings(pods)
+	Expect(pods).NotTo(BeEmpty(), "no istiod replica was read (errors: %s)", strings.Join(s.errs, "; "))
+	judged := 0
+	var windows []string
+	var errs []error
+	for _, pod := range pods {
+		rd := s.readings[pod]
+		first, last := rd[0], rd[len(rd)-1]
+		if len(rd) < 2 || last.At.Sub(first.At) < time.Minute {
+			// A replica that lived less than a minute in the run (istiod
+			// scaled back up at the very end) has no window to judge.
+			AddReportEntry("istiod "+pod, fmt.Sprintf("read %d times over %s: too short a window to judge", len(rd), last.At.Sub(first.At).Round(time.Second)))
+			continue
+		}
+		w, err := istiodmetrics.Between(first, last)
+		if err == nil {
+			err = ConvergenceBudget.Judge(w)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		judged++
+		windows = append(windows, w.Describe())
+		run.Figure("istiod_metrics_"+pod, map[string]any{
+			"readings": len(rd), "seconds": last.At.Sub(first.At).Seconds(), "pushes": w.Pushes, "rejects": w.Rejects,
+			"sync_timeouts": w.SyncTimeouts, "convergence_p99_seconds": w.ConvergenceP99, "converged": w.Converged,
+			"remote_sync": last.States(),
+		})
+	}
+	AddReportEntry("istiod metrics", strings.Join(windows, "\n"))
+	run.Figure("istiod_metrics_readings", len(pods))
+	run.Figure("istiod_metrics_sync_disagreements", len(s.disagreements))
+	Expect(judged).To(BeNumerically(">", 0), "no istiod replica was read over a minute or more")
+	Expect(s.disagreements).To(BeEmpty(), "readings whose remote sync state was not synced, or disagreed with debug/clusterz")
+	Expect(errs).To(BeEmpty())
+	Expect(s.errs).To(BeEmpty(), "metrics readings that failed")
+}
