@@ -70,7 +70,7 @@ func (rs *resilienceRun) propagation(ctx SpecContext) {
 		// remote's callers through istiod.
 		target := vm.Clusters[(i+1)%len(vm.Clusters)]
 		for _, obj := range propagationRules(vm, target.ClusterID) {
-			Expect(workloads.Replace(ctx, primary.Client, obj)).To(Succeed())
+			Expect(workloads.ApplyObject(ctx, primary.Client, obj)).To(Succeed())
 		}
 		since := time.Now()
 		w := watch
@@ -86,7 +86,7 @@ func (rs *resilienceRun) propagation(ctx SpecContext) {
 	By("a new endpoint in the remote: timed from its pod Ready to every caller reaching it")
 	away := vm.Away
 	for _, obj := range propagationRules(vm, "") {
-		Expect(workloads.Replace(ctx, primary.Client, obj)).To(Succeed())
+		Expect(workloads.ApplyObject(ctx, primary.Client, obj)).To(Succeed())
 	}
 	template := freshPodTemplate(ctx, away)
 	var reached []time.Duration
@@ -165,11 +165,12 @@ func freshPodTemplate(ctx context.Context, cl *clusters.Cluster) corev1.PodTempl
 }
 
 // podReadyAt waits for the pod to be Ready and returns when it was first
-// seen so (polled every 100 ms): the moment its endpoint exists.
+// seen so (polled every 20 ms, a few seconds at most): the moment its
+// endpoint exists, give or take the poll.
 func podReadyAt(ctx context.Context, cl *clusters.Cluster, name string) time.Time {
 	GinkgoHelper()
 	var at time.Time
-	Expect(poll.Until(ctx, 3*time.Minute, 100*time.Millisecond, func(ctx context.Context) error {
+	Expect(poll.Until(ctx, 3*time.Minute, 20*time.Millisecond, func(ctx context.Context) error {
 		var p corev1.Pod
 		if err := cl.Client.Resources(verify.AppNamespace).Get(ctx, name, verify.AppNamespace, &p); err != nil {
 			return err
