@@ -66,6 +66,12 @@ type Histogram struct {
 
 // Parse reads the text exposition format istiod serves.
 func Parse(pod string, at time.Time, raw []byte) (Reading, error) {
+	// The format ends every line with a newline; a reader that trimmed
+	// the output (pilot-discovery request's, read through exec) lost the
+	// last one, and the parser takes that for a cut stream.
+	if !bytes.HasSuffix(raw, []byte("\n")) {
+		raw = append(raw[:len(raw):len(raw)], '\n')
+	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(raw))
 	if err != nil {

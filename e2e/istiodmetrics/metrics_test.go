@@ -60,6 +60,11 @@ func TestParseReadsWhatIsJudged(t *testing.T) {
 	if r.Convergence == nil || r.Convergence.Count != 365 || len(r.Convergence.Bounds) != 9 || !math.IsInf(r.Convergence.Bounds[8], 1) {
 		t.Errorf("Convergence = %+v", r.Convergence)
 	}
+	// As read through exec, trimmed of its last newline: the same reading.
+	trimmed := reading(t, t0, strings.TrimSpace(exposition("synced", 2, 1, 136, 40, [9]int{300, 360, 365, 365, 365, 365, 365, 365, 365})))
+	if trimmed.Convergence == nil || trimmed.Convergence.Count != 365 || trimmed.RemoteSync["west-1"] != "synced" {
+		t.Errorf("a trimmed exposition read as %+v", trimmed)
+	}
 	// istiod 1.26 exports no sync gauge: nil, not "every remote synced".
 	old := reading(t, t0, "# TYPE pilot_xds_pushes counter\npilot_xds_pushes{type=\"cds\"} 1\n")
 	if old.RemoteSync != nil {
