@@ -98,8 +98,9 @@ e2e: setup
 	exit $$rc
 
 # The seeded-fault suite: its own clusters and install, then fifteen faults,
-# each caught and repaired (README, "Seeded faults"). Its report goes to
-# artifacts/faults/, beside the main job's.
+# each caught and repaired (README, "Seeded faults"), then, on the same
+# clusters and install, the resilience specs (make resilience runs them
+# alone). Its report goes to artifacts/faults/, beside the main job's.
 faults:
 	$(new_run)
 	$(MAKE) e2e E2E_SUITES=faults ARTIFACTS=$(ARTIFACTS)/faults

@@ -75,30 +75,41 @@ func TestParseReadsWhatIsJudged(t *testing.T) {
 	}
 }
 
-// The sync judge: a correct mesh (every remote synced, the metric and
-// clusterz agreeing) passes; each way the metric can be wrong fails,
-// naming the remote.
-func TestSyncAgrees(t *testing.T) {
+// The sync judge: a correct mesh (every remote synced in clusterz, the
+// gauge agreeing) passes; each way it can be out of sync fails, naming the
+// remote. istio/istio#60082's stale timeout passes with a note only on the
+// versions that have it; a gauge not exported leaves clusterz to judge.
+func TestSync(t *testing.T) {
 	ok := reading(t, t0, exposition("synced", 0, 0, 1, 0, [9]int{}))
 	synced := []checks.RemoteCluster{{ID: "west-1", SyncStatus: "synced"}}
-	if err := SyncAgrees(ok, synced, []string{"west-1"}); err != nil {
-		t.Errorf("a synced remote: %v", err)
+	if note, err := Sync(ok, synced, []string{"west-1"}, "1.30.0"); err != nil || note != "" {
+		t.Errorf("a synced remote: %q, %v", note, err)
 	}
+	stale := reading(t, t0, exposition("timeout", 0, 0, 1, 0, [9]int{}))
+	if note, err := Sync(stale, synced, []string{"west-1"}, "1.29.2"); err != nil || !strings.Contains(note, "istio/istio#60082") {
+		t.Errorf("istio/istio#60082 on 1.29.2: %q, %v", note, err)
+	}
+	if note, err := Sync(Reading{Pod: "istiod-old"}, synced, []string{"west-1"}, "1.27.0"); err != nil || !strings.Contains(note, "judged by debug/clusterz alone") {
+		t.Errorf("no gauge: %q, %v", note, err)
+	}
+	timedOut := []checks.RemoteCluster{{ID: "west-1", SyncStatus: "timeout"}}
 	for name, c := range map[string]struct {
 		r        Reading
 		clusterz []checks.RemoteCluster
 		remotes  []string
+		version  string
 		want     string
 	}{
-		"timeout":                {reading(t, t0, exposition("timeout", 1, 0, 1, 0, [9]int{})), []checks.RemoteCluster{{ID: "west-1", SyncStatus: "timeout"}}, []string{"west-1"}, `is "timeout"`},
-		"metric and clusterz":    {reading(t, t0, exposition("syncing", 0, 0, 1, 0, [9]int{})), synced, []string{"west-1"}, `the metric says "syncing", debug/clusterz "synced"`},
-		"remote deleted":         {reading(t, t0, exposition("none", 0, 0, 1, 0, [9]int{})), nil, []string{"west-1"}, "no sync state"},
-		"not in clusterz":        {ok, nil, []string{"west-1"}, "not in debug/clusterz"},
-		"another remote missing": {ok, synced, []string{"west-1", "south-1"}, "remote south-1 has no sync state"},
-		"gauge not exported":     {Reading{Pod: "istiod-old"}, synced, []string{"west-1"}, "exports no istiod_remote_cluster_sync_status"},
-		"no remote to judge":     {ok, synced, nil, "no remote to judge"},
+		"timed out, both say so":         {reading(t, t0, exposition("timeout", 1, 0, 1, 0, [9]int{})), timedOut, []string{"west-1"}, "1.29.2", `remote west-1 is "timeout" in debug/clusterz`},
+		"stale timeout once fixed":       {stale, synced, []string{"west-1"}, "1.30.0", `says "timeout", debug/clusterz "synced"`},
+		"gauge syncing, clusterz synced": {reading(t, t0, exposition("syncing", 0, 0, 1, 0, [9]int{})), synced, []string{"west-1"}, "1.29.2", `says "syncing", debug/clusterz "synced"`},
+		"remote deleted":                 {reading(t, t0, exposition("none", 0, 0, 1, 0, [9]int{})), synced, []string{"west-1"}, "1.29.2", "no sync state"},
+		"not in clusterz":                {ok, nil, []string{"west-1"}, "1.29.2", "not in debug/clusterz"},
+		"no gauge, clusterz behind":      {Reading{Pod: "istiod-old"}, timedOut, []string{"west-1"}, "1.27.0", `is "timeout" in debug/clusterz`},
+		"another remote missing":         {ok, synced, []string{"west-1", "south-1"}, "1.29.2", "remote south-1 is not in debug/clusterz"},
+		"no remote to judge":             {ok, synced, nil, "1.29.2", "no remote to judge"},
 	} {
-		err := SyncAgrees(c.r, c.clusterz, c.remotes)
+		_, err := Sync(c.r, c.clusterz, c.remotes, c.version)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, c.want)
 		}

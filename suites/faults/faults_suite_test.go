@@ -1,6 +1,8 @@
-// Package faults is the seeded-fault self-test on its own: the platform,
-// the mesh (installed once), each fault seeded, caught and repaired in
-// turn, then uninstall and the teardown audit.
+// Package faults is the seeded-fault self-test and, on the same clusters
+// and install, the resilience specs: the platform, the mesh (installed
+// once), each fault seeded, caught and repaired in turn, then the mesh
+// under control-plane and network faults (suites/resilience runs those
+// alone), then uninstall and the teardown audit.
 package faults
 
 import (
@@ -21,6 +23,7 @@ func TestFaults(t *testing.T) {
 var _ = Describe("meshconform seeded faults", Ordered, func() {
 	env.Setup()
 	specs.Faults()
+	specs.Resilience()
 	specs.Uninstall()
 })
 
