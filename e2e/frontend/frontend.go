@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
 )
 
 // Call asks the frontend at base (http://addr) for n backend calls, each
@@ -47,6 +48,34 @@ func Call(ctx context.Context, base string, n int, headers ...string) (checks.Ca
 		return checks.Calls{Asked: n}, fmt.Errorf("frontend %s: %w", base, err)
 	}
 	return checks.Calls{Asked: n, Response: r}, nil
+}
+
+// Endpoints asks the frontend at base for the endpoints its own xDS
+// client holds (GET /endpoints): the caller's view of the mesh.
+func Endpoints(ctx context.Context, base string) (api.Endpoints, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var out api.Endpoints
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/endpoints", nil)
+	if err != nil {
+		return out, err
+	}
+	resp, err := frontendClient.Do(req)
+	if err != nil {
+		return out, fmt.Errorf("frontend %s: endpoints: %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return out, fmt.Errorf("frontend %s: read endpoints: %w", base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("frontend %s: endpoints: %s: %s", base, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return out, fmt.Errorf("frontend %s: endpoints: %w", base, err)
+	}
+	return out, nil
 }
 
 // frontendClient opens a connection per batch: a kept-alive connection

@@ -46,6 +46,7 @@ const (
 	Resilience    = "resilience"
 	IstiodDown    = "istiod-down"
 	RemoteCutOff  = "remote-cut-off"
+	PodChurn      = "pod-churn"
 	Propagation   = "propagation"
 	IstiodMetrics = "istiod-metrics"
 )

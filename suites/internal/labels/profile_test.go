@@ -38,6 +38,7 @@ var declared = map[string]string{
 	"Resilience":     Resilience,
 	"IstiodDown":     IstiodDown,
 	"RemoteCutOff":   RemoteCutOff,
+	"PodChurn":       PodChurn,
 	"Propagation":    Propagation,
 	"IstiodMetrics":  IstiodMetrics,
 }

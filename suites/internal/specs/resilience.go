@@ -63,6 +63,10 @@ func Resilience() {
 			rs.remoteCutOff(ctx)
 		}, NodeTimeout(10*time.Minute))
 
+		It("pod churn: every backend pod of the remote killed under traffic: failed requests within budget, the dead endpoints gone from every caller's own xDS view, and every caller's view exactly the live backends once the replacements are Ready", Label(labels.PodChurn), func(ctx SpecContext) {
+			rs.podChurn(ctx)
+		}, NodeTimeout(10*time.Minute))
+
 		It("propagation: a routing change on the primary reaches every caller in every cluster, and a new endpoint in the remote is reached by every caller, timed over repeated trials", Label(labels.Propagation), func(ctx SpecContext) {
 			rs.propagation(ctx)
 		}, NodeTimeout(15*time.Minute))
