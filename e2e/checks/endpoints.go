@@ -37,13 +37,18 @@ func heldFor(v api.Endpoints, host string) map[netip.Addr][]string {
 }
 
 // DeadGone rejects a caller's view that still holds, in any xDS cluster of
-// host, an address of dead (pods that were killed): a stale endpoint. An
-// empty dead is an error: nothing to look for.
+// host, an address of dead (pods that were killed): a stale endpoint. A
+// view without any endpoint of host is an error too (a caller that lost
+// the service, or a view not read, holds no dead address either), and so
+// is an empty dead: nothing to look for.
 func DeadGone(v api.Endpoints, host string, dead []netip.Addr) error {
 	if len(dead) == 0 {
 		return fmt.Errorf("no dead address to look for")
 	}
 	held := heldFor(v, host)
+	if len(held) == 0 {
+		return fmt.Errorf("the caller in %s holds no endpoint of %s (%d xDS clusters): no view to judge", v.Frontend.Cluster, host, len(v.Clusters))
+	}
 	var stale []string
 	for _, a := range dead {
 		if cs, ok := held[a]; ok {

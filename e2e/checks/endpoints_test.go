@@ -44,6 +44,11 @@ func TestDeadGone(t *testing.T) {
 	if err := DeadGone(clean, host, nil); err == nil {
 		t.Error("nothing to look for passed")
 	}
+	// A caller that holds nothing of the service holds no dead address
+	// either: no view, no pass.
+	if err := DeadGone(view(map[string][]string{"outbound|7070||other.production.svc.cluster.local": {"10.20.0.7:7070"}}), host, addrs("10.20.0.7")); err == nil || !strings.Contains(err.Error(), "holds no endpoint of") {
+		t.Errorf("an empty view: %v", err)
+	}
 }
 
 // The default cluster must hold exactly the live pods: a missing live

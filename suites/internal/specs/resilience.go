@@ -140,7 +140,7 @@ func (rs *resilienceRun) istiodDown(ctx SpecContext) {
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 	phases := judgePhases(load, streams, "istiod-down", clusters.Names(vm.Clusters))
-	recordFault("istiod_down", phases, took)
+	recordFault("istiod_down", phases, "seconds_to_synced", took)
 	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED with istiod back")
 	Expect(IstiodReturnBudget.Within("every proxy back on istiod",
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
@@ -189,7 +189,7 @@ func (rs *resilienceRun) remoteCutOff(ctx SpecContext) {
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 	phases := judgePhases(load, streams, "remote-cut-off", clusters.Names(vm.Clusters))
-	recordFault("remote_cut_off", phases, took)
+	recordFault("remote_cut_off", phases, "seconds_to_synced", took)
 	Expect(rerr).NotTo(HaveOccurred(), "the remote's proxies SYNCED again")
 	Expect(ReconnectBudget.Within("the remote's proxies back on istiod",
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
@@ -215,8 +215,8 @@ func judgePhases(load *traffic.Load, streams []traffic.Stream, name string, clus
 
 // recordFault puts a fault's figures in phases.json (resilience/<fault>/
 // <phase>/<what>): requests sent and failed and the longest gap per phase,
-// and the time back to SYNCED.
-func recordFault(name string, phases []traffic.Phase, recovered time.Duration) {
+// and the recovery time under its own name (resilience/<fault>/<recovery>).
+func recordFault(name string, phases []traffic.Phase, recovery string, took time.Duration) {
 	run := env.Get().H.Run
 	for _, p := range phases {
 		key := "resilience/" + name + "/" + p.Name + "/"
@@ -224,7 +224,7 @@ func recordFault(name string, phases []traffic.Phase, recovered time.Duration) {
 		run.Figure(key+"failed", p.Failed)
 		run.Figure(key+"longest_gap_seconds", p.LongestGap.Seconds())
 	}
-	run.Figure("resilience/"+name+"/seconds_to_synced", recovered.Seconds())
+	run.Figure("resilience/"+name+"/"+recovery, took.Seconds())
 }
 
 // deployFrontendsAndBackends puts the sample apps in every cluster: a

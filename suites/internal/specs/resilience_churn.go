@@ -106,7 +106,7 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 	}
 	AddReportEntry("dead endpoints gone from each caller", fmt.Sprint(gone))
 	AddReportEntry("each caller holding the live backends exactly, after the replacements were Ready", fmt.Sprint(matched))
-	recordFault("pod_churn", phases, worst(gone))
+	recordFault("pod_churn", phases, "seconds_to_dead_endpoints_gone", worst(gone))
 	r.H.Run.Figure("resilience/pod_churn/seconds_to_view_live", worst(matched).Seconds())
 	Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(phases[0], phases[0], streams)).To(Succeed())
 	Expect(traffic.Budget{MaxFailed: ChurnBudget.MaxFailed, MinPerStream: minPerStream}.Judge(phases[1], phases[0], streams)).To(Succeed())
