@@ -111,22 +111,12 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	want, err := vm.AppProxies(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
-	istiod := mesh.Values{Revision: vm.Istio.Revision}.IstiodService()
-	replicas := int32(r.H.Topology.IstiodReplicas)
-	// Whatever happens, the istiod comes back for the specs after this one.
-	DeferCleanup(func(ctx context.Context) error {
-		return workloads.Scale(ctx, lost.Client, lost.IstioNamespace(), istiod, replicas)
-	})
 
 	load, streams := startLoad(ctx, vm, "before")
 	defer load.Stop()
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("istiod of " + lost.Name + " at zero")
-	By("scaling istiod of " + lost.Name + " to zero")
-	Expect(workloads.Scale(ctx, lost.Client, lost.IstioNamespace(), istiod, 0)).To(Succeed())
-	// Terminating pods too: one still draining still serves xDS.
-	Eventually(func() ([]string, error) { return istiodPodNames(ctx, lost, vm.Istio.Revision) }).
-		WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeEmpty(), "istiod pods of %s, terminating or not", lost.Name)
+	back := istiodToZero(ctx, vm, lost, r.H.Topology.IstiodReplicas)
 	load.Steady()
 	By("the other primary's proxies stay SYNCED with their own istiod while " + lost.Name + "'s is gone")
 	keptProxies := verify.ProxiesOf(want, kept...)
@@ -136,7 +126,7 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 
 	load.Phase("istiod of " + lost.Name + " back")
 	By("scaling it back: " + lost.Name + "'s proxies reconnect and are SYNCED")
-	Expect(workloads.Scale(ctx, lost.Client, lost.IstioNamespace(), istiod, replicas)).To(Succeed())
+	Expect(back(ctx)).To(Succeed())
 	took, rerr := vm.Resynced(ctx, want, "", 2*verify.PrimaryReturnBudget.MaxTime)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
@@ -156,6 +146,24 @@ func primaryLoss(ctx SpecContext, vm *verify.Mesh) {
 	Expect(rerr).NotTo(HaveOccurred(), "proxies of %s SYNCED with their istiod back", lost.Name)
 	Expect(verify.PrimaryReturnBudget.Within("proxies of "+lost.Name+" back on their istiod",
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
+}
+
+// istiodToZero scales cl's istiod of the mesh's revision to zero and
+// waits until no pod of it is left, terminating ones included (one still
+// draining still serves xDS). Whatever happens later, cleanup scales it
+// back to replicas for the specs after this one; back does so now.
+func istiodToZero(ctx SpecContext, vm *verify.Mesh, cl *clusters.Cluster, replicas int) (back func(context.Context) error) {
+	GinkgoHelper()
+	istiod := mesh.Values{Revision: vm.Istio.Revision}.IstiodService()
+	back = func(ctx context.Context) error {
+		return workloads.Scale(ctx, cl.Client, cl.IstioNamespace(), istiod, int32(replicas))
+	}
+	DeferCleanup(back)
+	By("scaling istiod of " + cl.Name + " to zero")
+	Expect(workloads.Scale(ctx, cl.Client, cl.IstioNamespace(), istiod, 0)).To(Succeed())
+	Eventually(func() ([]string, error) { return istiodPodNames(ctx, cl, vm.Istio.Revision) }).
+		WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeEmpty(), "istiod pods of %s, terminating or not", cl.Name)
+	return back
 }
 
 // istiodPodNames lists every istiod pod of the revision in cl, whatever

@@ -9,10 +9,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/meshconform/meshconform/e2e/clusters"
-	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/traffic"
 	"github.com/meshconform/meshconform/e2e/verify"
-	"github.com/meshconform/meshconform/e2e/workloads"
 	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
 	"github.com/meshconform/meshconform/suites/internal/labels"
@@ -110,21 +108,12 @@ func (rs *resilienceRun) istiodDown(ctx SpecContext) {
 	want, err := vm.AppProxies(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
-	istiod := mesh.Values{Revision: vm.Istio.Revision}.IstiodService()
-	replicas := int32(r.H.Topology.IstiodReplicas)
-	// Whatever happens, istiod comes back for the specs after this one.
-	DeferCleanup(func(ctx context.Context) error {
-		return workloads.Scale(ctx, primary.Client, primary.IstioNamespace(), istiod, replicas)
-	})
 
 	load, streams := startLoad(ctx, vm, "before")
 	defer load.Stop()
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("istiod at zero")
-	By("scaling istiod of " + primary.Name + " to zero")
-	Expect(workloads.Scale(ctx, primary.Client, primary.IstioNamespace(), istiod, 0)).To(Succeed())
-	Eventually(func() ([]string, error) { return istiodPodNames(ctx, primary, vm.Istio.Revision) }).
-		WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeEmpty(), "istiod pods of %s, terminating or not", primary.Name)
+	back := istiodToZero(ctx, vm, primary, r.H.Topology.IstiodReplicas)
 	load.Steady()
 
 	By("a new pod in the remote cannot be injected, and the harness says why")
@@ -135,7 +124,7 @@ func (rs *resilienceRun) istiodDown(ctx SpecContext) {
 
 	load.Phase("istiod back")
 	By("scaling istiod back: every proxy reconnects and is SYNCED")
-	Expect(workloads.Scale(ctx, primary.Client, primary.IstioNamespace(), istiod, replicas)).To(Succeed())
+	Expect(back(ctx)).To(Succeed())
 	took, rerr := vm.Resynced(ctx, want, "", 2*IstiodReturnBudget.MaxTime)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
