@@ -51,13 +51,12 @@ func WebhookUnreachable(err error) (string, bool) {
 	if err == nil {
 		return "", false
 	}
+	// Only a failed call (Post "URL": the connection's error) is no
+	// istiod: a webhook that answered with an error or a bad response is
+	// up, and refusing for another reason.
 	m := webhookCall.FindStringSubmatch(err.Error())
-	if m == nil || !strings.HasSuffix(m[1], "sidecar-injector.istio.io") {
+	if m == nil || !strings.HasSuffix(m[1], "sidecar-injector.istio.io") || m[2] == "" {
 		return "", false
 	}
-	at := ""
-	if m[2] != "" {
-		at = " at " + m[2]
-	}
-	return fmt.Sprintf("the API server could not call Istio's injection webhook %s%s (%s): no istiod answers it, and the webhook fails closed", m[1], at, strings.TrimSpace(m[3])), true
+	return fmt.Sprintf("the API server could not call Istio's injection webhook %s at %s (%s): no istiod answers it, and the webhook fails closed", m[1], m[2], strings.TrimSpace(m[3])), true
 }

@@ -53,6 +53,8 @@ func TestWebhookUnreachable(t *testing.T) {
 	for name, err := range map[string]error{
 		"another webhook": errors.New(`Internal error occurred: failed calling webhook "validate.kyverno.svc-fail": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/validate": context deadline exceeded`),
 		"pod security":    errors.New(`pods "echo" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`),
+		// istiod up, answering with an error: not istiod down.
+		"webhook answered": errors.New(`Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io": received invalid webhook response: expected response.uid="1", got ""`),
 		"nil":             nil,
 	} {
 		if why, ok := WebhookUnreachable(err); ok {

@@ -13,17 +13,15 @@ import (
 // chain, the node's own its OUTPUT chain) and taken off again. Only the
 // run's own nodes are touched, and only with rules it can name to remove.
 
-// CutOff are the rules that drop every TCP packet between cl's nodes (and
-// their pods) and addr: a reset each way, so both ends learn of the cut at
-// their next packet instead of after minutes of retransmissions.
+// CutOff are the rules that drop every TCP packet between a cluster's
+// nodes (and their pods) and addr, answering each with a reset, so both
+// ends learn of the cut at their next packet instead of after minutes of
+// retransmissions: the pods' packets both ways in FORWARD, the node's own
+// to addr in OUTPUT and from addr in INPUT.
 func CutOff(addr string) [][]string {
-	var rules [][]string
-	for _, chain := range []string{"FORWARD", "OUTPUT"} {
-		rules = append(rules,
-			[]string{chain, "-p", "tcp", "-d", addr, "-j", "REJECT", "--reject-with", "tcp-reset"},
-			[]string{chain, "-p", "tcp", "-s", addr, "-j", "REJECT", "--reject-with", "tcp-reset"})
-	}
-	return rules
+	reject := []string{"-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"}
+	rule := func(chain, dir string) []string { return append([]string{chain, dir, addr}, reject...) }
+	return [][]string{rule("FORWARD", "-d"), rule("FORWARD", "-s"), rule("OUTPUT", "-d"), rule("INPUT", "-s")}
 }
 
 // NodeRules inserts (add) or deletes every rule (the arguments after

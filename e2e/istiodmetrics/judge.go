@@ -20,14 +20,17 @@ const Synced = "synced"
 // must list every one of remotes (Istio cluster IDs) as synced, and the
 // sync-status gauge must say the same. Where it cannot, note says why
 // and the verdict rests on clusterz alone:
-//   - istiod exports no gauge (Istio before 1.29);
+//   - istiod exports no gauge: Istio before 1.29, or within GaugeGrace of
+//     istiod's start (a ticker writes it);
 //   - the gauge says timeout where clusterz says synced, on a version with
 //     istio/istio#60082 (the timeout timer fires after a sync that already
-//     succeeded and its state sticks; fixed after 1.29.2): a defect of
-//     Istio's metric, reported, not a mesh out of sync.
+//     succeeded and its state sticks; fixed after 1.29.2), and istiod
+//     counted no sync timeout: a defect of Istio's metric, reported, not a
+//     mesh out of sync.
 //
 // Any other disagreement (istio/istio#60082 on a version that should have
-// its fix, a remote missing from the gauge, another state) is an error.
+// its fix, a timeout istiod counted, a remote missing from the gauge, a
+// gauge missing on a version that has it, another state) is an error.
 func Sync(r Reading, clusterz []checks.RemoteCluster, remotes []string, version string) (note string, err error) {
 	if len(remotes) == 0 {
 		return "", fmt.Errorf("istiod %s: no remote to judge", r.Pod)
@@ -55,19 +58,39 @@ func Sync(r Reading, clusterz []checks.RemoteCluster, remotes []string, version 
 		case !ok:
 			errs = append(errs, fmt.Errorf("remote %s has no sync state in %s", id, RemoteSyncStatus))
 		case got == z:
-		case got == "timeout" && z == Synced && StaleTimeout(version):
+		case got == "timeout" && z == Synced && StaleTimeout(version) && r.Counters[RemoteSyncTimeouts] == 0:
 			notes = append(notes, fmt.Sprintf("remote %s: %s says timeout, debug/clusterz synced (istio/istio#60082 in Istio %s)", id, RemoteSyncStatus, version))
 		default:
 			errs = append(errs, fmt.Errorf("remote %s: %s says %q, debug/clusterz %q", id, RemoteSyncStatus, got, z))
 		}
 	}
-	if r.RemoteSync == nil {
-		notes = append(notes, fmt.Sprintf("istiod exports no %s (Istio %s): judged by debug/clusterz alone", RemoteSyncStatus, version))
+	switch {
+	case r.RemoteSync != nil:
+	case !GaugeExported(version):
+		notes = append(notes, fmt.Sprintf("istiod exports no %s (Istio %s, before 1.29): judged by debug/clusterz alone", RemoteSyncStatus, version))
+	case !r.Started.IsZero() && r.At.Sub(r.Started) < GaugeGrace:
+		notes = append(notes, fmt.Sprintf("%s not exported yet, %s after istiod started", RemoteSyncStatus, r.At.Sub(r.Started).Round(time.Second)))
+	default:
+		errs = append(errs, fmt.Errorf("Istio %s exports %s, but this istiod does not", version, RemoteSyncStatus))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return "", fmt.Errorf("istiod %s: %w", r.Pod, err)
 	}
 	return strings.Join(notes, "; "), nil
+}
+
+// GaugeGrace is how long after istiod's start its sync-status gauge may
+// be missing: a ticker writes it every 15 s.
+const GaugeGrace = 20 * time.Second
+
+// GaugeExported says whether an Istio version exports the sync-status
+// gauge (added in 1.29.0). A version that does not parse is held to it.
+func GaugeExported(version string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return true
+	}
+	return major > 1 || major == 1 && minor >= 29
 }
 
 // StaleTimeout says whether an Istio version has istio/istio#60082: the
@@ -96,6 +119,10 @@ type Window struct {
 	// pushes it is over.
 	ConvergenceP99 float64
 	Converged      uint64
+	// Readings is how many readings the window spans (Life); StartedInRun
+	// says its first reading's counters count too.
+	Readings     int
+	StartedInRun bool
 }
 
 // Between is the window from earlier to later, two readings of one
@@ -105,6 +132,9 @@ func Between(earlier, later Reading) (Window, error) {
 	w := Window{Pod: later.Pod, From: earlier.At, To: later.At}
 	if earlier.Pod != later.Pod {
 		return w, fmt.Errorf("readings of two replicas (%s, %s)", earlier.Pod, later.Pod)
+	}
+	if !earlier.Started.IsZero() && !later.Started.Equal(earlier.Started) {
+		return w, fmt.Errorf("istiod %s restarted between %s and %s (its process started at %s, then at %s)", later.Pod, earlier.At.Format(time.TimeOnly), later.At.Format(time.TimeOnly), earlier.Started.Format(time.TimeOnly), later.Started.Format(time.TimeOnly))
 	}
 	delta := func(name string) (float64, error) {
 		a, okA := earlier.Counters[name]
@@ -142,6 +172,40 @@ func Between(earlier, later Reading) (Window, error) {
 	return w, nil
 }
 
+// Life is one replica's time in the run from its readings, in time order:
+// every two consecutive ones must be of one istiod process (Between), and
+// the figures are those from the first reading to the last. A replica
+// whose process started after since (one the run started, or restarted)
+// also answers for the sync timeouts and rejects it counted before its
+// first reading: those happened during the run too. One reading is a
+// window of no time (only what a replica the run started counted before
+// it); none is an error.
+func Life(rs []Reading, since time.Time) (Window, error) {
+	if len(rs) == 0 {
+		return Window{}, fmt.Errorf("no reading: no window to judge")
+	}
+	for i := 1; i < len(rs); i++ {
+		if _, err := Between(rs[i-1], rs[i]); err != nil {
+			return Window{}, err
+		}
+	}
+	w, err := Between(rs[0], rs[len(rs)-1])
+	if err != nil {
+		return w, err
+	}
+	w.Readings = len(rs)
+	if first := rs[0]; !first.Started.IsZero() && first.Started.After(since) {
+		w.StartedInRun = true
+		w.SyncTimeouts += first.Counters[RemoteSyncTimeouts]
+		w.Rejects += first.Counters[XDSRejects]
+	}
+	return w, nil
+}
+
+// MinWindow is the shortest time over which pushes and convergence are
+// judged: a replica read over less may simply have had nothing to push.
+const MinWindow = time.Minute
+
 // Budget is what a window of istiod's metrics may show.
 type Budget struct {
 	// SyncTimeouts allowed (a fault that cuts a remote off expects some).
@@ -151,10 +215,11 @@ type Budget struct {
 }
 
 // Judge rejects a window that broke its budget: a remote sync timed out,
-// a proxy rejected configuration, istiod pushed nothing (the guide's
-// alert: pilot_xds_pushes flat for a cluster), or proxies took longer to
-// converge than the budget. A window with no push to judge convergence
-// by is an error too: the run makes changes, so pushes must go out.
+// a proxy rejected configuration, and, over a window of MinWindow or
+// more, istiod pushed nothing (the guide's alert: pilot_xds_pushes flat
+// for a cluster) or proxies took longer to converge than the budget. Such
+// a window with no push to judge convergence by is an error too: the run
+// makes changes, so pushes must go out.
 func (b Budget) Judge(w Window) error {
 	var errs []error
 	if w.SyncTimeouts > b.SyncTimeouts {
@@ -163,10 +228,14 @@ func (b Budget) Judge(w Window) error {
 	if w.Rejects > 0 {
 		errs = append(errs, fmt.Errorf("%s rose by %g: proxies rejected istiod's configuration", XDSRejects, w.Rejects))
 	}
-	if w.Pushes <= 0 {
-		errs = append(errs, fmt.Errorf("%s did not rise: istiod pushed nothing", XDSPushes))
+	switch long := w.To.Sub(w.From) >= MinWindow; {
+	case !long:
+		// Too short to require pushes; rejects and timeouts still count.
+	case w.Pushes <= 0:
+		errs = append(errs, fmt.Errorf("%s did not rise over %s: istiod pushed nothing", XDSPushes, w.To.Sub(w.From).Round(time.Second)))
 	}
 	switch {
+	case w.To.Sub(w.From) < MinWindow:
 	case w.Converged == 0:
 		errs = append(errs, fmt.Errorf("%s observed no push: no convergence to judge", Convergence))
 	case w.ConvergenceP99 > b.ConvergenceP99.Seconds():
@@ -187,7 +256,11 @@ func seconds(s float64) string {
 
 // Describe is a window in one line, for the report.
 func (w Window) Describe() string {
-	return fmt.Sprintf("%s: %g pushes, %g rejects, %g sync timeouts, convergence p99 ≤ %s over %d", w.Pod, w.Pushes, w.Rejects, w.SyncTimeouts, seconds(w.ConvergenceP99), w.Converged)
+	conv := "no convergence observed"
+	if w.Converged > 0 {
+		conv = fmt.Sprintf("convergence p99 ≤ %s over %d", seconds(w.ConvergenceP99), w.Converged)
+	}
+	return fmt.Sprintf("%s (%d readings over %s): %g pushes, %g rejects, %g sync timeouts, %s", w.Pod, w.Readings, w.To.Sub(w.From).Round(time.Second), w.Pushes, w.Rejects, w.SyncTimeouts, conv)
 }
 
 // States lists a reading's remote sync states, sorted, for messages.

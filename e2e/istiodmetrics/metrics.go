@@ -32,6 +32,9 @@ const (
 	XDSRejects         = "pilot_total_xds_rejects"
 	XDSPushes          = "pilot_xds_pushes"
 	Convergence        = "pilot_proxy_convergence_time"
+	// ProcessStart is the Go process collector's start time: a replica
+	// whose container restarted between two readings shows a new one.
+	ProcessStart = "process_start_time_seconds"
 )
 
 // xdsTypes are the push types that carry configuration to proxies.
@@ -42,6 +45,9 @@ var xdsTypes = []string{"cds", "eds", "lds", "rds"}
 type Reading struct {
 	Pod string
 	At  time.Time
+	// Started is when the istiod process started (zero when not
+	// exported).
+	Started time.Time
 	// RemoteSync maps each remote cluster to the state its sync-status
 	// gauge is 1 in; nil when istiod does not export the gauge.
 	RemoteSync map[string]string
@@ -102,6 +108,9 @@ func Parse(pod string, at time.Time, raw []byte) (Reading, error) {
 			}
 		case name == Convergence && f.GetType() == dto.MetricType_HISTOGRAM:
 			r.Convergence = histogram(f)
+		case name == ProcessStart && len(f.GetMetric()) > 0:
+			sec := value(f.GetMetric()[0])
+			r.Started = time.Unix(0, int64(sec*float64(time.Second)))
 		case name == RemoteSyncTimeouts:
 			r.Counters[RemoteSyncTimeouts] = sum(f)
 		case base == XDSRejects:

@@ -189,3 +189,78 @@ func TestQuantile(t *testing.T) {
 		t.Error("a quantile of nothing")
 	}
 }
+
+// The gauge missing is a failure on a version that exports it (past its
+// first ticks), and #60082 excuses a stuck timeout only when istiod
+// counted no sync timeout: a real one stays a failure.
+func TestSyncHoldsVersionsToTheGauge(t *testing.T) {
+	synced := []checks.RemoteCluster{{ID: "west-1", SyncStatus: "synced"}}
+	old := Reading{Pod: "istiod-a", At: t0, Started: t0.Add(-time.Minute), Counters: map[string]float64{}}
+	if _, err := Sync(old, synced, []string{"west-1"}, "1.29.2"); err == nil || !strings.Contains(err.Error(), "exports istiod_remote_cluster_sync_status, but this istiod does not") {
+		t.Errorf("1.29.2 without the gauge: %v", err)
+	}
+	young := old
+	young.Started = t0.Add(-5 * time.Second)
+	if note, err := Sync(young, synced, []string{"west-1"}, "1.29.2"); err != nil || !strings.Contains(note, "not exported yet") {
+		t.Errorf("a 5 s old istiod without the gauge: %q, %v", note, err)
+	}
+	counted := reading(t, t0, exposition("timeout", 1, 0, 1, 0, [9]int{}))
+	if _, err := Sync(counted, synced, []string{"west-1"}, "1.29.2"); err == nil || !strings.Contains(err.Error(), `says "timeout", debug/clusterz "synced"`) {
+		t.Errorf("a counted timeout excused as #60082: %v", err)
+	}
+	for v, want := range map[string]bool{"1.26.0": false, "1.28.3": false, "1.29.0": true, "1.30.1": true, "2.0.0": true, "master": true} {
+		if GaugeExported(v) != want {
+			t.Errorf("GaugeExported(%s) = %v", v, !want)
+		}
+	}
+}
+
+func lifeReading(at time.Duration, started time.Time, timeouts, rejects, pushes float64) Reading {
+	return Reading{Pod: "istiod-a", At: t0.Add(at), Started: started,
+		Counters:    map[string]float64{RemoteSyncTimeouts: timeouts, XDSRejects: rejects, XDSPushes: pushes},
+		Convergence: &Histogram{Bounds: []float64{0.1, math.Inf(1)}, Counts: []uint64{uint64(pushes), uint64(pushes)}, Count: uint64(pushes)}}
+}
+
+// A replica's life: a restart between any two readings fails it, even when
+// every counter grew past it by the last reading; a replica started
+// during the run answers for what it counted before its first reading; a
+// short life judges rejects and timeouts but not pushes.
+func TestLife(t *testing.T) {
+	budget := Budget{ConvergenceP99: time.Second}
+	before := t0.Add(-time.Hour)
+	steady := []Reading{lifeReading(0, before, 0, 0, 10), lifeReading(30*time.Second, before, 0, 0, 20), lifeReading(90*time.Second, before, 0, 0, 40)}
+	w, err := Life(steady, t0.Add(-time.Minute))
+	if err != nil || w.Pushes != 30 || w.Readings != 3 || w.StartedInRun {
+		t.Fatalf("a steady life: %+v, %v", w, err)
+	}
+	if err := budget.Judge(w); err != nil {
+		t.Errorf("a steady life judged: %v", err)
+	}
+	restarted := []Reading{lifeReading(0, before, 0, 0, 10), lifeReading(30*time.Second, t0.Add(20*time.Second), 0, 0, 2), lifeReading(90*time.Second, t0.Add(20*time.Second), 0, 0, 40)}
+	if _, err := Life(restarted, t0.Add(-time.Minute)); err == nil || !strings.Contains(err.Error(), "restarted between") {
+		t.Errorf("a restart hidden by later growth: %v", err)
+	}
+	// Started by the run, it timed out a remote's sync before its first
+	// reading, while it was not Ready yet.
+	born := t0.Add(-10 * time.Second)
+	young := []Reading{lifeReading(0, born, 1, 0, 10), lifeReading(90*time.Second, born, 1, 0, 40)}
+	w, err = Life(young, t0.Add(-time.Minute))
+	if err != nil || !w.StartedInRun || w.SyncTimeouts != 1 {
+		t.Fatalf("a replica the run started: %+v, %v", w, err)
+	}
+	if err := budget.Judge(w); err == nil || !strings.Contains(err.Error(), "remote_cluster_sync_timeouts_total rose by 1") {
+		t.Errorf("its startup timeout: %v", err)
+	}
+	short := []Reading{lifeReading(0, before, 0, 0, 10), lifeReading(20*time.Second, before, 0, 2, 10)}
+	w, _ = Life(short, t0.Add(-time.Minute))
+	if err := budget.Judge(w); err == nil || !strings.Contains(err.Error(), "rejects rose by 2") || strings.Contains(err.Error(), "pushed nothing") {
+		t.Errorf("a short life with rejects: %v", err)
+	}
+	if _, err := Life(nil, t0); err == nil {
+		t.Error("no reading made a window")
+	}
+	one, err := Life(young[:1], t0.Add(-time.Minute))
+	if err != nil || one.Readings != 1 || one.SyncTimeouts != 1 {
+		t.Errorf("one reading of a replica the run started: %+v, %v", one, err)
+	}
+}

@@ -84,8 +84,11 @@ func (w Watch) one(ctx context.Context, c Caller, since time.Time) (time.Duratio
 		calls, err := w.Call(ctx, c.Base, w.Calls, w.Headers...)
 		at := time.Now()
 		acted := err == nil && len(calls.Results) == w.Calls
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			last = err.Error()
+		case err == nil && len(calls.Results) != w.Calls:
+			last = fmt.Sprintf("%d answers for %d calls", len(calls.Results), w.Calls)
 		}
 		for _, r := range calls.Results {
 			if !w.Acted(r) {

@@ -181,6 +181,12 @@ func istiodPodNames(ctx context.Context, cl *clusters.Cluster, revision string) 
 // startLoad starts a stream from every frontend of vm to any backend.
 func startLoad(ctx context.Context, vm *verify.Mesh, first string) (*traffic.Load, []traffic.Stream) {
 	GinkgoHelper()
+	return startLoadFor(ctx, vm, first, resilienceMaxLoad)
+}
+
+// startLoadFor is startLoad bounded to maxLoad.
+func startLoadFor(ctx context.Context, vm *verify.Mesh, first string, maxLoad time.Duration) (*traffic.Load, []traffic.Stream) {
+	GinkgoHelper()
 	var streams []traffic.Stream
 	for _, cl := range vm.Clusters {
 		if base, ok := vm.Frontends[cl.Name]; ok {
@@ -192,7 +198,7 @@ func startLoad(ctx context.Context, vm *verify.Mesh, first string) (*traffic.Loa
 	pl, err := vm.Placement(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	load, err := traffic.Start(context.WithoutCancel(ctx), traffic.Config{
-		Rate: resilienceRate, MaxDuration: resilienceMaxLoad, MaxRequests: int(resilienceRate*resilienceMaxLoad.Seconds()) * len(streams), Placement: pl,
+		Rate: resilienceRate, MaxDuration: maxLoad, MaxRequests: int(resilienceRate*maxLoad.Seconds()) * len(streams), Placement: pl,
 	}, streams, first)
 	Expect(err).NotTo(HaveOccurred())
 	return load, streams

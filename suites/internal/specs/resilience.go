@@ -33,6 +33,22 @@ var (
 	ReconnectBudget    = traffic.Budget{MaxTime: 90 * time.Second, MaxFailed: 0}
 )
 
+// faultLoadMax bounds a fault's load: longer than its slowest way
+// through (each wait at its limit), so a slow recovery is judged as such,
+// not as a load that stopped.
+const faultLoadMax = 10 * time.Minute
+
+// syncedBefore waits, bounded, until every app proxy is SYNCED: the mesh
+// healthy before a fault, or the reason the fault before did not recover.
+func syncedBefore(ctx SpecContext, vm *verify.Mesh) map[string]string {
+	GinkgoHelper()
+	want, err := vm.AppProxies(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(func() error { return vm.AllSynced(ctx, want) }).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(2*time.Second).
+		Should(Succeed(), "every proxy SYNCED before the fault (if not, the fault before did not recover)")
+	return want
+}
+
 // faultHold is how long each fault stays in place under traffic once it
 // has taken effect: long enough for keepalives and retries to have given
 // up on the lost connection (istiod pings every 30 s).
@@ -81,12 +97,16 @@ type resilienceRun struct {
 	sampler *metricsSampler
 }
 
-// deploy puts a frontend and the backend in every cluster and starts
-// reading istiod's metrics.
+// deploy starts reading istiod's metrics as soon as the mesh is there
+// (the apps' first configuration, and any reject of it, fall in the
+// window), then puts a frontend and the backend in every cluster.
 func (rs *resilienceRun) deploy(ctx SpecContext) {
+	r := env.Get()
+	m, err := r.Mesh(ctx)
+	Expect(err).NotTo(HaveOccurred(), "install Istio primary-remote")
+	rs.sampler = startMetricsSampler(ctx, r.Verify(m))
 	rs.apps = deployFrontendsAndBackends(ctx)
 	rs.vm = rs.apps.mesh
-	rs.sampler = startMetricsSampler(ctx, rs.vm)
 }
 
 // finish stops the metrics and removes the apps.
@@ -105,11 +125,9 @@ func (rs *resilienceRun) finish(ctx SpecContext) {
 func (rs *resilienceRun) istiodDown(ctx SpecContext) {
 	r, vm := env.Get(), rs.vm
 	primary := vm.Primary
-	want, err := vm.AppProxies(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
+	want := syncedBefore(ctx, vm)
 
-	load, streams := startLoad(ctx, vm, "before")
+	load, streams := startLoadFor(ctx, vm, "before", faultLoadMax)
 	defer load.Stop()
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("istiod at zero")
@@ -126,11 +144,11 @@ func (rs *resilienceRun) istiodDown(ctx SpecContext) {
 	By("scaling istiod back: every proxy reconnects and is SYNCED")
 	Expect(back(ctx)).To(Succeed())
 	took, rerr := vm.Resynced(ctx, want, "", 2*IstiodReturnBudget.MaxTime)
+	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED with istiod back")
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 	phases := judgePhases(load, streams, "istiod-down", clusters.Names(vm.Clusters))
 	recordFault("istiod_down", phases, "seconds_to_synced", took)
-	Expect(rerr).NotTo(HaveOccurred(), "proxies SYNCED with istiod back")
 	Expect(IstiodReturnBudget.Within("every proxy back on istiod",
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
 }
@@ -142,9 +160,7 @@ func (rs *resilienceRun) remoteCutOff(ctx SpecContext) {
 	remote := vm.Away
 	discovery := vm.Istio.Discovery
 	Expect(discovery).NotTo(BeEmpty(), "istiod's discovery address for the remote")
-	want, err := vm.AppProxies(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(vm.AllSynced(ctx, want)).To(Succeed(), "every proxy SYNCED before")
+	want := syncedBefore(ctx, vm)
 	remoteProxies := verify.ProxiesOf(want, remote)
 	Expect(remoteProxies).NotTo(BeEmpty(), "app proxies in %s", remote.Name)
 	rules := clusters.CutOff(discovery)
@@ -156,7 +172,7 @@ func (rs *resilienceRun) remoteCutOff(ctx SpecContext) {
 		return r.H.Clusters.NodeRules(ctx, remote.Name, false, rules)
 	})
 
-	load, streams := startLoad(ctx, vm, "before")
+	load, streams := startLoadFor(ctx, vm, "before", faultLoadMax)
 	defer load.Stop()
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("remote cut off")
@@ -175,11 +191,11 @@ func (rs *resilienceRun) remoteCutOff(ctx SpecContext) {
 	Expect(r.H.Clusters.NodeRules(ctx, remote.Name, false, rules)).To(Succeed())
 	restored = true
 	took, rerr := vm.Resynced(ctx, want, "", 2*ReconnectBudget.MaxTime)
+	Expect(rerr).NotTo(HaveOccurred(), "the remote's proxies SYNCED again")
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 	phases := judgePhases(load, streams, "remote-cut-off", clusters.Names(vm.Clusters))
 	recordFault("remote_cut_off", phases, "seconds_to_synced", took)
-	Expect(rerr).NotTo(HaveOccurred(), "the remote's proxies SYNCED again")
 	Expect(ReconnectBudget.Within("the remote's proxies back on istiod",
 		traffic.Transition{Reached: true, Elapsed: took, Asked: phases[len(phases)-1].Requests, Failed: phases[len(phases)-1].Failed})).To(Succeed())
 }

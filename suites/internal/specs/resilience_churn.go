@@ -51,7 +51,7 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 		dead = append(dead, netip.MustParseAddr(p.Status.PodIP))
 	}
 
-	load, streams := startLoad(ctx, vm, "before")
+	load, streams := startLoadFor(ctx, vm, "before", faultLoadMax)
 	defer load.Stop()
 	sleepCtx(ctx, resilienceDwell)
 	load.Phase("backends killed")
@@ -107,7 +107,9 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 	AddReportEntry("dead endpoints gone from each caller", fmt.Sprint(gone))
 	AddReportEntry("each caller holding the live backends exactly, after the replacements were Ready", fmt.Sprint(matched))
 	recordFault("pod_churn", phases, "seconds_to_dead_endpoints_gone", worst(gone))
-	r.H.Run.Figure("resilience/pod_churn/seconds_to_view_live", worst(matched).Seconds())
+	// From when the harness saw the replacements Ready (its 1 s poll):
+	// how long a caller lagged behind that, not since they were Ready.
+	r.H.Run.Figure("resilience/pod_churn/seconds_to_view_live_after_seen_ready", worst(matched).Seconds())
 	Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(phases[0], phases[0], streams)).To(Succeed())
 	Expect(traffic.Budget{MaxFailed: ChurnBudget.MaxFailed, MinPerStream: minPerStream}.Judge(phases[1], phases[0], streams)).To(Succeed())
 	Expect(phases[1].Crossed(streams, clusters.Names(vm.Clusters))).To(Succeed())

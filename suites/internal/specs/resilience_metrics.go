@@ -10,8 +10,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
 	"github.com/meshconform/meshconform/e2e/istiodmetrics"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/verify"
@@ -37,6 +40,9 @@ type metricsSampler struct {
 	vm     *verify.Mesh
 	cancel context.CancelFunc
 	done   chan struct{}
+	// since is when sampling began: a replica whose process started
+	// later was started (or restarted) during the run.
+	since time.Time
 
 	mu sync.Mutex
 	// readings by replica, in time order.
@@ -52,7 +58,7 @@ type metricsSampler struct {
 
 func startMetricsSampler(ctx context.Context, vm *verify.Mesh) *metricsSampler {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsMax)
-	s := &metricsSampler{vm: vm, cancel: cancel, done: make(chan struct{}), readings: map[string][]istiodmetrics.Reading{}, notes: map[string]int{}}
+	s := &metricsSampler{vm: vm, cancel: cancel, done: make(chan struct{}), since: time.Now(), readings: map[string][]istiodmetrics.Reading{}, notes: map[string]int{}}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(metricsEvery)
@@ -90,7 +96,7 @@ func (s *metricsSampler) sample(ctx context.Context) {
 			}
 			raw, err := mesh.IstiodMetrics(ctx, p, pod.Name)
 			if err != nil {
-				s.fail(ctx, err.Error())
+				s.failUnlessGoing(ctx, p, pod.Name, err)
 				continue
 			}
 			r, err := istiodmetrics.Parse(pod.Name, time.Now(), raw)
@@ -100,7 +106,7 @@ func (s *metricsSampler) sample(ctx context.Context) {
 			}
 			cz, err := mesh.RemoteClustersOf(ctx, p, pod.Name)
 			if err != nil {
-				s.fail(ctx, err.Error())
+				s.failUnlessGoing(ctx, p, pod.Name, err)
 				continue
 			}
 			s.mu.Lock()
@@ -114,6 +120,20 @@ func (s *metricsSampler) sample(ctx context.Context) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// failUnlessGoing records a reading that failed, unless its pod was
+// going meanwhile (deleted, terminating or no longer Ready: a replica
+// scaled down between the listing and the reading), which is noted.
+func (s *metricsSampler) failUnlessGoing(ctx context.Context, cl *clusters.Cluster, pod string, err error) {
+	var p corev1.Pod
+	if gerr := cl.Client.Resources(cl.IstioNamespace()).Get(ctx, pod, cl.IstioNamespace(), &p); apierrors.IsNotFound(gerr) || gerr == nil && (p.DeletionTimestamp != nil || checks.NotReady(p) != nil) {
+		s.mu.Lock()
+		s.notes["a reading of a replica that was going, dropped"]++
+		s.mu.Unlock()
+		return
+	}
+	s.fail(ctx, err.Error())
 }
 
 // fail records a reading that could not be taken, unless the sampler was
@@ -146,41 +166,38 @@ func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
 	}
 	sort.Strings(pods)
 	Expect(pods).NotTo(BeEmpty(), "no istiod replica was read (errors: %s)", strings.Join(s.errs, "; "))
-	judged := 0
+	long := 0
 	var windows []string
 	var errs []error
 	for _, pod := range pods {
 		rd := s.readings[pod]
-		first, last := rd[0], rd[len(rd)-1]
-		if len(rd) < 2 || last.At.Sub(first.At) < time.Minute {
-			// A replica that lived less than a minute in the run (istiod
-			// scaled back up at the very end) has no window to judge.
-			AddReportEntry("istiod "+pod, fmt.Sprintf("read %d times over %s: too short a window to judge", len(rd), last.At.Sub(first.At).Round(time.Second)))
-			continue
-		}
-		w, err := istiodmetrics.Between(first, last)
+		// Every replica answers for its rejects and sync timeouts; one
+		// read over MinWindow or more for its pushes and convergence too.
+		w, err := istiodmetrics.Life(rd, s.since)
 		if err == nil {
 			err = ConvergenceBudget.Judge(w)
 		}
 		if err != nil {
 			errs = append(errs, err)
 		}
-		judged++
+		if w.To.Sub(w.From) >= istiodmetrics.MinWindow {
+			long++
+		}
 		windows = append(windows, w.Describe())
 		run.Figure("istiod_metrics_"+pod, map[string]any{
-			"readings": len(rd), "seconds": last.At.Sub(first.At).Seconds(), "pushes": w.Pushes, "rejects": w.Rejects,
+			"readings": len(rd), "seconds": w.To.Sub(w.From).Seconds(), "started_in_run": w.StartedInRun, "pushes": w.Pushes, "rejects": w.Rejects,
 			"sync_timeouts": w.SyncTimeouts, "convergence_p99_seconds": w.ConvergenceP99, "converged": w.Converged,
-			"remote_sync": last.States(),
+			"remote_sync": rd[len(rd)-1].States(),
 		})
 	}
 	AddReportEntry("istiod metrics", strings.Join(windows, "\n"))
-	run.Figure("istiod_metrics_readings", len(pods))
+	run.Figure("istiod_metrics_replicas", len(pods))
 	run.Figure("istiod_metrics_sync_disagreements", len(s.disagreements))
 	run.Figure("istiod_metrics_sync_notes", s.notes)
 	for note, n := range s.notes {
 		AddReportEntry("istiod metrics: not judged by the gauge", fmt.Sprintf("%s (%d readings)", note, n))
 	}
-	Expect(judged).To(BeNumerically(">", 0), "no istiod replica was read over a minute or more")
+	Expect(long).To(BeNumerically(">", 0), "no istiod replica was read over %s or more: pushes and convergence unjudged", istiodmetrics.MinWindow)
 	Expect(s.disagreements).To(BeEmpty(), "readings whose remotes were not all synced in debug/clusterz, or whose gauge disagreed with it")
 	Expect(errs).To(BeEmpty())
 	Expect(s.errs).To(BeEmpty(), "metrics readings that failed")
