@@ -145,6 +145,7 @@ var checks = []check{
 	{"control-plane-clusters", docRemoteInstall, controlPlaneClusters, true},
 	{"external-istiod", docExternalCP, externalIstiod, true},
 	{"istiod-clusterz", docTroubleshoot, clusterz, false},
+	{"istiod-metrics", docTroubleshoot, istiodMetrics, false},
 	{"discovery-address", docEastWest, discoveryAddress, true},
 	{"istio-version", docVersions, versions, false},
 	{"node-locality", docLocality, nodeLocality, false},

@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	judges "github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/istiodmetrics"
 	"github.com/meshconform/meshconform/e2e/mesh"
 	"github.com/meshconform/meshconform/e2e/topology"
 )
@@ -103,5 +105,32 @@ func TestPeersLeaveOutThePrimaryRemoteChecks(t *testing.T) {
 	want := []string{"remote-injection-webhook", "control-plane-clusters", "external-istiod", "discovery-address"}
 	if strings.Join(left, ",") != strings.Join(want, ",") {
 		t.Errorf("left out for peers: %v, want %v", left, want)
+	}
+}
+
+// The metrics check: a replica whose gauge and clusterz agree, every
+// remote synced, with nothing rejected, passes; one behind in clusterz,
+// or whose gauge disagrees on a fixed version, fails; istio/istio#60082's
+// stuck timeout on 1.29.2 and past rejects warn, saying so.
+func TestJudgeIstiodMetrics(t *testing.T) {
+	synced := []judges.RemoteCluster{{ID: "west-1", SyncStatus: "synced"}}
+	reading := func(state string, rejects float64) istiodmetrics.Reading {
+		return istiodmetrics.Reading{Pod: "istiod-a", At: time.Now(), RemoteSync: map[string]string{"west-1": state},
+			Counters: map[string]float64{istiodmetrics.XDSRejects: rejects}}
+	}
+	if r := judgeIstiodMetrics("east", reading("synced", 0), synced, []string{"west-1"}, "1.30.0"); r.Status != Pass {
+		t.Errorf("healthy: %+v", r)
+	}
+	if r := judgeIstiodMetrics("east", reading("synced", 0), []judges.RemoteCluster{{ID: "west-1", SyncStatus: "syncing"}}, []string{"west-1"}, "1.30.0"); r.Status != Fail || !strings.Contains(r.Reason, `is "syncing" in debug/clusterz`) {
+		t.Errorf("clusterz behind: %+v", r)
+	}
+	if r := judgeIstiodMetrics("east", reading("timeout", 0), synced, []string{"west-1"}, "1.30.0"); r.Status != Fail {
+		t.Errorf("a stuck gauge on a fixed version: %+v", r)
+	}
+	if r := judgeIstiodMetrics("east", reading("timeout", 0), synced, []string{"west-1"}, "1.29.2"); r.Status != Warn || !strings.Contains(r.Reason, "istio/istio#60082") {
+		t.Errorf("#60082 on 1.29.2: %+v", r)
+	}
+	if r := judgeIstiodMetrics("east", reading("synced", 3), synced, []string{"west-1"}, "1.30.0"); r.Status != Warn || !strings.Contains(r.Reason, "pilot_total_xds_rejects is 3") {
+		t.Errorf("past rejects: %+v", r)
 	}
 }
