@@ -71,7 +71,7 @@ func Sync(r Reading, clusterz []checks.RemoteCluster, remotes []string, version 
 	case !r.Started.IsZero() && r.At.Sub(r.Started) < GaugeGrace:
 		notes = append(notes, fmt.Sprintf("%s not exported yet, %s after istiod started", RemoteSyncStatus, r.At.Sub(r.Started).Round(time.Second)))
 	default:
-		errs = append(errs, fmt.Errorf("Istio %s exports %s, but this istiod does not", version, RemoteSyncStatus))
+		errs = append(errs, fmt.Errorf("this istiod exports no %s, though Istio %s does", RemoteSyncStatus, version))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return "", fmt.Errorf("istiod %s: %w", r.Pod, err)

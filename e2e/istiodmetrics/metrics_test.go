@@ -196,7 +196,7 @@ func TestQuantile(t *testing.T) {
 func TestSyncHoldsVersionsToTheGauge(t *testing.T) {
 	synced := []checks.RemoteCluster{{ID: "west-1", SyncStatus: "synced"}}
 	old := Reading{Pod: "istiod-a", At: t0, Started: t0.Add(-time.Minute), Counters: map[string]float64{}}
-	if _, err := Sync(old, synced, []string{"west-1"}, "1.29.2"); err == nil || !strings.Contains(err.Error(), "exports istiod_remote_cluster_sync_status, but this istiod does not") {
+	if _, err := Sync(old, synced, []string{"west-1"}, "1.29.2"); err == nil || !strings.Contains(err.Error(), "exports no istiod_remote_cluster_sync_status, though Istio 1.29.2 does") {
 		t.Errorf("1.29.2 without the gauge: %v", err)
 	}
 	young := old
