@@ -55,7 +55,7 @@ func TestWebhookUnreachable(t *testing.T) {
 		"pod security":    errors.New(`pods "echo" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`),
 		// istiod up, answering with an error: not istiod down.
 		"webhook answered": errors.New(`Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io": received invalid webhook response: expected response.uid="1", got ""`),
-		"nil":             nil,
+		"nil":              nil,
 	} {
 		if why, ok := WebhookUnreachable(err); ok {
 			t.Errorf("%s read as istiod down: %q", name, why)
