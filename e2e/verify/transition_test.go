@@ -41,8 +41,12 @@ func transitionMesh(t *testing.T, local int) *Mesh {
 func TestTransitionRecordsTheWindow(t *testing.T) {
 	t.Parallel()
 	tr := transitionMesh(t, 10).Transition(context.Background(), "cluster1", "cluster2", 20*time.Second)
-	if !tr.Reached || tr.Window != AfterWindow || tr.Asked != 10+5+AfterWindow || tr.Failed != 0 || tr.Strays != 0 {
-		t.Errorf("got %+v: want reached, the window of %d whole, %d asked, none failed", tr, AfterWindow, 10+5+AfterWindow)
+	// The fake frontend switches by arrival, the record orders by start:
+	// on a loaded machine two requests may arrive out of their start order,
+	// which moves the switch a request or two later (never earlier).
+	want := 10 + 5 + AfterWindow
+	if !tr.Reached || tr.Window != AfterWindow || tr.Asked < want || tr.Asked > want+2 || tr.Failed != 0 || tr.Strays != 0 {
+		t.Errorf("got %+v: want reached, the window of %d whole, %d asked (or up to 2 more), none failed", tr, AfterWindow, want)
 	}
 	if tr.Elapsed > 5*time.Second {
 		t.Errorf("elapsed %s for 15 requests at %d/s", tr.Elapsed, transitionRate)
