@@ -147,8 +147,8 @@ func (s *metricsSampler) fail(ctx context.Context, msg string) {
 	s.mu.Unlock()
 }
 
-// judgeMetrics judges what the sampler read so far (it reads once more
-// first): every replica read at least twice over a minute, its remotes
+// judgeMetrics stops the sampler and judges what it read (reading once
+// more first): every replica read at least twice over a minute, its remotes
 // synced in clusterz and the gauge agreeing at every reading (or the
 // reason it cannot, reported: istiodmetrics.Sync), and over its time in
 // the run no sync timeout, no reject, pushes going out, convergence
@@ -156,6 +156,9 @@ func (s *metricsSampler) fail(ctx context.Context, msg string) {
 func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
 	s := rs.sampler
 	Expect(s).NotTo(BeNil(), "no metrics sampler: the suite's BeforeAll did not run")
+	// The background loop stops first: a reading of its own landing
+	// after this one would put a replica's readings out of time order.
+	s.stop()
 	s.sample(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
