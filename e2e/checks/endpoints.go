@@ -97,3 +97,31 @@ func ViewMatches(v api.Endpoints, cluster string, live []netip.Addr) error {
 	}
 	return nil
 }
+
+// LiveSubset rejects a caller's view of cluster that is empty, or that
+// holds an address no live pod has (stale): the view of a caller whose
+// control plane lost some endpoints (a remote it cannot read) but must
+// keep serving it live ones. It returns the addresses held.
+func LiveSubset(v api.Endpoints, cluster string, live []netip.Addr) ([]netip.Addr, error) {
+	eps := v.Clusters[cluster]
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("the caller in %s holds no endpoint of %s: it has nothing to call", v.Frontend.Cluster, cluster)
+	}
+	var have []netip.Addr
+	var stale []string
+	for _, e := range eps {
+		ap, err := netip.ParseAddrPort(e.Address)
+		if err != nil {
+			return nil, fmt.Errorf("the caller in %s: endpoint %q of %s: %w", v.Frontend.Cluster, e.Address, cluster, err)
+		}
+		a := ap.Addr().Unmap()
+		have = append(have, a)
+		if !slices.Contains(live, a) {
+			stale = append(stale, a.String())
+		}
+	}
+	if len(stale) > 0 {
+		return have, fmt.Errorf("the caller in %s: %s holds %d endpoints that no live pod has [%s]", v.Frontend.Cluster, cluster, len(stale), strings.Join(stale, " "))
+	}
+	return have, nil
+}

@@ -75,3 +75,22 @@ func TestViewMatches(t *testing.T) {
 		}
 	}
 }
+
+// A caller holding some live endpoints passes and says which; one holding
+// none, or a stale one, fails.
+func TestLiveSubset(t *testing.T) {
+	def := OutboundCluster(host, 7070)
+	live := addrs("10.10.0.5", "10.20.0.9")
+	have, err := LiveSubset(view(map[string][]string{def: {"10.10.0.5:7070"}}), def, live)
+	if err != nil || len(have) != 1 || have[0] != live[0] {
+		t.Errorf("a view of the primary's backend only: %v %v", have, err)
+	}
+	if _, err := LiveSubset(view(map[string][]string{def: {"10.10.0.5:7070", "10.20.0.7:7070"}}), def, live); err == nil || !strings.Contains(err.Error(), "10.20.0.7") {
+		t.Errorf("a stale endpoint: %v", err)
+	}
+	for _, v := range []api.Endpoints{view(nil), view(map[string][]string{"outbound|7070||other.production.svc.cluster.local": {"10.10.0.5:7070"}})} {
+		if _, err := LiveSubset(v, def, live); err == nil || !strings.Contains(err.Error(), "nothing to call") {
+			t.Errorf("an empty view: %v", err)
+		}
+	}
+}

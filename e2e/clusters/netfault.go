@@ -18,10 +18,25 @@ import (
 // ends learn of the cut at their next packet instead of after minutes of
 // retransmissions: the pods' packets both ways in FORWARD, the node's own
 // to addr in OUTPUT and from addr in INPUT.
-func CutOff(addr string) [][]string {
-	reject := []string{"-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"}
-	rule := func(chain, dir string) []string { return append([]string{chain, dir, addr}, reject...) }
-	return [][]string{rule("FORWARD", "-d"), rule("FORWARD", "-s"), rule("OUTPUT", "-d"), rule("INPUT", "-s")}
+func CutOff(addr string) [][]string { return cutRules(addr, nil, nil) }
+
+// CutOffPort is CutOff for one TCP port of addr only (an API server's),
+// so nothing else the cluster exchanges with addr (its pods' traffic to
+// the same node) is touched.
+func CutOffPort(addr string, port int) [][]string {
+	p := fmt.Sprint(port)
+	return cutRules(addr, []string{"--dport", p}, []string{"--sport", p})
+}
+
+// cutRules are the four rules of a cut, to matching to addr and from
+// matching what comes back.
+func cutRules(addr string, to, from []string) [][]string {
+	rule := func(chain, dir string, match []string) []string {
+		r := []string{chain, dir, addr, "-p", "tcp"}
+		r = append(r, match...)
+		return append(r, "-j", "REJECT", "--reject-with", "tcp-reset")
+	}
+	return [][]string{rule("FORWARD", "-d", to), rule("FORWARD", "-s", from), rule("OUTPUT", "-d", to), rule("INPUT", "-s", from)}
 }
 
 // NodeRules inserts (add) or deletes every rule (the arguments after

@@ -23,6 +23,19 @@ func TestCutOff(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	got = nil
+	for _, r := range CutOffPort("172.30.0.3", 6443) {
+		got = append(got, strings.Join(r, " "))
+	}
+	want = []string{
+		"FORWARD -d 172.30.0.3 -p tcp --dport 6443 -j REJECT --reject-with tcp-reset",
+		"FORWARD -s 172.30.0.3 -p tcp --sport 6443 -j REJECT --reject-with tcp-reset",
+		"OUTPUT -d 172.30.0.3 -p tcp --dport 6443 -j REJECT --reject-with tcp-reset",
+		"INPUT -s 172.30.0.3 -p tcp --sport 6443 -j REJECT --reject-with tcp-reset",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rules for one port:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	for _, out := range [][]string{{"iptables: Bad rule (does a matching rule exist in that chain?)."}} {
 		if !ruleAbsent(out) {
 			t.Errorf("%q not read as a rule absent", out)

@@ -396,6 +396,34 @@ func (p Phase) Crossed(streams []Stream, clusters []string) error {
 	return nil
 }
 
+// StayedIn rejects a phase in which a stream's answer came from a cluster
+// not among clusters: the calls of a mesh that dropped a cluster must stay
+// with the others. A stream with no answer is rejected too: it proves
+// nothing.
+func (p Phase) StayedIn(streams []Stream, clusters []string) error {
+	if len(clusters) == 0 || len(streams) == 0 {
+		return fmt.Errorf("phase %q: no stream or no cluster: nothing to judge", p.Name)
+	}
+	in := map[string]bool{}
+	for _, c := range clusters {
+		in[c] = true
+	}
+	for _, s := range streams {
+		got := p.StreamServed[s.Name]
+		n := 0
+		for c, k := range got {
+			if !in[c] {
+				return fmt.Errorf("phase %q: stream %s got %d answers from %s, which should be out of the mesh (answers by cluster %v)", p.Name, s.Name, k, c, got)
+			}
+			n += k
+		}
+		if n == 0 {
+			return fmt.Errorf("phase %q: stream %s got no answer", p.Name, s.Name)
+		}
+	}
+	return nil
+}
+
 // Versions rejects a phase in which, once its action finished (the steady
 // span), an answered request went through a proxy of another version than
 // the one its cluster should run: want maps a cluster to its version, for

@@ -297,6 +297,35 @@ func TestCrossedJudgesEachStream(t *testing.T) {
 	}
 }
 
+// Traffic that stays in the clusters named passes; one answer from
+// another cluster, or a stream with no answer, fails.
+func TestStayedIn(t *testing.T) {
+	t0 := time.Now()
+	streams := []Stream{{Name: "c1", From: "cluster1", Base: "x"}, {Name: "c2", From: "cluster2", Base: "y"}}
+	sample := func(stream, by string, i int) Sample {
+		return Sample{Stream: stream, At: t0.Add(time.Duration(i) * time.Millisecond), ServedBy: by, Claimed: by}
+	}
+	rec := Record{Streams: streams, Start: t0, End: t0.Add(time.Second), Marks: []Mark{{Name: "p", At: t0}},
+		Samples: []Sample{sample("c1", "cluster1", 1), sample("c2", "cluster1", 2)}}
+	if err := rec.Phases()[0].StayedIn(streams, []string{"cluster1"}); err != nil {
+		t.Errorf("traffic kept in cluster1: %v", err)
+	}
+	leaked := rec
+	leaked.Samples = append(rec.Samples[:0:0], rec.Samples...)
+	leaked.Samples = append(leaked.Samples, sample("c2", "cluster2", 3))
+	if err := leaked.Phases()[0].StayedIn(streams, []string{"cluster1"}); err == nil || !strings.Contains(err.Error(), "stream c2 got 1 answers from cluster2") {
+		t.Errorf("an answer from cluster2: %v", err)
+	}
+	silent := rec
+	silent.Samples = rec.Samples[:1]
+	if err := silent.Phases()[0].StayedIn(streams, []string{"cluster1"}); err == nil || !strings.Contains(err.Error(), "stream c2 got no answer") {
+		t.Errorf("a stream with no answer: %v", err)
+	}
+	if err := rec.Phases()[0].StayedIn(streams, nil); err == nil {
+		t.Error("judged against no cluster")
+	}
+}
+
 // A transition is judged against its budget, and never on no calls.
 func TestBudgetWithin(t *testing.T) {
 	b := Budget{MaxTime: 10e9, MaxFailed: 0}

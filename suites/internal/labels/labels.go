@@ -43,12 +43,14 @@ const (
 // under continuous traffic and judged against its budget, with istiod's
 // own metrics read through the run and propagation times measured.
 const (
-	Resilience    = "resilience"
-	IstiodDown    = "istiod-down"
-	RemoteCutOff  = "remote-cut-off"
-	PodChurn      = "pod-churn"
-	Propagation   = "propagation"
-	IstiodMetrics = "istiod-metrics"
+	Resilience           = "resilience"
+	IstiodDown           = "istiod-down"
+	RemoteCutOff         = "remote-cut-off"
+	RemoteAPIUnreachable = "remote-api-unreachable"
+	RemoteSecret         = "remote-secret"
+	PodChurn             = "pod-churn"
+	Propagation          = "propagation"
+	IstiodMetrics        = "istiod-metrics"
 )
 
 // Faults: the seeded-fault self-test, every check shown to catch the

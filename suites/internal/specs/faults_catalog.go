@@ -435,7 +435,12 @@ func istiodDeployment(e *faultEnv) string {
 }
 
 func restartIstiod(ctx context.Context, e *faultEnv) error {
-	return workloads.RestartDeployment(ctx, e.vm.Primary.Client, e.vm.Primary.IstioNamespace(), istiodDeployment(e), rolloutWait)
+	return restartIstiodOf(ctx, e.vm)
+}
+
+// restartIstiodOf restarts istiod of vm's primary and waits for its rollout.
+func restartIstiodOf(ctx context.Context, vm *verify.Mesh) error {
+	return workloads.RestartDeployment(ctx, vm.Primary.Client, vm.Primary.IstioNamespace(), mesh.Values{Revision: vm.Istio.Revision}.IstiodService(), rolloutWait)
 }
 
 func setIstiodEnv(ctx context.Context, e *faultEnv, name, value string) error {

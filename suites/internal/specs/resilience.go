@@ -57,7 +57,7 @@ const faultHold = 45 * time.Second
 // Resilience declares the suite's specs. Call inside an Ordered container
 // after env.Setup.
 func Resilience() {
-	if refusesBrought("the resilience suite breaks the mesh on purpose (istiod scaled to zero, a remote cut off from it)") {
+	if refusesBrought("the resilience suite breaks the mesh on purpose (istiod scaled to zero, a remote cut off from it, its remote secret rotated and deleted)") {
 		return
 	}
 	if refusesTopology("resilience") {
@@ -76,6 +76,14 @@ func Resilience() {
 		It("the remote cut off from istiod (its nodes cannot reach the discovery address): its workloads keep serving and calling on the configuration they have; restored, every remote proxy is SYNCED again", Label(labels.RemoteCutOff), func(ctx SpecContext) {
 			rs.remoteCutOff(ctx)
 		}, NodeTimeout(10*time.Minute))
+
+		It("the remote's API server unreachable from istiod (only that path dropped): traffic keeps flowing on the endpoints every caller has; an istiod restarted during the outage is Ready within PILOT_REMOTE_CLUSTER_TIMEOUT and reports the remote not synced; restored, the remote is synced and a backend added during the outage is reached", Label(labels.RemoteAPIUnreachable), func(ctx SpecContext) {
+			rs.remoteAPIUnreachable(ctx)
+		}, NodeTimeout(12*time.Minute))
+
+		It("the remote secret rotated (a new token, the old one revoked), deleted and re-applied: no request fails; deleted, the remote's endpoints leave every caller's view and calls stay in the primary; re-applied, every backend is reached again (where istiod needs a restart, the suite says so and measures it)", Label(labels.RemoteSecret), func(ctx SpecContext) {
+			rs.remoteSecret(ctx)
+		}, NodeTimeout(12*time.Minute))
 
 		It("pod churn: every backend pod of the remote killed under traffic: failed requests within budget, the dead endpoints gone from every caller's own xDS view, and every caller's view exactly the live backends once the replacements are Ready", Label(labels.PodChurn), func(ctx SpecContext) {
 			rs.podChurn(ctx)

@@ -74,14 +74,7 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 		want += int(n)
 	}
 	Expect(workloads.WaitReady(ctx, away.Client, verify.AppNamespace, "app=backend", want, 3*time.Minute)).To(Succeed())
-	var live []netip.Addr
-	for _, cl := range vm.Clusters {
-		for _, p := range runningPods(ctx, cl, "app=backend") {
-			if checks.NotReady(p) == nil {
-				live = append(live, netip.MustParseAddr(p.Status.PodIP))
-			}
-		}
-	}
+	live := liveBackends(ctx, vm.Clusters...)
 	readyAt := time.Now()
 	matched, err := untilEveryCaller(ctx, vm, callers, readyAt, ChurnBudget.MaxTime, func(v api.Endpoints) error {
 		return checks.ViewMatches(v, checks.OutboundCluster(verify.BackendHost, backendPort), live)
@@ -97,24 +90,32 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 	for _, p := range phases {
 		AddReportEntry("phase "+p.Name, describePhase(p))
 	}
-	worst := func(m map[string]time.Duration) time.Duration {
-		var w time.Duration
-		for _, d := range m {
-			w = max(w, d)
-		}
-		return w
-	}
 	AddReportEntry("dead endpoints gone from each caller", fmt.Sprint(gone))
 	AddReportEntry("each caller holding the live backends exactly, after the replacements were Ready", fmt.Sprint(matched))
-	recordFault("pod_churn", phases, "seconds_to_dead_endpoints_gone", worst(gone))
+	recordFault("pod_churn", phases, "seconds_to_dead_endpoints_gone", worstOf(gone))
 	// From when the harness saw the replacements Ready (its 1 s poll):
 	// how long a caller lagged behind that, not since they were Ready.
-	r.H.Run.Figure("resilience/pod_churn/seconds_to_view_live_after_seen_ready", worst(matched).Seconds())
+	r.H.Run.Figure("resilience/pod_churn/seconds_to_view_live_after_seen_ready", worstOf(matched).Seconds())
 	Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(phases[0], phases[0], streams)).To(Succeed())
 	Expect(traffic.Budget{MaxFailed: ChurnBudget.MaxFailed, MinPerStream: minPerStream}.Judge(phases[1], phases[0], streams)).To(Succeed())
 	Expect(phases[1].Crossed(streams, clusters.Names(vm.Clusters))).To(Succeed())
 	Expect(ChurnBudget.Within("the dead endpoints gone from every caller",
-		traffic.Transition{Reached: true, Elapsed: worst(gone), Asked: phases[1].Requests, Failed: phases[1].Failed})).To(Succeed())
+		traffic.Transition{Reached: true, Elapsed: worstOf(gone), Asked: phases[1].Requests, Failed: phases[1].Failed})).To(Succeed())
+}
+
+// liveBackends are the addresses of the Ready backend pods of cls.
+func liveBackends(ctx context.Context, cls ...*clusters.Cluster) []netip.Addr {
+	GinkgoHelper()
+	var live []netip.Addr
+	for _, cl := range cls {
+		for _, p := range runningPods(ctx, cl, "app=backend") {
+			if checks.NotReady(p) == nil {
+				live = append(live, netip.MustParseAddr(p.Status.PodIP))
+			}
+		}
+	}
+	Expect(live).NotTo(BeEmpty(), "Ready backend pods in %s", clusters.Names(cls))
+	return live
 }
 
 // frontendPods are the running frontend pods of every cluster, by cluster.

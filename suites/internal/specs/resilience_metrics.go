@@ -54,6 +54,26 @@ type metricsSampler struct {
 	notes         map[string]int
 	// errs are readings that could not be taken.
 	errs []string
+	// faults are the spans in which a fault may leave a remote not synced.
+	faults []istiodmetrics.Fault
+}
+
+// expectFault opens a span in which readings whose remotes are not all
+// synced are what the fault expects (noted, not judged), and a replica
+// started in it may count timeouts sync timeouts; end closes it, once
+// the remote is back.
+func (s *metricsSampler) expectFault(name string, timeouts float64) (end func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, istiodmetrics.Fault{Name: name, From: time.Now(), Timeouts: timeouts})
+	i := len(s.faults) - 1
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.faults[i].To.IsZero() {
+			s.faults[i].To = time.Now()
+		}
+	}
 }
 
 func startMetricsSampler(ctx context.Context, vm *verify.Mesh) *metricsSampler {
@@ -112,6 +132,8 @@ func (s *metricsSampler) sample(ctx context.Context) {
 			s.mu.Lock()
 			s.readings[pod.Name] = append(s.readings[pod.Name], r)
 			switch note, err := istiodmetrics.Sync(r, cz, remotes, s.vm.Istio.Version); {
+			case err != nil && istiodmetrics.FaultAt(s.faults, r.At) != nil:
+				s.notes[fmt.Sprintf("during %s, as the fault expects: %v", istiodmetrics.FaultAt(s.faults, r.At).Name, err)]++
 			case err != nil:
 				s.disagreements = append(s.disagreements, r.At.Format(time.TimeOnly)+" "+err.Error())
 			case note != "":
@@ -178,7 +200,9 @@ func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
 		// read over MinWindow or more for its pushes and convergence too.
 		w, err := istiodmetrics.Life(rd, s.since)
 		if err == nil {
-			err = ConvergenceBudget.Judge(w)
+			b := ConvergenceBudget
+			b.SyncTimeouts = istiodmetrics.TimeoutsExpected(s.faults, rd[0].Started)
+			err = b.Judge(w)
 		}
 		if err != nil {
 			errs = append(errs, err)

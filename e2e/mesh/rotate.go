@@ -1,0 +1,75 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/meshconform/meshconform/e2e/clusters"
+)
+
+// WithToken is a remote secret's kubeconfig with the token of every
+// credential replaced by token: a rotation, as a user who issued a new
+// token for istiod's reader account would write it. A kubeconfig with no
+// token credential is an error: there is nothing to rotate. Neither token
+// is quoted in an error.
+func WithToken(raw []byte, token string) ([]byte, error) {
+	if token == "" {
+		return nil, fmt.Errorf("no new token")
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return nil, fmt.Errorf("unreadable kubeconfig")
+	}
+	n := 0
+	for _, a := range cfg.AuthInfos {
+		if a.Token != "" {
+			a.Token = token
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("the kubeconfig holds no token credential to rotate")
+	}
+	out, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, fmt.Errorf("write the rotated kubeconfig: %w", err)
+	}
+	return out, nil
+}
+
+// ClusterUpdated says whether istiod's log shows its secret controller
+// rebuilding the remote cluster id from a changed secret ("Update cluster
+// cluster=<id> secret=…", pkg/kube/multicluster): the proof it read the
+// new secret, which debug/clusterz cannot give (it says "synced" before
+// and after).
+func ClusterUpdated(log, id string) bool {
+	return regexp.MustCompile(`\sUpdate cluster\s+cluster=` + regexp.QuoteMeta(id) + `\s`).MatchString(log)
+}
+
+// IstiodLogSince is one istiod pod's discovery container log since t.
+func IstiodLogSince(ctx context.Context, cl *clusters.Cluster, pod string, t time.Time) (string, error) {
+	cs, err := kubernetes.NewForConfig(cl.Client.RESTConfig())
+	if err != nil {
+		return "", err
+	}
+	since := metav1.NewTime(t)
+	stream, err := cs.CoreV1().Pods(cl.IstioNamespace()).GetLogs(pod, &corev1.PodLogOptions{Container: "discovery", SinceTime: &since}).Stream(ctx)
+	if err != nil {
+		return "", fmt.Errorf("istiod %s: read its log: %w", pod, err)
+	}
+	defer stream.Close()
+	// Bounded: a minute of istiod's log is far less.
+	b, err := io.ReadAll(io.LimitReader(stream, 16<<20))
+	if err != nil {
+		return "", fmt.Errorf("istiod %s: read its log: %w", pod, err)
+	}
+	return string(b), nil
+}

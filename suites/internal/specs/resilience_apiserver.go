@@ -1,0 +1,269 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshconform/meshconform/e2e/checks"
+	"github.com/meshconform/meshconform/e2e/clusters"
+	"github.com/meshconform/meshconform/e2e/mesh"
+	"github.com/meshconform/meshconform/e2e/traffic"
+	"github.com/meshconform/meshconform/e2e/verify"
+	"github.com/meshconform/meshconform/e2e/workloads"
+	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
+	"github.com/meshconform/meshconform/fixtures/conformance"
+	"github.com/meshconform/meshconform/suites/internal/env"
+)
+
+// RemoteAPIBudget is what istiod losing the remote's API server may cost:
+// no request (every proxy keeps the endpoints it has, and a restarted
+// istiod serves the primary's); restored, istiod has the remote synced
+// and every caller holds the live backends within MaxTime (the
+// informers' relist backoff, then a push).
+var RemoteAPIBudget = traffic.Budget{MaxTime: 2 * time.Minute, MaxFailed: 0}
+
+// ReadyMargin is what a restarted istiod may take beyond
+// PILOT_REMOTE_CLUSTER_TIMEOUT to be Ready: its own start (about 15 s
+// here) and the rollout's bookkeeping.
+const ReadyMargin = 45 * time.Second
+
+// remoteAPIUnreachable drops, on the primary's nodes, what istiod's pods
+// send to the remote's API server (that port of that address only), under
+// traffic; watches what the running istiod reports; restarts istiod
+// during the outage; adds a backend in the remote; restores the path.
+func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
+	r, vm := env.Get(), rs.vm
+	primary, remote := vm.Primary, vm.Away
+	host, port, err := verify.RemoteAPIServer(ctx, primary, remote)
+	Expect(err).NotTo(HaveOccurred())
+	timeout, err := vm.RemoteClusterTimeout(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	want := syncedBefore(ctx, vm)
+	callers := frontendPods(ctx, vm)
+	live := liveBackends(ctx, vm.Clusters...)
+	backendCluster := checks.OutboundCluster(verify.BackendHost, backendPort)
+	dep, replicas := oneBackendDeployment()
+
+	rules := clusters.CutOffPort(host, port)
+	restored := false
+	restore := func(ctx context.Context) error {
+		if restored {
+			return nil
+		}
+		restored = true
+		return r.H.Clusters.NodeRules(ctx, primary.Name, false, rules)
+	}
+	DeferCleanup(restore)
+	DeferCleanup(func(ctx context.Context) error {
+		return workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas)
+	})
+
+	load, streams := startLoadFor(ctx, vm, "before", faultLoadMax)
+	defer load.Stop()
+	sleepCtx(ctx, resilienceDwell)
+	endFault := rs.sampler.expectFault("the remote's API server unreachable", float64(len(vm.Others(primary))))
+	defer endFault()
+
+	load.Phase("remote API unreachable")
+	By(fmt.Sprintf("dropping, on %s's nodes, every packet between its pods and %s:%d (%s's API server)", primary.Name, host, port, remote.Name))
+	cutAt := time.Now()
+	Expect(r.H.Clusters.NodeRules(ctx, primary.Name, true, rules)).To(Succeed())
+	load.Steady()
+	By("what the running istiod reports of the remote, while every caller keeps the endpoints it has")
+	reported := untilReported(ctx, vm, remote.ClusterID, faultHold)
+	_, err = untilEveryCaller(ctx, vm, callers, cutAt, 10*time.Second, func(v api.Endpoints) error {
+		return checks.ViewMatches(v, backendCluster, live)
+	})
+	Expect(err).NotTo(HaveOccurred(), "every caller still holds every backend, the remote's included")
+
+	load.Phase("istiod restarted")
+	By("restarting istiod during the outage: Ready within PILOT_REMOTE_CLUSTER_TIMEOUT, the remote reported not synced")
+	restartAt := time.Now()
+	Expect(restartIstiodOf(ctx, vm)).To(Succeed())
+	readyIn := time.Since(restartAt)
+	r.H.Run.Figure("resilience/remote_api_unreachable/seconds_to_restarted_istiod_ready", readyIn.Seconds())
+	Expect(readyIn).To(BeNumerically("<=", timeout+ReadyMargin),
+		"istiod restarted while the remote's API server is unreachable: Ready after %s, PILOT_REMOTE_CLUSTER_TIMEOUT is %s (+%s to start)", readyIn.Round(time.Second), timeout, ReadyMargin)
+	Expect(remoteStates(ctx, vm, remote.ClusterID)).To(HaveEach(Equal("timeout")),
+		"the restarted istiod's debug/clusterz state of %s (its initial sync cannot complete)", remote.ClusterID)
+	By(fmt.Sprintf("a backend added in %s during the outage", remote.Name))
+	Expect(workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas+1)).To(Succeed())
+	By("every proxy on the restarted istiod, and every caller still holding live endpoints to call")
+	Eventually(func() error { return vm.AllSynced(ctx, want) }).WithContext(ctx).WithTimeout(RemoteAPIBudget.MaxTime).WithPolling(2*time.Second).
+		Should(Succeed(), "every proxy SYNCED with the restarted istiod")
+	primaryLive := liveBackends(ctx, primary)
+	var mu sync.Mutex
+	remoteKept := map[string]int{}
+	_, err = untilEveryCaller(ctx, vm, callers, time.Now(), 30*time.Second, func(v api.Endpoints) error {
+		have, err := checks.LiveSubset(v, backendCluster, live)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		remoteKept[v.Frontend.Pod] = 0
+		for _, a := range have {
+			if !slices.Contains(primaryLive, a) {
+				remoteKept[v.Frontend.Pod]++
+			}
+		}
+		return nil
+	})
+	Expect(err).NotTo(HaveOccurred())
+	load.Steady()
+	sleepCtx(ctx, faultHold/3)
+
+	load.Phase("remote API restored")
+	By("restoring the path: the remote synced again, and every caller holds every live backend, the new one included")
+	Expect(restore(ctx)).To(Succeed())
+	restoredAt := time.Now()
+	Expect(workloads.WaitReady(ctx, remote.Client, verify.AppNamespace, "app=backend", backendsPerCluster()+1, 3*time.Minute)).To(Succeed())
+	Eventually(func() error { return vm.RemoteSynced(ctx) }).WithContext(ctx).WithTimeout(2*RemoteAPIBudget.MaxTime).WithPolling(time.Second).
+		Should(Succeed(), "istiod has %s synced again", remote.ClusterID)
+	synced := time.Since(restoredAt)
+	all := liveBackends(ctx, vm.Clusters...)
+	views, err := untilEveryCaller(ctx, vm, callers, restoredAt, 2*RemoteAPIBudget.MaxTime, func(v api.Endpoints) error {
+		return checks.ViewMatches(v, backendCluster, all)
+	})
+	Expect(err).NotTo(HaveOccurred())
+	endFault()
+	Expect(vm.ReachesAllEverywhere(ctx)).To(Succeed(), "every caller reaches every backend, the one added during the outage included")
+	load.Steady()
+	sleepCtx(ctx, resilienceDwell)
+
+	rec := load.Stop()
+	writeTimeline(rec, "remote-api-unreachable")
+	phases := rec.Phases()
+	Expect(phases).To(HaveLen(4))
+	for _, p := range phases {
+		AddReportEntry("phase "+p.Name, describePhase(p))
+	}
+	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(faultHold))
+	AddReportEntry("endpoints of the remote each caller kept from the restarted istiod (it cannot read the remote, so it has none to give)", fmt.Sprint(remoteKept))
+	AddReportEntry("each caller holding every live backend after the restore", fmt.Sprint(views))
+	recordFault("remote_api_unreachable", phases, "seconds_to_remote_synced", synced)
+	r.H.Run.Figure("resilience/remote_api_unreachable/seconds_to_views_complete", worstOf(views).Seconds())
+	r.H.Run.Figure("resilience/remote_api_unreachable/running_istiod_reported_unsynced_seconds", reported.figure())
+	names := clusters.Names(vm.Clusters)
+	for i, p := range phases {
+		Expect(traffic.Budget{MaxFailed: RemoteAPIBudget.MaxFailed, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
+		if p.Name != "istiod restarted" {
+			Expect(p.Crossed(streams, names)).To(Succeed(), "phase %d", i)
+		}
+	}
+	Expect(RemoteAPIBudget.Within("the remote synced and every caller holding every backend after the restore",
+		traffic.Transition{Reached: true, Elapsed: max(synced, worstOf(views)), Asked: phases[3].Requests, Failed: phases[3].Failed})).To(Succeed())
+	By("removing the backend added during the outage")
+	Expect(workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas)).To(Succeed())
+	Expect(workloads.WaitReady(ctx, remote.Client, verify.AppNamespace, "app=backend", backendsPerCluster(), 3*time.Minute)).To(Succeed())
+}
+
+// oneBackendDeployment is the first of the backend fixture's Deployments,
+// with its replicas.
+func oneBackendDeployment() (string, int32) {
+	GinkgoHelper()
+	ds, err := conformance.BackendDeployments()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(ds).NotTo(BeEmpty(), "Deployments in %s", conformance.BackendFile)
+	names := make([]string, 0, len(ds))
+	for n := range ds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names[0], ds[names[0]]
+}
+
+// backendsPerCluster is how many backend pods the fixture runs in each
+// cluster.
+func backendsPerCluster() int {
+	GinkgoHelper()
+	ds, err := conformance.BackendDeployments()
+	Expect(err).NotTo(HaveOccurred())
+	n := 0
+	for _, r := range ds {
+		n += int(r)
+	}
+	return n
+}
+
+// worstOf is the longest of per-caller times.
+func worstOf(m map[string]time.Duration) time.Duration {
+	var w time.Duration
+	for _, d := range m {
+		w = max(w, d)
+	}
+	return w
+}
+
+// remoteStates is the state of remote id in every istiod replica's
+// debug/clusterz ("absent" when one does not list it).
+func remoteStates(ctx context.Context, vm *verify.Mesh, id string) []string {
+	GinkgoHelper()
+	pods, err := mesh.IstiodPods(ctx, vm.Primary, vm.Istio.Revision)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(pods).NotTo(BeEmpty(), "istiod pods on %s", vm.Primary.Name)
+	var out []string
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		cs, err := mesh.RemoteClustersOf(ctx, vm.Primary, p.Name)
+		Expect(err).NotTo(HaveOccurred())
+		state := "absent"
+		for _, c := range cs {
+			if c.ID == id {
+				state = c.SyncStatus
+			}
+		}
+		out = append(out, state)
+	}
+	return out
+}
+
+// unsyncedReport is what the running istiod said of a remote it could no
+// longer read: the first state other than synced, and when.
+type unsyncedReport struct {
+	state string
+	after time.Duration
+}
+
+// untilReported polls every istiod replica's debug/clusterz for hold,
+// until one reports remote id other than synced.
+func untilReported(ctx context.Context, vm *verify.Mesh, id string, hold time.Duration) unsyncedReport {
+	GinkgoHelper()
+	start := time.Now()
+	for time.Since(start) < hold {
+		for _, s := range remoteStates(ctx, vm, id) {
+			if s != "synced" {
+				rep := unsyncedReport{state: s, after: time.Since(start)}
+				sleepCtx(ctx, hold-time.Since(start))
+				return rep
+			}
+		}
+		sleepCtx(ctx, 2*time.Second)
+	}
+	return unsyncedReport{}
+}
+
+func (u unsyncedReport) describe(hold time.Duration) string {
+	if u.state == "" {
+		return fmt.Sprintf("debug/clusterz said synced for all %s: a running istiod's state is that of its initial sync (Istio's pkg/kube/multicluster sets it once), so a remote lost later is not reported; traffic kept the last endpoints", hold)
+	}
+	return fmt.Sprintf("debug/clusterz said %s after %s", u.state, u.after.Round(time.Second))
+}
+
+// figure is the seconds to the report, or -1 for none within the hold.
+func (u unsyncedReport) figure() float64 {
+	if u.state == "" {
+		return -1
+	}
+	return u.after.Seconds()
+}
+
