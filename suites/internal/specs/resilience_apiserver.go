@@ -266,4 +266,3 @@ func (u unsyncedReport) figure() float64 {
 	}
 	return u.after.Seconds()
 }
-
