@@ -2,14 +2,17 @@ package specs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/meshconform/meshconform/e2e/checks"
 	"github.com/meshconform/meshconform/e2e/clusters"
@@ -61,8 +64,13 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 		return r.H.Clusters.NodeRules(ctx, primary.Name, false, rules)
 	}
 	DeferCleanup(restore)
+	// After a failure the suite's AfterAll may have removed the apps
+	// already: nothing to scale back then.
 	DeferCleanup(func(ctx context.Context) error {
-		return workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas)
+		if err := workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas); err != nil && !apierrors.IsNotFound(errors.Unwrap(err)) {
+			return err
+		}
+		return nil
 	})
 
 	load, streams := startLoadFor(ctx, vm, "before", faultLoadMax)
@@ -95,9 +103,12 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 		"the restarted istiod's debug/clusterz state of %s (its initial sync cannot complete)", remote.ClusterID)
 	By(fmt.Sprintf("a backend added in %s during the outage", remote.Name))
 	Expect(workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas+1)).To(Succeed())
-	By("every proxy on the restarted istiod, and every caller still holding live endpoints to call")
-	Eventually(func() error { return vm.AllSynced(ctx, want) }).WithContext(ctx).WithTimeout(RemoteAPIBudget.MaxTime).WithPolling(2*time.Second).
-		Should(Succeed(), "every proxy SYNCED with the restarted istiod")
+	By("the primary's proxies on the restarted istiod; the remote's, which it cannot authenticate, on what they had; every caller holding live endpoints to call")
+	Eventually(func() error { return vm.AllSynced(ctx, verify.ProxiesOf(want, primary)) }).WithContext(ctx).WithTimeout(RemoteAPIBudget.MaxTime).WithPolling(2*time.Second).
+		Should(Succeed(), "the primary's proxies SYNCED with the restarted istiod")
+	remoteProxies := verify.ProxiesOf(want, remote)
+	connected, err := vm.Listed(ctx, remoteProxies)
+	Expect(err).NotTo(HaveOccurred())
 	primaryLive := liveBackends(ctx, primary)
 	var mu sync.Mutex
 	remoteKept := map[string]int{}
@@ -128,6 +139,8 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	Eventually(func() error { return vm.RemoteSynced(ctx) }).WithContext(ctx).WithTimeout(2*RemoteAPIBudget.MaxTime).WithPolling(time.Second).
 		Should(Succeed(), "istiod has %s synced again", remote.ClusterID)
 	synced := time.Since(restoredAt)
+	proxiesBack, err := vm.Resynced(ctx, want, "", 2*RemoteAPIBudget.MaxTime)
+	Expect(err).NotTo(HaveOccurred(), "every proxy SYNCED again, the remote's on the restarted istiod")
 	all := liveBackends(ctx, vm.Clusters...)
 	views, err := untilEveryCaller(ctx, vm, callers, restoredAt, 2*RemoteAPIBudget.MaxTime, func(v api.Endpoints) error {
 		return checks.ViewMatches(v, backendCluster, all)
@@ -146,10 +159,14 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 		AddReportEntry("phase "+p.Name, describePhase(p))
 	}
 	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(faultHold))
+	AddReportEntry("the remote's proxies on the restarted istiod during the outage", describeConnected(connected, remoteProxies))
 	AddReportEntry("endpoints of the remote each caller kept from the restarted istiod (it cannot read the remote, so it has none to give)", fmt.Sprint(remoteKept))
 	AddReportEntry("each caller holding every live backend after the restore", fmt.Sprint(views))
 	recordFault("remote_api_unreachable", phases, "seconds_to_remote_synced", synced)
 	r.H.Run.Figure("resilience/remote_api_unreachable/seconds_to_views_complete", worstOf(views).Seconds())
+	r.H.Run.Figure("resilience/remote_api_unreachable/seconds_to_every_proxy_synced", proxiesBack.Seconds())
+	r.H.Run.Figure("resilience/remote_api_unreachable/remote_proxies_on_restarted_istiod", len(connected))
+	r.H.Run.Figure("resilience/remote_api_unreachable/remote_endpoints_kept", remoteKept)
 	r.H.Run.Figure("resilience/remote_api_unreachable/running_istiod_reported_unsynced_seconds", reported.figure())
 	names := clusters.Names(vm.Clusters)
 	for i, p := range phases {
@@ -159,7 +176,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 		}
 	}
 	Expect(RemoteAPIBudget.Within("the remote synced and every caller holding every backend after the restore",
-		traffic.Transition{Reached: true, Elapsed: max(synced, worstOf(views)), Asked: phases[3].Requests, Failed: phases[3].Failed})).To(Succeed())
+		traffic.Transition{Reached: true, Elapsed: max(synced, proxiesBack, worstOf(views)), Asked: phases[3].Requests, Failed: phases[3].Failed})).To(Succeed())
 	By("removing the backend added during the outage")
 	Expect(workloads.Scale(ctx, remote.Client, verify.AppNamespace, dep, replicas)).To(Succeed())
 	Expect(workloads.WaitReady(ctx, remote.Client, verify.AppNamespace, "app=backend", backendsPerCluster(), 3*time.Minute)).To(Succeed())
@@ -225,6 +242,23 @@ func remoteStates(ctx context.Context, vm *verify.Mesh, id string) []string {
 		out = append(out, state)
 	}
 	return out
+}
+
+// describeConnected says how many of the remote's proxies (all) the
+// restarted istiod served (connected) while it could not reach the
+// remote's API server.
+func describeConnected(connected []string, all map[string]string) string {
+	if len(connected) == len(all) {
+		return fmt.Sprintf("all %d connected", len(all))
+	}
+	var out []string
+	for p := range all {
+		if !slices.Contains(connected, p) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return fmt.Sprintf("%d of %d not connected (%s): istiod authenticates a remote proxy by a TokenReview on its cluster's API server (KubeJWTAuthenticator), which it could not reach; they served and called on the configuration they had", len(out), len(all), strings.Join(out, ", "))
 }
 
 // unsyncedReport is what the running istiod said of a remote it could no
