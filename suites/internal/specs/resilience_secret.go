@@ -149,14 +149,18 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 	run.Figure("resilience/remote_secret/istiod_restart_needed", restarted)
 	names := clusters.Names(vm.Clusters)
 	for _, p := range phases {
-		Expect(traffic.Budget{MaxFailed: SecretBudget.MaxFailed, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
+		b := traffic.Budget{MaxFailed: SecretBudget.MaxFailed, MinPerStream: minPerStream}
 		switch p.Name {
 		case "remote out of the mesh":
 			Expect(p.StayedIn(streams, []string{primary.Name})).To(Succeed())
 		case "secret deleted":
+			// As long as istiod and the callers take to drop the remote,
+			// often under a second: its failures are judged, not its count.
+			b.MinPerStream = 0
 		default:
 			Expect(p.Crossed(streams, names)).To(Succeed())
 		}
+		Expect(b.Judge(p, phases[0], streams)).To(Succeed())
 	}
 	Expect(SecretBudget.Within("the remote's endpoints gone from every caller after istiod dropped it",
 		traffic.Transition{Reached: true, Elapsed: worstOf(gone) - dropped, Asked: phases[2].Requests, Failed: phases[2].Failed})).To(Succeed())
