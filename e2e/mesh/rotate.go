@@ -54,6 +54,15 @@ func ClusterUpdated(log, id string) bool {
 	return regexp.MustCompile(`\sUpdate cluster\s+cluster=` + regexp.QuoteMeta(id) + `\s`).MatchString(log)
 }
 
+// AuthFailures counts the lines of istiod's log where it could not check
+// the token of a proxy of cluster id ("failed to validate the JWT from
+// cluster \"<id>\"", its KubeJWTAuthenticator): a TokenReview on that
+// cluster's API server refused or unreachable, so the proxy gets no
+// certificate and no configuration.
+func AuthFailures(log, id string) int {
+	return len(regexp.MustCompile(`failed to validate the JWT from cluster "` + regexp.QuoteMeta(id) + `"`).FindAllStringIndex(log, -1))
+}
+
 // IstiodLogSince is one istiod pod's discovery container log since t.
 func IstiodLogSince(ctx context.Context, cl *clusters.Cluster, pod string, t time.Time) (string, error) {
 	cs, err := kubernetes.NewForConfig(cl.Client.RESTConfig())

@@ -76,3 +76,18 @@ func TestClusterUpdated(t *testing.T) {
 		}
 	}
 }
+
+// A TokenReview that failed for the remote's proxies is counted; one for
+// another cluster, or istiod's other errors, are not.
+func TestAuthFailures(t *testing.T) {
+	line := func(id string) string {
+		return "2026-12-06T22:01:17.408004Z\terror\tsecurity\tFailed to authenticate client from 10.10.0.1:3519: Authenticator ClientCertAuthenticator: no verified chain is found; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"" + id + "\": Post \"https://172.30.0.3:6443/apis/authentication.k8s.io/v1/tokenreviews\": dial tcp 172.30.0.3:6443: connect: connection refused\n"
+	}
+	log := line("west-1") + line("west-10") + line("west-1") + "2026-12-06T22:01:14.906611Z\terror\tremote cluster west-1 failed to sync after 30s\n"
+	if n := AuthFailures(log, "west-1"); n != 2 {
+		t.Errorf("%d failures for west-1, want 2", n)
+	}
+	if n := AuthFailures("", "west-1"); n != 0 {
+		t.Errorf("%d failures in no log", n)
+	}
+}

@@ -77,13 +77,29 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 		}
 		return vm.RemoteSynced(ctx)
 	})
-	By("the old token revoked")
+	By("the old token revoked; a new pod of the remote gets on istiod, which checks its token with the new credential")
+	revokedAt := time.Now()
 	for _, name := range old {
 		s := &corev1.Secret{}
 		s.Name, s.Namespace = name, ns
 		Expect(workloads.DeleteForeign(ctx, remote.Client, s)).To(Succeed())
 	}
+	replaced := runningPods(ctx, remote, "app=backend")[0]
+	Expect(remote.Client.Resources(verify.AppNamespace).Delete(ctx, &replaced)).To(Succeed())
+	Expect(workloads.WaitReady(ctx, remote.Client, verify.AppNamespace, "app=backend", backendsPerCluster(), 2*time.Minute)).To(Succeed())
+	Eventually(func() error {
+		now, err := vm.AppProxies(ctx)
+		if err != nil {
+			return err
+		}
+		return vm.AllSynced(ctx, now)
+	}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2*time.Second).
+		Should(Succeed(), func() string {
+			return "every app proxy SYNCED, the new pod's included (" + describeAuthFailures(ctx, vm, revokedAt) + ")"
+		})
 	Expect(vm.RemoteSynced(ctx)).To(Succeed(), "the remote synced after the old token was revoked")
+	remoteIPs = liveBackends(ctx, remote)
+	all = append(slices.Clone(primaryIPs), remoteIPs...)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 
@@ -211,6 +227,25 @@ func updateLogged(ctx context.Context, vm *verify.Mesh, at time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// describeAuthFailures says how often istiod could not check the token
+// of a proxy of the remote since t: with a revoked credential, a new pod
+// of the remote gets no certificate and no configuration.
+func describeAuthFailures(ctx context.Context, vm *verify.Mesh, t time.Time) string {
+	pods, err := mesh.IstiodPods(ctx, vm.Primary, vm.Istio.Revision)
+	if err != nil {
+		return err.Error()
+	}
+	n := 0
+	for _, p := range pods {
+		log, err := mesh.IstiodLogSince(ctx, vm.Primary, p.Name, t)
+		if err != nil {
+			return err.Error()
+		}
+		n += mesh.AuthFailures(log, vm.Away.ClusterID)
+	}
+	return fmt.Sprintf("istiod could not check a token of %s %d times since %s", vm.Away.ClusterID, n, t.Format(time.TimeOnly))
 }
 
 // readerTokens are the namespace of istiod's reader account in the remote
