@@ -60,7 +60,7 @@ func ClusterUpdated(log, id string) bool {
 // cluster's API server refused or unreachable, so the proxy gets no
 // certificate and no configuration.
 func AuthFailures(log, id string) int {
-	return len(regexp.MustCompile(`failed to validate the JWT from cluster "` + regexp.QuoteMeta(id) + `"`).FindAllStringIndex(log, -1))
+	return len(regexp.MustCompile(`failed to validate the JWT from cluster "`+regexp.QuoteMeta(id)+`"`).FindAllStringIndex(log, -1))
 }
 
 // IstiodLogSince is one istiod pod's discovery container log since t.
