@@ -35,3 +35,35 @@ func TimeoutsExpected(fs []Fault, started time.Time) float64 {
 	}
 	return 0
 }
+
+// Confirm holds, per replica, a disagreement seen at one reading until
+// the replica's next reading: one that holds at two readings in a row is
+// confirmed; one gone by the next was a reading taken mid-transition (a
+// remote's state changing between istiod's gauge write and its clusterz).
+type Confirm struct{ pending map[string]string }
+
+// Observe takes the outcome of one reading of pod (msg "" when it
+// agreed). It returns the disagreement confirmed by this reading (the
+// first reading's message, "" for none) and whether one seen at the
+// reading before is gone.
+func (c *Confirm) Observe(pod, msg string) (confirmed string, cleared bool) {
+	if c.pending == nil {
+		c.pending = map[string]string{}
+	}
+	prev, had := c.pending[pod]
+	if msg == "" {
+		delete(c.pending, pod)
+		return "", had
+	}
+	c.pending[pod] = msg
+	if had {
+		return prev, false
+	}
+	return "", false
+}
+
+// Forget drops what is pending for pod (its next reading starts afresh).
+func (c *Confirm) Forget(pod string) { delete(c.pending, pod) }
+
+// Pending are the disagreements not yet confirmed or cleared, by pod.
+func (c *Confirm) Pending() map[string]string { return c.pending }

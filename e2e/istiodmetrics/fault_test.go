@@ -35,3 +35,33 @@ func TestFaultAt(t *testing.T) {
 		}
 	}
 }
+
+// A disagreement counts once it holds at two readings of a replica in a
+// row; one gone by the next reading is a transient, said so; replicas are
+// apart; a forgotten one starts afresh.
+func TestConfirm(t *testing.T) {
+	var c Confirm
+	if got, cleared := c.Observe("a", "22:19:36 gauge syncing"); got != "" || cleared {
+		t.Errorf("first disagreement confirmed: %q %v", got, cleared)
+	}
+	if got, _ := c.Observe("b", ""); got != "" {
+		t.Errorf("another replica's reading confirmed a's: %q", got)
+	}
+	if got, cleared := c.Observe("a", ""); got != "" || !cleared {
+		t.Errorf("a transient not cleared: %q %v", got, cleared)
+	}
+	c.Observe("a", "22:20:00 gauge timeout")
+	if got, _ := c.Observe("a", "22:20:10 gauge timeout"); got != "22:20:00 gauge timeout" {
+		t.Errorf("a lasting disagreement: %q", got)
+	}
+	if got, _ := c.Observe("a", "22:20:20 gauge timeout"); got != "22:20:10 gauge timeout" {
+		t.Errorf("a disagreement lasting on: %q", got)
+	}
+	c.Forget("a")
+	if got, _ := c.Observe("a", "22:20:30 gauge timeout"); got != "" {
+		t.Errorf("confirmed across a forget: %q", got)
+	}
+	if len(c.Pending()) != 1 {
+		t.Errorf("pending %v", c.Pending())
+	}
+}
