@@ -213,15 +213,27 @@ func (rs *resilienceRun) remoteCutOff(ctx SpecContext) {
 // answer from where the network says, every caller's traffic crossing.
 func judgePhases(load *traffic.Load, streams []traffic.Stream, name string, clusterNames []string) []traffic.Phase {
 	GinkgoHelper()
-	rec := load.Stop()
-	writeTimeline(rec, name)
-	phases := rec.Phases()
-	for _, p := range phases {
-		AddReportEntry("phase "+p.Name, describePhase(p))
-	}
+	phases := stopAndReport(load, name, 0)
 	for _, p := range phases {
 		Expect(traffic.Budget{MaxFailed: 0, MinPerStream: minPerStream}.Judge(p, phases[0], streams)).To(Succeed())
 		Expect(p.Crossed(streams, clusterNames)).To(Succeed())
+	}
+	return phases
+}
+
+// stopAndReport stops the load, writes its time line (name.svg) and puts
+// each phase in the report; want, when not 0, is how many phases the
+// fault marked.
+func stopAndReport(load *traffic.Load, name string, want int) []traffic.Phase {
+	GinkgoHelper()
+	rec := load.Stop()
+	writeTimeline(rec, name)
+	phases := rec.Phases()
+	if want > 0 {
+		Expect(phases).To(HaveLen(want))
+	}
+	for _, p := range phases {
+		AddReportEntry("phase "+p.Name, describePhase(p))
 	}
 	return phases
 }

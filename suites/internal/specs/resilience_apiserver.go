@@ -151,13 +151,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 
-	rec := load.Stop()
-	writeTimeline(rec, "remote-api-unreachable")
-	phases := rec.Phases()
-	Expect(phases).To(HaveLen(4))
-	for _, p := range phases {
-		AddReportEntry("phase "+p.Name, describePhase(p))
-	}
+	phases := stopAndReport(load, "remote-api-unreachable", 4)
 	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(faultHold))
 	AddReportEntry("the remote's proxies on the restarted istiod during the outage", describeConnected(connected, remoteProxies))
 	AddReportEntry("endpoints of the remote each caller kept from the restarted istiod (it cannot read the remote, so it has none to give)", fmt.Sprint(remoteKept))

@@ -83,13 +83,7 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 
-	rec := load.Stop()
-	writeTimeline(rec, "pod-churn")
-	phases := rec.Phases()
-	Expect(phases).To(HaveLen(2))
-	for _, p := range phases {
-		AddReportEntry("phase "+p.Name, describePhase(p))
-	}
+	phases := stopAndReport(load, "pod-churn", 2)
 	AddReportEntry("dead endpoints gone from each caller", fmt.Sprint(gone))
 	AddReportEntry("each caller holding the live backends exactly, after the replacements were Ready", fmt.Sprint(matched))
 	recordFault("pod_churn", phases, "seconds_to_dead_endpoints_gone", worstOf(gone))

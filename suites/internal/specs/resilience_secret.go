@@ -141,23 +141,11 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 	load.Steady()
 	sleepCtx(ctx, faultHold/3)
 
-	rec := load.Stop()
-	writeTimeline(rec, "remote-secret")
-	phases := rec.Phases()
-	Expect(phases).To(HaveLen(5))
-	for _, p := range phases {
-		AddReportEntry("phase "+p.Name, describePhase(p))
-	}
+	phases := stopAndReport(load, "remote-secret", 5)
 	AddReportEntry("remote's endpoints gone from each caller after the deletion", fmt.Sprint(gone))
 	AddReportEntry("each caller holding every backend after the re-apply", fmt.Sprint(views))
 	run := r.H.Run
-	for _, p := range phases {
-		key := "resilience/remote_secret/" + p.Name + "/"
-		run.Figure(key+"requests", p.Requests)
-		run.Figure(key+"failed", p.Failed)
-		run.Figure(key+"longest_gap_seconds", p.LongestGap.Seconds())
-	}
-	run.Figure("resilience/remote_secret/seconds_to_rotation_synced", rotated.Seconds())
+	recordFault("remote_secret", phases, "seconds_to_rotation_synced", rotated)
 	run.Figure("resilience/remote_secret/seconds_to_deletion_acted", dropped.Seconds())
 	run.Figure("resilience/remote_secret/seconds_to_remote_gone_from_views", worstOf(gone).Seconds())
 	run.Figure("resilience/remote_secret/seconds_to_reapplied_synced", back.Seconds())
