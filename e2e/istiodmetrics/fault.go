@@ -36,28 +36,39 @@ func TimeoutsExpected(fs []Fault, started time.Time) float64 {
 	return 0
 }
 
-// Confirm holds, per replica, a disagreement seen at one reading until
-// the replica's next reading: one that holds at two readings in a row is
-// confirmed; one gone by the next was a reading taken mid-transition (a
-// remote's state changing between istiod's gauge write and its clusterz).
-type Confirm struct{ pending map[string]string }
+// Confirm holds, per replica, a disagreement until it has lasted
+// ConfirmAfter: one still there at a reading that long after the first is
+// confirmed; one gone before was a reading taken mid-transition (a
+// remote's state changing between istiod's gauge write, which some
+// versions make every 15 s, and its clusterz).
+type Confirm struct{ pending map[string]seen }
 
-// Observe takes the outcome of one reading of pod (msg "" when it
-// agreed). It returns the disagreement confirmed by this reading (the
-// first reading's message, "" for none) and whether one seen at the
-// reading before is gone.
-func (c *Confirm) Observe(pod, msg string) (confirmed string, cleared bool) {
+type seen struct {
+	at  time.Time
+	msg string
+}
+
+// ConfirmAfter is how long a disagreement must last to count.
+const ConfirmAfter = GaugeGrace
+
+// Observe takes the outcome of one reading of pod at at (msg "" when it
+// agreed). It returns the disagreement this reading confirms (the first
+// reading's message, "" for none) and whether one pending is gone.
+func (c *Confirm) Observe(pod string, at time.Time, msg string) (confirmed string, cleared bool) {
 	if c.pending == nil {
-		c.pending = map[string]string{}
+		c.pending = map[string]seen{}
 	}
 	prev, had := c.pending[pod]
-	if msg == "" {
+	switch {
+	case msg == "":
 		delete(c.pending, pod)
 		return "", had
-	}
-	c.pending[pod] = msg
-	if had {
-		return prev, false
+	case !had:
+		c.pending[pod] = seen{at, msg}
+		return "", false
+	case at.Sub(prev.at) >= ConfirmAfter:
+		c.pending[pod] = seen{at, msg}
+		return prev.msg, false
 	}
 	return "", false
 }
@@ -66,4 +77,10 @@ func (c *Confirm) Observe(pod, msg string) (confirmed string, cleared bool) {
 func (c *Confirm) Forget(pod string) { delete(c.pending, pod) }
 
 // Pending are the disagreements not yet confirmed or cleared, by pod.
-func (c *Confirm) Pending() map[string]string { return c.pending }
+func (c *Confirm) Pending() map[string]string {
+	out := map[string]string{}
+	for pod, s := range c.pending {
+		out[pod] = s.msg
+	}
+	return out
+}

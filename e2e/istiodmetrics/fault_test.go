@@ -36,32 +36,37 @@ func TestFaultAt(t *testing.T) {
 	}
 }
 
-// A disagreement counts once it holds at two readings of a replica in a
-// row; one gone by the next reading is a transient, said so; replicas are
-// apart; a forgotten one starts afresh.
+// A disagreement counts once it lasts ConfirmAfter; one gone before is a
+// transient, said so; replicas are apart; a forgotten one starts afresh.
 func TestConfirm(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 22, 19, 36, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	var c Confirm
-	if got, cleared := c.Observe("a", "22:19:36 gauge syncing"); got != "" || cleared {
+	if got, cleared := c.Observe("a", at(0), "gauge syncing"); got != "" || cleared {
 		t.Errorf("first disagreement confirmed: %q %v", got, cleared)
 	}
-	if got, _ := c.Observe("b", ""); got != "" {
+	if got, _ := c.Observe("b", at(1), ""); got != "" {
 		t.Errorf("another replica's reading confirmed a's: %q", got)
 	}
-	if got, cleared := c.Observe("a", ""); got != "" || !cleared {
+	if got, _ := c.Observe("a", at(10), "gauge syncing"); got != "" {
+		t.Errorf("confirmed 10 s on, within a 15 s gauge period: %q", got)
+	}
+	if got, cleared := c.Observe("a", at(19), ""); got != "" || !cleared {
 		t.Errorf("a transient not cleared: %q %v", got, cleared)
 	}
-	c.Observe("a", "22:20:00 gauge timeout")
-	if got, _ := c.Observe("a", "22:20:10 gauge timeout"); got != "22:20:00 gauge timeout" {
-		t.Errorf("a lasting disagreement: %q", got)
+	c.Observe("a", at(30), "gauge timeout")
+	c.Observe("a", at(40), "gauge timeout")
+	if got, _ := c.Observe("a", at(50), "gauge timeout at 50"); got != "gauge timeout" {
+		t.Errorf("a disagreement lasting 20 s: %q", got)
 	}
-	if got, _ := c.Observe("a", "22:20:20 gauge timeout"); got != "22:20:10 gauge timeout" {
+	if got, _ := c.Observe("a", at(70), "gauge timeout at 70"); got != "gauge timeout at 50" {
 		t.Errorf("a disagreement lasting on: %q", got)
 	}
 	c.Forget("a")
-	if got, _ := c.Observe("a", "22:20:30 gauge timeout"); got != "" {
+	if got, _ := c.Observe("a", at(95), "x"); got != "" {
 		t.Errorf("confirmed across a forget: %q", got)
 	}
-	if len(c.Pending()) != 1 {
-		t.Errorf("pending %v", c.Pending())
+	if p := c.Pending(); len(p) != 1 || p["a"] != "x" {
+		t.Errorf("pending %v", p)
 	}
 }

@@ -32,6 +32,17 @@ const Synced = "synced"
 // its fix, a timeout istiod counted, a remote missing from the gauge, a
 // gauge missing on a version that has it, another state) is an error.
 func Sync(r Reading, clusterz []checks.RemoteCluster, remotes []string, version string) (note string, err error) {
+	return judgeSync(r, clusterz, remotes, version, false)
+}
+
+// SyncDuringFault is Sync while a fault may leave remotes not synced:
+// debug/clusterz may list a remote in any state, or not at all, but the
+// gauge must still say what clusterz says for every remote it lists.
+func SyncDuringFault(r Reading, clusterz []checks.RemoteCluster, remotes []string, version string) (note string, err error) {
+	return judgeSync(r, clusterz, remotes, version, true)
+}
+
+func judgeSync(r Reading, clusterz []checks.RemoteCluster, remotes []string, version string, faulted bool) (note string, err error) {
 	if len(remotes) == 0 {
 		return "", fmt.Errorf("istiod %s: no remote to judge", r.Pod)
 	}
@@ -44,10 +55,12 @@ func Sync(r Reading, clusterz []checks.RemoteCluster, remotes []string, version 
 	for _, id := range remotes {
 		z, inz := listed[id]
 		switch {
+		case !inz && faulted:
+			continue
 		case !inz:
 			errs = append(errs, fmt.Errorf("remote %s is not in debug/clusterz", id))
 			continue
-		case z != Synced:
+		case z != Synced && !faulted:
 			errs = append(errs, fmt.Errorf("remote %s is %q in debug/clusterz, want %s", id, z, Synced))
 		}
 		if r.RemoteSync == nil {

@@ -264,3 +264,19 @@ func TestLife(t *testing.T) {
 		t.Errorf("one reading of a replica the run started: %+v, %v", one, err)
 	}
 }
+
+// During a fault, clusterz may list the remote in any state or not at
+// all; the gauge must still say what clusterz says.
+func TestSyncDuringFault(t *testing.T) {
+	remotes := []string{"west-1"}
+	timedOut := []checks.RemoteCluster{{ID: "west-1", SyncStatus: "timeout"}}
+	if _, err := SyncDuringFault(reading(t, t0, exposition("timeout", 1, 0, 1, 0, [9]int{})), timedOut, remotes, "1.30.0"); err != nil {
+		t.Errorf("timed out, both say so: %v", err)
+	}
+	if _, err := SyncDuringFault(reading(t, t0, exposition("none", 0, 0, 1, 0, [9]int{})), nil, remotes, "1.30.0"); err != nil {
+		t.Errorf("the remote dropped, from both: %v", err)
+	}
+	if _, err := SyncDuringFault(reading(t, t0, exposition("synced", 1, 0, 1, 0, [9]int{})), timedOut, remotes, "1.30.0"); err == nil || !strings.Contains(err.Error(), `says "synced", debug/clusterz "timeout"`) {
+		t.Errorf("the gauge synced, clusterz timeout: %v", err)
+	}
+}

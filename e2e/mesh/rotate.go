@@ -45,6 +45,24 @@ func WithToken(raw []byte, token string) ([]byte, error) {
 	return out, nil
 }
 
+// HoldsToken says whether a remote secret's kubeconfig authenticates with
+// token (an empty token never matches). Neither leaves this function.
+func HoldsToken(raw []byte, token string) bool {
+	if token == "" {
+		return false
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return false
+	}
+	for _, a := range cfg.AuthInfos {
+		if a.Token == token {
+			return true
+		}
+	}
+	return false
+}
+
 // ClusterUpdated says whether istiod's log shows its secret controller
 // rebuilding the remote cluster id from a changed secret ("Update cluster
 // cluster=<id> secret=…", pkg/kube/multicluster): the proof it read the

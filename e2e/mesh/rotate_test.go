@@ -45,6 +45,9 @@ func TestWithToken(t *testing.T) {
 	if strings.Contains(string(out), "OLD-TOKEN") {
 		t.Error("the old token is still in the kubeconfig")
 	}
+	if !HoldsToken(out, "NEW-TOKEN") || HoldsToken(out, "OLD-TOKEN") || HoldsToken(out, "") || HoldsToken([]byte("not: [yaml"), "NEW-TOKEN") {
+		t.Error("HoldsToken does not tell the rotated kubeconfig's token")
+	}
 	noToken := strings.Replace(rotateKubeconfig, "token: OLD-TOKEN", "client-certificate-data: Zm9v", 1)
 	if _, err := WithToken([]byte(noToken), "NEW-TOKEN"); err == nil {
 		t.Error("a kubeconfig without a token was rotated")

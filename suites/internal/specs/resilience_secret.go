@@ -44,15 +44,23 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 	backendCluster := checks.OutboundCluster(verify.BackendHost, backendPort)
 	primaryIPs, remoteIPs := liveBackends(ctx, primary), liveBackends(ctx, remote)
 	all := append(slices.Clone(primaryIPs), remoteIPs...)
+	// Whatever step failed, the specs after this one need the remote
+	// attached and synced: re-applied if deleted, istiod restarted if it
+	// does not have the remote synced (a hang of istio/istio#58047).
 	attached := true
 	DeferCleanup(func(ctx context.Context) error {
-		if attached {
+		if !attached {
+			if err := vm.Istio.Installer.AttachRemote(ctx, primary, remote); err != nil {
+				return err
+			}
+		}
+		if attached && vm.RemoteSynced(ctx) == nil {
 			return nil
 		}
-		if err := vm.Istio.Installer.AttachRemote(ctx, primary, remote); err != nil {
+		if err := restartIstiodOf(ctx, vm); err != nil {
 			return err
 		}
-		return restartIstiodOf(ctx, vm)
+		return poll.Until(ctx, SecretBudget.MaxTime, 2*time.Second, vm.RemoteSynced)
 	})
 
 	load, streams := startLoadFor(ctx, vm, "before", faultLoadMax)
@@ -97,9 +105,14 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 		Should(Succeed(), func() string {
 			return "every app proxy SYNCED, the new pod's included (" + describeAuthFailures(ctx, vm, revokedAt) + ")"
 		})
-	Expect(vm.RemoteSynced(ctx)).To(Succeed(), "the remote synced after the old token was revoked")
 	remoteIPs = liveBackends(ctx, remote)
 	all = append(slices.Clone(primaryIPs), remoteIPs...)
+	// The new pod's endpoint comes from istiod's watch of the remote, made
+	// with the new credential.
+	_, err := untilEveryCaller(ctx, vm, callers, time.Now(), SecretBudget.MaxTime, func(v api.Endpoints) error {
+		return checks.ViewMatches(v, backendCluster, all)
+	})
+	Expect(err).NotTo(HaveOccurred(), "every caller holds the new pod of %s", remote.Name)
 	load.Steady()
 	sleepCtx(ctx, resilienceDwell)
 
@@ -111,7 +124,11 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 	Expect(workloads.DeleteForeign(ctx, primary.Client, s)).To(Succeed())
 	attached = false
 	dropped, restarted["deleted"] = untilIstiodActs(ctx, vm, "the deleted remote secret", at, func(ctx context.Context, _ bool) error {
-		if states := remoteStates(ctx, vm, remote.ClusterID); slices.ContainsFunc(states, func(s string) bool { return s != "absent" }) {
+		states, err := remoteStates(ctx, vm, remote.ClusterID)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(states, func(s string) bool { return s != "absent" }) {
 			return fmt.Errorf("istiod still lists %s in debug/clusterz: %v", remote.ClusterID, states)
 		}
 		return nil
@@ -185,8 +202,12 @@ func untilIstiodActs(ctx SpecContext, vm *verify.Mesh, what string, at time.Time
 	if err == nil {
 		return time.Since(at), false
 	}
+	states, serr := remoteStates(ctx, vm, vm.Away.ClusterID)
+	if serr != nil {
+		states = []string{serr.Error()}
+	}
 	AddReportEntry("istiod did not act on "+what, fmt.Sprintf("within %s: %v (debug/clusterz: %v); istiod restarted, as a user must (istio/istio#58047)",
-		secretPickup, err, remoteStates(ctx, vm, vm.Away.ClusterID)))
+		secretPickup, err, states))
 	Expect(restartIstiodOf(ctx, vm)).To(Succeed())
 	Eventually(func() error { return acted(ctx, true) }).WithContext(ctx).WithTimeout(SecretBudget.MaxTime).WithPolling(time.Second).
 		Should(Succeed(), "%s, istiod restarted", what)
@@ -255,6 +276,14 @@ func readerTokens(ctx context.Context, vm *verify.Mesh) (ns, sa string, names []
 		}
 	}
 	Expect(names).NotTo(BeEmpty(), "token Secrets of %s/%s in %s", ns, sa, vm.Away.Name)
+	// Revoking them must revoke what istiod uses: the remote secret's
+	// token is one of theirs (compared in memory, neither printed).
+	in := &corev1.Secret{}
+	Expect(vm.Primary.Client.Resources(vm.Primary.IstioNamespace()).Get(ctx, secrets[i].Name, vm.Primary.IstioNamespace(), in)).To(Succeed())
+	inUse := slices.ContainsFunc(list.Items, func(s corev1.Secret) bool {
+		return slices.Contains(names, s.Name) && mesh.HoldsToken(in.Data[vm.Away.ClusterID], string(s.Data[corev1.ServiceAccountTokenKey]))
+	})
+	Expect(inUse).To(BeTrue(), "the remote secret's token is one of %v's (compared in memory)", names)
 	return ns, sa, names
 }
 
