@@ -157,6 +157,13 @@ func TestWindowJudge(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", name, err, c.want)
 		}
 	}
+	// Pushes with no configuration change (proxies connecting) converge
+	// nothing: the window passes, and the run as a whole must observe
+	// convergence somewhere.
+	quiet := reading(t, t0.Add(time.Minute), exposition("synced", 0, 0, 120, 5, [9]int{300, 360, 365, 365, 365, 365, 365, 365, 365}))
+	if w, err := Between(before, quiet); err != nil || w.Converged != 0 || budget.Judge(w) != nil {
+		t.Errorf("pushes without convergence: %+v %v %v", w, err, budget.Judge(w))
+	}
 	// A fault that expects timeouts says so.
 	w, _ = Between(before, timedOut)
 	if err := (Budget{SyncTimeouts: 1, ConvergenceP99: time.Second}).Judge(w); err != nil {

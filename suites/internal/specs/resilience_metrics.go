@@ -204,7 +204,7 @@ func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
 	}
 	sort.Strings(pods)
 	Expect(pods).NotTo(BeEmpty(), "no istiod replica was read (errors: %s)", strings.Join(s.errs, "; "))
-	long := 0
+	long, converging := 0, 0
 	var windows []string
 	var errs []error
 	for _, pod := range pods {
@@ -222,6 +222,9 @@ func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
 		}
 		if w.To.Sub(w.From) >= istiodmetrics.MinWindow {
 			long++
+			if w.Converged > 0 {
+				converging++
+			}
 		}
 		windows = append(windows, w.Describe())
 		run.Figure("istiod_metrics_"+pod, map[string]any{
@@ -238,6 +241,9 @@ func (rs *resilienceRun) judgeMetrics(ctx SpecContext) {
 		AddReportEntry("istiod metrics: not judged by the gauge", fmt.Sprintf("%s (%d readings)", note, n))
 	}
 	Expect(long).To(BeNumerically(">", 0), "no istiod replica was read over %s or more: pushes and convergence unjudged", istiodmetrics.MinWindow)
+	// The run changes configuration (the propagation trials, the churn):
+	// some replica read over MinWindow must have seen proxies converge.
+	Expect(converging).To(BeNumerically(">", 0), "no istiod replica read over %s or more observed a push's convergence (%s): the convergence budget went unjudged", istiodmetrics.MinWindow, istiodmetrics.Convergence)
 	for pod, msg := range s.confirm.Pending() {
 		AddReportEntry("istiod metrics: a disagreement at the last reading, not confirmed", pod+": "+msg)
 	}
