@@ -81,22 +81,34 @@ func AuthFailures(log, id string) int {
 	return len(regexp.MustCompile(`failed to validate the JWT from cluster "`+regexp.QuoteMeta(id)+`"`).FindAllStringIndex(log, -1))
 }
 
-// IstiodLogSince is one istiod pod's discovery container log since t.
-func IstiodLogSince(ctx context.Context, cl *clusters.Cluster, pod string, t time.Time) (string, error) {
+// IstiodLogsSince is the discovery container log since t of every
+// running istiod pod of the revision on cl, by pod; no pod is an error.
+func IstiodLogsSince(ctx context.Context, cl *clusters.Cluster, revision string, t time.Time) (map[string]string, error) {
+	pods, err := IstiodPods(ctx, cl, revision)
+	if err != nil {
+		return nil, err
+	}
+	if len(pods) == 0 {
+		return nil, fmt.Errorf("no running istiod pod on %s (%s)", cl.Name, IstiodSelector(revision))
+	}
 	cs, err := kubernetes.NewForConfig(cl.Client.RESTConfig())
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	since := metav1.NewTime(t)
-	stream, err := cs.CoreV1().Pods(cl.IstioNamespace()).GetLogs(pod, &corev1.PodLogOptions{Container: "discovery", SinceTime: &since}).Stream(ctx)
-	if err != nil {
-		return "", fmt.Errorf("istiod %s: read its log: %w", pod, err)
+	out := map[string]string{}
+	for _, p := range pods {
+		stream, err := cs.CoreV1().Pods(cl.IstioNamespace()).GetLogs(p.Name, &corev1.PodLogOptions{Container: "discovery", SinceTime: &since}).Stream(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("istiod %s: read its log: %w", p.Name, err)
+		}
+		// Bounded: a minute of istiod's log is far less.
+		b, err := io.ReadAll(io.LimitReader(stream, 16<<20))
+		stream.Close()
+		if err != nil {
+			return nil, fmt.Errorf("istiod %s: read its log: %w", p.Name, err)
+		}
+		out[p.Name] = string(b)
 	}
-	defer stream.Close()
-	// Bounded: a minute of istiod's log is far less.
-	b, err := io.ReadAll(io.LimitReader(stream, 16<<20))
-	if err != nil {
-		return "", fmt.Errorf("istiod %s: read its log: %w", pod, err)
-	}
-	return string(b), nil
+	return out, nil
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/meshconform/meshconform/e2e/verify"
 	"github.com/meshconform/meshconform/e2e/workloads"
 	"github.com/meshconform/meshconform/fixtures/apps/meshapp/api"
-	"github.com/meshconform/meshconform/fixtures/conformance"
 	"github.com/meshconform/meshconform/suites/internal/env"
 )
 
@@ -67,13 +66,7 @@ func (rs *resilienceRun) podChurn(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("the replacements Ready: every caller holds exactly the live backends, no stale address")
-	ds, err := conformance.BackendDeployments()
-	Expect(err).NotTo(HaveOccurred())
-	want := 0
-	for _, n := range ds {
-		want += int(n)
-	}
-	Expect(workloads.WaitReady(ctx, away.Client, verify.AppNamespace, "app=backend", want, 3*time.Minute)).To(Succeed())
+	Expect(workloads.WaitReady(ctx, away.Client, verify.AppNamespace, "app=backend", backendsPerCluster(), 3*time.Minute)).To(Succeed())
 	live := liveBackends(ctx, vm.Clusters...)
 	readyAt := time.Now()
 	matched, err := untilEveryCaller(ctx, vm, callers, readyAt, ChurnBudget.MaxTime, func(v api.Endpoints) error {

@@ -217,22 +217,14 @@ func untilIstiodActs(ctx SpecContext, vm *verify.Mesh, what string, at time.Time
 // updateLogged rejects an istiod replica that has not logged, since at,
 // rebuilding the remote from its changed secret.
 func updateLogged(ctx context.Context, vm *verify.Mesh, at time.Time) error {
-	pods, err := mesh.IstiodPods(ctx, vm.Primary, vm.Istio.Revision)
+	logs, err := mesh.IstiodLogsSince(ctx, vm.Primary, vm.Istio.Revision, at)
 	if err != nil {
 		return err
 	}
-	if len(pods) == 0 {
-		return fmt.Errorf("no istiod pod on %s", vm.Primary.Name)
-	}
 	var errs []error
-	for _, p := range pods {
-		log, err := mesh.IstiodLogSince(ctx, vm.Primary, p.Name, at)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	for pod, log := range logs {
 		if !mesh.ClusterUpdated(log, vm.Away.ClusterID) {
-			errs = append(errs, fmt.Errorf("istiod %s has not rebuilt %s from the changed secret (no \"Update cluster\" in its log since %s)", p.Name, vm.Away.ClusterID, at.Format(time.TimeOnly)))
+			errs = append(errs, fmt.Errorf("istiod %s has not rebuilt %s from the changed secret (no \"Update cluster\" in its log since %s)", pod, vm.Away.ClusterID, at.Format(time.TimeOnly)))
 		}
 	}
 	return errors.Join(errs...)
@@ -242,16 +234,12 @@ func updateLogged(ctx context.Context, vm *verify.Mesh, at time.Time) error {
 // of a proxy of the remote since t: with a revoked credential, a new pod
 // of the remote gets no certificate and no configuration.
 func describeAuthFailures(ctx context.Context, vm *verify.Mesh, t time.Time) string {
-	pods, err := mesh.IstiodPods(ctx, vm.Primary, vm.Istio.Revision)
+	logs, err := mesh.IstiodLogsSince(ctx, vm.Primary, vm.Istio.Revision, t)
 	if err != nil {
 		return err.Error()
 	}
 	n := 0
-	for _, p := range pods {
-		log, err := mesh.IstiodLogSince(ctx, vm.Primary, p.Name, t)
-		if err != nil {
-			return err.Error()
-		}
+	for _, log := range logs {
 		n += mesh.AuthFailures(log, vm.Away.ClusterID)
 	}
 	return fmt.Sprintf("istiod could not check a token of %s %d times since %s", vm.Away.ClusterID, n, t.Format(time.TimeOnly))
