@@ -30,9 +30,9 @@ const (
 	InjectionNamespace = "verify-injection"
 )
 
-// RootCertWait is how long a new remote namespace may wait for istiod to
-// write istio-ca-root-cert into it (it takes about a second).
-const RootCertWait = 30 * time.Second
+// DefaultRootCertWait is how long a new remote namespace may wait for
+// istiod to write istio-ca-root-cert into it (it takes about a second).
+const DefaultRootCertWait = 30 * time.Second
 
 // IstiodsRunning rejects a mesh whose control plane is not what was
 // installed: on every primary, exactly replicas running istiod pods of
@@ -97,9 +97,13 @@ func (m *Mesh) RemoteSynced(ctx context.Context) error {
 // RootCertDistributed rejects a mesh whose istiod does not manage the
 // remote (no topology.istio.io/controlPlaneClusters annotation on the
 // remote's istio-system, or istiod without EXTERNAL_ISTIOD): a namespace
-// created in the remote must get istio-ca-root-cert within RootCertWait.
+// created in the remote must get istio-ca-root-cert within m.RootCertWait.
 // Without it, no injected pod can start in a new namespace of the remote.
 func (m *Mesh) RootCertDistributed(ctx context.Context) error {
+	wait := m.RootCertWait
+	if wait <= 0 {
+		wait = DefaultRootCertWait
+	}
 	ns := fmt.Sprintf("%s%d", rootCertNSPrefix, time.Now().UnixNano())
 	if err := workloads.CreateNamespace(ctx, m.Away.Client, m.RunLabels, ns, nil); err != nil {
 		return err
@@ -109,7 +113,7 @@ func (m *Mesh) RootCertDistributed(ctx context.Context) error {
 		// stays fast.
 		_ = m.Away.Client.Resources().Delete(context.WithoutCancel(ctx), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}()
-	err := poll.Until(ctx, RootCertWait, time.Second, func(ctx context.Context) error {
+	err := poll.Until(ctx, wait, time.Second, func(ctx context.Context) error {
 		var cm corev1.ConfigMap
 		if err := m.Away.Client.Resources(ns).Get(ctx, "istio-ca-root-cert", ns, &cm); err != nil {
 			return err
@@ -120,7 +124,7 @@ func (m *Mesh) RootCertDistributed(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		err = fmt.Errorf("namespace %s created in %s got no istio-ca-root-cert within %s: istiod on %s does not manage %s (%w)", ns, m.Away.Name, RootCertWait, m.Primary.Name, m.Away.Name, err)
+		err = fmt.Errorf("namespace %s created in %s got no istio-ca-root-cert within %s: istiod on %s does not manage %s (%w)", ns, m.Away.Name, wait, m.Primary.Name, m.Away.Name, err)
 	}
 	return withDiagnosis(err, func() string { return m.describeLeadership(ctx) })
 }

@@ -100,6 +100,9 @@ type Mesh struct {
 	// Settle is how long a check waits for configuration to reach the
 	// proxies before judging; zero means DefaultSettle.
 	Settle time.Duration
+	// RootCertWait is how long a new namespace of the remote may wait for
+	// istio-ca-root-cert; zero means DefaultRootCertWait.
+	RootCertWait time.Duration
 
 	mu        sync.Mutex
 	placement *checks.Placement

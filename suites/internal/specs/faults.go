@@ -23,21 +23,32 @@ import (
 // faultEnv is what seeding and checking need at run time.
 type faultEnv struct {
 	apps *sampleApps
-	// vm is the apps' mesh with a short settle: a fault shows in seconds,
-	// and the detection loop polls anyway.
+	// vm is the apps' mesh with short waits (faultSettle,
+	// faultRootCertWait): a seeded fault shows in seconds, and every wait
+	// is polled again anyway.
 	vm *verify.Mesh
 	m  *harness.Istio
 	// savedCacerts is the healthy cacerts a fault replaced, for its repair.
 	savedCacerts *corev1.Secret
 }
 
-// Timing of one fault.
+// Timing of one fault. A check on a seeded fault fails only once its
+// wait is over, twice (detect confirms), so the waits set how long a
+// fault takes to catch. The checks' own waits are sized for a correct
+// mesh on any platform; here they are short, yet far above what the
+// awaited step takes (configuration reaches every proxy in under 0.3 s
+// at p99, istio-ca-root-cert arrives in about a second, an injected pod
+// is on istiod in about 4 s): a healthy check that needs longer is
+// polled again (faultRecover), and a fault is caught only when a check
+// after the confirmation still fails naming it.
 const (
-	faultSettle  = 20 * time.Second
-	faultDetect  = 3 * time.Minute
-	faultConfirm = 5 * time.Second
-	faultRecover = 4 * time.Minute
-	rolloutWait  = 3 * time.Minute
+	faultSettle        = 5 * time.Second
+	faultRootCertWait  = 10 * time.Second
+	faultInjectionWait = 20 * time.Second
+	faultDetect        = 3 * time.Minute
+	faultConfirm       = 5 * time.Second
+	faultRecover       = 4 * time.Minute
+	rolloutWait        = 3 * time.Minute
 )
 
 // faultOutcome is one fault's line in the report.
@@ -172,6 +183,7 @@ func (e *faultEnv) deploy(ctx SpecContext) {
 	e.m = e.apps.mesh.Istio
 	e.vm = e.apps.mesh
 	e.vm.Settle = faultSettle
+	e.vm.RootCertWait = faultRootCertWait
 	for _, cl := range e.vm.Clusters {
 		e.apps.outsider(ctx, cl)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -126,7 +125,7 @@ var faults = []seededFault{
 		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
 		doctor: "discovery-address",
 		check: func(ctx context.Context, e *faultEnv) error {
-			_, err := e.vm.RemoteInjection(ctx, time.Minute)
+			_, err := e.vm.RemoteInjection(ctx, faultInjectionWait)
 			return err
 		},
 		cause: re(`(create an injected pod|not Ready|not in proxy-status)[\s\S]*remotePilotAddress is wrong`),

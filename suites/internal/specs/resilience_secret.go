@@ -29,9 +29,10 @@ import (
 var SecretBudget = traffic.Budget{MaxTime: 90 * time.Second, MaxFailed: 0}
 
 // secretPickup is how long istiod gets to act on a changed remote secret
-// (it does in about a second) before the suite takes it for stuck and
-// restarts it, as a user must.
-const secretPickup = 30 * time.Second
+// before the suite takes it for stuck and restarts it, as a user must:
+// istiod's secret controller acts on the event, a deletion or a
+// re-apply in under a second here.
+const secretPickup = 15 * time.Second
 
 // remoteSecret rotates the remote secret's token (a new token of istiod's
 // reader account, written into the secret, the old one revoked), deletes
