@@ -46,7 +46,7 @@ const (
 	faultRootCertWait  = 10 * time.Second
 	faultInjectionWait = 20 * time.Second
 	faultDetect        = 3 * time.Minute
-	faultConfirm       = 5 * time.Second
+	faultConfirm       = 2 * time.Second
 	faultRecover       = 4 * time.Minute
 	rolloutWait        = 3 * time.Minute
 )

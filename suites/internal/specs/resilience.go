@@ -49,10 +49,17 @@ func syncedBefore(ctx SpecContext, vm *verify.Mesh) map[string]string {
 	return want
 }
 
-// faultHold is how long each fault stays in place under traffic once it
-// has taken effect: long enough for keepalives and retries to have given
-// up on the lost connection (istiod pings every 30 s).
-const faultHold = 45 * time.Second
+// faultHold is how long istiod stays down, or the remote cut off, under
+// traffic once the fault has taken effect (istiod's pods gone; istiod no
+// longer listing the remote's proxies, which takes its own 30 s
+// keepalive): one more keepalive period, so each side has found the
+// connection dead and the proxies run on what they had, retrying.
+const faultHold = 30 * time.Second
+
+// phaseHold is how long a shorter phase of a fault (istiod restarted in
+// the outage, the remote out of the mesh) runs under traffic before the
+// next step: 75 calls per frontend, judged.
+const phaseHold = 15 * time.Second
 
 // Resilience declares the suite's specs. Call inside an Ordered container
 // after env.Setup.

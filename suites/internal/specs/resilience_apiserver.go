@@ -37,6 +37,11 @@ var RemoteAPIBudget = traffic.Budget{MaxTime: 2 * time.Minute, MaxFailed: 0}
 // here) and the rollout's bookkeeping.
 const ReadyMargin = 45 * time.Second
 
+// reportMargin is what the running istiod gets beyond
+// PILOT_REMOTE_CLUSTER_TIMEOUT to report the remote it can no longer
+// read: the watch of its debug/clusterz in the outage lasts both.
+const reportMargin = 15 * time.Second
+
 // remoteAPIUnreachable drops, on the primary's nodes, what istiod's pods
 // send to the remote's API server (that port of that address only), under
 // traffic; watches what the running istiod reports; restarts istiod
@@ -88,7 +93,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	Expect(r.H.Clusters.NodeRules(ctx, primary.Name, true, rules)).To(Succeed())
 	load.Steady()
 	By("what the running istiod reports of the remote, while every caller keeps the endpoints it has")
-	reported := untilReported(ctx, vm, remote.ClusterID, faultHold)
+	reported := untilReported(ctx, vm, remote.ClusterID, timeout+reportMargin)
 	_, err = untilEveryCaller(ctx, vm, callers, cutAt, 10*time.Second, func(v api.Endpoints) error {
 		return checks.ViewMatches(v, backendCluster, live)
 	})
@@ -132,7 +137,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	load.Steady()
-	sleepCtx(ctx, faultHold/3)
+	sleepCtx(ctx, phaseHold)
 
 	load.Phase("remote API restored")
 	By("restoring the path: the remote synced again, and every caller holds every live backend, the new one included")
@@ -156,7 +161,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	sleepCtx(ctx, resilienceDwell)
 
 	phases := stopAndReport(load, "remote-api-unreachable", 4)
-	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(faultHold))
+	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(timeout+reportMargin))
 	AddReportEntry("the remote's proxies on the restarted istiod during the outage", describeConnected(connected, remoteProxies))
 	AddReportEntry("endpoints of the remote each caller kept from the restarted istiod (it cannot read the remote, so it has none to give)", fmt.Sprint(remoteKept))
 	AddReportEntry("each caller holding every live backend after the restore", fmt.Sprint(views))

@@ -140,7 +140,7 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	load.Steady()
 	load.Phase("remote out of the mesh")
-	sleepCtx(ctx, faultHold/3)
+	sleepCtx(ctx, phaseHold)
 
 	load.Phase("secret re-applied")
 	By("re-applying the remote secret as the install did: every caller holds every backend again")
@@ -157,7 +157,7 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	endFault()
 	load.Steady()
-	sleepCtx(ctx, faultHold/3)
+	sleepCtx(ctx, phaseHold)
 
 	phases := stopAndReport(load, "remote-secret", 5)
 	AddReportEntry("remote's endpoints gone from each caller after the deletion", fmt.Sprint(gone))
