@@ -126,6 +126,19 @@ func (m *Mesh) identities() (backend, frontend string, err error) {
 	return checks.SpiffeID(m.TrustDomain, AppNamespace, m.Apps.BackendAccount), checks.SpiffeID(m.TrustDomain, AppNamespace, m.Apps.FrontendAccount), nil
 }
 
+// Waiting is a view of m whose checks wait settle for configuration to
+// reach the proxies and rootCert for istio-ca-root-cert (zero: the
+// defaults): the same mesh and apps, judged the same way, for a caller
+// that polls the checks itself and wants a failure told sooner. m itself
+// keeps its waits, so the specs that share its apps are not changed.
+func (m *Mesh) Waiting(settle, rootCert time.Duration) *Mesh {
+	return &Mesh{
+		Model: m.Model, Primary: m.Primary, Away: m.Away, Istio: m.Istio,
+		RunLabels: m.RunLabels, Frontends: m.Frontends, Apps: m.Apps,
+		Settle: settle, RootCertWait: rootCert,
+	}
+}
+
 // DefaultSettle is how long configuration may take to reach every proxy.
 const DefaultSettle = 2 * time.Minute
 

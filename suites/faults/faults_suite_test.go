@@ -22,8 +22,11 @@ func TestFaults(t *testing.T) {
 
 var _ = Describe("meshconform seeded faults", Ordered, func() {
 	env.Setup()
-	specs.Faults()
-	specs.Resilience()
+	// One deployment of the sample apps for both contexts.
+	apps := specs.NewSharedApps()
+	specs.Faults(apps)
+	specs.Resilience(apps)
+	specs.RemoveSharedApps(apps)
 	specs.Uninstall()
 })
 

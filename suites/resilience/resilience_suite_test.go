@@ -22,7 +22,7 @@ func TestResilience(t *testing.T) {
 
 var _ = Describe("meshconform resilience", Ordered, func() {
 	env.Setup()
-	specs.Resilience()
+	specs.Resilience(nil)
 	specs.Uninstall()
 })
 

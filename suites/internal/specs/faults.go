@@ -68,8 +68,9 @@ type faultOutcome struct {
 // error naming the cause while the fault is in place, and pass again once
 // it is repaired. It is the suite's positive control: proof, on the user's
 // own platform, that the checks can fail. Call inside an Ordered container
-// after env.Setup.
-func Faults() {
+// after env.Setup; shared is the apps the suite's contexts share (nil:
+// the context's own).
+func Faults(shared *SharedApps) {
 	if refusesBrought("the seeded-fault suite breaks the mesh on purpose (remote secrets, istiod's settings, node labels)") {
 		return
 	}
@@ -85,9 +86,9 @@ func Faults() {
 	}
 
 	Context("Seeded faults: every check catches the broken mesh it is meant for", Ordered, Label(labels.Faults), func() {
-		BeforeAll(e.deploy, NodeTimeout(40*time.Minute))
+		BeforeAll(func(ctx SpecContext) { e.deploy(ctx, shared) }, NodeTimeout(40*time.Minute))
 
-		AfterAll(func(ctx SpecContext) { e.finish(ctx, len(seeded), outcomes) }, NodeTimeout(5*time.Minute))
+		AfterAll(func(ctx SpecContext) { e.finish(ctx, shared, len(seeded), outcomes) }, NodeTimeout(5*time.Minute))
 
 		for _, f := range seeded {
 			It(fmt.Sprintf("catches: %s (by %s)", f.name, f.spec), func(ctx SpecContext) {
@@ -176,22 +177,20 @@ func pause(ctx context.Context, d time.Duration) bool {
 }
 
 // deploy puts the sample apps in every cluster (a frontend and the
-// backend in each, an outsider pod for plaintext calls) and settles the
-// checks faster than the conformance specs do.
-func (e *faultEnv) deploy(ctx SpecContext) {
-	e.apps = deployFrontendsAndBackends(ctx)
+// backend in each, an outsider pod for plaintext calls) and judges them
+// with shorter waits than the conformance specs do.
+func (e *faultEnv) deploy(ctx SpecContext, shared *SharedApps) {
+	e.apps = shared.take(ctx)
 	e.m = e.apps.mesh.Istio
-	e.vm = e.apps.mesh
-	e.vm.Settle = faultSettle
-	e.vm.RootCertWait = faultRootCertWait
+	e.vm = e.apps.mesh.Waiting(faultSettle, faultRootCertWait)
 	for _, cl := range e.vm.Clusters {
 		e.apps.outsider(ctx, cl)
 	}
 }
 
-// finish records how many faults were seeded and caught, and removes the
+// finish records how many faults were seeded and caught, and releases the
 // apps.
-func (e *faultEnv) finish(ctx SpecContext, defined int, outcomes []faultOutcome) {
+func (e *faultEnv) finish(ctx SpecContext, shared *SharedApps, defined int, outcomes []faultOutcome) {
 	caught := 0
 	for _, o := range outcomes {
 		if o.Caught {
@@ -204,10 +203,7 @@ func (e *faultEnv) finish(ctx SpecContext, defined int, outcomes []faultOutcome)
 	r.H.Run.Figure("faults_caught", caught)
 	r.H.Run.Figure("faults", outcomes)
 	AddReportEntry("seeded faults caught", fmt.Sprintf("%d caught of %d seeded (%d defined)", caught, len(outcomes), defined))
-	if e.apps != nil {
-		e.apps.remove(ctx)
-		Expect(e.vm.RemoveInjectionNamespace(ctx)).To(Succeed())
-	}
+	shared.release(ctx, e.apps)
 }
 
 // prove seeds fault f into the healthy mesh and proves its check catches

@@ -62,8 +62,9 @@ const faultHold = 30 * time.Second
 const phaseHold = 15 * time.Second
 
 // Resilience declares the suite's specs. Call inside an Ordered container
-// after env.Setup.
-func Resilience() {
+// after env.Setup; shared is the apps the suite's contexts share (nil:
+// the context's own).
+func Resilience(shared *SharedApps) {
 	if refusesBrought("the resilience suite breaks the mesh on purpose (istiod scaled to zero, a remote cut off from it, its remote secret rotated and deleted)") {
 		return
 	}
@@ -73,8 +74,8 @@ func Resilience() {
 	env.WillInstallMesh(Label(labels.Resilience))
 	rs := &resilienceRun{}
 	Context("Resilience: the mesh under control-plane and network faults, recovery measured", Ordered, Label(labels.Resilience), func() {
-		BeforeAll(rs.deploy, NodeTimeout(40*time.Minute))
-		AfterAll(rs.finish, NodeTimeout(5*time.Minute))
+		BeforeAll(func(ctx SpecContext) { rs.deploy(ctx, shared) }, NodeTimeout(40*time.Minute))
+		AfterAll(func(ctx SpecContext) { rs.finish(ctx, shared) }, NodeTimeout(5*time.Minute))
 
 		It("istiod down (every replica at zero): traffic already flowing keeps succeeding, a new pod cannot be injected and the harness says why; back, every proxy is SYNCED again", Label(labels.IstiodDown), func(ctx SpecContext) {
 			rs.istiodDown(ctx)
@@ -114,25 +115,23 @@ type resilienceRun struct {
 
 // deploy starts reading istiod's metrics as soon as the mesh is there
 // (the apps' first configuration, and any reject of it, fall in the
-// window), then puts a frontend and the backend in every cluster.
-func (rs *resilienceRun) deploy(ctx SpecContext) {
+// window, unless the apps are shared and there already), then puts a
+// frontend and the backend in every cluster.
+func (rs *resilienceRun) deploy(ctx SpecContext, shared *SharedApps) {
 	r := env.Get()
 	m, err := r.Mesh(ctx)
 	Expect(err).NotTo(HaveOccurred(), "install Istio primary-remote")
 	rs.sampler = startMetricsSampler(ctx, r.Verify(m))
-	rs.apps = deployFrontendsAndBackends(ctx)
+	rs.apps = shared.take(ctx)
 	rs.vm = rs.apps.mesh
 }
 
-// finish stops the metrics and removes the apps.
-func (rs *resilienceRun) finish(ctx SpecContext) {
+// finish stops the metrics and releases the apps.
+func (rs *resilienceRun) finish(ctx SpecContext, shared *SharedApps) {
 	if rs.sampler != nil {
 		rs.sampler.stop()
 	}
-	if rs.apps != nil {
-		rs.apps.remove(ctx)
-		Expect(rs.vm.RemoveInjectionNamespace(ctx)).To(Succeed())
-	}
+	shared.release(ctx, rs.apps)
 }
 
 // istiodDown scales every istiod replica of the primary to zero under
