@@ -57,12 +57,13 @@ type seededFault struct {
 	unless func(harness.Config) string
 }
 
-// faults are the seeded faults, in the order they run. A restarted istiod
-// takes over the remote's namespaces (istio-ca-root-cert) only once the
-// old pod, terminating for about 30 s, gives up its leader lease: the
-// faults judged by that check come after faults that do not need it, so
-// that handover after the remote secret faults' restarts goes on beside
-// them instead of in the check's wait.
+// faults are the seeded faults, in the order they run. After a restart,
+// the old istiod pod terminates for about 30 s: until it is gone, the new
+// one does not lead the remote's namespaces (istio-ca-root-cert) and an
+// injected pod may connect to the old one. The faults judged by those
+// checks therefore come after the traffic faults, so that this handover,
+// after the remote secret faults' restarts, goes on beside them instead of
+// in a check's wait.
 var faults = []seededFault{
 	{
 		name: "remote secret whose server address is 127.0.0.1",
@@ -92,24 +93,6 @@ var faults = []seededFault{
 			return workloads.DeleteForeign(ctx, e.vm.Primary.Client, s)
 		},
 		repair: reattachRemote,
-	},
-	{
-		name: "remote installed with a wrong remotePilotAddress",
-		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
-		doctor: "discovery-address",
-		check: func(ctx context.Context, e *faultEnv) error {
-			_, err := e.vm.RemoteInjection(ctx, faultInjectionWait)
-			return err
-		},
-		cause: re(`(create an injected pod|not Ready|not in proxy-status)[\s\S]*remotePilotAddress is wrong`),
-		// An address of the run's own Docker network that nothing holds:
-		// the last of the primary's MetalLB pool.
-		seed: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last.String())
-		},
-		repair: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.m.Discovery)
-		},
 	},
 	{
 		name: "VirtualService without the weights (plain balancing over pods)",
@@ -186,6 +169,24 @@ var faults = []seededFault{
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
 			return replaceFixture(ctx, e, conformance.MTLSFile, "PeerAuthentication", nil)
+		},
+	},
+	{
+		name: "remote installed with a wrong remotePilotAddress",
+		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
+		doctor: "discovery-address",
+		check: func(ctx context.Context, e *faultEnv) error {
+			_, err := e.vm.RemoteInjection(ctx, faultInjectionWait)
+			return err
+		},
+		cause: re(`(create an injected pod|not Ready|not in proxy-status)[\s\S]*remotePilotAddress is wrong`),
+		// An address of the run's own Docker network that nothing holds:
+		// the last of the primary's MetalLB pool.
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last.String())
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.m.Discovery)
 		},
 	},
 	{
