@@ -44,7 +44,7 @@ type faultEnv struct {
 const (
 	faultSettle        = 5 * time.Second
 	faultRootCertWait  = 10 * time.Second
-	faultInjectionWait = 20 * time.Second
+	faultInjectionWait = 15 * time.Second
 	faultDetect        = 3 * time.Minute
 	faultConfirm       = 2 * time.Second
 	faultRecover       = 4 * time.Minute
