@@ -57,13 +57,7 @@ type seededFault struct {
 	unless func(harness.Config) string
 }
 
-// faults are the seeded faults, in the order they run. After a restart,
-// the old istiod pod terminates for about 30 s: until it is gone, the new
-// one does not lead the remote's namespaces (istio-ca-root-cert) and an
-// injected pod may connect to the old one. The faults judged by those
-// checks therefore come after the traffic faults, so that this handover,
-// after the remote secret faults' restarts, goes on beside them instead of
-// in a check's wait.
+// faults are the seeded faults, in the order they run.
 var faults = []seededFault{
 	{
 		name: "remote secret whose server address is 127.0.0.1",
@@ -93,6 +87,56 @@ var faults = []seededFault{
 			return workloads.DeleteForeign(ctx, e.vm.Primary.Client, s)
 		},
 		repair: reattachRemote,
+	},
+	{
+		name: "remote istio-system without the topology.istio.io/controlPlaneClusters annotation",
+		ref:  "istio/istio#47552; Install Primary-Remote: Configure cluster2 as a remote", spec: "install: istio-ca-root-cert in a new remote namespace",
+		doctor: "control-plane-clusters",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
+		cause:  re(`got no istio-ca-root-cert[\s\S]*has no topology\.istio\.io/controlPlaneClusters annotation`),
+		// istiod reads the annotation when it adds the remote, so the
+		// fault is the state after a restart (as after a fresh install).
+		seed: func(ctx context.Context, e *faultEnv) error {
+			if err := annotateRemoteIstioSystem(ctx, e, ""); err != nil {
+				return err
+			}
+			return restartIstiod(ctx, e)
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			if err := annotateRemoteIstioSystem(ctx, e, e.vm.Primary.Name); err != nil {
+				return err
+			}
+			return restartIstiod(ctx, e)
+		},
+	},
+	{
+		name: "primary without EXTERNAL_ISTIOD",
+		ref:  "Install Primary-Remote: values.global.externalIstiod", spec: "install: istio-ca-root-cert in a new remote namespace",
+		doctor: "external-istiod",
+		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
+		cause:  re(`got no istio-ca-root-cert[\s\S]*EXTERNAL_ISTIOD="false"`),
+		seed:   func(ctx context.Context, e *faultEnv) error { return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "false") },
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "true")
+		},
+	},
+	{
+		name: "remote installed with a wrong remotePilotAddress",
+		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
+		doctor: "discovery-address",
+		check: func(ctx context.Context, e *faultEnv) error {
+			_, err := e.vm.RemoteInjection(ctx, faultInjectionWait)
+			return err
+		},
+		cause: re(`(create an injected pod|not Ready|not in proxy-status)[\s\S]*remotePilotAddress is wrong`),
+		// An address of the run's own Docker network that nothing holds:
+		// the last of the primary's MetalLB pool.
+		seed: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last.String())
+		},
+		repair: func(ctx context.Context, e *faultEnv) error {
+			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.m.Discovery)
+		},
 	},
 	{
 		name: "VirtualService without the weights (plain balancing over pods)",
@@ -169,56 +213,6 @@ var faults = []seededFault{
 		},
 		repair: func(ctx context.Context, e *faultEnv) error {
 			return replaceFixture(ctx, e, conformance.MTLSFile, "PeerAuthentication", nil)
-		},
-	},
-	{
-		name: "remote installed with a wrong remotePilotAddress",
-		ref:  "Install Primary-Remote: DISCOVERY_ADDRESS", spec: "install: an injected remote pod connects to istiod",
-		doctor: "discovery-address",
-		check: func(ctx context.Context, e *faultEnv) error {
-			_, err := e.vm.RemoteInjection(ctx, faultInjectionWait)
-			return err
-		},
-		cause: re(`(create an injected pod|not Ready|not in proxy-status)[\s\S]*remotePilotAddress is wrong`),
-		// An address of the run's own Docker network that nothing holds:
-		// the last of the primary's MetalLB pool.
-		seed: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.vm.Primary.LoadBalancerPool.Last.String())
-		},
-		repair: func(ctx context.Context, e *faultEnv) error {
-			return e.m.Installer.ConfigureRemote(ctx, e.vm.Away, e.m.Discovery)
-		},
-	},
-	{
-		name: "remote istio-system without the topology.istio.io/controlPlaneClusters annotation",
-		ref:  "istio/istio#47552; Install Primary-Remote: Configure cluster2 as a remote", spec: "install: istio-ca-root-cert in a new remote namespace",
-		doctor: "control-plane-clusters",
-		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
-		cause:  re(`got no istio-ca-root-cert[\s\S]*has no topology\.istio\.io/controlPlaneClusters annotation`),
-		// istiod reads the annotation when it adds the remote, so the
-		// fault is the state after a restart (as after a fresh install).
-		seed: func(ctx context.Context, e *faultEnv) error {
-			if err := annotateRemoteIstioSystem(ctx, e, ""); err != nil {
-				return err
-			}
-			return restartIstiod(ctx, e)
-		},
-		repair: func(ctx context.Context, e *faultEnv) error {
-			if err := annotateRemoteIstioSystem(ctx, e, e.vm.Primary.Name); err != nil {
-				return err
-			}
-			return restartIstiod(ctx, e)
-		},
-	},
-	{
-		name: "primary without EXTERNAL_ISTIOD",
-		ref:  "Install Primary-Remote: values.global.externalIstiod", spec: "install: istio-ca-root-cert in a new remote namespace",
-		doctor: "external-istiod",
-		check:  func(ctx context.Context, e *faultEnv) error { return e.vm.RootCertDistributed(ctx) },
-		cause:  re(`got no istio-ca-root-cert[\s\S]*EXTERNAL_ISTIOD="false"`),
-		seed:   func(ctx context.Context, e *faultEnv) error { return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "false") },
-		repair: func(ctx context.Context, e *faultEnv) error {
-			return setIstiodEnv(ctx, e, "EXTERNAL_ISTIOD", "true")
 		},
 	},
 	{
@@ -439,8 +433,22 @@ func istiodDeployment(e *faultEnv) string {
 	return mesh.Values{Revision: e.m.Revision}.IstiodService()
 }
 
+// restartIstiod restarts istiod of the primary and waits, past the
+// rollout, for the old pod to be gone: until then it holds the leader
+// lease (the remote's namespaces, istio-ca-root-cert) and, its servers
+// shut down while its endpoint is still routed to, refuses some calls to
+// istiod's webhooks (seen: applying the next fault's rules failed, its
+// validation webhook "connection refused"). Each fault then starts on
+// one istiod.
 func restartIstiod(ctx context.Context, e *faultEnv) error {
-	return restartIstiodOf(ctx, e.vm)
+	if err := restartIstiodOf(ctx, e.vm); err != nil {
+		return err
+	}
+	return oldIstiodGone(ctx, e)
+}
+
+func oldIstiodGone(ctx context.Context, e *faultEnv) error {
+	return workloads.WaitNoneTerminating(ctx, e.vm.Primary.Client, e.vm.Primary.IstioNamespace(), rolloutWait)
 }
 
 // restartIstiodOf restarts istiod of vm's primary and waits for its rollout.
@@ -448,10 +456,15 @@ func restartIstiodOf(ctx context.Context, vm *verify.Mesh) error {
 	return workloads.RestartDeployment(ctx, vm.Primary.Client, vm.Primary.IstioNamespace(), mesh.Values{Revision: vm.Istio.Revision}.IstiodService(), rolloutWait)
 }
 
+// setIstiodEnv sets an environment variable of istiod's and waits for the
+// rollout and the old pod to be gone (restartIstiod says why).
 func setIstiodEnv(ctx context.Context, e *faultEnv, name, value string) error {
-	return workloads.UpdateDeployment(ctx, e.vm.Primary.Client, e.vm.Primary.IstioNamespace(), istiodDeployment(e), rolloutWait, func(d *appsv1.Deployment) {
+	if err := workloads.UpdateDeployment(ctx, e.vm.Primary.Client, e.vm.Primary.IstioNamespace(), istiodDeployment(e), rolloutWait, func(d *appsv1.Deployment) {
 		workloads.SetContainerEnv(d, "discovery", name, value)
-	})
+	}); err != nil {
+		return err
+	}
+	return oldIstiodGone(ctx, e)
 }
 
 // relabelRemoteNodes gives the remote's nodes a locality and restarts its
