@@ -52,9 +52,9 @@ func removeApps(ctx SpecContext, a *sampleApps) {
 }
 
 // RemoveSharedApps declares the spec that removes s's apps, whichever
-// context deployed them. It has no label, so it runs whatever the label
-// filter left of the contexts before it: the uninstall's audit after it
-// must find nothing of theirs.
+// context deployed them, before the uninstall, whose audit must find
+// nothing of theirs. It has no label: a filter that only leaves specs out
+// (`!resilience`) keeps it, as it keeps the uninstall.
 func RemoveSharedApps(s *SharedApps) {
 	It("removes the sample apps the specs before it shared", func(ctx SpecContext) {
 		if s.apps == nil {
