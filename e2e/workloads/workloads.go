@@ -363,7 +363,9 @@ func RestartDeployment(ctx context.Context, c klient.Client, ns, name string, ti
 
 // UpdateDeployment changes a Deployment with mutate (retrying on
 // conflicts) and waits until the rollout is complete: every replica
-// updated and available, and no old pod left.
+// updated and available, and no old pod counted. An old pod still
+// terminating is not counted (a Deployment's status leaves it out): wait
+// for it with WaitNoneTerminating where it matters.
 func UpdateDeployment(ctx context.Context, c klient.Client, ns, name string, timeout time.Duration, mutate func(*appsv1.Deployment)) error {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var d appsv1.Deployment

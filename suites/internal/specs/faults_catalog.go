@@ -59,10 +59,10 @@ type seededFault struct {
 
 // faults are the seeded faults, in the order they run. A restarted istiod
 // writes istio-ca-root-cert into the remote's new namespaces only 30–45 s
-// after the restart, its old pod gone or not (measured: a leader
-// election): the faults judged by that check, and the injection check,
-// run after the traffic faults, so that this wait after the remote secret
-// faults' restarts passes beside those instead of in a check's.
+// after the restart, its old pod gone or not (measured): the faults
+// judged by that check, and the injection check, run after the traffic
+// faults, so that this wait after the remote secret faults' restarts
+// passes beside those instead of in a check's.
 var faults = []seededFault{
 	{
 		name: "remote secret whose server address is 127.0.0.1",

@@ -93,7 +93,8 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	Expect(r.H.Clusters.NodeRules(ctx, primary.Name, true, rules)).To(Succeed())
 	load.Steady()
 	By("what the running istiod reports of the remote, while every caller keeps the endpoints it has")
-	reported := untilReported(ctx, vm, remote.ClusterID, timeout+reportMargin)
+	watch := timeout + reportMargin
+	reported := untilReported(ctx, vm, remote.ClusterID, watch)
 	_, err = untilEveryCaller(ctx, vm, callers, cutAt, 10*time.Second, func(v api.Endpoints) error {
 		return checks.ViewMatches(v, backendCluster, live)
 	})
@@ -161,7 +162,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	sleepCtx(ctx, resilienceDwell)
 
 	phases := stopAndReport(load, "remote-api-unreachable", 4)
-	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(timeout+reportMargin))
+	AddReportEntry("the running istiod, with the remote's API server unreachable", reported.describe(watch))
 	AddReportEntry("the remote's proxies on the restarted istiod during the outage", describeConnected(connected, remoteProxies))
 	AddReportEntry("endpoints of the remote each caller kept from the restarted istiod (it cannot read the remote, so it has none to give)", fmt.Sprint(remoteKept))
 	AddReportEntry("each caller holding every live backend after the restore", fmt.Sprint(views))
