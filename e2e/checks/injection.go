@@ -48,15 +48,37 @@ var webhookCall = regexp.MustCompile(`failed calling webhook "([^"]+)": (?:faile
 // API server called it and why that failed. Any other error (another
 // webhook, a quota, Pod Security) is not it.
 func WebhookUnreachable(err error) (string, bool) {
+	name, url, cause, ok := uncalledWebhook(err)
+	if !ok || !strings.HasSuffix(name, "sidecar-injector.istio.io") {
+		return "", false
+	}
+	return fmt.Sprintf("the API server could not call Istio's injection webhook %s at %s (%s): no istiod answers it, and the webhook fails closed", name, url, cause), true
+}
+
+// IstioWebhookUnreachable reads a write's error as any of Istio's webhooks
+// (named *.istio.io: injection, validation) not answering, as
+// WebhookUnreachable does for injection: what a write sees while istiod
+// restarts, its old pod shutting its servers with its address still
+// routed to. A webhook that answered, whatever it said, is not it.
+func IstioWebhookUnreachable(err error) (string, bool) {
+	name, url, cause, ok := uncalledWebhook(err)
+	if !ok || !strings.HasSuffix(name, ".istio.io") {
+		return "", false
+	}
+	return fmt.Sprintf("the API server could not call Istio's webhook %s at %s (%s)", name, url, cause), true
+}
+
+// uncalledWebhook parses the API server's error for a webhook it could not
+// call. Only a failed call (Post "URL": the connection's error) counts: a
+// webhook that answered with an error or a bad response is up, and
+// refusing for another reason.
+func uncalledWebhook(err error) (name, url, cause string, ok bool) {
 	if err == nil {
-		return "", false
+		return "", "", "", false
 	}
-	// Only a failed call (Post "URL": the connection's error) is no
-	// istiod: a webhook that answered with an error or a bad response is
-	// up, and refusing for another reason.
 	m := webhookCall.FindStringSubmatch(err.Error())
-	if m == nil || !strings.HasSuffix(m[1], "sidecar-injector.istio.io") || m[2] == "" {
-		return "", false
+	if m == nil || m[2] == "" {
+		return "", "", "", false
 	}
-	return fmt.Sprintf("the API server could not call Istio's injection webhook %s at %s (%s): no istiod answers it, and the webhook fails closed", m[1], m[2], strings.TrimSpace(m[3])), true
+	return m[1], m[2], strings.TrimSpace(m[3]), true
 }

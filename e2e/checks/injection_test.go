@@ -62,3 +62,30 @@ func TestWebhookUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// A write refused because istiod's validation webhook could not be called
+// (istiod restarting) is read as such, so the write can be retried; a
+// webhook that answered and denied it, another webhook's failure, or any
+// other refusal is not, and must not be retried into a pass.
+func TestIstioWebhookUnreachable(t *testing.T) {
+	refused := errors.New(`server-side apply VirtualService sample/backend (force true): Internal error occurred: failed calling webhook "rev.validation.istio.io": failed to call webhook: Post "https://istiod-1-29-2.istio-system.svc:443/validate?timeout=10s": dial tcp 10.96.140.12:443: connect: connection refused`)
+	why, ok := IstioWebhookUnreachable(refused)
+	if !ok || !strings.Contains(why, "rev.validation.istio.io at https://istiod-1-29-2.istio-system.svc:443/validate") || !strings.Contains(why, "connection refused") {
+		t.Errorf("validation webhook refused: %q, %v", why, ok)
+	}
+	injection := errors.New(`Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io": failed to call webhook: Post "https://istiod.istio-system.svc:443/inject?timeout=10s": no endpoints available for service "istiod"`)
+	if _, ok := IstioWebhookUnreachable(injection); !ok {
+		t.Errorf("injection webhook unreachable not read as such")
+	}
+	for name, err := range map[string]error{
+		"denied":          errors.New(`admission webhook "validation.istio.io" denied the request: configuration is invalid: weights must sum to 100`),
+		"bad response":    errors.New(`Internal error occurred: failed calling webhook "validation.istio.io": received invalid webhook response: expected response.uid="1", got ""`),
+		"another webhook": errors.New(`Internal error occurred: failed calling webhook "validate.kyverno.svc-fail": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/validate": context deadline exceeded`),
+		"conflict":        errors.New(`Apply failed with 1 conflict: conflict with "kubectl" using networking.istio.io/v1: .spec.http`),
+		"nil":             nil,
+	} {
+		if why, ok := IstioWebhookUnreachable(err); ok {
+			t.Errorf("%s read as Istio's webhook unreachable: %q", name, why)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,12 +18,16 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshconform/meshconform/e2e/checks"
 )
 
 // FieldManager is the field manager of every object the suite applies: an
@@ -149,15 +154,37 @@ func apply(ctx context.Context, c klient.Client, obj *unstructured.Unstructured)
 	}
 	// The response is decoded into the object patched: a copy keeps obj
 	// as rendered.
-	err = c.Resources().Patch(ctx, obj.DeepCopy(), k8s.Patch{PatchType: types.ApplyPatchType, Data: body},
-		func(po *metav1.PatchOptions) {
-			po.FieldManager = FieldManager
-			po.Force = &force
-		})
+	err = retry.OnError(webhookBackoff, istioWebhookUnreachable, func() error {
+		return c.Resources().Patch(ctx, obj.DeepCopy(), k8s.Patch{PatchType: types.ApplyPatchType, Data: body},
+			func(po *metav1.PatchOptions) {
+				po.FieldManager = FieldManager
+				po.Force = &force
+			})
+	})
 	if err != nil {
+		if why, ok := checks.IstioWebhookUnreachable(err); ok {
+			return fmt.Errorf("server-side apply %s (force %t): %s for %s: is istiod running?: %w", describe(obj), force, why, webhookRetry, err)
+		}
 		return fmt.Errorf("server-side apply %s (force %t): %w", describe(obj), force, err)
 	}
 	return nil
+}
+
+// An apply that Istio's webhooks cannot judge is tried again for about
+// webhookRetry: while istiod restarts (a rollout, a changed setting) its
+// old pod shuts its webhook server down before its address stops being
+// routed to, and the API server refuses writes of Istio's kinds,
+// "connection refused". Any other refusal, a webhook's denial included, is
+// returned at once.
+const webhookRetry = time.Minute
+
+// webhookBackoff spreads the tries over about webhookRetry: 1 s, growing
+// to 5 s, 15 of them.
+var webhookBackoff = wait.Backoff{Duration: time.Second, Factor: 1.5, Cap: 5 * time.Second, Steps: 15}
+
+func istioWebhookUnreachable(err error) bool {
+	_, ok := checks.IstioWebhookUnreachable(err)
+	return ok
 }
 
 // remove deletes obj if it exists and is ours; the deletion is bound to

@@ -30,6 +30,11 @@ type fakeAPI struct {
 	// conflicts is how many PUTs are answered 409 Conflict before one is
 	// taken, as when someone else changed the object since it was read.
 	conflicts int
+	// webhookDown is how many PATCHes are refused as the API server
+	// refuses a write Istio's validation webhook cannot judge (istiod
+	// restarting); denied refuses every PATCH as the webhook denying it.
+	webhookDown int
+	denied      bool
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +83,17 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPatch:
 		q := r.URL.Query()
 		f.calls = append(f.calls, "PATCH "+r.URL.Path+" "+r.Header.Get("Content-Type")+" fieldManager="+q.Get("fieldManager")+" force="+q.Get("force"))
+		if f.webhookDown > 0 {
+			f.webhookDown--
+			reply(500, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Reason: metav1.StatusReasonInternalError, Code: 500,
+				Message: `Internal error occurred: failed calling webhook "rev.validation.istio.io": failed to call webhook: Post "https://istiod.istio-system.svc:443/validate?timeout=10s": dial tcp 10.96.0.12:443: connect: connection refused`})
+			return
+		}
+		if f.denied {
+			reply(400, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Reason: metav1.StatusReasonBadRequest, Code: 400,
+				Message: `admission webhook "rev.validation.istio.io" denied the request: configuration is invalid: total destination weight 90 != 100`})
+			return
+		}
 		var body map[string]any
 		raw, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(raw, &body); err != nil {
@@ -340,5 +356,33 @@ func TestApplyObjectForcesOverOursAndRefusesTheRest(t *testing.T) {
 	}
 	if vs.GetNamespace() != "production" || vs.GetManagedFields() != nil {
 		t.Errorf("ApplyObject changed its argument: %v", vs.Object["metadata"])
+	}
+}
+
+// A write Istio's webhook could not judge (istiod restarting) is tried
+// again until it lands; one the webhook denied is returned at once, with
+// the denial: a retry must never turn a refused rule into an applied one.
+func TestApplyRetriesOnlyWhileIstioWebhookUnreachable(t *testing.T) {
+	f, c := startFakeAPI(t, map[string]map[string]any{})
+	ctx := context.Background()
+	objs, err := render(testFS, "*.yaml", "production", testOverrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := objs[2]
+	f.webhookDown = 2
+	if err := ApplyObject(ctx, c, vs); err != nil {
+		t.Fatalf("apply with the webhook back after two refusals: %v", err)
+	}
+	if calls := f.takeCalls(); len(calls) != 3 {
+		t.Errorf("calls = %q, want three PATCHes", calls)
+	}
+	f.denied = true
+	err = ApplyObject(ctx, c, vs)
+	if err == nil || !strings.Contains(err.Error(), "denied the request") {
+		t.Errorf("denied: got %v", err)
+	}
+	if calls := f.takeCalls(); len(calls) != 1 {
+		t.Errorf("denied: calls = %q, want one PATCH", calls)
 	}
 }
