@@ -103,7 +103,7 @@ func (rs *resilienceRun) remoteAPIUnreachable(ctx SpecContext) {
 	load.Phase("istiod restarted")
 	By("restarting istiod during the outage: Ready within PILOT_REMOTE_CLUSTER_TIMEOUT, the remote reported not synced")
 	restartAt := time.Now()
-	Expect(restartIstiodOf(ctx, vm)).To(Succeed())
+	Expect(restartIstiod(ctx, vm)).To(Succeed())
 	readyIn := time.Since(restartAt)
 	r.H.Run.Figure("resilience/remote_api_unreachable/seconds_to_restarted_istiod_ready", readyIn.Seconds())
 	Expect(readyIn).To(BeNumerically("<=", timeout+ReadyMargin),

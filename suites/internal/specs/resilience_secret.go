@@ -58,7 +58,7 @@ func (rs *resilienceRun) remoteSecret(ctx SpecContext) {
 		if attached && vm.RemoteSynced(ctx) == nil {
 			return nil
 		}
-		if err := restartIstiodOf(ctx, vm); err != nil {
+		if err := restartIstiod(ctx, vm); err != nil {
 			return err
 		}
 		return poll.Until(ctx, SecretBudget.MaxTime, 2*time.Second, vm.RemoteSynced)
@@ -209,7 +209,7 @@ func untilIstiodActs(ctx SpecContext, vm *verify.Mesh, what string, at time.Time
 	}
 	AddReportEntry("istiod did not act on "+what, fmt.Sprintf("within %s: %v (debug/clusterz: %v); istiod restarted, as a user must (istio/istio#58047)",
 		secretPickup, err, states))
-	Expect(restartIstiodOf(ctx, vm)).To(Succeed())
+	Expect(restartIstiod(ctx, vm)).To(Succeed())
 	Eventually(func() error { return acted(ctx, true) }).WithContext(ctx).WithTimeout(SecretBudget.MaxTime).WithPolling(time.Second).
 		Should(Succeed(), "%s, istiod restarted", what)
 	return time.Since(at), true
