@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -365,11 +366,7 @@ func TestApplyObjectForcesOverOursAndRefusesTheRest(t *testing.T) {
 func TestApplyRetriesOnlyWhileIstioWebhookUnreachable(t *testing.T) {
 	f, c := startFakeAPI(t, map[string]map[string]any{})
 	ctx := context.Background()
-	objs, err := render(testFS, "*.yaml", "production", testOverrides)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs := objs[2]
+	vs := testVirtualService(t)
 	f.webhookDown = 2
 	if err := ApplyObject(ctx, c, vs); err != nil {
 		t.Fatalf("apply with the webhook back after two refusals: %v", err)
@@ -378,11 +375,25 @@ func TestApplyRetriesOnlyWhileIstioWebhookUnreachable(t *testing.T) {
 		t.Errorf("calls = %q, want three PATCHes", calls)
 	}
 	f.denied = true
-	err = ApplyObject(ctx, c, vs)
-	if err == nil || !strings.Contains(err.Error(), "denied the request") {
+	if err := ApplyObject(ctx, c, vs); err == nil || !strings.Contains(err.Error(), "denied the request") {
 		t.Errorf("denied: got %v", err)
 	}
 	if calls := f.takeCalls(); len(calls) != 1 {
 		t.Errorf("denied: calls = %q, want one PATCH", calls)
 	}
+}
+
+// testVirtualService is testFS's VirtualService, rendered into
+// namespace production.
+func testVirtualService(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	objs, err := render(testFS, "*.yaml", "production", testOverrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := objs[2]
+	if vs.GetKind() != "VirtualService" {
+		t.Fatalf("testFS's third object is a %s, want the VirtualService", vs.GetKind())
+	}
+	return vs
 }
