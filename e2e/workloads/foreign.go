@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,8 +12,6 @@ import (
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
-
-	"github.com/meshconform/meshconform/e2e/poll"
 )
 
 // Edits of objects that are not ours, for the seeded faults only. The
@@ -74,42 +68,6 @@ func UpdateForeign[T any, PT interface {
 func DeleteForeign(ctx context.Context, c klient.Client, obj k8s.Object, opts ...resources.DeleteOption) error {
 	if err := c.Resources().Delete(ctx, obj.DeepCopyObject().(k8s.Object), opts...); err != nil {
 		return fmt.Errorf("delete %s: %w", describeObject(obj), err)
-	}
-	return nil
-}
-
-// StopTerminating deletes at once (grace period 0) every pod of ns
-// matching selector that is being deleted, instead of waiting out its
-// shutdown, and waits until they are gone: for a fault seeder whose fault
-// is the state once a rollout's old pods have stopped (a restarted istiod
-// alone, as after a fresh install).
-func StopTerminating(ctx context.Context, c klient.Client, ns, selector string, timeout time.Duration) error {
-	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
-		var pods corev1.PodList
-		if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
-			return err
-		}
-		var left []string
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			if p.DeletionTimestamp == nil {
-				continue
-			}
-			left = append(left, p.Name)
-			if g := p.DeletionGracePeriodSeconds; g != nil && *g == 0 {
-				continue
-			}
-			if err := c.Resources(ns).Delete(ctx, p, resources.WithGracePeriod(0)); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("delete pod %s at once: %w", p.Name, err)
-			}
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("still terminating: %v", left)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("stop the terminating pods %s of %s: %w", selector, ns, err)
 	}
 	return nil
 }

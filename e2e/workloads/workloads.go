@@ -305,6 +305,22 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 	return nil
 }
 
+// Terminating lists the pods of ns matching selector that are being
+// deleted.
+func Terminating(ctx context.Context, c klient.Client, ns, selector string) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
+		return nil, fmt.Errorf("list pods %s in %s: %w", selector, ns, err)
+	}
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // WaitNoneTerminating waits until no pod of ns is being deleted: after a
 // rollout, only the pods that should serve are left.
 func WaitNoneTerminating(ctx context.Context, c klient.Client, ns string, timeout time.Duration) error {
