@@ -10,8 +10,11 @@ import (
 )
 
 // DumpMesh writes the control plane's view of the mesh to dir: proxy-status
-// as istioctl prints it, and istiod's debug endpoints clusterz, syncz and
-// configz. Rendered manifests are already in the installer's ManifestsDir.
+// as istioctl prints it, istiod's debug endpoints clusterz, syncz and
+// configz, and istiod's goroutines (its pprof, grouped by stack): what
+// tells where an istiod that stopped answering or pushing is stuck (seen:
+// its syncz hung with a remote's API server unreachable). Rendered
+// manifests are already in the installer's ManifestsDir.
 // With meshWide false (clusters the user brought) istiod's configz and
 // registryz, which hold every namespace's configuration and services, are
 // left out: only what the run itself made is the run's to copy.
@@ -41,5 +44,12 @@ func DumpMesh(ctx context.Context, dir string, istioctl Istioctl, revision strin
 		}
 		errs = append(errs, os.WriteFile(filepath.Join(dir, "istiod-"+ep+".json"), raw, 0o644))
 	}
+	// Stacks only: no arguments' values, nothing of the mesh's secrets.
+	raw, err := IstiodDebug(ctx, primary, revision, "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		raw = []byte(err.Error())
+		errs = append(errs, err)
+	}
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "istiod-goroutines.txt"), raw, 0o644))
 	return errors.Join(errs...)
 }
