@@ -163,7 +163,7 @@ func apply(ctx context.Context, c klient.Client, obj *unstructured.Unstructured)
 	})
 	if err != nil {
 		if why, ok := checks.IstioWebhookUnreachable(err); ok {
-			return fmt.Errorf("server-side apply %s (force %t): %s for %s: is istiod running?: %w", describe(obj), force, why, webhookRetry, err)
+			return fmt.Errorf("server-side apply %s (force %t): %s, still after retrying for about %s (is istiod running?): %w", describe(obj), force, why, webhookRetry, err)
 		}
 		return fmt.Errorf("server-side apply %s (force %t): %w", describe(obj), force, err)
 	}
