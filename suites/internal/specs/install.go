@@ -169,6 +169,18 @@ func specTopology() *topology.Topology {
 // (one primary, one remote), one failing spec in place of a suite written
 // for that shape, and reports whether it did.
 func refusesTopology(suite string) bool {
+	return declinesTopology(suite, "refuses", Fail)
+}
+
+// skipsTopology is refusesTopology for specs run inside another suite
+// (the resilience specs in make faults): the spec declared in their place
+// is skipped with the reason, so the suite's own specs still decide the
+// run; it carries label, so a filter leaving the specs out leaves it out.
+func skipsTopology(suite string, label Labels) bool {
+	return declinesTopology(suite, "skips", Skip, label)
+}
+
+func declinesTopology(suite, verb string, decline func(string, ...int), args ...any) bool {
 	topo := specTopology()
 	if topo == nil {
 		return true
@@ -176,9 +188,8 @@ func refusesTopology(suite string) bool {
 	if len(topo.Primaries()) == 1 && len(topo.Remotes()) == 1 {
 		return false
 	}
-	It("refuses topology "+topo.Name, func() {
-		Fail(fmt.Sprintf("the %s suite is written for one primary and one remote (MESHCONFORM_TOPOLOGY=primary-remote); %s has %d primaries and %d remotes", suite, topo.Name, len(topo.Primaries()), len(topo.Remotes())))
-	})
+	why := fmt.Sprintf("the %s suite is written for one primary and one remote (MESHCONFORM_TOPOLOGY=primary-remote); %s has %d primaries and %d remotes", suite, topo.Name, len(topo.Primaries()), len(topo.Remotes()))
+	It(fmt.Sprintf("%s the %s specs on topology %s", verb, suite, topo.Name), append(args, func() { decline(why) })...)
 	return true
 }
 

@@ -63,12 +63,17 @@ const phaseHold = 15 * time.Second
 
 // Resilience declares the suite's specs. Call inside an Ordered container
 // after env.Setup; shared is the apps the suite's contexts share (nil:
-// the context's own).
+// the context's own). Run inside another suite (shared, in make faults),
+// a topology other than one primary and one remote skips them with the
+// reason; run alone (make resilience), it fails the run.
 func Resilience(shared *SharedApps) {
 	if refusesBrought("the resilience suite breaks the mesh on purpose (istiod scaled to zero, a remote cut off from it, its remote secret rotated and deleted)") {
 		return
 	}
-	if refusesTopology("resilience") {
+	if shared != nil && skipsTopology("resilience", Label(labels.Resilience)) {
+		return
+	}
+	if shared == nil && refusesTopology("resilience") {
 		return
 	}
 	env.WillInstallMesh(Label(labels.Resilience))
