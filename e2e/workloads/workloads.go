@@ -305,8 +305,8 @@ func WaitReady(ctx context.Context, c klient.Client, ns, selector string, want i
 	return nil
 }
 
-// Terminating lists the pods of ns matching selector that are being
-// deleted.
+// Terminating lists the pods of ns matching selector ("" = every pod)
+// that are being deleted.
 func Terminating(ctx context.Context, c klient.Client, ns, selector string) ([]corev1.Pod, error) {
 	var pods corev1.PodList
 	if err := c.Resources(ns).List(ctx, &pods, resources.WithLabelSelector(selector)); err != nil {
@@ -325,17 +325,15 @@ func Terminating(ctx context.Context, c klient.Client, ns, selector string) ([]c
 // rollout, only the pods that should serve are left.
 func WaitNoneTerminating(ctx context.Context, c klient.Client, ns string, timeout time.Duration) error {
 	err := poll.Until(ctx, timeout, time.Second, func(ctx context.Context) error {
-		var pods corev1.PodList
-		if err := c.Resources(ns).List(ctx, &pods); err != nil {
+		pods, err := Terminating(ctx, c, ns, "")
+		if err != nil {
 			return err
 		}
-		var left []string
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp != nil {
-				left = append(left, p.Name)
+		if len(pods) > 0 {
+			left := make([]string, len(pods))
+			for i, p := range pods {
+				left[i] = p.Name
 			}
-		}
-		if len(left) > 0 {
 			return fmt.Errorf("still terminating: %v", left)
 		}
 		return nil
